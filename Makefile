@@ -1,0 +1,53 @@
+# Two entry points a fresh machine needs (see README):
+#   make demo   sets everything up, then runs the main job
+#   make test   sets everything up, then runs the whole test suite (CPU; GPU tests skip)
+# Everything installs from requirements/*.txt and pyproject.toml, nothing by hand.
+
+PYTHON ?= python3
+VENV   ?= .venv
+MXVENV ?= .venv-mxnet
+BIN    := $(VENV)/bin
+MXBIN  := $(MXVENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup setup-mxnet demo test test-main test-mxnet bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements/cpu.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# MXNet 1.9.1 needs NumPy < 1.24, so it lives in its own environment.
+setup-mxnet: $(MXVENV)/.installed
+
+$(MXVENV)/.installed: requirements/mxnet.txt pyproject.toml
+	$(PYTHON) -m venv $(MXVENV)
+	$(MXBIN)/python -m pip install -q --upgrade pip
+	$(MXBIN)/python -m pip install -q -r requirements/mxnet.txt
+	$(MXBIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(BIN)/zerocopy demo
+
+test: test-main test-mxnet
+
+test-main: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-mxnet: setup-mxnet
+	$(MXBIN)/python -m pytest -p no:cacheprovider -o addopts="-ra" tests/mxnet $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/zerocopy bench exchange
+	$(BIN)/zerocopy bench layout
+
+lint: setup
+	$(BIN)/python -m ruff check src tests
+
+clean:
+	rm -rf $(VENV) $(MXVENV) build src/*.egg-info

@@ -1,0 +1,81 @@
+"""The exception tree.
+
+Every error zerocopy raises derives from :class:`ZeroCopyError` and from the builtin that
+users of the frameworks already catch (``BufferError``, ``TypeError``, ...), so existing
+``except`` clauses keep working. Messages say what was expected, what came, and end with
+a hint.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeviceError",
+    "FrameworkNotInstalledError",
+    "FrameworkStartedError",
+    "LayoutError",
+    "NotZeroCopyError",
+    "NullValuesError",
+    "OutOfMemoryError",
+    "UnsupportedConversionError",
+    "UnsupportedDtypeError",
+    "UnsupportedObjectError",
+    "ZeroCopyError",
+    "message",
+]
+
+
+def message(what: str, *, expected: str | None = None, got: str | None = None,
+            hint: str | None = None) -> str:
+    """Build the house message: what happened, expected vs got, then a hint."""
+    parts = [what.rstrip(".") + "."]
+    if expected is not None:
+        parts.append(f"Expected {expected}.")
+    if got is not None:
+        parts.append(f"Got {got}.")
+    if hint is not None:
+        parts.append(f"Hint: {hint.rstrip('.')}.")
+    return " ".join(parts)
+
+
+class ZeroCopyError(Exception):
+    """Root of every error raised by zerocopy."""
+
+
+class NotZeroCopyError(ZeroCopyError, BufferError):
+    """``copy=False`` was asked for, but sharing memory is impossible; the message says why."""
+
+
+class UnsupportedConversionError(ZeroCopyError, TypeError):
+    """No conversion path exists between the two frameworks for this object."""
+
+
+class UnsupportedDtypeError(ZeroCopyError, TypeError):
+    """The target cannot hold the source dtype without changing it."""
+
+
+class UnsupportedObjectError(ZeroCopyError, TypeError):
+    """The object is of no supported framework, or holds data no tensor can (objects, strings)."""
+
+
+class FrameworkNotInstalledError(ZeroCopyError, ModuleNotFoundError):
+    """The target or a needed framework is not installed."""
+
+
+class NullValuesError(ZeroCopyError, ValueError):
+    """The data has nulls, and the target has no way to represent them."""
+
+
+class DeviceError(ZeroCopyError, ValueError):
+    """Source and target live on devices that the conversion cannot bridge as asked."""
+
+
+class LayoutError(ZeroCopyError, ValueError):
+    """A record or table layout cannot be converted as asked."""
+
+
+class OutOfMemoryError(ZeroCopyError, MemoryError):
+    """A memory resource or limit refused an allocation."""
+
+
+class FrameworkStartedError(ZeroCopyError, RuntimeError):
+    """A framework's runtime already started, so a setting that must precede it cannot apply."""
