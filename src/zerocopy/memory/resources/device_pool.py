@@ -1,0 +1,71 @@
+"""The shared substrate: the device's default CUDA memory pool (stream-ordered allocator).
+
+It is the one pool that CuPy (``MemoryAsyncPool``), PyTorch (``backend:cudaMallocAsync``),
+JAX (``cuda_async``), TensorFlow (``cuda_malloc_async``) and RMM
+(``CudaAsyncViewMemoryResource``) can all join, so everything zerocopy routes lands in the
+same reserve. Allocation is ``cudaMallocFromPoolAsync`` on the default pool (not
+``cudaMallocAsync``, which uses the *current* pool, and someone may have changed that).
+Frees are ``cudaFreeAsync``: they never wait for the GPU, unlike ``cudaFree``.
+"""
+
+from __future__ import annotations
+
+from zerocopy.memory._cudart import UINT64_MAX, PoolAttr, runtime
+
+__all__ = ["DevicePoolResource"]
+
+
+class DevicePoolResource:
+    """EAI over the default pool of ``device``; also the handle on that pool's attributes."""
+
+    def __init__(self, device: int | None = None) -> None:
+        self._rt = runtime()
+        self.device = self._rt.get_device() if device is None else device
+        self.pool = self._rt.default_pool(self.device)
+
+    def allocate(self, nbytes: int, stream: int | None = None, *,
+                 framework: str | None = None) -> int:
+        return self._rt.malloc_from_pool(nbytes, self.pool, stream or 0)
+
+    def deallocate(self, ptr: int, nbytes: int, stream: int | None = None) -> None:
+        if ptr:  # a 0-byte allocation may come back as NULL; there is nothing to free
+            self._rt.free_async(ptr, stream or 0)
+
+    # --- the pool's state, read by report() and governance ---
+    def reserved(self) -> int:
+        """Bytes of device memory the pool holds (used or cached)."""
+        return self._rt.pool_get(self.pool, PoolAttr.RESERVED_MEM_CURRENT)
+
+    def used(self) -> int:
+        """Bytes handed out and not yet freed, by every framework in this pool."""
+        return self._rt.pool_get(self.pool, PoolAttr.USED_MEM_CURRENT)
+
+    def reserved_high(self) -> int:
+        return self._rt.pool_get(self.pool, PoolAttr.RESERVED_MEM_HIGH)
+
+    def used_high(self) -> int:
+        return self._rt.pool_get(self.pool, PoolAttr.USED_MEM_HIGH)
+
+    def reset_peaks(self) -> None:
+        # Only 0 is accepted: it resets the high watermark to the current value.
+        self._rt.pool_set(self.pool, PoolAttr.RESERVED_MEM_HIGH, 0)
+        self._rt.pool_set(self.pool, PoolAttr.USED_MEM_HIGH, 0)
+
+    @property
+    def release_threshold(self) -> int:
+        return self._rt.pool_get(self.pool, PoolAttr.RELEASE_THRESHOLD)
+
+    @release_threshold.setter
+    def release_threshold(self, nbytes: int) -> None:
+        self._rt.pool_set(self.pool, PoolAttr.RELEASE_THRESHOLD, min(int(nbytes), UINT64_MAX))
+
+    def bind_thread(self) -> None:
+        """Make this pool's device current on the calling thread (governance's watcher)."""
+        self._rt.set_device(self.device)
+
+    def trim(self, keep: int = 0) -> None:
+        """Give cached memory above ``keep`` bytes back to the device (blocks until idle)."""
+        self._rt.pool_trim(self.pool, keep)
+
+    def __repr__(self) -> str:
+        return f"DevicePoolResource(device={self.device}, pool={self.pool:#x})"
