@@ -1,0 +1,58 @@
+"""zerocopy: hand data between ML and data frameworks without copying.
+
+>>> import numpy as np, zerocopy
+>>> t = zerocopy.to(np.arange(4.0), "torch")          # shares memory
+>>> print(zerocopy.explain(np.arange(4.0), "jax"))    # how, and what it costs
+
+Importing zerocopy imports NumPy only; each framework is imported the first time a
+conversion needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zerocopy.errors import (
+    DeviceError,
+    FrameworkNotInstalledError,
+    FrameworkStartedError,
+    LayoutError,
+    NotZeroCopyError,
+    NullValuesError,
+    OutOfMemoryError,
+    UnsupportedConversionError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    ZeroCopyError,
+)
+from zerocopy.exchange.convert import explain, inspect, to
+from zerocopy.frameworks.numpy import aligned, empty
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeviceError",
+    "FrameworkNotInstalledError",
+    "FrameworkStartedError",
+    "LayoutError",
+    "NotZeroCopyError",
+    "NullValuesError",
+    "OutOfMemoryError",
+    "UnsupportedConversionError",
+    "UnsupportedDtypeError",
+    "UnsupportedObjectError",
+    "ZeroCopyError",
+    "aligned",
+    "empty",
+    "explain",
+    "frameworks",
+    "inspect",
+    "to",
+]
+
+
+def frameworks() -> list[dict[str, Any]]:
+    """What is installed: name, version, devices, protocols (imports each installed one)."""
+    from zerocopy._report import framework_report
+
+    return framework_report()

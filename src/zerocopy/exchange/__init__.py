@@ -1,0 +1,1 @@
+"""Exchange: protocols, edges as data, the planner, and ``to`` / ``explain``."""

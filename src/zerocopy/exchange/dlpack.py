@@ -1,0 +1,183 @@
+"""Our own DLPack producer: a capsule for any strided buffer we can describe.
+
+Why produce capsules ourselves instead of calling ``x.__dlpack__()``: the frameworks'
+exporters refuse things that are perfectly shareable. NumPy refuses bfloat16 (ml_dtypes)
+and read-only arrays (so pandas 3 and Polars views cannot reach JAX or TensorFlow), and
+JAX/TensorFlow import only legacy capsules. Building the ``DLManagedTensor`` here lets us
+hand any dtype and any read-only view over, and keeps the owner alive until the consumer
+calls the deleter.
+
+The structures follow dlpack.h (v1.1): ``DLManagedTensor`` for legacy "dltensor"
+capsules, ``DLManagedTensorVersioned`` for "dltensor_versioned" ones.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from zerocopy._dtypes import DLPACK_CODES
+
+__all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "capsule_info"]
+
+# DLDeviceType values used here.
+CPU, CUDA, CUDA_HOST, CUDA_MANAGED = 1, 2, 3, 13
+READ_ONLY_FLAG = 1  # DLPACK_FLAG_BITMASK_READ_ONLY
+DLPACK_VERSION = (1, 1)
+
+
+class _Device(ctypes.Structure):
+    _fields_ = (("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32))
+
+
+class _DataType(ctypes.Structure):
+    _fields_ = (("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16))
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = (
+        ("data", ctypes.c_void_p),
+        ("device", _Device),
+        ("ndim", ctypes.c_int32),
+        ("dtype", _DataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    )
+
+
+_Deleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class _Managed(ctypes.Structure):
+    _fields_ = (("dl_tensor", _Tensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _Deleter))
+
+
+class _Version(ctypes.Structure):
+    _fields_ = (("major", ctypes.c_uint32), ("minor", ctypes.c_uint32))
+
+
+class _ManagedVersioned(ctypes.Structure):
+    _fields_ = (
+        ("version", _Version),
+        ("manager_ctx", ctypes.c_void_p),
+        ("deleter", _Deleter),
+        ("flags", ctypes.c_uint64),
+        ("dl_tensor", _Tensor),
+    )
+
+
+# Everything a live capsule points at (the struct, shape/stride arrays, the owner of the
+# memory) stays here until the consumer, or the capsule's destructor, calls the deleter.
+_LIVE: dict[int, tuple[Any, ...]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+@_Deleter
+def _delete(address: int | None) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(address or 0, None)
+
+
+_CapsuleDestructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_api = ctypes.pythonapi
+_api.PyCapsule_New.restype = ctypes.py_object
+_api.PyCapsule_New.argtypes = (ctypes.c_void_p, ctypes.c_char_p, _CapsuleDestructor)
+_api.PyCapsule_IsValid.restype = ctypes.c_int
+_api.PyCapsule_IsValid.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+_api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+_api.PyCapsule_GetPointer.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+_api.PyCapsule_GetName.restype = ctypes.c_char_p
+_api.PyCapsule_GetName.argtypes = (ctypes.py_object,)
+
+# Names must outlive every capsule: module constants.
+_LEGACY_NAME = b"dltensor"
+_VERSIONED_NAME = b"dltensor_versioned"
+
+
+def _destructor_for(name: bytes) -> Any:
+    @_CapsuleDestructor
+    def destroy(capsule: int | None) -> None:
+        # A consumer renames the capsule ("used_...") and owns the deleter from then on;
+        # a capsule still carrying its first name was never consumed: free it here.
+        if capsule and _api.PyCapsule_IsValid(capsule, name):
+            _delete(_api.PyCapsule_GetPointer(capsule, name))
+
+    return destroy
+
+
+_DESTROY_LEGACY = _destructor_for(_LEGACY_NAME)
+_DESTROY_VERSIONED = _destructor_for(_VERSIONED_NAME)
+
+
+@dataclass(frozen=True)
+class DLPackExporter:
+    """A strided buffer that speaks ``__dlpack__``; ``owner`` keeps the memory alive.
+
+    ``strides`` are in elements (DLPack's unit), ``data`` is the address of element 0.
+    """
+
+    owner: Any
+    data: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    dtype: str
+    device: tuple[int, int] = (CPU, 0)
+    readonly: bool = False
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.device
+
+    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+                   dl_device: Any = None, copy: bool | None = None) -> Any:
+        if copy:
+            raise BufferError("this exporter never copies; copy=True is handled by zerocopy")
+        if dl_device is not None and tuple(dl_device) != self.device:
+            raise BufferError(f"data lives on {self.device}, not on {tuple(dl_device)}")
+        if max_version is not None and max_version[0] >= 1:
+            return self.capsule(versioned=True)
+        return self.capsule(versioned=False)
+
+    def capsule(self, *, versioned: bool) -> Any:
+        ndim = len(self.shape)
+        shape = (ctypes.c_int64 * max(ndim, 1))(*self.shape)
+        strides = (ctypes.c_int64 * max(ndim, 1))(*self.strides)
+        code, bits = DLPACK_CODES[self.dtype]
+        tensor = _Tensor(self.data or None, _Device(*self.device), ndim, _DataType(code, bits, 1),
+                         shape, strides, 0)
+        if versioned:
+            flags = READ_ONLY_FLAG if self.readonly else 0
+            managed: Any = _ManagedVersioned(_Version(*DLPACK_VERSION), None, _delete, flags, tensor)
+            name, destroy = _VERSIONED_NAME, _DESTROY_VERSIONED
+        else:
+            managed = _Managed(tensor, None, _delete)
+            name, destroy = _LEGACY_NAME, _DESTROY_LEGACY
+        address = ctypes.addressof(managed)
+        with _LIVE_LOCK:
+            _LIVE[address] = (managed, shape, strides, self.owner)
+        return _api.PyCapsule_New(address, name, destroy)
+
+
+def capsule_info(capsule: Any) -> dict[str, Any]:
+    """Read a DLPack capsule without consuming it (for plans, tests and `doctor`)."""
+    name = _api.PyCapsule_GetName(capsule)
+    address = _api.PyCapsule_GetPointer(id(capsule), name)
+    if name == _VERSIONED_NAME:
+        managed: Any = _ManagedVersioned.from_address(address)
+        flags, version = int(managed.flags), (managed.version.major, managed.version.minor)
+    else:
+        managed, flags, version = _Managed.from_address(address), 0, None
+    tensor = managed.dl_tensor
+    ndim = tensor.ndim
+    return {
+        "name": name.decode(),
+        "version": version,
+        "readonly": bool(flags & READ_ONLY_FLAG),
+        "data": (tensor.data or 0) + tensor.byte_offset,
+        "device": (tensor.device.device_type, tensor.device.device_id),
+        "shape": tuple(tensor.shape[i] for i in range(ndim)),
+        "strides": tuple(tensor.strides[i] for i in range(ndim)) if tensor.strides else None,
+        "dtype": (tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes),
+    }

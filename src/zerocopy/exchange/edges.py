@@ -1,0 +1,110 @@
+"""Conversion edges as data.
+
+An :class:`Edge` is one hop a framework can take: from ``source`` to ``target`` through a
+protocol, with the one-liner it stands for, whether it copies, a rough cost, and a check
+that reads an :class:`~zerocopy.exchange.info.Info` and says why the hop cannot share
+memory (a :class:`Refusal`). Framework modules declare their edges; the planner
+(``plan.py``) is generic and knows no framework by name.
+
+Two virtual nodes join many frameworks at once: ``"dlpack"`` (any object that speaks
+``__dlpack__``) and, on GPUs, ``"cai"`` (the CUDA Array Interface).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zerocopy.exchange.info import ARRAY, Info
+
+__all__ = ["DLPACK", "CAI", "Edge", "Options", "Refusal", "fresh_copy_info", "moved_info"]
+
+DLPACK = "dlpack"
+CAI = "cai"
+
+
+@dataclass(frozen=True)
+class Options:
+    copy: bool | None = None
+    device: Any = None
+    stream: Any = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a hop cannot share this object's memory.
+
+    ``fixable``: a fresh compact, aligned, writable copy would make the hop work (so with
+    ``copy=None`` the planner may copy); otherwise (dtype, nulls, device) no copy helps.
+    ``error``: the exception class to raise when nothing works.
+    """
+
+    reason: str
+    hint: str = ""
+    fixable: bool = True
+    error: type[Exception] | None = None
+    quiet: bool = False  # a route that never applied to this kind of object: not worth showing
+
+
+Check = Callable[[Info, Options], Refusal | None]
+
+
+def _no_check(info: Info, options: Options) -> Refusal | None:
+    return None
+
+
+def _same(info: Info, target: str, kind: str | None) -> Info:
+    return moved_info(info, target, kind)
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    protocol: str
+    call: str
+    run: Callable[[Any, Options], Any]
+    check: Check = _no_check
+    copies: bool = False
+    cost: float = 1.0
+    kinds: frozenset[str] = frozenset({ARRAY})
+    result_kind: str | None = None
+    caveat: Callable[[Info], str | None] | None = None
+    # The check reads the data pointer (alignment): plans for such pairs are cached per
+    # alignment too.
+    needs_pointer: bool = False
+    project: Callable[[Info, str, str | None], Info] = field(default=_same, repr=False)
+
+    def after(self, info: Info) -> Info:
+        """The facts of the object this hop produces, without running it."""
+        if self.copies:
+            return fresh_copy_info(info, self.target, self.result_kind)
+        return self.project(info, self.target, self.result_kind)
+
+
+def moved_info(info: Info, framework: str, kind: str | None = None) -> Info:
+    """Same memory, now seen from ``framework``."""
+    new = Info.__new__(Info)
+    for slot in Info.__slots__:
+        setattr(new, slot, getattr(info, slot))
+    new.framework = framework
+    if kind is not None:
+        new.kind = kind
+    return new
+
+
+def fresh_copy_info(info: Info, framework: str, kind: str | None = None) -> Info:
+    """A new C-contiguous, writable, 64-byte aligned buffer with the same values."""
+    new = moved_info(info, framework, kind)
+    new.layout = "C"
+    new.readonly = False
+    new.requires_grad = False
+    new._pointer, new._ptr = None, 0  # aligned by construction
+    new.strides = None
+    new.extra = {**info.extra, "copied": True}
+    return new
+
+
+def with_options(edge: Edge, **changes: Any) -> Edge:
+    return replace(edge, **changes)

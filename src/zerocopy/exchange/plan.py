@@ -1,0 +1,219 @@
+"""The generic planner: routes between frameworks, chosen per object, explained.
+
+Routes are simple paths (at most ``MAX_HOPS`` edges) through the edge graph, enumerated
+once per (source, target) pair and ranked: sharing routes by cost first, then routes that
+copy. For one object the planner walks the ranked routes, projects the object's facts
+through each hop and takes the first route whose checks all pass. ``to()`` runs that
+route; ``explain()`` prints it, with the cheaper routes it rejected and why. Both come from
+the same :class:`Plan`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from zerocopy.errors import (
+    NotZeroCopyError,
+    UnsupportedConversionError,
+    message,
+)
+from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange.info import Info
+
+__all__ = ["Hop", "Plan", "make_plan", "routes"]
+
+MAX_HOPS = 4
+
+
+@dataclass(frozen=True)
+class Hop:
+    edge: Edge
+    before: Info
+    after: Info
+
+    @property
+    def copied_bytes(self) -> int:
+        return self.before.nbytes if self.edge.copies else 0
+
+    def describe(self) -> str:
+        action = f"COPY {_bytes(self.copied_bytes)}" if self.edge.copies else "zero-copy"
+        return (f"{self.edge.source} -> {self.edge.target}  via {self.edge.protocol}: "
+                f"{self.edge.call}  [{action}]")
+
+
+@dataclass
+class Plan:
+    """The chosen route for one object, and what was considered."""
+
+    source: Info
+    target: str
+    options: Options
+    hops: tuple[Hop, ...]
+    caveats: list[str] = field(default_factory=list)
+    rejected: list[tuple[tuple[Edge, ...], Refusal]] = field(default_factory=list)
+
+    @property
+    def copies(self) -> bool:
+        return any(hop.edge.copies for hop in self.hops)
+
+    @property
+    def copied_bytes(self) -> int:
+        return sum(hop.copied_bytes for hop in self.hops)
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return tuple(hop.edge.protocol for hop in self.hops)
+
+    def run(self, obj: Any) -> Any:
+        for hop in self.hops:
+            obj = hop.edge.run(obj, self.options)
+        return obj
+
+    def __str__(self) -> str:
+        verdict = (f"COPIES {_bytes(self.copied_bytes)}" if self.copies else "ZERO-COPY")
+        lines = [f"{self.source.describe()}  ->  {self.target}: {verdict}"]
+        if not self.hops:
+            lines.append("  (already a native object of the target: returned as is)")
+        lines += [f"  {i}. {hop.describe()}" for i, hop in enumerate(self.hops, 1)]
+        lines += [f"  caveat: {c}" for c in self.caveats]
+        shown: set[str] = set()
+        for route, refusal in self.rejected:
+            if refusal.quiet:
+                continue
+            line = f"  not taken: {_route_text(route)}: {refusal.reason}"
+            if line not in shown and len(shown) < 4:
+                shown.add(line)
+                lines.append(line)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _route_text(route: tuple[Edge, ...]) -> str:
+    return " -> ".join([route[0].source, *(e.target for e in route)])
+
+
+# ---------------------------------------------------------------- route enumeration
+
+def _graph(edges: Iterable[Edge]) -> dict[str, list[Edge]]:
+    out: dict[str, list[Edge]] = defaultdict(list)
+    for edge in edges:
+        out[edge.source].append(edge)
+    return out
+
+
+def routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Edge, ...], ...]:
+    """Ranked simple routes from ``source`` to ``target`` (cached per edge set and pair)."""
+    return _routes(edges, source, target)
+
+
+@cache
+def _routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Edge, ...], ...]:
+    graph = _graph(edges)
+    found: list[tuple[Edge, ...]] = []
+
+    def walk(node: str, path: tuple[Edge, ...], seen: frozenset[str]) -> None:
+        if node == target and path:
+            found.append(path)
+            return
+        if len(path) == MAX_HOPS:
+            return
+        for edge in graph.get(node, ()):
+            # A copy hop may revisit its own node (numpy -> aligned numpy copy), once.
+            revisit = edge.target == node and edge.copies
+            if (edge.target in seen and not revisit) or (revisit and any(e.copies for e in path)):
+                continue
+            walk(edge.target, (*path, edge), seen | {edge.target})
+
+    walk(source, (), frozenset({source}))
+    # Sharing routes first; among them the cheapest; copies after, fewest copies first.
+    found.sort(key=lambda r: (sum(e.copies for e in r), sum(e.cost for e in r), len(r)))
+    return tuple(found)
+
+
+# ---------------------------------------------------------------- choosing a route
+
+def _try_route(route: tuple[Edge, ...], info: Info, options: Options
+               ) -> tuple[tuple[Hop, ...], list[str]] | Refusal:
+    hops, caveats, current = [], [], info
+    for edge in route:
+        if current.kind not in edge.kinds:
+            return Refusal(f"{edge.call} takes {'/'.join(sorted(edge.kinds))}, not a {current.kind}",
+                           fixable=False, quiet=True)
+        refusal = edge.check(current, options)
+        # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
+        if refusal is not None and not (edge.copies and refusal.fixable):
+            return refusal
+        nxt = edge.after(current)
+        hops.append(Hop(edge, current, nxt))
+        if edge.caveat is not None and not edge.copies:
+            text = edge.caveat(current)
+            if text:
+                caveats.append(text)
+        current = nxt
+    return tuple(hops), caveats
+
+
+def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options) -> Plan:
+    """Pick the route for this object; raise a typed error when none fits the options."""
+    if info.framework == target and not options.copy:
+        return Plan(info, target, options, ())
+    rejected: list[tuple[tuple[Edge, ...], Refusal]] = []
+    candidates = routes(edges, info.framework, target)
+    for route in candidates:
+        copies = any(e.copies for e in route)
+        if options.copy is False and copies:
+            continue
+        if options.copy is True and not copies:
+            continue
+        outcome = _try_route(route, info, options)
+        if isinstance(outcome, Refusal):
+            rejected.append((route, outcome))
+            continue
+        hops, caveats = outcome
+        plan = Plan(info, target, options, hops, caveats, rejected)
+        if copies and rejected:
+            plan.caveats.append(f"copied because {_first_fixable(rejected).reason}")
+        return plan
+    raise _no_route_error(info, target, options, candidates, rejected)
+
+
+def _first_fixable(rejected: list[tuple[tuple[Edge, ...], Refusal]]) -> Refusal:
+    for _, refusal in rejected:
+        if refusal.fixable:
+            return refusal
+    loud = [refusal for _, refusal in rejected if not refusal.quiet]
+    return (loud or [rejected[0][1]])[0]
+
+
+def _no_route_error(info: Info, target: str, options: Options,
+                    candidates: tuple[tuple[Edge, ...], ...],
+                    rejected: list[tuple[tuple[Edge, ...], Refusal]]) -> Exception:
+    if not candidates:
+        return UnsupportedConversionError(message(
+            f"No conversion path from {info.framework} to {target}",
+            got=info.describe(),
+            hint="zerocopy.frameworks() lists what is installed; `zerocopy matrix` shows every pair"))
+    hard = [r for _, r in rejected if not r.fixable and not r.quiet]
+    if hard and (options.copy is not False or len(hard) == len(rejected)):
+        refusal = hard[0]
+        error = refusal.error or UnsupportedConversionError
+        return error(message(f"Cannot convert {info.describe()} to {target}: {refusal.reason}",
+                             hint=refusal.hint or None))
+    refusal = _first_fixable(rejected) if rejected else Refusal("no sharing route exists")
+    return NotZeroCopyError(message(
+        f"{info.framework} -> {target} cannot share memory (copy=False): {refusal.reason}",
+        got=info.describe(),
+        hint=refusal.hint or "pass copy=None to allow a copy; zerocopy.explain() shows the plan"))

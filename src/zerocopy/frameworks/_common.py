@@ -1,0 +1,45 @@
+"""Small pieces every framework module uses: lazy imports and capsule carriers."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+from typing import Any
+
+from zerocopy.errors import FrameworkNotInstalledError, message
+
+__all__ = ["CapsuleProducer", "require"]
+
+
+def require(module_name: str, pip_name: str | None = None) -> ModuleType:
+    """Import a framework on first use, or raise the typed error with an install hint."""
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return module
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FrameworkNotInstalledError(message(
+            f"{module_name} is needed for this conversion but is not installed",
+            hint=f"pip install {pip_name or module_name}")) from exc
+
+
+class CapsuleProducer:
+    """Presents a raw DLPack capsule (MXNet and TensorFlow hand those out) as an object with
+    ``__dlpack__``, which is what NumPy's and JAX's importers take. One use only, like the
+    capsule itself."""
+
+    __slots__ = ("_capsule", "_device", "owner")
+
+    def __init__(self, capsule: Any, device: tuple[int, int], owner: Any) -> None:
+        self._capsule, self._device, self.owner = capsule, device, owner
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self._device
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        capsule, self._capsule = self._capsule, None
+        if capsule is None:
+            raise BufferError("this DLPack capsule was already consumed")
+        return capsule

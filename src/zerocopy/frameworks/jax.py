@@ -1,0 +1,113 @@
+"""JAX arrays. Immutable, C-ordered, on one device each; import through DLPack only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.exchange import checks
+from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.frameworks._common import require
+
+NAME = "jax"
+IMPORT_NAME = "jax"
+PIP = "jax"
+ALIGNMENT = 64
+PROTOCOLS = {"exports": ("DLPack legacy", "array interface (np.asarray)", "buffer protocol",
+                         "CUDA Array Interface v2 (GPU)"),
+             "imports": ("DLPack (objects with __dlpack__, legacy only)",)}
+_WIDE = frozenset({"int64", "uint64", "float64", "complex128"})
+
+
+def _jax() -> Any:
+    return require("jax")
+
+
+def x64_enabled() -> bool:
+    return bool(_jax().config.read("jax_enable_x64"))
+
+
+def dtypes() -> frozenset[str]:
+    shared = frozenset(SHARED_DTYPES)
+    return shared if x64_enabled() else shared - _WIDE
+
+
+def version() -> str:
+    return str(_jax().__version__)
+
+
+def devices() -> list[str]:
+    return [f"{d.platform}:{d.id}" for d in _jax().devices()]
+
+
+def _device_of(x: Any) -> tuple[str, int]:
+    devices = x.devices()
+    if len(devices) != 1:
+        raise UnsupportedObjectError(message(
+            "A JAX array sharded over several devices has no single buffer to share",
+            got=f"{len(devices)} devices", hint="gather it first (jax.device_get) or take one shard"))
+    device = next(iter(devices))
+    return ("cpu" if device.platform == "cpu" else "cuda", device.id if device.platform != "cpu" else 0)
+
+
+def inspect(x: Any) -> Info:
+    name = str(x.dtype)
+    if name not in SHARED_DTYPES:
+        raise UnsupportedDtypeError(message(f"JAX dtype {name} is not shared by the other frameworks",
+                                            hint="cast explicitly first"))
+    itemsize = x.dtype.itemsize
+    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=None,
+                itemsize=itemsize, pointer=x.unsafe_buffer_pointer, device=_device_of(x),
+                readonly=True)
+
+
+def make(values: np.ndarray) -> Any:
+    jnp = require("jax.numpy", "jax")
+    return jnp.array(values)
+
+
+def to_host(x: Any) -> np.ndarray:
+    return np.asarray(x)
+
+
+# --------------------------------------------------------------- edges
+
+def _to_numpy(x: Any, options: Options) -> np.ndarray:
+    return np.asarray(x)
+
+
+def _from_dlpack(x: Any, options: Options) -> Any:
+    # copy=False: the plan already decided this hop shares; JAX must not copy behind it.
+    return _jax().dlpack.from_dlpack(x, copy=False)
+
+
+def _x64(info: Info, options: Options) -> Refusal | None:
+    if info.dtype in _WIDE and not x64_enabled():
+        return Refusal(f"JAX runs without 64-bit mode and would silently narrow {info.dtype} to 32 bits",
+                       "enable it with jax.config.update('jax_enable_x64', True) at start-up",
+                       fixable=False, error=UnsupportedDtypeError)
+    return None
+
+
+def _immutable_caveat(info: Info) -> str | None:
+    return "JAX arrays are immutable: the result is a read-only view of JAX's buffer"
+
+
+EDGES = (
+    Edge(NAME, "numpy", "array interface", "np.asarray(x)", _to_numpy, cost=0.6,
+         check=checks.on_cpu("NumPy"), caveat=_immutable_caveat),
+    Edge(NAME, DLPACK, "DLPack legacy", "x  (Array.__dlpack__)", lambda x, o: x, cost=1.0),
+    Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
+         cost=20.0, needs_pointer=True,
+         check=checks.all_of(
+             _x64,
+             checks.layouts("JAX", frozenset({"C", "F", "compact"}),
+                            "imports only compact strides (no step slices, no negative strides)"),
+             checks.aligned("JAX", ALIGNMENT)),
+         caveat=lambda info: ("JAX treats the buffer as immutable; writes made through the "
+                              "source afterwards are visible to JAX") if not info.readonly else None),
+)

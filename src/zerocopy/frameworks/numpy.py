@@ -1,0 +1,158 @@
+"""NumPy: the host hub. Every CPU framework reaches NumPy without a copy, and NumPy speaks
+the array interface, the buffer protocol and DLPack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
+from zerocopy.errors import UnsupportedDtypeError, message
+from zerocopy.exchange import checks
+from zerocopy.exchange.dlpack import DLPackExporter
+from zerocopy.exchange.edges import DLPACK, Edge, Options
+from zerocopy.exchange.info import ARRAY, Info
+
+NAME = "numpy"
+IMPORT_NAME = "numpy"
+PIP = "numpy"
+ALIGNMENT = 64  # what JAX needs to share a host buffer; a cache line elsewhere
+PROTOCOLS = {"exports": ("DLPack v1", "array interface", "buffer protocol"),
+             "imports": ("DLPack v1", "array interface", "buffer protocol")}
+
+
+def dtypes() -> frozenset[str]:
+    return _DTYPES
+
+
+_DTYPES = frozenset(SHARED_DTYPES)
+
+
+def version() -> str:
+    return np.__version__
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def pointer(x: np.ndarray) -> int:
+    return int(x.__array_interface__["data"][0])
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    name = name_of_numpy(dtype)
+    if name is not None:
+        return name
+    raise UnsupportedDtypeError(message(
+        f"NumPy dtype {dtype} has no counterpart in the other frameworks",
+        expected="bool, (u)int8-64, float16/32/64, bfloat16 (ml_dtypes), complex64/128",
+        got=str(dtype), hint=_dtype_hint(dtype)))
+
+
+def _dtype_hint(dtype: np.dtype) -> str:
+    if dtype.names is not None:
+        return "records: zerocopy.layout.to_columns(x) turns them into columns"
+    if dtype.byteorder == ">":
+        return "big-endian data: x.astype(x.dtype.newbyteorder('='))"
+    if dtype.kind in "OUS":
+        return "objects and strings cannot be tensors; keep them in pandas, Polars or Arrow"
+    return "cast explicitly with x.astype(...)"
+
+
+def inspect(x: np.ndarray) -> Info:
+    return Info(NAME, x, kind=ARRAY, dtype=dtype_name(x.dtype), shape=x.shape,
+                strides=x.strides, itemsize=x.itemsize, pointer=lambda: pointer(x),
+                readonly=not x.flags.writeable)
+
+
+def make(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def to_host(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+# --------------------------------------------------------------- aligned host memory
+
+def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: str = "C",
+          align: int = ALIGNMENT) -> np.ndarray:
+    """An uninitialised array whose data starts on an ``align``-byte boundary.
+
+    NumPy and Polars allocate on 16-byte boundaries; JAX shares only 64-byte aligned host
+    buffers and copies the rest. Arrays from here can be shared by every framework.
+    """
+    dtype = numpy_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(count * dtype.itemsize + align, dtype=np.uint8)
+    start = (-pointer(raw)) % align
+    flat = raw[start:start + count * dtype.itemsize].view(dtype)
+    return flat.reshape(shape, order=order)  # type: ignore[call-overload]
+
+
+def aligned(x: np.ndarray, *, align: int = ALIGNMENT) -> np.ndarray:
+    """``x`` itself when it is C-contiguous and aligned, else an aligned C-order copy."""
+    if x.flags.c_contiguous and pointer(x) % align == 0:
+        return x
+    out = empty(x.shape, x.dtype, align=align)
+    np.copyto(out, x, casting="no")
+    return out
+
+
+# --------------------------------------------------------------- edges
+
+def _exporter(x: np.ndarray, options: Options) -> DLPackExporter:
+    itemsize = x.itemsize
+    return DLPackExporter(x, pointer(x), x.shape, tuple(s // itemsize for s in x.strides),
+                          dtype_name(x.dtype), readonly=not x.flags.writeable)
+
+
+def _from_dlpack(x: Any, options: Options) -> np.ndarray:
+    return np.from_dlpack(x)
+
+
+def _aligned_copy(x: np.ndarray, options: Options) -> np.ndarray:
+    out = empty(x.shape, x.dtype)
+    np.copyto(out, x, casting="no")
+    return out
+
+
+def _strides_in_elements(info: Info, options: Options) -> Any:
+    strides = info.strides or ()
+    if all(s % info.itemsize == 0 for s in strides):
+        return None
+    return checks.Refusal("the strides are not whole elements (unaligned records)",
+                          "copy it (copy=None) or use zerocopy.layout for record data")
+
+
+def _readonly_caveat(info: Info) -> str | None:
+    if info.readonly:
+        return ("read-only flag: DLPack legacy capsules cannot carry it; importers that "
+                "allow writes (torch) would write into read-only memory")
+    return None
+
+
+EDGES = (
+    # NumPy's own exporter is the cheapest, but refuses read-only arrays and bfloat16.
+    Edge(NAME, DLPACK, "DLPack (NumPy exporter)", "x  (ndarray.__dlpack__)",
+         lambda x, o: x, cost=0.3,
+         check=checks.all_of(
+             checks.writable("NumPy", "refuses to export read-only arrays through DLPack"),
+             lambda info, o: checks.Refusal("NumPy's DLPack exporter has no bfloat16")
+             if info.dtype == "bfloat16" else None,
+             _strides_in_elements)),
+    # Ours takes both, and keeps the array alive until the consumer lets go.
+    Edge(NAME, DLPACK, "DLPack (zerocopy exporter)", "zerocopy DLPackExporter(x)",
+         _exporter, cost=2.0, check=_strides_in_elements, caveat=_readonly_caveat),
+    Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=1.0,
+         check=checks.all_of(checks.on_cpu("NumPy"),
+                             lambda info, o: checks.Refusal(
+                                 "np.from_dlpack cannot import bfloat16", fixable=False)
+                             if info.dtype == "bfloat16" else None)),
+    # The planner's way to fix what sharing cannot: a fresh, aligned, C-order, writable copy.
+    Edge(NAME, NAME, "copy", "aligned C-order copy (np.copyto)", _aligned_copy,
+         copies=True, cost=1.0),
+)

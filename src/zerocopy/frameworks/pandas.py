@@ -1,0 +1,260 @@
+"""pandas Series (columns) and DataFrames (tables).
+
+pandas 3 hands out read-only NumPy views (copy-on-write). A frame whose columns sit in one
+consolidated block becomes a 2-D array without a copy. Tables cross to Arrow column by
+column: numeric columns as zero-copy buffers (NaN stays NaN: no NaN-to-null scan), nullable
+ones with their mask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.exchange import checks
+from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.frameworks._common import require
+from zerocopy.frameworks.pyarrow import arrow_dtype_name, table_to_f_order
+
+NAME = "pandas"
+IMPORT_NAME = "pandas"
+PIP = "pandas"
+PROTOCOLS = {"exports": ("array interface (to_numpy)", "Arrow PyCapsule stream"),
+             "imports": ("array interface (copy=False)", "Arrow arrays (ArrowDtype)")}
+
+
+def _pd() -> Any:
+    return require("pandas")
+
+
+def dtypes() -> frozenset[str]:
+    return frozenset(SHARED_DTYPES)
+
+
+def version() -> str:
+    return str(_pd().__version__)
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def _series_parts(s: Any) -> tuple[str, int]:
+    """(canonical dtype, null count) without converting the data."""
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype):
+        name = name_of_numpy(dtype)
+        if name is None:
+            return f"pandas:{dtype}", 0
+        return name, 0  # NaN in a float column is a value, not a null
+    pyarrow_dtype = getattr(dtype, "pyarrow_dtype", None)
+    if pyarrow_dtype is not None:
+        return arrow_dtype_name(pyarrow_dtype), int(s.array._pa_array.null_count)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    mask = getattr(s.array, "_mask", None)
+    if numpy_dtype is not None and mask is not None:  # masked (Int64, Float32, boolean...)
+        return name_of_numpy(np.dtype(numpy_dtype)) or f"pandas:{dtype}", int(mask.sum())
+    return f"pandas:{dtype}", 0
+
+
+def _series_info(s: Any) -> Info:
+    dtype, nulls = _series_parts(s)
+    itemsize = s.dtype.itemsize if isinstance(s.dtype, np.dtype) else 8
+    bits = dtype == "bool" and not isinstance(s.dtype, np.dtype)  # Arrow/masked bool
+    return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
+                pointer=lambda: int(_values(s).__array_interface__["data"][0]), readonly=True,
+                nulls=nulls, extra={"signature": str(s.dtype), "bits": bits})
+
+
+def _frame_info(df: Any) -> Info:
+    kinds = {str(t) for t in df.dtypes}
+    dtype = None
+    if len(kinds) == 1 and isinstance(df.dtypes.iloc[0] if len(df.columns) else None, np.dtype):
+        dtype = name_of_numpy(df.dtypes.iloc[0])
+    blocks = _block_count(df)
+    return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
+                itemsize=df.dtypes.iloc[0].itemsize if dtype else 8, readonly=True,
+                extra={"signature": (blocks, tuple(map(str, df.dtypes))), "blocks": blocks,
+                       "has_bool": "bool" in kinds})
+
+
+def _block_count(df: Any) -> int:
+    # pandas' block manager is internal; if it moves, we only lose the zero-copy fast path.
+    try:
+        return len(df._mgr.blocks)
+    except AttributeError:
+        return -1
+
+
+def inspect(x: Any) -> Info:
+    pd = _pd()
+    if isinstance(x, pd.Series):
+        return _series_info(x)
+    if isinstance(x, pd.DataFrame):
+        return _frame_info(x)
+    from zerocopy.errors import UnsupportedObjectError, message
+
+    raise UnsupportedObjectError(message(f"pandas {type(x).__name__} holds no array data",
+                                         expected="Series or DataFrame"))
+
+
+def make(values: np.ndarray) -> Any:
+    pd = _pd()
+    return pd.Series(values.copy()) if values.ndim == 1 else pd.DataFrame(values.copy())
+
+
+def to_host(x: Any) -> np.ndarray:
+    return x.to_numpy()
+
+
+# --------------------------------------------------------------- edges
+
+def _values(s: Any) -> np.ndarray:
+    """The column's data as NumPy without copying (no nulls: checked by the plan)."""
+    array = s.array
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy()
+    if hasattr(array, "_pa_array"):
+        chunks = array._pa_array.chunks
+        return chunks[0].to_numpy(zero_copy_only=True) if len(chunks) == 1 else np.array([])
+    return array._data  # masked array: values without the mask
+
+
+def _series_to_numpy(s: Any, options: Options) -> np.ndarray:
+    return _values(s)
+
+
+def _numpy_to_series(x: np.ndarray, options: Options) -> Any:
+    return _pd().Series(x, copy=False)
+
+
+def _numpy_to_frame(x: np.ndarray, options: Options) -> Any:
+    return _pd().DataFrame(x, copy=False)
+
+
+def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
+    return df.to_numpy()
+
+
+def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
+    return df.to_numpy(copy=True)
+
+
+def _frame_to_arrow(df: Any, options: Options) -> Any:
+    pa = require("pyarrow")
+    from zerocopy.frameworks import pyarrow as arrow
+
+    columns = [_column_to_arrow(df[name], arrow) for name in df.columns]
+    return pa.table(columns, names=[str(n) for n in df.columns])
+
+
+def _column_to_arrow(s: Any, arrow: Any) -> Any:
+    if hasattr(s.array, "_pa_array"):
+        return s.array._pa_array
+    if isinstance(s.dtype, np.dtype) and s.dtype != np.bool_:
+        return arrow._numpy_to_column(_values(s), Options())
+    return require("pyarrow").array(s, from_pandas=False)  # masked/bool: mask becomes validity
+
+
+def _arrow_to_frame(t: Any, options: Options) -> Any:
+    pd = _pd()
+    columns = {name: _arrow_to_series(t.column(i)) for i, name in enumerate(t.schema.names)}
+    return pd.DataFrame(columns, copy=False)
+
+
+def _arrow_to_series(column: Any) -> Any:
+    pd = _pd()
+    if column.num_chunks == 1 and column.null_count == 0 and str(column.type) != "bool":
+        values = arrow_dtype_name(column.type)
+        if not values.startswith("arrow:"):
+            return pd.Series(column.chunk(0).to_numpy(zero_copy_only=True), copy=False)
+    # Nulls, strings, bits: keep Arrow's own memory behind pandas' ArrowDtype.
+    return pd.Series(pd.arrays.ArrowExtensionArray(column), copy=False)
+
+
+def _arrow_column_to_series(column: Any, options: Options) -> Any:
+    pa = require("pyarrow")
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    return _arrow_to_series(column)
+
+
+def _series_to_arrow(s: Any, options: Options) -> Any:
+    from zerocopy.frameworks import pyarrow as arrow
+
+    return _column_to_arrow(s, arrow)
+
+
+def _one_block(info: Info, options: Options) -> Refusal | None:
+    if info.extra.get("blocks") == 1 and info.dtype is not None:
+        return None
+    return Refusal("the frame's columns are not one consolidated block of one dtype",
+                   "build it from one 2-D array, or use zerocopy.layout's column block")
+
+
+def _not_bits(info: Info, options: Options) -> Refusal | None:
+    if info.dtype == "bool" and info.extra.get("bits"):
+        return Refusal("this bool column is Arrow-backed, stored as bits", "bool columns copy")
+    return None
+
+
+def _shared_numeric(info: Info, options: Options) -> Refusal | None:
+    if info.dtype is None or info.dtype.startswith(("arrow:", "pandas:")):
+        return Refusal(f"{info.dtype or 'mixed dtypes'} cannot become one tensor",
+                       "select numeric columns of one dtype first", fixable=False,
+                       error=_unsupported())
+    return None
+
+
+def _unsupported() -> type[Exception]:
+    from zerocopy.errors import UnsupportedDtypeError
+
+    return UnsupportedDtypeError
+
+
+def _ndim(n: int) -> Any:
+    def check(info: Info, options: Options) -> Refusal | None:
+        return None if len(info.shape) == n else Refusal(f"needs {n}-D data", fixable=False)
+
+    return check
+
+
+_READONLY = "pandas 3 hands out read-only views (copy-on-write); the result is read-only"
+
+EDGES = (
+    Edge(NAME, "numpy", "array interface", "s.to_numpy()", _series_to_numpy, cost=0.9,
+         kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric, _not_bits),
+         caveat=lambda info: _READONLY),
+    Edge(NAME, "numpy", "copy", "s.to_numpy(copy=True)", lambda s, o: s.to_numpy(copy=True),
+         copies=True, cost=9.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric)),
+    Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
+         result_kind=COLUMN, check=_ndim(1)),
+    Edge("numpy", NAME, "array interface", "pd.DataFrame(x, copy=False)", _numpy_to_frame, cost=15.0,
+         result_kind=TABLE, check=_ndim(2)),
+    Edge(NAME, "numpy", "array interface (one block)", "df.to_numpy()", _frame_to_numpy, cost=2.0,
+         project=table_to_f_order,
+         kinds=frozenset({TABLE}), result_kind=ARRAY,
+         check=checks.all_of(_shared_numeric, _one_block), caveat=lambda info: _READONLY),
+    Edge(NAME, "numpy", "copy", "df.to_numpy(copy=True)", _frame_to_numpy_copy, copies=True,
+         cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
+    Edge(NAME, "pyarrow", "Arrow buffers, column by column",
+         "pa.table([pa.Array.from_buffers(...) per column])", _frame_to_arrow, cost=30.0,
+         kinds=frozenset({TABLE}),
+         check=lambda info, o: Refusal("bool columns are bit-packed in Arrow")
+         if info.extra.get("has_bool") else None),
+    Edge(NAME, "pyarrow", "copy", "pa.table(...) with bool columns packed into bits", _frame_to_arrow,
+         copies=True, cost=60.0, kinds=frozenset({TABLE})),
+    Edge("pyarrow", NAME, "Arrow buffers, column by column",
+         "pd.DataFrame({name: Series(zero-copy column)}, copy=False)", _arrow_to_frame, cost=40.0,
+         kinds=frozenset({TABLE})),
+    Edge(NAME, "pyarrow", "Arrow buffer", "pa.Array.from_buffers(...) over s.to_numpy()",
+         _series_to_arrow, cost=3.0, kinds=frozenset({COLUMN}),
+         check=lambda info, o: Refusal("bool is bit-packed in Arrow") if info.dtype == "bool" else None),
+    Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
+         cost=12.0, kinds=frozenset({COLUMN})),
+)

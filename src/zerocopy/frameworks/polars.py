@@ -1,0 +1,199 @@
+"""Polars Series (columns) and DataFrames (tables). Arrow memory underneath: bool is bits,
+nulls are a validity bitmap, and a column may be split in chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.exchange import checks
+from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.frameworks._common import require
+from zerocopy.frameworks.pyarrow import table_to_f_order
+
+NAME = "polars"
+IMPORT_NAME = "polars"
+PIP = "polars"
+PROTOCOLS = {"exports": ("Arrow PyCapsule stream", "array interface (to_numpy)"),
+             "imports": ("Arrow PyCapsule", "array interface")}
+_NAMES = {"Boolean": "bool", "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64",
+          "UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
+          "Float16": "float16", "Float32": "float32", "Float64": "float64"}
+_DTYPES = frozenset(_NAMES.values())
+
+
+def _pl() -> Any:
+    return require("polars")
+
+
+def dtypes() -> frozenset[str]:
+    return _DTYPES
+
+
+def version() -> str:
+    return str(_pl().__version__)
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return _NAMES.get(str(dtype), f"polars:{dtype}")
+
+
+def _series_info(s: Any) -> Info:
+    dtype = _dtype_name(s.dtype)
+    chunks = s.n_chunks()
+    itemsize = np.dtype(dtype).itemsize if dtype in _DTYPES else 8
+    return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
+                pointer=lambda: _series_pointer(s), readonly=True, nulls=s.null_count(),
+                extra={"signature": (chunks > 1,), "chunks": chunks, "bits": dtype == "bool"})
+
+
+def _series_pointer(s: Any) -> int:
+    try:
+        return int(s._get_buffer_info()[0])
+    except Exception:  # not a primitive single-chunk column
+        return 0
+
+
+def _frame_info(df: Any) -> Info:
+    names = {_dtype_name(t) for t in df.dtypes}
+    dtype = names.pop() if len(names) == 1 else None
+    nulls = int(sum(df.null_count().row(0))) if df.width else 0
+    return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
+                itemsize=np.dtype(dtype).itemsize if dtype in _DTYPES else 8, readonly=True,
+                nulls=nulls, extra={"signature": tuple(df.columns)})
+
+
+def inspect(x: Any) -> Info:
+    pl = _pl()
+    if isinstance(x, pl.Series):
+        return _series_info(x)
+    if isinstance(x, pl.DataFrame):
+        return _frame_info(x)
+    from zerocopy.errors import UnsupportedObjectError, message
+
+    raise UnsupportedObjectError(message(f"polars {type(x).__name__} holds no data to share",
+                                         expected="Series or DataFrame",
+                                         hint="collect() a LazyFrame first"))
+
+
+def make(values: np.ndarray) -> Any:
+    pl = _pl()
+    return pl.Series(values.copy()) if values.ndim == 1 else pl.DataFrame(values.copy())
+
+
+def to_host(x: Any) -> np.ndarray:
+    return x.to_numpy()
+
+
+# --------------------------------------------------------------- edges
+
+def _series_to_numpy(s: Any, options: Options) -> np.ndarray:
+    return s.to_numpy(allow_copy=False)
+
+
+def _numpy_to_series(x: np.ndarray, options: Options) -> Any:
+    return _pl().Series(x)
+
+
+def _series_to_arrow(s: Any, options: Options) -> Any:
+    return s.to_arrow()
+
+
+def _arrow_to_series(x: Any, options: Options) -> Any:
+    return _pl().Series(x)
+
+
+def _frame_to_arrow(df: Any, options: Options) -> Any:
+    return df.to_arrow()
+
+
+def _arrow_to_frame(t: Any, options: Options) -> Any:
+    return _pl().DataFrame(t)
+
+
+def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
+    from zerocopy.exchange.blocks import stack_view
+
+    view = stack_view([s.to_numpy(allow_copy=False) for s in df.iter_columns()])
+    assert view is not None  # the check ran stack_view first
+    return view
+
+
+def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
+    return df.to_numpy(order="fortran")
+
+
+def _one_chunk(info: Info, options: Options) -> Refusal | None:
+    if info.extra.get("chunks", 1) > 1:
+        return Refusal(f"the column is split into {info.extra['chunks']} chunks",
+                       "s.rechunk() copies it into one buffer")
+    return None
+
+
+def _not_bits(info: Info, options: Options) -> Refusal | None:
+    if info.dtype == "bool":
+        return Refusal("Polars stores bool as bits, NumPy as bytes", "use UInt8 to share")
+    return None
+
+
+def _stackable(info: Info, options: Options) -> Refusal | None:
+    from zerocopy.exchange.blocks import stack_view
+
+    df = info.obj
+    if info.dtype not in _DTYPES or info.nulls or info.dtype == "bool":
+        return Refusal("the columns are not one null-free numeric dtype")
+    try:
+        view = stack_view([s.to_numpy(allow_copy=False) for s in df.iter_columns()])
+    except Exception:
+        view = None
+    if view is None:
+        return Refusal("Polars keeps each column in its own buffer, so a 2-D tensor needs a copy",
+                       "allocate the frame in a zerocopy.layout column block to share it")
+    return None
+
+
+def _ndim1(info: Info, options: Options) -> Refusal | None:
+    return None if len(info.shape) == 1 else Refusal("a Series is 1-D", fixable=False)
+
+
+_NUMERIC = checks.dtype_in("Polars", dtypes)
+_READONLY = "Polars memory is immutable: the NumPy view is read-only"
+
+EDGES = (
+    Edge(NAME, "numpy", "array interface", "s.to_numpy(allow_copy=False)", _series_to_numpy,
+         cost=0.6, kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+                             checks.no_nulls("NumPy"), _one_chunk, _not_bits),
+         caveat=lambda info: _READONLY),
+    Edge(NAME, "numpy", "copy", "s.to_numpy()", lambda s, o: s.to_numpy(writable=True), copies=True,
+         cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+                             checks.no_nulls("NumPy"))),
+    Edge("numpy", NAME, "array interface", "pl.Series(x)", _numpy_to_series, cost=6.5,
+         result_kind=COLUMN,
+         check=checks.all_of(_ndim1, _NUMERIC, _not_bits,
+                             checks.layouts("a Polars column", frozenset({"C"}), "is one contiguous buffer"))),
+    Edge("numpy", NAME, "copy", "pl.Series(x)  (bool packed into bits)", _numpy_to_series,
+         copies=True, cost=10.0, result_kind=COLUMN, check=checks.all_of(_ndim1, _NUMERIC)),
+    Edge(NAME, "pyarrow", "Arrow C data", "s.to_arrow()", _series_to_arrow, cost=2.0,
+         kinds=frozenset({COLUMN})),
+    Edge("pyarrow", NAME, "Arrow C data", "pl.Series(x)", _arrow_to_series, cost=5.5,
+         kinds=frozenset({COLUMN})),
+    Edge(NAME, "pyarrow", "Arrow C stream", "df.to_arrow()", _frame_to_arrow, cost=5.0,
+         kinds=frozenset({TABLE})),
+    Edge("pyarrow", NAME, "Arrow C stream", "pl.DataFrame(x)", _arrow_to_frame, cost=8.0,
+         kinds=frozenset({TABLE})),
+    Edge(NAME, "numpy", "column block", "strided view over the frame's column block",
+         _frame_to_numpy, cost=5.0, project=table_to_f_order, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_stackable,
+         caveat=lambda info: _READONLY),
+    Edge(NAME, "numpy", "copy", "df.to_numpy(order='fortran')", _frame_to_numpy_copy, copies=True,
+         cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
+         check=checks.all_of(_NUMERIC, checks.no_nulls("NumPy"))),
+)

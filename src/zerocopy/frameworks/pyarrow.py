@@ -1,0 +1,262 @@
+"""PyArrow: Array / ChunkedArray (columns), RecordBatch / Table (tables), Tensor (arrays).
+
+Arrow is the columnar format: tables cross to pandas and Polars here. Arrow buffers are
+immutable, bool is stored as bits (so it always copies to a byte-per-value framework),
+and nulls live in a validity bitmap that tensors cannot carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.exchange import checks
+from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.frameworks._common import require
+
+NAME = "pyarrow"
+IMPORT_NAME = "pyarrow"
+PIP = "pyarrow"
+PROTOCOLS = {"exports": ("Arrow PyCapsule (C data / C stream)", "DLPack v1 (Array, Tensor)",
+                         "buffer protocol (Buffer, Tensor)"),
+             "imports": ("Arrow PyCapsule", "buffer protocol (py_buffer)")}
+# Arrow has no bfloat16 and no complex; bool is bit-packed.
+_ARROW_DTYPES = frozenset(SHARED_DTYPES) - {"bfloat16", "complex64", "complex128"}
+
+
+def _pa() -> Any:
+    return require("pyarrow")
+
+
+def dtypes() -> frozenset[str]:
+    return _ARROW_DTYPES
+
+
+def version() -> str:
+    return str(_pa().__version__)
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def arrow_dtype_name(arrow_type: Any) -> str:
+    """Canonical dtype for a primitive Arrow type; ``arrow:<type>`` for everything else, so
+    dtype checks refuse strings, lists, timestamps... with their real name."""
+    name = str(arrow_type)
+    aliases = {"halffloat": "float16", "float": "float32", "double": "float64"}
+    name = aliases.get(name, name)
+    return name if name in _ARROW_DTYPES else f"arrow:{arrow_type}"
+
+
+def _chunk_pointer(chunk: Any) -> int:
+    buffers = chunk.buffers()
+    data = buffers[1] if len(buffers) > 1 else None
+    if data is None:
+        return 0
+    return data.address + chunk.offset * chunk.type.bit_width // 8
+
+
+def _column_info(x: Any) -> Info:
+    pa = _pa()
+    chunked = isinstance(x, pa.ChunkedArray)
+    chunks = x.num_chunks if chunked else 1
+    first = x.chunk(0) if chunked and chunks else x
+    dtype = arrow_dtype_name(x.type)
+    itemsize = max(getattr(x.type, "bit_width", 8) // 8, 1) if not dtype.startswith("arrow:") else 1
+    return Info(NAME, x, kind=COLUMN, dtype=dtype, shape=(len(x),), strides=(itemsize,),
+                itemsize=itemsize, pointer=lambda: _chunk_pointer(first) if chunks else 0,
+                readonly=True, nulls=x.null_count,
+                extra={"signature": (chunks > 1, dtype == "bool"), "chunks": chunks,
+                       "bits": dtype == "bool"})
+
+
+def _table_info(x: Any) -> Info:
+    names = {arrow_dtype_name(t) for t in x.schema.types}
+    dtype = names.pop() if len(names) == 1 else None
+    nulls = sum(column.null_count for column in x.columns)
+    return Info(NAME, x, kind=TABLE, dtype=dtype, shape=(x.num_rows, x.num_columns),
+                strides=None, itemsize=_itemsize(dtype), readonly=True, nulls=nulls,
+                extra={"signature": tuple(x.schema.names)})
+
+
+def _itemsize(dtype: str | None) -> int:
+    if dtype is None or dtype.startswith("arrow:"):
+        return 8
+    return np.dtype("int16" if dtype == "bfloat16" else dtype).itemsize
+
+
+def _tensor_info(x: Any) -> Info:
+    view = x.to_numpy()
+    return Info(NAME, x, kind=ARRAY, dtype=arrow_dtype_name(x.type), shape=tuple(x.shape),
+                strides=tuple(x.strides), itemsize=view.itemsize,
+                pointer=lambda: int(view.__array_interface__["data"][0]), readonly=True)
+
+
+def inspect(x: Any) -> Info:
+    pa = _pa()
+    if isinstance(x, pa.Array | pa.ChunkedArray):
+        return _column_info(x)
+    if isinstance(x, pa.Table | pa.RecordBatch):
+        return _table_info(x)
+    if isinstance(x, pa.Tensor):
+        return _tensor_info(x)
+    from zerocopy.errors import UnsupportedObjectError, message
+
+    raise UnsupportedObjectError(message(f"pyarrow {type(x).__name__} holds no array data",
+                                         expected="Array, ChunkedArray, RecordBatch, Table or Tensor"))
+
+
+def make(values: np.ndarray) -> Any:
+    pa = _pa()
+    return pa.array(values) if values.ndim == 1 else pa.Tensor.from_numpy(np.ascontiguousarray(values))
+
+
+def to_host(x: Any) -> np.ndarray:
+    pa = _pa()
+    if isinstance(x, pa.Tensor):
+        return x.to_numpy()
+    return x.to_numpy(zero_copy_only=False)
+
+
+# --------------------------------------------------------------- edges
+
+def _column_to_numpy(x: Any, options: Options) -> np.ndarray:
+    pa = _pa()
+    if isinstance(x, pa.ChunkedArray):
+        x = x.chunk(0) if x.num_chunks == 1 else pa.array([], type=x.type)
+    return x.to_numpy(zero_copy_only=True)
+
+
+def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
+    pa = _pa()
+    if isinstance(x, pa.ChunkedArray):
+        x = x.combine_chunks()
+    return x.to_numpy(zero_copy_only=False, writable=True)
+
+
+def _numpy_to_column(x: np.ndarray, options: Options) -> Any:
+    pa = _pa()
+    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [None, pa.py_buffer(x)])
+
+
+def _numpy_to_column_copy(x: np.ndarray, options: Options) -> Any:
+    return _pa().array(np.ascontiguousarray(x))
+
+
+def _numpy_to_tensor(x: np.ndarray, options: Options) -> Any:
+    return _pa().Tensor.from_numpy(x)
+
+
+def _one_chunk(info: Info, options: Options) -> Refusal | None:
+    if info.extra.get("chunks", 1) > 1:
+        return Refusal(f"the column is split into {info.extra['chunks']} chunks (separate buffers)",
+                       "combine_chunks() copies them into one buffer")
+    return None
+
+
+def _not_bits(info: Info, options: Options) -> Refusal | None:
+    if info.dtype == "bool" and (info.framework != "numpy" or info.extra.get("bits")):
+        return Refusal("Arrow stores bool as bits, the other frameworks as bytes",
+                       "bool columns always copy (8x expansion); use uint8 to share")
+    return None
+
+
+def _ndim(n: int, exact: bool = True) -> Any:
+    def check(info: Info, options: Options) -> Refusal | None:
+        ok = len(info.shape) == n if exact else len(info.shape) >= n
+        return None if ok else Refusal(f"needs {'' if exact else '>='}{n}-D data", fixable=False)
+
+    return check
+
+
+_ARROW_TYPES_IN = checks.dtype_in("Arrow", dtypes)
+
+EDGES = (
+    Edge(NAME, "numpy", "Arrow buffer", "x.to_numpy(zero_copy_only=True)", _column_to_numpy,
+         cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+                             checks.no_nulls("NumPy"), _one_chunk, _not_bits),
+         caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
+    Edge(NAME, "numpy", "copy", "x.to_numpy(zero_copy_only=False)", _column_to_numpy_copy,
+         copies=True, cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
+         check=checks.all_of(checks.no_nulls("NumPy"))),
+    Edge(NAME, "numpy", "Arrow tensor", "x.to_numpy()", lambda x, o: x.to_numpy(), cost=0.5,
+         caveat=lambda info: "Arrow tensors are immutable: the NumPy view is read-only"),
+    Edge("numpy", NAME, "buffer protocol",
+         "pa.Array.from_buffers(type, n, [None, pa.py_buffer(x)])", _numpy_to_column, cost=1.3,
+         result_kind=COLUMN,
+         check=checks.all_of(_ndim(1), _ARROW_TYPES_IN, _not_bits,
+                             checks.layouts("an Arrow column", frozenset({"C"}),
+                                            "is one contiguous buffer"))),
+    Edge("numpy", NAME, "copy", "pa.array(x)  (bool packed into bits)", _numpy_to_column_copy,
+         copies=True, cost=3.0, result_kind=COLUMN, check=checks.all_of(_ndim(1), _ARROW_TYPES_IN)),
+    Edge("numpy", NAME, "buffer protocol", "pa.Tensor.from_numpy(x)", _numpy_to_tensor, cost=1.5,
+         check=checks.all_of(_ndim(2, exact=False), _ARROW_TYPES_IN,
+                             checks.layouts("pa.Tensor", frozenset({"C", "F", "compact", "strided"}),
+                                            "refuses negative strides"))),
+)
+
+
+# --------------------------------------------------------------- tables -> 2-D arrays
+
+def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
+    """A table's columns seen as one (rows, columns) array: column-major."""
+    new = moved_info(info, framework, kind)
+    rows, _ = info.shape
+    new.strides = (info.itemsize, info.itemsize * rows)
+    new.layout = "F"
+    return new
+
+
+def _table_columns(t: Any) -> list[np.ndarray]:
+    columns = []
+    for column in t.columns:
+        chunk = column.chunk(0) if hasattr(column, "chunk") and column.num_chunks == 1 else column
+        columns.append(chunk.to_numpy(zero_copy_only=True))
+    return columns
+
+
+def _table_to_numpy(t: Any, options: Options) -> np.ndarray:
+    from zerocopy.exchange.blocks import stack_view
+
+    view = stack_view(_table_columns(t))
+    assert view is not None  # the check ran stack_view first
+    return view
+
+
+def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
+    dtype = np.dtype(arrow_dtype_name(t.schema.types[0]))
+    out = np.empty((t.num_rows, t.num_columns), dtype=dtype, order="F")
+    for i, column in enumerate(t.columns):
+        out[:, i] = column.to_numpy()
+    return out
+
+
+def _stackable(info: Info, options: Options) -> Refusal | None:
+    from zerocopy.exchange.blocks import stack_view
+
+    if info.dtype not in _ARROW_DTYPES or info.nulls or info.dtype == "bool":
+        return Refusal("the columns are not one null-free numeric dtype")
+    try:
+        view = stack_view(_table_columns(info.obj))
+    except Exception:  # chunked or bit-packed columns
+        view = None
+    if view is None:
+        return Refusal("each Arrow column is its own buffer, so a 2-D tensor needs a copy",
+                       "allocate the table in a zerocopy.layout column block to share it")
+    return None
+
+
+EDGES = (
+    *EDGES,
+    Edge(NAME, "numpy", "column block", "strided view over the table's column block",
+         _table_to_numpy, cost=5.0, project=table_to_f_order, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_stackable,
+         caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
+    Edge(NAME, "numpy", "copy", "np.empty(order='F') filled column by column",
+         _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
+         check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"))),
+)

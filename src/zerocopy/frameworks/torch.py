@@ -1,0 +1,154 @@
+"""PyTorch tensors (CPU here; CUDA tensors share the same edges through DLPack)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
+from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.exchange import checks
+from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.frameworks._common import require
+
+NAME = "torch"
+IMPORT_NAME = "torch"
+PIP = "torch"
+PROTOCOLS = {"exports": ("DLPack v1", "CUDA Array Interface v2 (GPU)"),
+             "imports": ("DLPack v1 + legacy capsules", "array interface (from_numpy)",
+                         "CUDA Array Interface (GPU)")}
+
+
+def _torch() -> Any:
+    return require("torch")
+
+
+@cache
+def _names() -> dict[Any, str]:
+    torch = _torch()
+    return {getattr(torch, n): n for n in SHARED_DTYPES}
+
+
+def dtypes() -> frozenset[str]:
+    return frozenset(SHARED_DTYPES)
+
+
+def version() -> str:
+    return str(_torch().__version__)
+
+
+def devices() -> list[str]:
+    torch = _torch()
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return found
+
+
+def inspect(x: Any) -> Info:
+    if x.layout is not _torch().strided:
+        raise UnsupportedObjectError(message(
+            "Only dense (strided) torch tensors can share memory", got=str(x.layout),
+            hint="call x.to_dense() first"))
+    name = _names().get(x.dtype)
+    if name is None:
+        raise UnsupportedDtypeError(message(
+            f"torch dtype {x.dtype} has no counterpart in the other frameworks",
+            hint="cast explicitly first"))
+    itemsize = x.element_size()
+    device = x.device
+    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape),
+                strides=tuple(s * itemsize for s in x.stride()), itemsize=itemsize,
+                pointer=x.data_ptr, device=(device.type, device.index or 0),
+                requires_grad=x.requires_grad,
+                extra={"signature": (x.is_conj(), x.is_neg())})
+
+
+def make(values: np.ndarray) -> Any:
+    if values.dtype == numpy_dtype("bfloat16"):
+        return _torch().from_numpy(values.view(np.int16).copy()).view(_torch().bfloat16)
+    return _torch().from_numpy(values.copy())
+
+
+def to_host(x: Any) -> np.ndarray:
+    x = x.detach().cpu().resolve_conj().resolve_neg()
+    if x.dtype == _torch().bfloat16:
+        return x.view(_torch().int16).numpy().view(numpy_dtype("bfloat16"))
+    return x.numpy()
+
+
+# --------------------------------------------------------------- edges
+
+def _to_numpy(x: Any, options: Options) -> np.ndarray:
+    x = x.detach()
+    if x.dtype == _torch().bfloat16:  # NumPy has no bfloat16: view the bits, relabel them.
+        return x.view(_torch().int16).numpy().view(numpy_dtype("bfloat16"))
+    return x.numpy()
+
+
+def _from_numpy(x: np.ndarray, options: Options) -> Any:
+    torch = _torch()
+    bf16 = x.dtype == numpy_dtype("bfloat16") if x.dtype.kind == "V" else False
+    source = x.view(np.int16) if bf16 else x
+    if not x.flags.writeable:
+        # torch warns and shares anyway; the plan states the caveat instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out = torch.from_numpy(source)
+    else:
+        out = torch.from_numpy(source)
+    return out.view(torch.bfloat16) if bf16 else out
+
+
+def _detach(x: Any, options: Options) -> Any:
+    return x.detach() if x.requires_grad else x
+
+
+def _from_dlpack(x: Any, options: Options) -> Any:
+    return _torch().from_dlpack(x)
+
+
+def _plain_bits(info: Info, options: Options) -> Refusal | None:
+    conj, neg = info.extra.get("signature") or (False, False)
+    if conj or neg:
+        return Refusal("the tensor carries a lazy conjugate/negative bit, so its memory "
+                       "does not hold the values it shows", "x.resolve_conj() / x.resolve_neg() copies")
+    return None
+
+
+def _grad_caveat(info: Info) -> str | None:
+    if info.requires_grad:
+        return "gradient tracking is not carried: the result shares the detached data"
+    return None
+
+
+def _writable_caveat(info: Info) -> str | None:
+    if info.readonly:
+        return ("the source is read-only but the torch tensor is writable: writing to it "
+                "modifies memory its owner considers immutable")
+    return None
+
+
+_SHARED_CHECK = checks.all_of(checks.on_cpu("NumPy"), _plain_bits)
+
+EDGES = (
+    Edge(NAME, "numpy", "array interface", "x.detach().numpy()", _to_numpy, cost=0.6,
+         check=_SHARED_CHECK, caveat=_grad_caveat),
+    Edge("numpy", NAME, "array interface", "torch.from_numpy(x)", _from_numpy, cost=0.5,
+         check=checks.all_of(
+             checks.layouts("torch.from_numpy", frozenset({"C", "F", "compact", "strided"}),
+                            "refuses negative strides"),
+             lambda info, o: Refusal("the strides are not whole elements")
+             if any(s % info.itemsize for s in info.strides or ()) else None),
+         caveat=_writable_caveat),
+    Edge(NAME, DLPACK, "DLPack v1", "x.detach()  (Tensor.__dlpack__)", _detach, cost=1.0,
+         check=_plain_bits, caveat=_grad_caveat),
+    Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,
+         check=checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
+                              "aborts the process on negative strides"),
+         caveat=_writable_caveat),
+)
