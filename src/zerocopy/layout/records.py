@@ -1,0 +1,357 @@
+"""Records (array of structures) <-> columns (structure of arrays), on CPU and GPU.
+
+:func:`to_columns` reads NumPy structured arrays, ``(N, k)`` arrays of any framework, and
+raw bytes described by a record dtype; :func:`to_records` writes packed or aligned
+records. Both plan the move from a :class:`~._layout.RecordLayout` and run it with one
+kernel: :mod:`._cpu` (Numba, cache-blocked, all cores) or :mod:`._gpu` (tiled CUDA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import LayoutError, NotZeroCopyError, UnsupportedDtypeError, message
+from . import _cpu, _interop
+from ._layout import Field, RecordLayout, check_column_dtype, record_layout
+from .block import ColumnBlock, column_block
+
+__all__ = ["to_columns", "to_records"]
+
+
+# ------------------------------------------------------------------------ records in
+
+
+class _Source:
+    """Records to read: the base array, its layout, count, record stride, device, owner."""
+
+    def __init__(self, base, layout: RecordLayout, n: int, stride: int, framework: str,
+                 gpu: bool) -> None:
+        self.base, self.layout, self.n, self.stride = base, layout, n, stride
+        self.framework, self.gpu = framework, gpu
+
+    def address(self) -> int:
+        return self.base.data.ptr if self.gpu else self.base.ctypes.data
+
+
+def _source(records: object, dtype: object, names: Sequence[str] | None) -> _Source:
+    framework = _interop.array_framework(records)
+    gpu = _interop.is_gpu(records)
+    arr = _interop.as_cupy(records) if gpu else _interop.as_numpy(records)
+    if dtype is not None:
+        return _raw_source(arr, record_layout(dtype), framework, gpu)
+    if arr.dtype.names is not None:
+        return _structured_source(arr, framework)
+    if arr.ndim == 2:
+        return _matrix_source(arr, names, framework, gpu)
+    raise LayoutError(message(
+        "cannot tell the records apart", expected="a structured array, an (N, k) array, or "
+        "bytes with dtype=", got=f"{arr.ndim}-D array of {arr.dtype}",
+        hint="pass dtype=<record description> for raw bytes"))
+
+
+def _raw_source(arr, layout: RecordLayout, framework: str, gpu: bool) -> _Source:
+    if not arr.flags.c_contiguous:
+        raise LayoutError(message("raw record bytes must be contiguous",
+                                  expected="a C-contiguous buffer", got="a strided view",
+                                  hint="pass the buffer the records were written to"))
+    nbytes = arr.size * arr.dtype.itemsize
+    if layout.itemsize == 0 or nbytes % layout.itemsize:
+        raise LayoutError(message(
+            "the buffer does not hold a whole number of records",
+            expected=f"a multiple of the record size {layout.itemsize} bytes",
+            got=f"{nbytes} bytes", hint="check the record description (packed vs aligned)"))
+    flat = arr.reshape(-1).view(np.uint8) if not gpu else arr.reshape(-1).view("u1")
+    return _Source(flat, layout, nbytes // max(1, layout.itemsize), layout.itemsize,
+                   framework, gpu)
+
+
+def _structured_source(arr: np.ndarray, framework: str) -> _Source:
+    if arr.ndim != 1:
+        if not arr.flags.c_contiguous:
+            raise LayoutError(message("records must be 1-D", expected="a 1-D record array",
+                                      got=f"shape {arr.shape}", hint="ravel it first"))
+        arr = arr.reshape(-1)
+    layout = RecordLayout.from_dtype(arr.dtype)
+    stride = arr.strides[0] if len(arr) > 1 else arr.dtype.itemsize
+    if abs(stride) < arr.dtype.itemsize:
+        raise LayoutError(message(
+            "records overlap in memory", expected=f"a record stride of at least "
+            f"{arr.dtype.itemsize} bytes", got=f"stride {stride}",
+            hint="copy the records apart first (np.array(records))"))
+    return _Source(arr, layout, len(arr), stride, framework, False)
+
+
+def _matrix_source(arr, names: Sequence[str] | None, framework: str, gpu: bool) -> _Source:
+    n, k = arr.shape
+    dt = check_column_dtype(np.dtype(arr.dtype), "(matrix)")
+    names = _matrix_names(names, k)
+    step = arr.strides[1] if k > 1 else dt.itemsize
+    if gpu and not arr.flags.c_contiguous:
+        arr = arr.copy()  # the GPU kernel tiles back-to-back records (documented copy)
+        step = dt.itemsize
+    fields = tuple(Field(nm, dt, j * step) for j, nm in enumerate(names))
+    stride = arr.strides[0] if n > 1 else k * dt.itemsize
+    return _Source(arr, RecordLayout(fields, k * dt.itemsize), n, stride, framework, gpu)
+
+
+def _matrix_names(names: Sequence[str] | None, k: int) -> list[str]:
+    names = [str(i) for i in range(k)] if names is None else [str(x) for x in names]
+    if len(names) != k:
+        raise LayoutError(message("one name per column is needed",
+                                  expected=f"{k} names", got=f"{len(names)} names"))
+    return names
+
+
+def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | None = None,
+               to: str | None = None, out: Mapping[str, object] | ColumnBlock | None = None,
+               copy: bool | None = None):
+    """Records (AoS) -> columns (SoA).
+
+    ``records``: a NumPy structured array (packed or aligned, nested structs flattened to
+    dotted names, sub-arrays as fixed-size columns), an ``(N, k)`` array of any framework
+    (CPU or GPU), or raw bytes / a uint8 array together with ``dtype=`` (the record
+    description). ``names``: for ``(N, k)`` input the column names (default "0".."k-1");
+    for records, the fields to read (default all).
+
+    ``to``: None gives a dict name -> array in the caller's framework; an array framework
+    (``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"`` ...) a dict of those; ``"pyarrow"`` a
+    RecordBatch, ``"pyarrow.Table"``, ``"pandas"``, ``"polars"``, ``"cudf"`` a table;
+    ``"block"`` the :class:`ColumnBlock` the columns were written to.
+
+    ``out``: columns to fill in place (mapping name -> array, or a ColumnBlock).
+    ``copy``: None copies only when needed (an F-order ``(N, k)`` input gives views),
+    True always copies, False raises :class:`NotZeroCopyError` rather than copy.
+    """
+    src = _source(records, dtype, names)
+    if names is not None and not _is_matrix(src):
+        src.layout = src.layout.select(list(names))
+    views = _column_views(src) if copy is not True and out is None else None
+    if views is not None:
+        return _finish(src.layout.names, views, to, src)
+    if copy is False:
+        raise NotZeroCopyError(message(
+            "the columns are interleaved in the records, so they must be copied",
+            expected="copy=None or True", got="copy=False",
+            hint="F-order (N, k) arrays are the only records whose columns are views"))
+    block, columns = _outputs(src, out)
+    _move_gather(src, columns)
+    if to == "block":
+        if block is None:
+            raise LayoutError(message("to='block' needs the columns in a block",
+                                      expected="out=None or out=<ColumnBlock>",
+                                      got="a mapping of arrays"))
+        return block
+    return _finish(src.layout.names, columns, to, src)
+
+
+def _is_matrix(src: _Source) -> bool:
+    return src.base.ndim == 2 and src.base.dtype.names is None
+
+
+def _column_views(src: _Source) -> list | None:
+    """Columns without a copy: only when each field is already contiguous (F-order)."""
+    if not _is_matrix(src) or not src.layout.fields:
+        return None
+    itemsize = src.layout.fields[0].dtype.itemsize
+    if src.n > 1 and src.base.strides[0] != itemsize:
+        return None
+    return [src.base[:, j] for j in range(src.base.shape[1])]
+
+
+def _outputs(src: _Source, out) -> tuple[ColumnBlock | None, list]:
+    fields = src.layout.fields
+    if out is None:
+        block = column_block(src.n, {f.name: f.column_dtype for f in fields},
+                             device="cuda" if src.gpu else "cpu")
+        return block, block.column_arrays()
+    if isinstance(out, ColumnBlock):
+        block, given = out, out.columns
+    else:
+        block, given = None, {str(k): v for k, v in out.items()}
+    columns = []
+    for f in fields:
+        if f.name not in given:
+            raise LayoutError(message(f"out= has no column {f.name!r}",
+                                      expected=f"columns {list(src.layout.names)}",
+                                      got=f"{list(given)}"))
+        columns.append(_check_out_column(given[f.name], f, src))
+    return block, columns
+
+
+def _check_out_column(col, f: Field, src: _Source):
+    arr = _interop.as_cupy(col) if src.gpu else _interop.as_numpy(col)
+    want = (src.n, *f.shape)
+    if tuple(arr.shape) != want or np.dtype(arr.dtype) != f.dtype:
+        raise LayoutError(message(f"out column {f.name!r} does not fit",
+                                  expected=f"shape {want} of {f.dtype}",
+                                  got=f"shape {tuple(arr.shape)} of {arr.dtype}"))
+    if not src.gpu and not arr.flags.writeable:
+        raise LayoutError(message(f"out column {f.name!r} is read-only",
+                                  expected="writable memory", got="a read-only view"))
+    if f.shape and not arr[0:1].flags.c_contiguous:
+        raise LayoutError(message(f"out column {f.name!r} has strided sub-arrays",
+                                  expected="contiguous rows", got=f"strides {arr.strides}"))
+    if src.gpu and not arr.flags.c_contiguous:
+        raise LayoutError(message(f"out column {f.name!r} is strided",
+                                  expected="contiguous GPU columns", got="a strided view"))
+    return arr
+
+
+def _move_gather(src: _Source, columns: list) -> None:
+    if src.gpu:
+        from . import _gpu
+
+        base = src.base
+        if src.stride != src.layout.itemsize or not base.flags.c_contiguous:
+            base = base.copy()  # tiles need back-to-back records (documented copy)
+        flat = base.reshape(-1).view("u1")
+        _gpu.gather(flat, src.n, src.layout, columns)
+        return
+    plan = _cpu.CopyPlan(src.n, keep=[src.base, *columns])
+    addr = src.address()
+    for f, col in zip(src.layout.fields, columns, strict=True):
+        plan.add(addr + f.offset, src.stride, col.ctypes.data, col.strides[0], f.width)
+    _cpu.run(plan)
+
+
+def _finish(names: Sequence[str], columns: list, to: str | None, src: _Source):
+    if to == "block":
+        raise LayoutError(message("to='block' needs the columns copied into a block",
+                                  expected="copy=True", got="views of the input"))
+    return _interop.make_table(list(names), columns, to or src.framework)
+
+
+# ------------------------------------------------------------------------ records out
+
+
+def to_records(columns: object, *, aligned: bool = False, dtype: object = None,
+               out: object = None, structured: bool | None = None, to: str | None = None):
+    """Columns (SoA) -> records (AoS).
+
+    ``columns``: a mapping name -> array (any framework, CPU or GPU), a pyarrow
+    Table/RecordBatch, a pandas / polars / cuDF DataFrame, or a ColumnBlock.
+    ``aligned``: lay fields out as a C struct would (True) or packed (False, default).
+    ``dtype``: the record description to write instead (fields taken by name; columns of
+    another type are cast), or one scalar dtype for an ``(N, k)`` result of that type.
+    ``structured``: True gives a NumPy structured array (CPU only); False an ``(N, k)``
+    array when all fields share one type, else ``(N, itemsize)`` uint8 records. None
+    picks structured for NumPy results, the array form for other frameworks and GPU.
+    ``out``: a buffer to write the records into (structured array, uint8, or (N, k)).
+    ``to``: framework of the result (default: the caller's, NumPy for tables).
+    """
+    names, cols = _interop.table_columns(columns)
+    gpu = bool(cols) and not isinstance(cols[0], np.ndarray)
+    n = _common_length(names, cols)
+    layout, cols, want_matrix = _target_layout(names, cols, aligned, dtype, gpu)
+    layout.check_writable()
+    framework = to or _result_framework(columns, gpu)
+    if structured is None:
+        structured = framework == "numpy" and not want_matrix
+    buf = _record_buffer(out, n, layout, gpu)
+    _move_scatter(cols, n, layout, buf, gpu)
+    return _shape_result(buf, n, layout, structured, framework, gpu)
+
+
+def _common_length(names: list[str], cols: list) -> int:
+    lengths = {int(c.shape[0]) for c in cols}
+    if len(lengths) > 1:
+        raise LayoutError(message("columns differ in length", expected="equal lengths",
+                                  got=", ".join(f"{n}:{c.shape[0]}" for n, c in
+                                                zip(names, cols, strict=True))))
+    return lengths.pop() if lengths else 0
+
+
+def _target_layout(names, cols, aligned, dtype, gpu):
+    """The record layout to write, columns in field order (cast where needed)."""
+    want_matrix = False
+    if dtype is not None and np.dtype(dtype).names is None:
+        scalar = check_column_dtype(np.dtype(dtype), "(dtype)")
+        layout = RecordLayout.build(names, [scalar] * len(names))
+        want_matrix = True
+    elif dtype is not None:
+        layout = record_layout(dtype)
+    else:
+        layout = RecordLayout.build(names, [c.dtype for c in cols],
+                                    [tuple(c.shape[1:]) for c in cols], aligned=aligned)
+    by_name = dict(zip(names, cols, strict=True))
+    ordered = []
+    for f in layout.fields:
+        if f.name not in by_name:
+            raise LayoutError(message(f"no column for field {f.name!r}",
+                                      expected=f"columns {list(layout.names)}", got=names))
+        ordered.append(_fit_column(by_name[f.name], f, gpu))
+    return layout, ordered, want_matrix
+
+
+def _fit_column(col, f: Field, gpu: bool):
+    check_column_dtype(np.dtype(col.dtype), f.name)
+    if tuple(col.shape[1:]) != f.shape:
+        raise LayoutError(message(f"column {f.name!r} does not fit its field",
+                                  expected=f"rows of shape {f.shape}",
+                                  got=f"rows of shape {tuple(col.shape[1:])}"))
+    if np.dtype(col.dtype) != f.dtype:
+        col = col.astype(f.dtype)  # documented: a cast costs one extra pass
+    if (f.shape or gpu) and not col.flags.c_contiguous:
+        col = col.copy()
+    return col
+
+
+def _result_framework(columns: object, gpu: bool) -> str:
+    if isinstance(columns, Mapping) and columns:
+        first = next(iter(columns.values()))
+        name = _interop.array_framework(first)
+        if name not in _interop.TABLE_TARGETS:
+            return name
+    return "cupy" if gpu else "numpy"
+
+
+def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
+    """Flat uint8 buffer of ``n * itemsize`` bytes: ``out`` viewed as bytes, or new."""
+    nbytes = n * layout.itemsize
+    if out is None:
+        if gpu:
+            import cupy
+
+            return cupy.empty(nbytes, cupy.uint8)
+        return np.empty(nbytes, np.uint8)
+    arr = _interop.as_cupy(out) if gpu else _interop.as_numpy(out)
+    ok = arr.flags.c_contiguous and arr.size * arr.dtype.itemsize == nbytes
+    if not ok or (not gpu and not arr.flags.writeable):
+        raise LayoutError(message(
+            "out= cannot hold the records", expected=f"a writable C-contiguous buffer of "
+            f"{nbytes} bytes", got=f"{arr.size * arr.dtype.itemsize} bytes, "
+            f"contiguous={arr.flags.c_contiguous}"))
+    return arr.reshape(-1).view(np.uint8 if not gpu else "u1")
+
+
+def _move_scatter(cols: list, n: int, layout: RecordLayout, buf, gpu: bool) -> None:
+    if gpu:
+        from . import _gpu
+
+        _gpu.scatter(cols, n, layout, buf)
+        return
+    plan = _cpu.CopyPlan(n, keep=[buf, *cols])
+    base = buf.ctypes.data
+    for f, col in zip(layout.fields, cols, strict=True):
+        plan.add(col.ctypes.data, col.strides[0], base + f.offset, layout.itemsize, f.width)
+    for start, end in layout.gaps():
+        plan.zero(base + start, layout.itemsize, end - start)
+    _cpu.run(plan)
+
+
+def _shape_result(buf, n: int, layout: RecordLayout, structured: bool, framework: str,
+                  gpu: bool):
+    if structured:
+        if gpu:
+            raise UnsupportedDtypeError(message(
+                "GPU arrays have no structured dtype", expected="structured=False",
+                got="structured=True", hint="records stay (N, itemsize) uint8 on GPU"))
+        return buf.view(layout.to_dtype())
+    uniform = layout.uniform_dtype()
+    arr = (buf.view(uniform).reshape(n, len(layout.fields)) if uniform is not None
+           else buf.reshape(n, layout.itemsize))
+    if gpu:
+        return _interop.from_cupy(arr, framework)
+    return _interop.from_numpy(arr, framework)
