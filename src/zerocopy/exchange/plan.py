@@ -126,8 +126,7 @@ def _routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Ed
 
     def walk(node: str, path: tuple[Edge, ...], seen: frozenset[str]) -> None:
         if node == target and path:
-            found.append(path)
-            return
+            found.append(path)  # and walk on: a copy hop at the target may follow
         if len(path) == MAX_HOPS:
             return
         for edge in graph.get(node, ()):

@@ -146,7 +146,7 @@ EDGES = (
              _strides_in_elements)),
     # Ours takes both, and keeps the array alive until the consumer lets go.
     Edge(NAME, DLPACK, "DLPack (zerocopy exporter)", "zerocopy DLPackExporter(x)",
-         _exporter, cost=2.0, check=_strides_in_elements, caveat=_readonly_caveat),
+         _exporter, cost=1.0, check=_strides_in_elements, caveat=_readonly_caveat),
     Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=1.0,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              lambda info, o: checks.Refusal(

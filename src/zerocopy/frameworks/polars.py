@@ -55,9 +55,9 @@ def _series_info(s: Any) -> Info:
 
 
 def _series_pointer(s: Any) -> int:
-    try:
-        return int(s._get_buffer_info()[0])
-    except Exception:  # not a primitive single-chunk column
+    try:  # a zero-copy view exists only for primitive, null-free, single-chunk columns
+        return int(s.to_numpy(allow_copy=False).__array_interface__["data"][0])
+    except Exception:
         return 0
 
 

@@ -65,7 +65,7 @@ def inspect(x: Any) -> Info:
                 strides=tuple(s * itemsize for s in x.stride()), itemsize=itemsize,
                 pointer=x.data_ptr, device=(device.type, device.index or 0),
                 requires_grad=x.requires_grad,
-                extra={"signature": (x.is_conj(), x.is_neg())})
+                extra={"signature": (x.is_conj(), x.is_neg()), "lazy_bits": (x.is_conj(), x.is_neg())})
 
 
 def make(values: np.ndarray) -> Any:
@@ -113,7 +113,7 @@ def _from_dlpack(x: Any, options: Options) -> Any:
 
 
 def _plain_bits(info: Info, options: Options) -> Refusal | None:
-    conj, neg = info.extra.get("signature") or (False, False)
+    conj, neg = info.extra.get("lazy_bits", (False, False))
     if conj or neg:
         return Refusal("the tensor carries a lazy conjugate/negative bit, so its memory "
                        "does not hold the values it shows", "x.resolve_conj() / x.resolve_neg() copies")

@@ -1,0 +1,184 @@
+"""share(), the hook registry and report() on CPU: host memory, env-configured hooks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+import pytest
+from memory_support import run_python
+
+import zerocopy.memory as zm
+from zerocopy.errors import FrameworkNotInstalledError, FrameworkStartedError
+from zerocopy.memory.hooks import HOOKS, capability_table, hook
+
+
+def test_share_over_host_memory_reports_per_framework() -> None:
+    log = io.StringIO()
+    shared = zm.share([], resource=zm.HostMemoryResource(), limits={"cupy": 1000},
+                      track=True, log=log)
+    assert zm.active() is shared and zm.get_current_resource() is shared.resource
+    mr = shared.resource
+    a = mr.allocate(600, framework="cupy")
+    with pytest.raises(MemoryError):
+        mr.allocate(600, framework="cupy")
+    b = mr.allocate(2000, framework="torch")
+    rep = zm.report()
+    rows = {f.framework: f for f in rep.frameworks}
+    assert rows["cupy"].current_bytes == 600 and rows["cupy"].limit == 1000
+    assert rows["torch"].allocations == 1
+    assert len(rep.leaks) == 2 and rep.pool is None
+    assert "test_share.py" in rep.format()
+    json.dumps(rep.to_dict(), default=str)  # JSON-ready
+    mr.deallocate(a, 600)
+    mr.deallocate(b, 2000)
+    shared.undo()
+    assert zm.active() is None and zm.get_current_resource() is None
+    assert "allocate_failed" in log.getvalue()
+
+
+def test_only_one_share_at_a_time() -> None:
+    with zm.share([], resource=zm.HostMemoryResource()):
+        with pytest.raises(RuntimeError, match="already active"):
+            zm.share([], resource=zm.HostMemoryResource())
+    assert zm.active() is None
+
+
+def test_unknown_and_missing_frameworks() -> None:
+    with pytest.raises(KeyError, match="known: cupy"):
+        zm.share(["mxnet"], resource=zm.HostMemoryResource())
+    missing = [name for name in HOOKS if name not in zm.installed_frameworks()]
+    if not missing:
+        pytest.skip("every framework is installed here")
+    with pytest.raises(FrameworkNotInstalledError, match="Hint: pip install"):
+        zm.share([missing[0]], resource=zm.HostMemoryResource())
+
+
+def test_env_hooks_set_and_restore_the_environment() -> None:
+    # In a fresh process: another part's tests may already have started JAX in this one.
+    out = run_python("""
+        import json, os
+        import zerocopy.memory as zm
+        keys = ["XLA_PYTHON_CLIENT_ALLOCATOR", "XLA_PYTHON_CLIENT_PREALLOCATE",
+                "TF_GPU_ALLOCATOR", "PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"]
+        os.environ["PYTORCH_ALLOC_CONF"] = "expandable_segments:True"
+        before = {k: os.environ.get(k) for k in keys}
+        shared = zm.share(["jax", "tensorflow", "torch"], resource=zm.HostMemoryResource())
+        during = {k: os.environ.get(k) for k in keys}
+        caps = {k: v.per_allocation for k, v in shared.capabilities().items()}
+        shared.undo()
+        after = {k: os.environ.get(k) for k in keys}
+        print(json.dumps({"before": before, "during": during, "after": after, "caps": caps}))
+    """)
+    assert out["during"]["XLA_PYTHON_CLIENT_ALLOCATOR"] == "cuda_async"
+    assert out["during"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert out["during"]["TF_GPU_ALLOCATOR"] == "cuda_malloc_async"
+    assert out["during"]["PYTORCH_ALLOC_CONF"] == "backend:cudaMallocAsync,expandable_segments:True"
+    assert out["after"] == out["before"]
+    assert out["caps"] == {"jax": False, "tensorflow": False, "torch": False}
+
+
+def test_started_jax_is_refused_and_nothing_changes() -> None:
+    pytest.importorskip("jax")
+    out = run_python("""
+        import json, os
+        import jax.numpy as jnp
+        jnp.zeros(1).block_until_ready()          # JAX's runtime has started (CPU here)
+        import zerocopy.memory as zm
+        try:
+            zm.share(["tensorflow", "jax"], resource=zm.HostMemoryResource())
+        except Exception as exc:
+            print(json.dumps({"type": type(exc).__name__, "msg": str(exc),
+                              "tf": os.environ.get("TF_GPU_ALLOCATOR"),
+                              "active": zm.active() is not None}))
+    """)
+    assert out["type"] == "FrameworkStartedError"
+    assert "jax's runtime already started" in out["msg"] and "Hint:" in out["msg"]
+    assert out["tf"] is None and not out["active"]  # checked before anything was set
+
+
+def test_imported_torch_without_async_backend_is_refused() -> None:
+    pytest.importorskip("torch")
+    out = run_python("""
+        import json
+        import torch
+        import zerocopy.memory as zm
+        try:
+            zm.share(["torch"], resource=zm.HostMemoryResource())
+        except Exception as exc:
+            print(json.dumps({"type": type(exc).__name__, "msg": str(exc),
+                              "base": [c.__name__ for c in type(exc).__mro__]}))
+    """)
+    assert out["type"] == "FrameworkStartedError" and "RuntimeError" in out["base"]
+    assert "PYTORCH_ALLOC_CONF=backend:cudaMallocAsync" in out["msg"]
+    assert "before import torch" in out["msg"]
+
+
+def test_failed_install_undoes_earlier_ones(monkeypatch) -> None:
+    import zerocopy.memory.hooks.tensorflow as tf_hook
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("install failed")
+
+    monkeypatch.setattr(tf_hook, "install", boom)
+    monkeypatch.setattr(tf_hook, "check", lambda mode=None: None)
+    # The function zerocopy.memory.share shadows its module's name as an attribute.
+    share_module = sys.modules["zerocopy.memory.share"]
+    monkeypatch.setattr(share_module, "_resolve", lambda frameworks: list(frameworks))
+    os.environ.pop("XLA_PYTHON_CLIENT_ALLOCATOR", None)
+    monkeypatch.setattr("zerocopy.memory.hooks.jax.started", lambda: False)
+    with pytest.raises(RuntimeError, match="install failed"):
+        zm.share(["jax", "tensorflow"], resource=zm.HostMemoryResource())
+    assert "XLA_PYTHON_CLIENT_ALLOCATOR" not in os.environ and zm.active() is None
+
+
+def test_jax_limit_is_refused_with_a_reason(monkeypatch) -> None:
+    monkeypatch.setattr("zerocopy.memory.hooks.jax.started", lambda: False)
+    with pytest.raises(ValueError, match="JAX has no per-allocation hook"):
+        hook("jax").install(zm.HostMemoryResource(), limit=1 << 30)
+
+
+def test_every_hook_has_the_same_shape() -> None:
+    names = ("NAME", "PACKAGE", "INSTALL_HINT", "MODES", "capabilities", "check", "install",
+             "framework_stats", "release_cache", "oom_type")
+    for framework in HOOKS:
+        module = hook(framework)
+        assert module.NAME == framework
+        assert all(hasattr(module, n) for n in names), framework
+        assert set(names) <= set(module.__all__)
+        for mode in module.MODES:
+            caps = module.capabilities(mode)
+            assert caps.framework == framework and caps.mode == mode
+        with pytest.raises(ValueError, match="unknown"):
+            module.check("no-such-mode")
+    table = capability_table()
+    assert {(c.framework, c.per_allocation) for c in table} >= {
+        ("cupy", True), ("numba", True), ("torch", True), ("torch", False), ("jax", False)}
+
+
+def test_import_has_no_side_effects() -> None:
+    out = run_python("""
+        import json, os, sys
+        env = dict(os.environ)
+        import zerocopy.memory, zerocopy.memory._cli, zerocopy.bench.memory
+        from zerocopy.memory.hooks import HOOKS, hook
+        for name in HOOKS: hook(name)
+        heavy = sorted(m for m in ("torch", "jax", "tensorflow", "cupy", "numba", "rmm", "cuda")
+                       if m in sys.modules)
+        print(json.dumps({"heavy": heavy, "env_same": env == dict(os.environ)}))
+    """)
+    assert out == {"heavy": [], "env_same": True}
+
+
+def test_cli_demo_and_capabilities(capsys) -> None:
+    from zerocopy.cli import main
+
+    assert main(["memory", "--demo", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"]["current_count"] == 1 and len(data["leaks"]) == 1
+    assert main(["memory", "--capabilities"]) == 0
+    assert "pluggable" in capsys.readouterr().out
+    assert main(["memory"]) == 0
+    assert "nothing shared" in capsys.readouterr().out
