@@ -148,8 +148,10 @@ def column_block(n_rows: int, columns: Mapping[str, object] | Sequence[str], *,
 
 
 def _allocate(nbytes: int, device: str):
-    if device == "cpu":
-        return np.empty(nbytes, np.uint8)
+    if device == "cpu":  # NumPy only promises 16-byte alignment: start on a cache line
+        raw = np.empty(nbytes + _ALIGN, np.uint8)
+        start = -raw.ctypes.data % _ALIGN
+        return raw[start:start + nbytes]
     if device in {"cuda", "gpu"}:
         import cupy
 

@@ -1,0 +1,123 @@
+"""Bad input gets a typed error with a hint, never wrong data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zerocopy.errors import (
+    LayoutError,
+    NotZeroCopyError,
+    NullValuesError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    ZeroCopyError,
+)
+from zerocopy.layout import stack, to_columns, to_records, unstack
+
+
+@pytest.mark.parametrize(("dtype", "error"), [
+    ([("a", "f4"), ("s", "U4")], UnsupportedDtypeError),
+    ([("a", "f4"), ("s", "S4")], UnsupportedDtypeError),
+    ([("a", "f4"), ("o", "O")], UnsupportedObjectError),
+    ([("a", ">f4"), ("b", "i2")], UnsupportedDtypeError),
+    ([("a", "f4"), ("v", "V3")], UnsupportedDtypeError),
+])
+def test_bad_fields_refused(dtype, error):
+    with pytest.raises(error, match="Hint:") as info:
+        to_columns(np.zeros(3, dtype))
+    assert isinstance(info.value, ZeroCopyError)
+
+
+def test_object_matrix_refused():
+    with pytest.raises(UnsupportedObjectError):
+        to_columns(np.empty((2, 2), object))
+
+
+def test_overlapping_records_refused():
+    aos = np.zeros(10, [("a", "i8"), ("b", "i8")])
+    overlapped = np.lib.stride_tricks.as_strided(aos, shape=(5,), strides=(8,))
+    with pytest.raises(LayoutError, match="overlap"):
+        to_columns(overlapped)
+
+
+def test_overlapping_fields_refused_when_writing():
+    union = np.dtype({"names": ["a", "b"], "formats": ["i4", "i2"], "offsets": [0, 2],
+                      "itemsize": 4})
+    cols = to_columns(np.zeros(3, union))  # reading a union is well defined
+    with pytest.raises(LayoutError, match="overlapping"):
+        to_records(cols, dtype=union)
+
+
+def test_partial_record_bytes_refused():
+    with pytest.raises(LayoutError, match="whole number"):
+        to_columns(b"\x00" * 25, dtype=[("a", "i8"), ("b", "i4")])
+
+
+def test_unstructured_1d_refused():
+    with pytest.raises(LayoutError, match="dtype="):
+        to_columns(np.zeros(8))
+
+
+def test_copy_false_refused_for_interleaved():
+    with pytest.raises(NotZeroCopyError):
+        to_columns(np.zeros(4, [("a", "f4"), ("b", "f4")]), copy=False)
+    with pytest.raises(NotZeroCopyError):
+        unstack(np.zeros((4, 2)), copy=False)
+
+
+def test_length_mismatch_refused():
+    with pytest.raises(LayoutError, match="length"):
+        to_records({"a": np.zeros(3), "b": np.zeros(4)})
+
+
+def test_missing_field_refused():
+    with pytest.raises(LayoutError, match="'c'"):
+        to_records({"a": np.zeros(3)}, dtype=[("a", "f8"), ("c", "f8")])
+
+
+def test_arrow_nulls_and_strings_refused():
+    pa = pytest.importorskip("pyarrow")
+    with pytest.raises(NullValuesError, match="fill"):
+        stack(pa.table({"a": [1.0, None], "b": [1.0, 2.0]}))
+    with pytest.raises(UnsupportedDtypeError):
+        stack(pa.table({"a": [1.0, 2.0], "s": ["x", "y"]}))
+    with pytest.raises(UnsupportedDtypeError):
+        stack(pa.table({"a": pa.array([[1], [2, 3]])}))
+
+
+def test_pandas_nulls_strings_objects_refused():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(NullValuesError):
+        stack(pd.DataFrame({"a": pd.array([1, None], dtype="Int64")}))
+    with pytest.raises(UnsupportedDtypeError):
+        stack(pd.DataFrame({"s": ["x", "y"]}))
+    with pytest.raises(UnsupportedObjectError):
+        stack(pd.DataFrame({"o": pd.Series([object(), object()], dtype=object)}))
+
+
+def test_polars_nulls_and_strings_refused():
+    pl = pytest.importorskip("polars")
+    with pytest.raises(NullValuesError):
+        stack(pl.DataFrame({"a": [1.0, None]}))
+    with pytest.raises(UnsupportedDtypeError):
+        stack(pl.DataFrame({"s": ["x", "y"]}))
+
+
+def test_complex_to_arrow_refused():
+    pytest.importorskip("pyarrow")
+    with pytest.raises(UnsupportedDtypeError, match="complex"):
+        to_columns(np.zeros(2, [("z", "c8")]), to="pyarrow")
+
+
+def test_sub_array_to_pandas_refused():
+    pytest.importorskip("pandas")
+    with pytest.raises(LayoutError, match="pyarrow"):
+        to_columns(np.zeros(2, [("v", "f4", (3,))]), to="pandas")
+
+
+def test_bad_order_and_target():
+    with pytest.raises(LayoutError):
+        stack({"a": np.zeros(2)}, order="K")
+    with pytest.raises(UnsupportedObjectError):
+        to_columns(np.zeros((2, 2)), to="excel")
