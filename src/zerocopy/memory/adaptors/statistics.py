@@ -36,18 +36,6 @@ class _Counter:
         self.current_bytes = self.peak_bytes = self.total_bytes = 0
         self.current_count = self.peak_count = self.total_count = 0
 
-    def add(self, nbytes: int) -> None:
-        self.current_bytes += nbytes
-        self.current_count += 1
-        self.total_bytes += nbytes
-        self.total_count += 1
-        self.peak_bytes = max(self.peak_bytes, self.current_bytes)
-        self.peak_count = max(self.peak_count, self.current_count)
-
-    def remove(self, nbytes: int) -> None:
-        self.current_bytes -= nbytes
-        self.current_count -= 1
-
     def snapshot(self) -> Stats:
         return Stats(self.current_bytes, self.peak_bytes, self.current_count, self.peak_count,
                      self.total_count, self.total_bytes)
@@ -69,13 +57,20 @@ class StatisticsAdaptor(ResourceAdaptor):
                  framework: str | None = None) -> int:
         ptr = self.upstream.allocate(nbytes, stream, framework=framework)
         name = framework or DIRECT
+        # Hot path (every framework allocation): counters updated inline, one lock.
         with self._lock:
             self._live[ptr] = (nbytes, name)
-            self._total.add(nbytes)
-            counter = self._per.get(name)
-            if counter is None:
-                counter = self._per[name] = _Counter()
-            counter.add(nbytes)
+            total = self._total
+            counter = self._per.get(name) or self._per.setdefault(name, _Counter())
+            for c in (total, counter):
+                c.current_bytes += nbytes
+                c.current_count += 1
+                c.total_bytes += nbytes
+                c.total_count += 1
+                if c.current_bytes > c.peak_bytes:
+                    c.peak_bytes = c.current_bytes
+                if c.current_count > c.peak_count:
+                    c.peak_count = c.current_count
         return ptr
 
     def deallocate(self, ptr: int, nbytes: int, stream: int | None = None) -> None:
@@ -84,19 +79,20 @@ class StatisticsAdaptor(ResourceAdaptor):
             if record is None:
                 self.unknown_frees += 1
             else:
-                self._total.remove(record[0])
-                self._per[record[1]].remove(record[0])
+                self._move(record, -1)
         try:
             self.upstream.deallocate(ptr, nbytes, stream)
         except BaseException:
             if record is not None:  # the memory is still allocated: keep counting it
                 with self._lock:
                     self._live[ptr] = record
-                    self._total.current_bytes += record[0]
-                    self._total.current_count += 1
-                    self._per[record[1]].current_bytes += record[0]
-                    self._per[record[1]].current_count += 1
+                    self._move(record, +1)
             raise
+
+    def _move(self, record: tuple[int, str], sign: int) -> None:
+        for c in (self._total, self._per[record[1]]):
+            c.current_bytes += sign * record[0]
+            c.current_count += sign
 
     def statistics(self, framework: str | None = None) -> Stats:
         """Totals, or one framework's numbers (zeros for a framework never seen)."""

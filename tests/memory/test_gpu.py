@@ -1,0 +1,231 @@
+"""GPU tests (run on the GPU machine by scripts/gpu-check). Each scenario runs in a fresh
+interpreter: torch, JAX and Numba must be configured before their runtimes start, and a
+fresh process is also a clean shared pool. Every scenario doubles as a leak check."""
+
+from __future__ import annotations
+
+import pytest
+from memory_support import run_python
+
+pytestmark = pytest.mark.gpu
+
+MiB = 1 << 20
+
+
+def test_cuda_runtime_facade_and_device_pool() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy.memory._cudart import runtime, UINT64_MAX
+        rt = runtime()
+        pool = zm.DevicePoolResource()
+        pool.release_threshold = UINT64_MAX
+        used0 = pool.used()
+        p = pool.allocate(64 << 20, 0)
+        used1 = pool.used()
+        pool.deallocate(p, 64 << 20, 0)
+        rt.synchronize()
+        pool.reset_peaks()
+        raw = zm.CudaMallocResource(); q = raw.allocate(1 << 20); raw.deallocate(q, 1 << 20)
+        pin = zm.PinnedMemoryResource(); h = pin.allocate(4096); pin.deallocate(h, 4096)
+        print(json.dumps({"binding": rt.name, "grew": used1 - used0, "after": pool.used() - used0,
+                          "threshold": pool.release_threshold, "reserved": pool.reserved(),
+                          "free_total": rt.mem_get_info()}))
+    """)
+    assert out["grew"] >= 64 * MiB and out["after"] == 0
+    assert out["threshold"] == (1 << 64) - 1 and out["reserved"] >= 64 * MiB
+
+
+def test_managed_memory_prefetch_and_no_oversubscription() -> None:
+    out = run_python("""
+        import json
+        import cupy
+        import zerocopy.memory as zm
+        from zerocopy.errors import OutOfMemoryError
+        mr = zm.ManagedMemoryResource(prefetch=True)
+        n = 16 << 20
+        p = mr.allocate(n, 0)
+        mem = cupy.cuda.UnownedMemory(p, n, None, 0)
+        a = cupy.ndarray((n,), cupy.uint8, cupy.cuda.MemoryPointer(mem, 0))
+        a[:] = 7
+        ok = int(a.sum()) == 7 * n
+        del a, mem
+        cupy.cuda.runtime.deviceSynchronize()
+        mr.deallocate(p, n)
+        free_before = zm.ManagedMemoryResource()._rt.mem_get_info()[0]
+        try:   # more than the card has free: refused BEFORE anything is asked of CUDA
+            mr.allocate(free_before + (1 << 30), 0)
+            refused = False
+        except OutOfMemoryError as exc:
+            refused = "allow_oversubscription" in str(exc)
+        print(json.dumps({"ok": ok, "refused": refused, "outstanding": mr.outstanding}))
+    """)
+    assert out == {"ok": True, "refused": True, "outstanding": 0}
+
+
+def test_cupy_lands_in_the_shared_pool_with_stats_limits_and_leak_stacks() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        shared = zm.share(["cupy"], limits={"cupy": 64 << 20}, track=True)
+        import cupy
+        pool = shared.base
+        used0 = pool.used()
+        def make_leak():
+            return cupy.ones(1 << 20, dtype=cupy.float32)      # 4 MiB, kept
+        kept = make_leak()
+        used1 = pool.used()
+        stats = shared.statistics.statistics("cupy")
+        try:
+            cupy.empty(100 << 20, dtype=cupy.uint8)
+            oom = None
+        except cupy.cuda.memory.OutOfMemoryError as exc:
+            oom = type(exc).__mro__[1].__module__ + ":" + str(exc)[:60]
+        after = cupy.arange(10).sum()                           # the process goes on
+        leaks = shared.tracker.format_leaks("cupy")
+        total = float(kept.sum())
+        del kept
+        cupy.cuda.runtime.deviceSynchronize()
+        final = shared.statistics.statistics("cupy").current_bytes
+        print(json.dumps({"grew": used1 - used0, "stats": stats.current_bytes, "oom": oom,
+                          "after": int(after), "leak": "make_leak" in leaks, "sum": total,
+                          "final": final, "left": len(shared.tracker.leaks())}))
+    """)
+    assert out["grew"] >= 4 * MiB and out["stats"] >= 4 * MiB
+    assert out["oom"] and "cupy would exceed" in out["oom"]
+    assert out["after"] == 45 and out["leak"] and out["sum"] == float(1 << 20)
+    assert out["final"] == 0 and out["left"] == 0
+
+
+def test_numba_lands_in_the_shared_pool() -> None:
+    out = run_python("""
+        import json
+        import numpy as np
+        import zerocopy.memory as zm
+        shared = zm.share(["numba"], limits={"numba": 32 << 20})
+        from numba import cuda
+        from numba.cuda.cudadrv.driver import CudaAPIError
+        used0 = shared.base.used()
+        d = cuda.to_device(np.arange(1 << 20, dtype=np.float32))
+        grew = shared.base.used() - used0
+        back = float(d.copy_to_host().sum())
+        try:
+            cuda.device_array(64 << 20, dtype=np.uint8); caught = None
+        except CudaAPIError as exc:
+            caught = isinstance(exc, MemoryError)
+        del d
+        import gc; gc.collect(); cuda.current_context().deallocations.clear()
+        print(json.dumps({"grew": grew, "sum": back, "caught": caught,
+                          "current": shared.statistics.statistics("numba").current_bytes}))
+    """)
+    assert out["grew"] >= 4 * MiB and out["sum"] == float(sum(range(1 << 20)))
+    assert out["caught"] is True and out["current"] == 0
+
+
+def test_torch_async_backend_shares_the_pool_and_raises_its_own_oom() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        shared = zm.share(["torch"], limits={"torch": 256 << 20})
+        import torch
+        used0 = shared.base.used()
+        x = torch.ones(32 << 20, dtype=torch.uint8, device="cuda")
+        grew = shared.base.used() - used0
+        shared.check()                      # applies torch's limit now that CUDA is up
+        try:
+            torch.empty(512 << 20, dtype=torch.uint8, device="cuda"); oom = False
+        except torch.OutOfMemoryError:
+            oom = True
+        y = torch.ones(1 << 20, device="cuda").sum().item()
+        torch.cuda.empty_cache()            # would trim the shared pool: governance skips it
+        rep = shared.report()
+        row = {f.framework: f for f in rep.frameworks}["torch"]
+        print(json.dumps({"backend": torch.cuda.get_allocator_backend(), "grew": grew,
+                          "oom": oom, "y": y, "events": [e.kind for e in rep.events],
+                          "torch_current": row.current_bytes}))
+    """)
+    assert out["backend"] == "cudaMallocAsync" and out["grew"] >= 32 * MiB
+    assert out["oom"] and out["y"] == float(1 << 20)
+    assert "empty-cache-skipped" in out["events"] and out["torch_current"] >= 32 * MiB
+
+
+def test_torch_pluggable_gives_per_allocation_stats_and_leaks() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        shared = zm.share(["torch"], modes={"torch": "pluggable"}, track=True)
+        import torch
+        def allocate_model_input():
+            return torch.ones(1 << 20, device="cuda")
+        x = allocate_model_input()
+        s = float((x * 2).sum().item())
+        stats = shared.statistics.statistics("torch")
+        leaks = shared.tracker.format_leaks("torch")
+        del x
+        torch.cuda.synchronize()
+        print(json.dumps({"backend": torch.cuda.get_allocator_backend(), "sum": s,
+                          "count": stats.total_count, "leak": "allocate_model_input" in leaks,
+                          "current": shared.statistics.statistics("torch").current_bytes}))
+    """)
+    assert out["backend"] == "pluggable" and out["sum"] == float(2 << 20)
+    assert out["count"] >= 1 and out["leak"] and out["current"] == 0
+
+
+def test_jax_joins_the_pool_and_governance_holds_after_jax_starts_last() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy.memory._cudart import UINT64_MAX
+        shared = zm.share(["cupy", "torch", "jax"], interval=None)
+        import cupy, torch
+        a = cupy.ones(1 << 20); t = torch.ones(1 << 20, device="cuda")
+        import jax, jax.numpy as jnp
+        used0 = shared.base.used()
+        j = jnp.ones(8 << 20, dtype=jnp.float32).block_until_ready()   # JAX starts last
+        grew = shared.base.used() - used0
+        threshold_after_jax = shared.base.release_threshold
+        events = [e.kind for e in shared.check()]
+        rep = shared.report()
+        print(json.dumps({"backend": jax.default_backend(), "grew": grew,
+                          "threshold_after_jax": threshold_after_jax, "events": events,
+                          "threshold": shared.base.release_threshold,
+                          "frameworks": sorted(f.framework for f in rep.frameworks)}))
+    """)
+    assert out["backend"] == "gpu" and out["grew"] >= 32 * MiB
+    assert out["threshold"] == (1 << 64) - 1
+    if out["threshold_after_jax"] != (1 << 64) - 1:  # JAX reset it: it must be recorded
+        assert "threshold-reset" in out["events"]
+    assert out["frameworks"] == ["cupy", "jax", "torch"]
+
+
+def test_rmm_view_and_callback_modes() -> None:
+    pytest.importorskip("rmm")
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        import rmm
+        shared = zm.share(["cudf"], modes={"cudf": "callback"})
+        buf = rmm.DeviceBuffer(size=1 << 20)
+        counted = shared.statistics.statistics("cudf").current_bytes
+        del buf
+        shared.undo()
+        shared = zm.share(["cudf"])
+        used0 = shared.base.used()
+        buf = rmm.DeviceBuffer(size=8 << 20)
+        grew = shared.base.used() - used0
+        print(json.dumps({"counted": counted, "grew": grew}))
+    """)
+    assert out["counted"] == MiB and out["grew"] >= 8 * MiB
+
+
+def test_freeing_never_blocks_behind_a_running_kernel() -> None:
+    out = run_python("""
+        import json, sys
+        sys.argv = ["x"]
+        from zerocopy.bench.memory import _blocking
+        print(json.dumps(_blocking()))
+    """)
+    timings = out["host_ms_behind_20ms_kernel"]
+    for label, ms in timings.items():
+        if not label.startswith("reference"):
+            assert ms < 1.0, (label, ms)
