@@ -81,14 +81,14 @@ def test_cupy_lands_in_the_shared_pool_with_stats_limits_and_leak_stacks() -> No
             oom = None
         except cupy.cuda.memory.OutOfMemoryError as exc:
             oom = type(exc).__mro__[1].__module__ + ":" + str(exc)[:60]
-        after = cupy.arange(10).sum()                           # the process goes on
+        after = int(cupy.arange(10).sum())                      # the process goes on
         leaks = shared.tracker.format_leaks("cupy")
         total = float(kept.sum())
         del kept
         cupy.cuda.runtime.deviceSynchronize()
         final = shared.statistics.statistics("cupy").current_bytes
         print(json.dumps({"grew": used1 - used0, "stats": stats.current_bytes, "oom": oom,
-                          "after": int(after), "leak": "make_leak" in leaks, "sum": total,
+                          "after": after, "leak": "make_leak" in leaks, "sum": total,
                           "final": final, "left": len(shared.tracker.leaks())}))
     """)
     assert out["grew"] >= 4 * MiB and out["stats"] >= 4 * MiB

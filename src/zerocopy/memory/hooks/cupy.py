@@ -76,7 +76,7 @@ def install(resource: MemoryResource, *, limit: int | None = None,
             mode: str | None = None) -> Installation:
     check(mode)
     cupy = import_framework("cupy", NAME, INSTALL_HINT)
-    previous = cupy.cuda.get_allocator()
+    previous = cupy.cuda.memory.get_allocator()
     cupy.cuda.set_allocator(_allocator(cupy, resource))
     return Installation(NAME, capabilities(mode), {"limit": limit},
                         lambda: cupy.cuda.set_allocator(previous))

@@ -53,13 +53,10 @@ def _manager_class(cuda: Any, resource: MemoryResource) -> type:
 
         def memalloc(self, size: int) -> Any:
             ptr = resource.allocate(size, 0, framework=NAME)
-            allocations = self.allocations
 
-            def finalizer() -> None:
-                allocations.pop(ptr, None)
+            def finalizer() -> None:  # Numba runs it when the MemoryPointer is collected
                 resource.deallocate(ptr, size, 0)
 
-            allocations[ptr] = size
             return MemoryPointer(self.context, _device_pointer(ptr), size, finalizer=finalizer)
 
         def get_memory_info(self) -> Any:
