@@ -289,7 +289,8 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("XLA_PYTHON_CLIENT_", "PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"))}
     env.update(SCENARIOS[name])
-    command = [sys.executable, "-m", "zerocopy", "bench", "memory", "--scenario", name]
+    # Run this module directly, so a scenario does not depend on the other bench parts.
+    command = [sys.executable, "-m", "zerocopy.bench.memory", "--scenario", name]
     if quick:
         command.append("--quick")
     try:
@@ -363,3 +364,9 @@ def main(args: argparse.Namespace) -> int:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2, default=str)
     return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m zerocopy.bench.memory")
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))
