@@ -90,7 +90,7 @@ def test_tracking_reports_leaks_with_the_allocating_stack() -> None:
     leaks = tracker.leaks()
     assert [(a.ptr, a.nbytes, a.framework) for a in leaks] == [(kept, 4096, "numba")]
     text = tracker.format_leaks()
-    assert "_leaky_function" in text and "test_adaptors.py" in text
+    assert "_leaky_function" in text and "test_memory_adaptors.py" in text
     assert "zerocopy/memory/adaptors" not in text  # our own frames are cut
     assert tracker.leaks("torch") == []
     tracker.deallocate(kept, 4096)

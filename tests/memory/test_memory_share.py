@@ -30,7 +30,7 @@ def test_share_over_host_memory_reports_per_framework() -> None:
     assert rows["cupy"].current_bytes == 600 and rows["cupy"].limit == 1000
     assert rows["torch"].allocations == 1
     assert len(rep.leaks) == 2 and rep.pool is None
-    assert "test_share.py" in rep.format()
+    assert "test_memory_share.py" in rep.format()
     json.dumps(rep.to_dict(), default=str)  # JSON-ready
     mr.deallocate(a, 600)
     mr.deallocate(b, 2000)
