@@ -133,7 +133,7 @@ def test_to_block_is_one_buffer():
 
 
 def test_numpy_fallback_kernel_matches(monkeypatch):
-    monkeypatch.setattr(_cpu, "_kernels", {"parallel": None, "serial": None})
+    monkeypatch.setattr(_cpu, "_kernel", [None])
     dt = np.dtype([("a", "i8"), ("b", "c8", (2,)), ("c", "?")])
     aos = random_records(dt, 33)
     cols = to_columns(aos)

@@ -29,7 +29,7 @@ _BLOCK_BYTES = 128 * 1024
 # Below this many bytes, starting threads costs more than it saves.
 _PARALLEL_BYTES = 1 << 20
 
-_kernels: dict[str, object] = {}
+_kernel: list[object] = []  # the compiled kernel, or None without Numba; set on first use
 
 
 @dataclass
@@ -67,11 +67,13 @@ def run(plan: CopyPlan) -> None:
     """Execute a plan: Numba when available, else a NumPy loop over the entries."""
     if plan.n == 0 or not plan.width:
         return
-    kernel = _numba_kernel(plan.n * plan.row_bytes >= _PARALLEL_BYTES)
+    kernel = _numba_kernel()
     if kernel is None:
         _run_numpy(plan)
         return
-    block = max(64, _BLOCK_BYTES // max(1, plan.row_bytes))
+    # Small copies go as one block (one thread): waking threads would cost more.
+    small = plan.n * plan.row_bytes < _PARALLEL_BYTES
+    block = plan.n if small else max(64, _BLOCK_BYTES // max(1, plan.row_bytes))
     arrays = [np.asarray(v, np.int64) for v in
               (plan.src, plan.sstride, plan.dst, plan.dstride, plan.width)]
     kernel(plan.n, *arrays, block)
@@ -92,14 +94,13 @@ def _byte_view(addr: int, n: int, stride: int, width: int) -> np.ndarray:
                                            strides=(stride, 1))
 
 
-def _numba_kernel(parallel: bool):
+def _numba_kernel():
     """The compiled kernel; Numba is imported on first use so importing us stays cheap."""
-    if not _kernels:
+    if not _kernel:
         try:
             from . import _cpu_numba
         except ImportError:  # Numba is an optional extra: fall back to NumPy
-            _kernels.update(parallel=None, serial=None)
+            _kernel.append(None)
         else:
-            _kernels.update(parallel=_cpu_numba.copy_fields_parallel,
-                            serial=_cpu_numba.copy_fields_serial)
-    return _kernels["parallel" if parallel else "serial"]
+            _kernel.append(_cpu_numba.copy_fields_parallel)
+    return _kernel[0]

@@ -13,7 +13,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["copy_fields_parallel", "copy_fields_serial"]
+__all__ = ["copy_fields_parallel"]
 
 
 def _memory_ops(bits: int):
@@ -43,35 +43,6 @@ _load4, _store4 = _memory_ops(32)
 _load8, _store8 = _memory_ops(64)
 
 
-@numba.njit(inline="always", cache=True)
-def _copy_rows(r0, r1, s, ss, d, ds, w):
-    # One loop per common width keeps the inner loops tight; the last one is generic
-    # (sub-arrays, complex128, odd sizes): 8-byte words, then single bytes.
-    if w == 4:
-        for i in range(r0, r1):
-            _store4(d + i * ds, _load4(s + i * ss))
-    elif w == 8:
-        for i in range(r0, r1):
-            _store8(d + i * ds, _load8(s + i * ss))
-    elif w == 1:
-        for i in range(r0, r1):
-            _store1(d + i * ds, _load1(s + i * ss))
-    elif w == 2:
-        for i in range(r0, r1):
-            _store2(d + i * ds, _load2(s + i * ss))
-    else:
-        for i in range(r0, r1):
-            so = s + i * ss
-            do = d + i * ds
-            j = 0
-            while j + 8 <= w:
-                _store8(do + j, _load8(so + j))
-                j += 8
-            while j < w:
-                _store1(do + j, _load1(so + j))
-                j += 1
-
-
 @numba.njit(parallel=True, cache=True)
 def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):
     """Blocks of rows across threads; every field of a block while it is in cache."""
@@ -80,15 +51,33 @@ def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):
         r0 = b * block
         r1 = min(n, r0 + block)
         for e in range(width.shape[0]):
-            _copy_rows(r0, r1, src[e], sstride[e], dst[e], dstride[e], width[e])
-
-
-@numba.njit(cache=True)
-def copy_fields_serial(n, src, sstride, dst, dstride, width, block):
-    """The same on one thread, for small copies where starting threads costs more."""
-    nblocks = (n + block - 1) // block
-    for b in range(nblocks):
-        r0 = b * block
-        r1 = min(n, r0 + block)
-        for e in range(width.shape[0]):
-            _copy_rows(r0, r1, src[e], sstride[e], dst[e], dstride[e], width[e])
+            w = width[e]
+            s = src[e]
+            ss = sstride[e]
+            d = dst[e]
+            ds = dstride[e]
+            # One loop per common width keeps the inner loops tight; the last one is
+            # generic (sub-arrays, complex128, odd sizes): 8-byte words, then bytes.
+            if w == 4:
+                for i in range(r0, r1):
+                    _store4(d + i * ds, _load4(s + i * ss))
+            elif w == 8:
+                for i in range(r0, r1):
+                    _store8(d + i * ds, _load8(s + i * ss))
+            elif w == 1:
+                for i in range(r0, r1):
+                    _store1(d + i * ds, _load1(s + i * ss))
+            elif w == 2:
+                for i in range(r0, r1):
+                    _store2(d + i * ds, _load2(s + i * ss))
+            else:
+                for i in range(r0, r1):
+                    so = s + i * ss
+                    do = d + i * ds
+                    j = 0
+                    while j + 8 <= w:
+                        _store8(do + j, _load8(so + j))
+                        j += 8
+                    while j < w:
+                        _store1(do + j, _load1(so + j))
+                        j += 1

@@ -1,0 +1,105 @@
+"""The generated CUDA kernels, checked on a machine without a GPU.
+
+The kernel text is compiled with the host C++ compiler behind a tiny header that maps
+CUDA keywords to C++ and runs one block of one thread. Every loop in the kernels is a
+``threadIdx.x .. step blockDim.x`` loop between barriers, so a single thread walking
+them in order computes exactly what the block computes; this checks the index
+arithmetic, shared-memory pitch, units, partial tiles and padding zeroing bit for bit.
+The real GPU runs are in ``test_gpu.py`` (marked ``gpu``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from layout_support import field_bytes, random_records, reference_records
+
+from zerocopy.layout import _gpu, record_layout
+
+_HOST_CUDA = r"""
+#include <algorithm>
+struct ZcDim { unsigned x; };
+static ZcDim threadIdx{0}, blockIdx{0}, blockDim{1}, gridDim{1};
+struct alignas(8) uint2 { unsigned x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+using std::min;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(n)
+#define __syncthreads()
+"""
+
+LAYOUTS = [
+    [(f"f{i}", "f4") for i in range(4)],
+    [(f"f{i}", "f4") for i in range(3)],
+    [("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")],
+    np.dtype([("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")], align=True),
+    [("z", "c16"), ("v", "f4", (3,)), ("h", "u2"), ("b", "?")],
+    [(f"f{i}", "f4") for i in range(32)],
+    [("a", "u1"), ("b", "i2", (3,)), ("c", "f2")],
+    np.dtype({"names": ["y", "x"], "formats": ["i4", "f8"], "offsets": [12, 1],
+              "itemsize": 19}),
+]
+# (record alignment, column alignment) the launcher can see at run time
+ALIGNS = [(16, 16), (1, 16), (4, 2), (2, 1)]
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """Compile every (layout, direction, alignment) kernel into one host library."""
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler to check the generated CUDA code")
+    parts, names = [_HOST_CUDA, _gpu._PRELUDE], {}
+    for i, desc in enumerate(LAYOUTS):
+        layout = record_layout(desc)
+        for ra, ca in ALIGNS:
+            for direction in ("gather", "scatter"):
+                src, name = _gpu.kernel_source(layout, direction, ra, [ca] * len(layout.fields))
+                unique = f"{name}_{i}_{ra}_{ca}"
+                body = src.replace(_gpu._PRELUDE, "").replace(name + "(", unique + "(")
+                parts.append(body + "#undef ZC_T\n#undef ZC_PS\n")
+                names[(i, ra, ca, direction)] = unique
+    tmp = tmp_path_factory.mktemp("zc_host")
+    (tmp / "k.cpp").write_text("\n".join(parts))
+    subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
+                    "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
+    return ctypes.CDLL(str(tmp / "k.so")), names
+
+
+def _call(lib, name: str, records: np.ndarray, n: int, columns: list) -> None:
+    fn = getattr(lib, name)
+    args = [ctypes.c_void_p(records.ctypes.data), ctypes.c_longlong(n)]
+    args += [ctypes.c_void_p(c.ctypes.data) for c in columns]
+    fn(*args)
+
+
+@pytest.mark.parametrize("index", range(len(LAYOUTS)))
+@pytest.mark.parametrize(("ra", "ca"), ALIGNS)
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000])
+def test_generated_kernels_round_trip(kernels, index, ra, ca, n):
+    lib, names = kernels
+    dtype = np.dtype(LAYOUTS[index])
+    layout = record_layout(dtype)
+    aos = random_records(dtype, n, seed=n + index)
+    cols = [np.zeros((n, *f.shape), f.dtype) for f in layout.fields]
+    _call(lib, names[(index, ra, ca, "gather")], aos, n, cols)
+    for f, col in zip(layout.fields, cols, strict=True):
+        assert col.tobytes() == field_bytes(aos, f.name), f.name
+    back = np.full(n * dtype.itemsize, 0xAB, np.uint8)  # garbage where padding goes
+    _call(lib, names[(index, ra, ca, "scatter")], back, n, cols)
+    assert back.tobytes() == reference_records(aos, dtype)
+
+
+def test_oversized_records_use_direct_kernel():
+    layout = record_layout([("big", "f8", (4000,))])
+    assert _gpu.kernel_source(layout, "gather", 16, [16]) is None
+    src, name = _gpu._direct_source(layout, "scatter")
+    assert name in src and "long long" in src
