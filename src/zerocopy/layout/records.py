@@ -87,10 +87,9 @@ def _matrix_source(arr, names: Sequence[str] | None, framework: str, gpu: bool) 
     n, k = arr.shape
     dt = check_column_dtype(np.dtype(arr.dtype), "(matrix)")
     names = _matrix_names(names, k)
-    step = arr.strides[1] if k > 1 else dt.itemsize
-    if gpu and not arr.flags.c_contiguous:
-        arr = arr.copy()  # the GPU kernel tiles back-to-back records (documented copy)
-        step = dt.itemsize
+    # The GPU kernel reads back-to-back rows (a strided matrix is first made C-contiguous
+    # in _move_gather, a documented copy), so its fields sit at j * itemsize.
+    step = arr.strides[1] if k > 1 and not gpu else dt.itemsize
     fields = tuple(Field(nm, dt, j * step) for j, nm in enumerate(names))
     stride = arr.strides[0] if n > 1 else k * dt.itemsize
     return _Source(arr, RecordLayout(fields, k * dt.itemsize), n, stride, framework, gpu)
