@@ -41,7 +41,7 @@ def dtype_in(framework: str, dtypes: Callable[[], frozenset[str]], hint: str = "
 
 def layouts(framework: str, allowed: frozenset[str], what: str) -> Check:
     def check(info: Info, options: Options) -> Refusal | None:
-        if info.layout in allowed or info.size <= 1:
+        if info.layout in allowed or (info.size <= 1 and info.layout != "negative"):
             return None
         return Refusal(f"{framework} {what} (this one is {info.layout})",
                        "make the array contiguous first, or let zerocopy copy (copy=None)")
@@ -51,7 +51,7 @@ def layouts(framework: str, allowed: frozenset[str], what: str) -> Check:
 
 def aligned(framework: str, alignment: int) -> Check:
     def check(info: Info, options: Options) -> Refusal | None:
-        if info.size == 0 or info.ptr % alignment == 0:
+        if info.ptr % alignment == 0:
             return None
         return Refusal(
             f"{framework} shares only {alignment}-byte aligned buffers; this one starts "

@@ -181,3 +181,58 @@ def capsule_info(capsule: Any) -> dict[str, Any]:
         "strides": tuple(tensor.strides[i] for i in range(ndim)) if tensor.strides else None,
         "dtype": (tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes),
     }
+
+
+# --------------------------------------------------------------- importing into NumPy
+
+_api.PyCapsule_SetName.restype = ctypes.c_int
+_api.PyCapsule_SetName.argtypes = (ctypes.py_object, ctypes.c_char_p)
+_USED_LEGACY = b"used_dltensor"
+_USED_VERSIONED = b"used_dltensor_versioned"
+
+
+class _ImportedTensor:
+    """Owns a consumed capsule's tensor and exposes it through the array interface, so a
+    NumPy array can sit on it; the producer's deleter runs when the last view goes."""
+
+    def __init__(self, capsule: Any) -> None:
+        info = capsule_info(capsule)
+        name = _api.PyCapsule_GetName(capsule)
+        self._address = _api.PyCapsule_GetPointer(id(capsule), name)
+        self._versioned = name == _VERSIONED_NAME
+        _api.PyCapsule_SetName(capsule, _USED_VERSIONED if self._versioned else _USED_LEGACY)
+        self.info = info
+        code, bits, lanes = info["dtype"]
+        itemsize = bits // 8
+        strides = info["strides"]
+        self.__array_interface__ = {
+            "version": 3,
+            "shape": info["shape"],
+            "typestr": f"|V{itemsize}",
+            "data": (info["data"], info["readonly"]),
+            "strides": None if strides is None else tuple(s * itemsize for s in strides),
+        }
+
+    def __del__(self) -> None:
+        struct = _ManagedVersioned if self._versioned else _Managed
+        managed = struct.from_address(self._address)
+        if managed.deleter:
+            managed.deleter(self._address)
+
+
+def to_numpy(producer: Any) -> Any:
+    """NumPy view over any CPU DLPack producer, for every shared dtype (bfloat16 included)
+    and on NumPy versions whose own importer lacks them."""
+    import numpy as np
+
+    from zerocopy._dtypes import from_dlpack_code, numpy_dtype
+
+    capsule = producer.__dlpack__() if hasattr(producer, "__dlpack__") else producer
+    tensor = _ImportedTensor(capsule)
+    if tensor.info["device"][0] not in (CPU, CUDA_HOST, CUDA_MANAGED):
+        raise BufferError(f"DLPack device {tensor.info['device']} is not host memory")
+    code, bits, lanes = tensor.info["dtype"]
+    name = from_dlpack_code(code, bits)
+    if name is None or lanes != 1:
+        raise BufferError(f"DLPack dtype {tensor.info['dtype']} is not a shared dtype")
+    return np.asarray(tensor).view(numpy_dtype(name))

@@ -17,10 +17,10 @@ ARRAY, COLUMN, TABLE = "array", "column", "table"
 def layout_of(shape: tuple[int, ...], strides: tuple[int, ...] | None, itemsize: int) -> str:
     """Classify strides (in bytes): "C", "F", "compact" (a permutation, e.g. a transpose),
     "strided" (gaps: step slices) or "negative" (reversed views)."""
+    if strides is not None and any(s < 0 for s in strides):
+        return "negative"  # even over one element: some importers reject the stride itself
     if strides is None or len(shape) <= 1 and (not shape or shape[0] <= 1 or strides[0] == itemsize):
         return "C"
-    if any(s < 0 for n, s in zip(shape, strides, strict=True) if n > 1):
-        return "negative"
     if 0 in shape:
         return "C"
     dims = [(n, s) for n, s in zip(shape, strides, strict=True) if n > 1]
@@ -79,7 +79,8 @@ class Info:
 
     def signature(self) -> tuple[Any, ...]:
         """Everything an edge check may depend on, except the pointer (see ``aligned``)."""
-        return (self.framework, self.kind, self.dtype, len(self.shape), self.layout,
+        # Per dimension only 0, 1 or "more" matters to a check (empty, broadcastable, real).
+        return (self.framework, self.kind, self.dtype, tuple(min(d, 2) for d in self.shape), self.layout,
                 self.device, self.readonly, self.requires_grad, self.nulls > 0,
                 self.extra.get("signature"))
 

@@ -11,6 +11,7 @@ from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter
+from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
 from zerocopy.exchange.edges import DLPACK, Edge, Options
 from zerocopy.exchange.info import ARRAY, Info
 
@@ -87,10 +88,10 @@ def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: str =
     dtype = numpy_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     count = int(np.prod(shape, dtype=np.int64))
-    raw = np.empty(count * dtype.itemsize + align, dtype=np.uint8)
+    raw = np.empty(max(count, 1) * dtype.itemsize + align, dtype=np.uint8)
     start = (-pointer(raw)) % align
-    flat = raw[start:start + count * dtype.itemsize].view(dtype)
-    return flat.reshape(shape, order=order)  # type: ignore[call-overload]
+    # A view built straight over the raw buffer: reshaping an empty slice would allocate anew.
+    return np.ndarray(shape, dtype=dtype, buffer=raw, offset=start, order=order)
 
 
 def aligned(x: np.ndarray, *, align: int = ALIGNMENT) -> np.ndarray:
@@ -147,11 +148,14 @@ EDGES = (
     # Ours takes both, and keeps the array alive until the consumer lets go.
     Edge(NAME, DLPACK, "DLPack (zerocopy exporter)", "zerocopy DLPackExporter(x)",
          _exporter, cost=1.0, check=_strides_in_elements, caveat=_readonly_caveat),
-    Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=1.0,
+    Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=0.8,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              lambda info, o: checks.Refusal(
-                                 "np.from_dlpack cannot import bfloat16", fixable=False)
+                                 "np.from_dlpack cannot import bfloat16")
                              if info.dtype == "bfloat16" else None)),
+    # Ours reads any capsule: bfloat16, and NumPy versions without a versioned importer.
+    Edge(DLPACK, NAME, "DLPack (zerocopy importer)", "zerocopy DLPack import (array interface)",
+         lambda x, o: dlpack_to_numpy(x), cost=1.0, check=checks.on_cpu("NumPy")),
     # The planner's way to fix what sharing cannot: a fresh, aligned, C-order, writable copy.
     Edge(NAME, NAME, "copy", "aligned C-order copy (np.copyto)", _aligned_copy,
          copies=True, cost=1.0),

@@ -71,14 +71,20 @@ def _series_info(s: Any) -> Info:
 
 def _frame_info(df: Any) -> Info:
     kinds = {str(t) for t in df.dtypes}
-    dtype = None
-    if len(kinds) == 1 and isinstance(df.dtypes.iloc[0] if len(df.columns) else None, np.dtype):
-        dtype = name_of_numpy(df.dtypes.iloc[0])
+    column_dtypes = frozenset(_series_parts(df.iloc[:0, i])[0] for i in range(df.shape[1]))
+    contiguous = all(_values(df.iloc[:, i]).flags.c_contiguous for i in range(df.shape[1])
+                     if isinstance(df.dtypes.iloc[i], np.dtype))
+    first = df.dtypes.iloc[0] if len(df.columns) else None
+    dtype = name_of_numpy(first) if len(kinds) == 1 and isinstance(first, np.dtype) else None
     blocks = _block_count(df)
+    # One block: df.to_numpy() is a view; its strides decide what importers can take.
+    stacked = df.to_numpy().strides if blocks == 1 and dtype is not None else None
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
-                itemsize=df.dtypes.iloc[0].itemsize if dtype else 8, readonly=True,
-                extra={"signature": (blocks, tuple(map(str, df.dtypes))), "blocks": blocks,
-                       "has_bool": "bool" in kinds})
+                itemsize=first.itemsize if dtype else 8, readonly=True,
+                extra={"signature": (blocks, tuple(map(str, df.dtypes)), contiguous, stacked),
+                       "blocks": blocks,
+                       "has_bool": "bool" in kinds, "column_dtypes": column_dtypes,
+                       "contiguous_columns": contiguous, "stacked_strides": stacked})
 
 
 def _block_count(df: Any) -> int:
@@ -145,18 +151,21 @@ def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
     pa = require("pyarrow")
-    from zerocopy.frameworks import pyarrow as arrow
-
-    columns = [_column_to_arrow(df[name], arrow) for name in df.columns]
+    columns = [_column_to_arrow(df.iloc[:, i]) for i in range(df.shape[1])]
     return pa.table(columns, names=[str(n) for n in df.columns])
 
 
-def _column_to_arrow(s: Any, arrow: Any) -> Any:
+def _column_to_arrow(s: Any) -> Any:
+    """Zero-copy for contiguous numeric columns and Arrow-backed ones; otherwise a copy
+    (bool to bits, masked values to a validity bitmap, strided columns compacted)."""
+    pa = require("pyarrow")
     if hasattr(s.array, "_pa_array"):
         return s.array._pa_array
     if isinstance(s.dtype, np.dtype) and s.dtype != np.bool_:
-        return arrow._numpy_to_column(_values(s), Options())
-    return require("pyarrow").array(s, from_pandas=False)  # masked/bool: mask becomes validity
+        from zerocopy.frameworks import pyarrow as arrow
+
+        return arrow._numpy_to_column(np.ascontiguousarray(_values(s)), Options())
+    return pa.array(s, from_pandas=False)  # masked/bool: mask becomes validity
 
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
@@ -183,9 +192,7 @@ def _arrow_column_to_series(column: Any, options: Options) -> Any:
 
 
 def _series_to_arrow(s: Any, options: Options) -> Any:
-    from zerocopy.frameworks import pyarrow as arrow
-
-    return _column_to_arrow(s, arrow)
+    return _column_to_arrow(s)
 
 
 def _one_block(info: Info, options: Options) -> Refusal | None:
@@ -207,6 +214,25 @@ def _shared_numeric(info: Info, options: Options) -> Refusal | None:
                        "select numeric columns of one dtype first", fixable=False,
                        error=_unsupported())
     return None
+
+
+def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:
+    from zerocopy.errors import UnsupportedDtypeError
+    from zerocopy.frameworks.pyarrow import dtypes as arrow_dtypes
+
+    names = info.extra.get("column_dtypes", frozenset({info.dtype}))
+    lacking = sorted(n for n in names if n in SHARED_DTYPES and n not in arrow_dtypes())
+    if lacking:
+        return Refusal(f"Arrow has no {', '.join(lacking)}", "cast those columns first",
+                       fixable=False, error=UnsupportedDtypeError)
+    return None
+
+
+def _has_columns(info: Info, options: Options) -> Refusal | None:
+    if info.shape[1] > 0:
+        return None
+    return Refusal("a DataFrame without columns has no dtype, so the round trip would lose it",
+                   "keep zero-column data as an array", fixable=False)
 
 
 def _unsupported() -> type[Exception]:
@@ -235,7 +261,7 @@ EDGES = (
     Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
          result_kind=COLUMN, check=_ndim(1)),
     Edge("numpy", NAME, "array interface", "pd.DataFrame(x, copy=False)", _numpy_to_frame, cost=15.0,
-         result_kind=TABLE, check=_ndim(2)),
+         result_kind=TABLE, check=checks.all_of(_ndim(2), _has_columns)),
     Edge(NAME, "numpy", "array interface (one block)", "df.to_numpy()", _frame_to_numpy, cost=2.0,
          project=table_to_f_order,
          kinds=frozenset({TABLE}), result_kind=ARRAY,
@@ -245,16 +271,26 @@ EDGES = (
     Edge(NAME, "pyarrow", "Arrow buffers, column by column",
          "pa.table([pa.Array.from_buffers(...) per column])", _frame_to_arrow, cost=30.0,
          kinds=frozenset({TABLE}),
-         check=lambda info, o: Refusal("bool columns are bit-packed in Arrow")
-         if info.extra.get("has_bool") else None),
+         check=checks.all_of(_arrow_can_hold,
+                             lambda info, o: Refusal("bool columns are bit-packed in Arrow")
+                             if info.extra.get("has_bool") else None,
+                             lambda info, o: None if info.extra.get("contiguous_columns", True)
+                             else Refusal("the frame's columns are strided (a row-major block); "
+                                          "an Arrow column is one contiguous buffer"))),
     Edge(NAME, "pyarrow", "copy", "pa.table(...) with bool columns packed into bits", _frame_to_arrow,
-         copies=True, cost=60.0, kinds=frozenset({TABLE})),
+         copies=True, cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
     Edge("pyarrow", NAME, "Arrow buffers, column by column",
          "pd.DataFrame({name: Series(zero-copy column)}, copy=False)", _arrow_to_frame, cost=40.0,
          kinds=frozenset({TABLE})),
     Edge(NAME, "pyarrow", "Arrow buffer", "pa.Array.from_buffers(...) over s.to_numpy()",
          _series_to_arrow, cost=3.0, kinds=frozenset({COLUMN}),
-         check=lambda info, o: Refusal("bool is bit-packed in Arrow") if info.dtype == "bool" else None),
+         check=checks.all_of(_arrow_can_hold,
+                             checks.layouts("an Arrow column", frozenset({"C"}),
+                                            "is one contiguous buffer"),
+                             lambda info, o: Refusal("bool is bit-packed in Arrow")
+                             if info.dtype == "bool" else None)),
+    Edge(NAME, "pyarrow", "copy", "pa.array(s) (bool packed into bits)", _series_to_arrow,
+         copies=True, cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
     Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
          cost=12.0, kinds=frozenset({COLUMN})),
 )

@@ -119,6 +119,8 @@ def to_host(x: Any) -> np.ndarray:
     pa = _pa()
     if isinstance(x, pa.Tensor):
         return x.to_numpy()
+    if isinstance(x, pa.Table | pa.RecordBatch):
+        return np.stack([c.to_numpy(zero_copy_only=False) for c in x.columns], axis=1)
     return x.to_numpy(zero_copy_only=False)
 
 
@@ -175,6 +177,15 @@ def _ndim(n: int, exact: bool = True) -> Any:
 
 _ARROW_TYPES_IN = checks.dtype_in("Arrow", dtypes)
 
+
+def _tensor_not_bool(info: Info, options: Options) -> Refusal | None:
+    if info.dtype == "bool":
+        from zerocopy.errors import UnsupportedDtypeError
+
+        return Refusal("Arrow tensors have no bool type", "use uint8, or a 1-D column",
+                       fixable=False, error=UnsupportedDtypeError)
+    return None
+
 EDGES = (
     Edge(NAME, "numpy", "Arrow buffer", "x.to_numpy(zero_copy_only=True)", _column_to_numpy,
          cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY,
@@ -195,7 +206,7 @@ EDGES = (
     Edge("numpy", NAME, "copy", "pa.array(x)  (bool packed into bits)", _numpy_to_column_copy,
          copies=True, cost=3.0, result_kind=COLUMN, check=checks.all_of(_ndim(1), _ARROW_TYPES_IN)),
     Edge("numpy", NAME, "buffer protocol", "pa.Tensor.from_numpy(x)", _numpy_to_tensor, cost=1.5,
-         check=checks.all_of(_ndim(2, exact=False), _ARROW_TYPES_IN,
+         check=checks.all_of(_ndim(2, exact=False), _ARROW_TYPES_IN, _tensor_not_bool,
                              checks.layouts("pa.Tensor", frozenset({"C", "F", "compact", "strided"}),
                                             "refuses negative strides"))),
 )
@@ -205,10 +216,12 @@ EDGES = (
 
 def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
     """A table's columns seen as one (rows, columns) array: column-major."""
+    from zerocopy.exchange.info import layout_of
+
     new = moved_info(info, framework, kind)
     rows, _ = info.shape
-    new.strides = (info.itemsize, info.itemsize * rows)
-    new.layout = "F"
+    new.strides = info.extra.get("stacked_strides") or (info.itemsize, info.itemsize * rows)
+    new.layout = layout_of(info.shape, new.strides, info.itemsize)
     return new
 
 
@@ -236,6 +249,17 @@ def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
     return out
 
 
+def _one_dtype(info: Info, options: Options) -> Refusal | None:
+    if info.dtype is None or info.dtype.startswith("arrow:") or not info.shape[1]:
+        from zerocopy.errors import UnsupportedDtypeError
+
+        return Refusal(f"a tensor needs columns of one numeric dtype; this table has "
+                       f"{info.dtype or 'mixed dtypes' if info.shape[1] else 'no columns'}",
+                       "select (and cast) the numeric columns first", fixable=False,
+                       error=UnsupportedDtypeError)
+    return None
+
+
 def _stackable(info: Info, options: Options) -> Refusal | None:
     from zerocopy.exchange.blocks import stack_view
 
@@ -258,5 +282,5 @@ EDGES = (
          caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "np.empty(order='F') filled column by column",
          _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-         check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"))),
+         check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"), _one_dtype)),
 )

@@ -10,7 +10,7 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
-from zerocopy.exchange.edges import DLPACK, Edge, Options
+from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
 from zerocopy.frameworks._common import require
 
@@ -58,7 +58,10 @@ def inspect(x: Any) -> Info:
 
 
 def _pointer(x: Any) -> int:
-    return int(np.asarray(x).__array_interface__["data"][0])
+    from zerocopy.exchange.dlpack import capsule_info
+
+    # An unconsumed capsule frees itself; reading it costs no copy, whatever the dtype.
+    return int(capsule_info(_tf().experimental.dlpack.to_dlpack(x))["data"])
 
 
 def make(values: np.ndarray) -> Any:
@@ -75,13 +78,19 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
     return np.asarray(x)
 
 
+def _no_bfloat16_scalar(info: Info, options: Options) -> Refusal | None:
+    if info.dtype == "bfloat16" and not info.shape:
+        return Refusal("TensorFlow's array interface fails on 0-d bfloat16 tensors")
+    return None
+
+
 def _from_dlpack(x: Any, options: Options) -> Any:
     return _tf().experimental.dlpack.from_dlpack(x.__dlpack__())
 
 
 EDGES = (
     Edge(NAME, "numpy", "buffer protocol", "np.asarray(x)", _to_numpy, cost=0.6,
-         check=checks.on_cpu("NumPy"),
+         check=checks.all_of(checks.on_cpu("NumPy"), _no_bfloat16_scalar),
          caveat=lambda info: "TensorFlow tensors are immutable: the NumPy view is read-only"),
     Edge(NAME, DLPACK, "DLPack legacy", "x  (EagerTensor.__dlpack__)", lambda x, o: x, cost=1.0),
     Edge(DLPACK, NAME, "DLPack legacy capsule",
