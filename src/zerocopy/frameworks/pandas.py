@@ -65,8 +65,17 @@ def _series_info(s: Any) -> Info:
     itemsize = s.dtype.itemsize if isinstance(s.dtype, np.dtype) else 8
     bits = dtype == "bool" and not isinstance(s.dtype, np.dtype)  # Arrow/masked bool
     return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
-                pointer=lambda: int(_values(s).__array_interface__["data"][0]), readonly=True,
+                pointer=lambda: _pointer(s), readonly=True,
                 nulls=nulls, extra={"signature": str(s.dtype), "bits": bits})
+
+
+def _pointer(s: Any) -> int:
+    if hasattr(s.array, "_pa_array"):
+        from zerocopy.frameworks.pyarrow import _chunk_pointer
+
+        chunks = s.array._pa_array.chunks
+        return _chunk_pointer(chunks[0]) if chunks else 0
+    return int(_values(s).__array_interface__["data"][0])
 
 
 def _frame_info(df: Any) -> Info:

@@ -55,8 +55,12 @@ def _series_info(s: Any) -> Info:
 
 
 def _series_pointer(s: Any) -> int:
-    try:  # a zero-copy view exists only for primitive, null-free, single-chunk columns
-        return int(s.to_numpy(allow_copy=False).__array_interface__["data"][0])
+    from zerocopy.frameworks.pyarrow import _chunk_pointer
+
+    try:  # Arrow export is zero-copy: its first chunk's data buffer is the column's
+        chunks = s.to_arrow()
+        chunk = chunks.chunk(0) if hasattr(chunks, "chunk") else chunks
+        return _chunk_pointer(chunk)
     except Exception:
         return 0
 

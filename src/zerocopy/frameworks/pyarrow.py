@@ -161,7 +161,7 @@ def _one_chunk(info: Info, options: Options) -> Refusal | None:
 
 
 def _not_bits(info: Info, options: Options) -> Refusal | None:
-    if info.dtype == "bool" and (info.framework != "numpy" or info.extra.get("bits")):
+    if info.dtype == "bool":
         return Refusal("Arrow stores bool as bits, the other frameworks as bytes",
                        "bool columns always copy (8x expansion); use uint8 to share")
     return None

@@ -1,0 +1,108 @@
+"""Probe objects of every framework over memory we control, used by ``zerocopy matrix``,
+the benchmarks and the tests, so all three prove the same things the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy.exchange.convert import inspect
+from zerocopy.frameworks import adapter
+from zerocopy.frameworks.numpy import aligned
+
+__all__ = ["ProbeUnavailable", "make_source", "pointer", "same_bits", "values", "writable_alias"]
+
+
+class ProbeUnavailable(Exception):
+    """The framework cannot hold this dtype itself (a matrix cell "n/a", not a failure)."""
+
+
+def make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
+    """(source object, writable alias of its memory). Sources sit in 64-byte aligned
+    buffers where the framework lets us choose, so every framework could share them; JAX
+    and TensorFlow allocate their own (aligned) memory, written through a DLPack alias.
+    Writing 0 to the alias's first byte sets element 0 to zero/False in the source."""
+    from zerocopy._dtypes import name_of_numpy
+
+    wanted = name_of_numpy(data.dtype)
+    if wanted is None or wanted not in adapter(name).dtypes() and name != "jax":
+        raise ProbeUnavailable(f"{name} has no {data.dtype}")
+    if data.dtype == np.bool_ and name in ("pyarrow", "polars"):
+        return _bit_packed_source(name, data)
+    try:
+        source, writer = _make_source(name, data)
+    except Exception as exc:
+        raise ProbeUnavailable(f"{name} cannot build a {data.dtype} probe: {exc}") from exc
+    if inspect(source).dtype != wanted:
+        raise ProbeUnavailable(f"{name} stores {data.dtype} as {inspect(source).dtype}")
+    return source, writer
+
+
+def _bit_packed_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
+    import ctypes
+
+    import pyarrow as pa
+
+    array = pa.array(data)
+    buffer = array.buffers()[1]
+    writer = np.frombuffer((ctypes.c_uint8 * buffer.size).from_address(buffer.address), np.uint8)
+    if name == "polars":
+        import polars as pl
+
+        return pl.Series(array), writer
+    return array, writer
+
+
+def _make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
+    base = aligned(data.copy())
+    if name == "numpy":
+        return base, base
+    if name == "torch":
+        import torch
+
+        if base.dtype.name == "bfloat16":
+            t = torch.from_numpy(base.view(np.int16)).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(base)
+        return t, base
+    if name == "pandas":
+        import pandas as pd
+
+        return pd.Series(base, copy=False), base
+    if name == "polars":
+        import polars as pl
+
+        return pl.Series(base), base
+    if name == "pyarrow":
+        import pyarrow as pa
+
+        return pa.Array.from_buffers(pa.from_numpy_dtype(base.dtype), len(base),
+                                     [None, pa.py_buffer(base)]), base
+    source = adapter(name).make(data)
+    return source, writable_alias(source)
+
+
+def writable_alias(obj: Any) -> Any:
+    """A writable NumPy view over ``obj``'s memory, checked by pointer."""
+    from zerocopy.exchange.dlpack import to_numpy
+
+    alias = to_numpy(obj.__dlpack__() if hasattr(obj, "__dlpack__") else obj)
+    alias = np.lib.stride_tricks.as_strided(alias, writeable=True) if not alias.flags.writeable else alias
+    if alias.size and int(alias.__array_interface__["data"][0]) != pointer(obj):
+        raise AssertionError("the alias does not share the object's memory")
+    return alias
+
+
+def pointer(obj: Any) -> int:
+    return inspect(obj).ptr
+
+
+def values(obj: Any) -> np.ndarray:
+    return np.asarray(adapter(inspect(obj).framework).to_host(obj))
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and a.view(np.uint8).tobytes() == b.view(np.uint8).tobytes())
