@@ -165,11 +165,17 @@ def _records_in(ut: str, unit: int, size: int) -> str:
       for (int i0 = threadIdx.x; i0 < nu; i0 += {_BATCH} * blockDim.x) {{
         {ut} v[{_BATCH}];
         #pragma unroll
-        for (int j = 0; j < {_BATCH}; ++j) {{ const int i = i0 + j * blockDim.x; if (i < nu) v[j] = s[i]; }}
+        for (int j = 0; j < {_BATCH}; ++j) {{
+          const int i = i0 + j * blockDim.x;
+          if (i < nu) v[j] = s[i];
+        }}
         #pragma unroll
         for (int j = 0; j < {_BATCH}; ++j) {{
           const int i = i0 + j * blockDim.x;
-          if (i < nu) {{ const int r = i / {spu}, c = i - r * {spu}; stage<{ut}>(sm + r * ZC_PS + c * {unit}, v[j]); }}
+          if (i < nu) {{
+            const int r = i / {spu}, c = i - r * {spu};
+            stage<{ut}>(sm + r * ZC_PS + c * {unit}, v[j]);
+          }}
         }}
       }} }}"""
 
