@@ -12,7 +12,7 @@ from zerocopy.exchange.edges import Check, Options, Refusal
 from zerocopy.exchange.info import Info
 
 __all__ = [
-    "aligned", "all_of", "dtype_in", "layouts", "max_ndim", "no_nulls", "on_cpu", "writable",
+    "aligned", "all_of", "dtype_in", "one_dtype", "layouts", "max_ndim", "no_nulls", "on_cpu", "writable",
 ]
 
 
@@ -102,3 +102,18 @@ def max_ndim(framework: str, ndim: int) -> Check:
                        "reshape first, or pick a tensor framework", fixable=False)
 
     return check
+
+
+def one_dtype(info: Info, options: Options) -> Refusal | None:
+    """A table becomes one tensor only if all its columns share one numeric dtype:
+    anything else would be a silent cast."""
+    from zerocopy._dtypes import SHARED_DTYPES
+
+    if info.dtype in SHARED_DTYPES and (len(info.shape) < 2 or info.shape[1] > 0):
+        return None
+    what = info.dtype or "mixed dtypes"
+    if len(info.shape) == 2 and not info.shape[1]:
+        what = "no columns"
+    return Refusal(f"a tensor needs columns of one numeric dtype; this table has {what}",
+                   "select (and cast) the numeric columns first", fixable=False,
+                   error=UnsupportedDtypeError)

@@ -171,6 +171,7 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
         return Plan(info, target, options, ())
     rejected: list[tuple[tuple[Edge, ...], Refusal]] = []
     candidates = routes(edges, info.framework, target)
+    fallback: Plan | None = None
     for route in candidates:
         copies = any(e.copies for e in route)
         if options.copy is False and copies:
@@ -182,10 +183,15 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
             rejected.append((route, outcome))
             continue
         hops, caveats = outcome
-        plan = Plan(info, target, options, hops, caveats, rejected)
+        plan = Plan(info, target, options, hops, caveats, list(rejected))
         if copies and rejected:
             plan.caveats.append(f"copied because {_first_fixable(rejected).reason}")
-        return plan
+        # A table stays a table, a column a column, where the target has that kind.
+        if hops[-1].after.kind == info.kind:
+            return plan
+        fallback = fallback or plan
+    if fallback is not None:
+        return fallback
     raise _no_route_error(info, target, options, candidates, rejected)
 
 

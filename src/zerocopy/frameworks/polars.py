@@ -200,5 +200,5 @@ EDGES = (
          caveat=lambda info: _READONLY),
     Edge(NAME, "numpy", "copy", "df.to_numpy(order='fortran')", _frame_to_numpy_copy, copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-         check=checks.all_of(_NUMERIC, checks.no_nulls("NumPy"))),
+         check=checks.all_of(checks.one_dtype, _NUMERIC, checks.no_nulls("NumPy"))),
 )

@@ -194,7 +194,8 @@ EDGES = (
          caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "x.to_numpy(zero_copy_only=False)", _column_to_numpy_copy,
          copies=True, cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
-         check=checks.all_of(checks.no_nulls("NumPy"))),
+         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+                             checks.no_nulls("NumPy"))),
     Edge(NAME, "numpy", "Arrow tensor", "x.to_numpy()", lambda x, o: x.to_numpy(), cost=0.5,
          caveat=lambda info: "Arrow tensors are immutable: the NumPy view is read-only"),
     Edge("numpy", NAME, "buffer protocol",
@@ -249,17 +250,6 @@ def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
     return out
 
 
-def _one_dtype(info: Info, options: Options) -> Refusal | None:
-    if info.dtype is None or info.dtype.startswith("arrow:") or not info.shape[1]:
-        from zerocopy.errors import UnsupportedDtypeError
-
-        return Refusal(f"a tensor needs columns of one numeric dtype; this table has "
-                       f"{info.dtype or 'mixed dtypes' if info.shape[1] else 'no columns'}",
-                       "select (and cast) the numeric columns first", fixable=False,
-                       error=UnsupportedDtypeError)
-    return None
-
-
 def _stackable(info: Info, options: Options) -> Refusal | None:
     from zerocopy.exchange.blocks import stack_view
 
@@ -282,5 +272,5 @@ EDGES = (
          caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "np.empty(order='F') filled column by column",
          _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-         check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"), _one_dtype)),
+         check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"), checks.one_dtype)),
 )

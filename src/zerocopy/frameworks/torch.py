@@ -145,6 +145,8 @@ EDGES = (
              lambda info, o: Refusal("the strides are not whole elements")
              if any(s % info.itemsize for s in info.strides or ()) else None),
          caveat=_writable_caveat),
+    Edge(NAME, "numpy", "copy", "x.detach().resolve_conj().resolve_neg().numpy() (copy)",
+         lambda x, o: to_host(x).copy(), copies=True, cost=3.0, check=checks.on_cpu("NumPy")),
     Edge(NAME, DLPACK, "DLPack v1", "x.detach()  (Tensor.__dlpack__)", _detach, cost=1.0,
          check=_plain_bits, caveat=_grad_caveat),
     Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,

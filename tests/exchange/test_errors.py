@@ -1,0 +1,79 @@
+"""Bad input: a typed error with expected/got/hint, never a crash or silent garbage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import zerocopy
+
+
+@pytest.mark.parametrize("obj", [None, [1, 2, 3], [[1], [2, 3]], 3.5, "text", object()])
+def test_not_an_array(obj: object) -> None:
+    with pytest.raises(zerocopy.UnsupportedObjectError) as err:
+        zerocopy.to(obj, "torch")
+    assert isinstance(err.value, TypeError) and "Hint:" in str(err.value)
+
+
+@pytest.mark.parametrize("dtype", [object, "U3", "S3", [("a", "f4"), ("b", "i4")], ">f4"])
+def test_unshareable_numpy_dtypes(dtype: object) -> None:
+    x = np.zeros(3, dtype=dtype)
+    with pytest.raises(zerocopy.UnsupportedDtypeError) as err:
+        zerocopy.to(x, "torch")
+    assert "Hint:" in str(err.value)
+
+
+def test_strings_in_a_table_column_cannot_become_a_tensor() -> None:
+    import pandas as pd
+
+    with pytest.raises(zerocopy.UnsupportedDtypeError):
+        zerocopy.to(pd.Series(["a", "b"]), "torch")
+
+
+def test_unknown_target() -> None:
+    with pytest.raises(zerocopy.UnsupportedConversionError, match="Unknown target"):
+        zerocopy.to(np.zeros(2), "matlab")
+
+
+def test_target_given_as_module_or_alias() -> None:
+    import torch
+
+    x = np.arange(3.0)
+    assert isinstance(zerocopy.to(x, torch), torch.Tensor)
+    assert isinstance(zerocopy.to(x, "pt" if False else "pytorch"), torch.Tensor)
+
+
+def test_errors_share_one_root_and_the_builtins_users_catch() -> None:
+    assert issubclass(zerocopy.NotZeroCopyError, (zerocopy.ZeroCopyError, BufferError))
+    assert issubclass(zerocopy.UnsupportedDtypeError, TypeError)
+    assert issubclass(zerocopy.FrameworkNotInstalledError, ModuleNotFoundError)
+    assert issubclass(zerocopy.NullValuesError, ValueError)
+
+
+@pytest.mark.parametrize("framework", ["pandas", "polars", "pyarrow"])
+def test_nulls_never_become_garbage(framework: str) -> None:
+    import pyarrow as pa
+
+    arrow = pa.array([1.0, None, 3.0], type=pa.float32())
+    if framework == "pandas":
+        import pandas as pd
+
+        column = pd.Series(pd.arrays.ArrowExtensionArray(arrow))
+    elif framework == "polars":
+        import polars as pl
+
+        column = pl.Series(arrow)
+    else:
+        column = arrow
+    for target in ("numpy", "torch", "jax"):
+        with pytest.raises(zerocopy.NullValuesError, match="1 nulls"):
+            zerocopy.to(column, target)
+
+
+def test_pandas_masked_nulls_are_refused_too() -> None:
+    import pandas as pd
+
+    with pytest.raises(zerocopy.NullValuesError):
+        zerocopy.to(pd.Series([1, None, 3], dtype="Int64"), "torch")
+    shared = zerocopy.to(pd.Series([1, 2, 3], dtype="Int64"), "numpy")
+    assert shared.tolist() == [1, 2, 3]

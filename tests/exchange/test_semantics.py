@@ -1,0 +1,166 @@
+"""The semantics users rely on: copy=None/False/True, strides, flags, dtypes, caveats."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import zerocopy
+from tests.helpers.frameworks import pointer, same_bits
+
+
+def test_copy_false_names_the_reason_and_the_fix() -> None:
+    x = zerocopy.empty(33, np.float32)[1:]  # 4 bytes past a 64-byte boundary
+    with pytest.raises(zerocopy.NotZeroCopyError) as err:
+        zerocopy.to(x, "jax", copy=False)
+    assert isinstance(err.value, BufferError)
+    text = str(err.value)
+    assert "64-byte aligned" in text and "zerocopy.empty" in text
+
+
+def test_copy_none_copies_when_alignment_forbids_sharing_and_says_so() -> None:
+    x = zerocopy.empty(33, np.float32)[1:]
+    x[:] = np.arange(32)
+    plan = zerocopy.explain(x, "jax")
+    assert plan.copies and plan.copied_bytes == x.nbytes
+    assert any("64-byte" in c for c in plan.caveats)
+    result = zerocopy.to(x, "jax")
+    assert pointer(result) != pointer(x)
+    assert same_bits(np.asarray(result), x)
+
+
+def test_aligned_allocation_is_shared_by_jax() -> None:
+    x = zerocopy.empty((8, 8), np.float32)
+    x[:] = 1.0
+    assert pointer(x) % 64 == 0
+    result = zerocopy.to(x, "jax", copy=False)
+    assert pointer(result) == pointer(x)
+
+
+@pytest.mark.parametrize("target", ["torch", "jax", "tensorflow"])
+def test_negative_strides_never_crash(target: str) -> None:
+    x = zerocopy.aligned(np.arange(16, dtype=np.float32))[::-1]
+    with pytest.raises(zerocopy.NotZeroCopyError, match="negative"):
+        zerocopy.to(x, target, copy=False)
+    result = zerocopy.to(x, target)
+    assert zerocopy.explain(x, target).copies
+    assert same_bits(np.asarray(zerocopy.to(result, "numpy")), x)
+
+
+def test_step_slices_share_with_torch_but_not_with_jax_or_tensorflow() -> None:
+    x = zerocopy.empty(32, np.float32)
+    x[:] = np.arange(32)
+    view = x[::2]
+    t = zerocopy.to(view, "torch", copy=False)
+    assert pointer(t) == pointer(view) and t.stride() == (2,)
+    for target in ("jax", "tensorflow"):
+        with pytest.raises(zerocopy.NotZeroCopyError):
+            zerocopy.to(view, target, copy=False)
+        assert same_bits(np.asarray(zerocopy.to(zerocopy.to(view, target), "numpy")), view)
+
+
+def test_transposes_share_with_jax_not_tensorflow() -> None:
+    x = zerocopy.empty((4, 16), np.float32)
+    x[:] = np.arange(64).reshape(4, 16)
+    j = zerocopy.to(x.T, "jax", copy=False)
+    assert pointer(j) == pointer(x)
+    assert same_bits(np.asarray(j), x.T)
+    with pytest.raises(zerocopy.NotZeroCopyError, match="C-contiguous"):
+        zerocopy.to(x.T, "tensorflow", copy=False)
+
+
+def test_read_only_source_to_torch_is_shared_with_a_stated_caveat_and_no_warning() -> None:
+    x = np.arange(8, dtype=np.float32)
+    x.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = zerocopy.to(x, "torch")
+    assert pointer(t) == pointer(x)
+    assert any("read-only" in c for c in zerocopy.explain(x, "torch").caveats)
+
+
+@pytest.mark.parametrize("target", ["jax", "tensorflow"])
+def test_read_only_views_reach_legacy_dlpack_importers_without_copy(target: str) -> None:
+    # NumPy's own exporter refuses read-only arrays; pandas 3 and Polars hand out only those.
+    import pandas as pd
+
+    base = zerocopy.empty(64, np.float32)
+    base[:] = 3.0
+    s = pd.Series(base, copy=False)
+    result = zerocopy.to(s, target, copy=False)
+    assert pointer(result) == pointer(base)
+
+
+def test_requires_grad_is_detached_and_said() -> None:
+    import torch
+
+    t = torch.ones(8, requires_grad=True)
+    plan = zerocopy.explain(t, "numpy")
+    assert any("gradient" in c for c in plan.caveats)
+    a = zerocopy.to(t, "numpy", copy=False)
+    assert pointer(a) == t.data_ptr()
+    j = zerocopy.to(t, "jax", copy=False)
+    assert pointer(j) == t.data_ptr()
+
+
+def test_conjugate_view_is_resolved_by_a_copy_not_shared_wrongly() -> None:
+    import torch
+
+    t = torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64).conj()
+    with pytest.raises(zerocopy.NotZeroCopyError, match="conjugate"):
+        zerocopy.to(t, "numpy", copy=False)
+    assert np.array_equal(zerocopy.to(t, "numpy"), np.array([1 - 2j, 3 + 4j], dtype=np.complex64))
+
+
+def test_jax_never_narrows_64_bit_types() -> None:
+    for dtype in (np.int64, np.uint64, np.float64, np.complex128):
+        with pytest.raises(zerocopy.UnsupportedDtypeError, match="jax_enable_x64"):
+            zerocopy.to(np.zeros(4, dtype), "jax")
+
+
+def test_bfloat16_crosses_numpy_torch_jax_tensorflow_without_copy() -> None:
+    x = zerocopy.empty(16, ml_dtypes.bfloat16)
+    x[:] = np.arange(16)
+    for target in ("torch", "jax", "tensorflow"):
+        y = zerocopy.to(x, target, copy=False)
+        assert pointer(y) == pointer(x)
+        back = zerocopy.to(y, "numpy", copy=False)
+        assert back.dtype == x.dtype and same_bits(back, x)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (3, 0, 2), (2, 3, 4, 5)])
+def test_shapes_round_trip(shape: tuple[int, ...]) -> None:
+    x = zerocopy.empty(shape, np.float32)
+    x[...] = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    for target in ("torch", "jax", "tensorflow"):
+        y = zerocopy.to(x, target)
+        assert same_bits(np.asarray(zerocopy.to(y, "numpy")), x)
+
+
+def test_large_array_is_shared_at_the_same_cost_as_a_small_one() -> None:
+    big = zerocopy.empty(64 * 1024 * 1024 // 4, np.float32)  # 64 MiB
+    t = zerocopy.to(big, "torch", copy=False)
+    assert pointer(t) == pointer(big)
+
+
+def test_result_keeps_the_exporter_alive() -> None:
+    import torch
+
+    t = torch.arange(1 << 16, dtype=torch.float32)
+    expected = t.numpy().copy()
+    j = zerocopy.to(t, "jax", copy=False)
+    del t
+    gc.collect()
+    _churn = [torch.full((1 << 16,), 5.0) for _ in range(16)]
+    assert same_bits(np.asarray(j), expected)
+
+
+def test_unaligned_records_are_not_shared() -> None:
+    raw = np.zeros(41, np.uint8)
+    x = raw[1:].view(np.float32)[::1]  # misaligned start: 1 byte past an element boundary
+    result = zerocopy.to(x, "torch")
+    assert same_bits(zerocopy.to(result, "numpy"), x)
