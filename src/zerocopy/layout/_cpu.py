@@ -53,10 +53,19 @@ class CopyPlan:
             self.width.append(width)
 
     def zero(self, dst: int, dstride: int, width: int) -> None:
-        """Fill ``width`` bytes per row with zeros (record padding): a stride-0 source."""
-        zeros = np.zeros(max(width, 8), np.uint8)
+        """Fill ``width`` bytes per row with zeros (record padding): a stride-0 source.
+
+        The gap is cut into aligned 8/4/2/1-byte pieces so each runs in a tight loop.
+        """
+        zeros = np.zeros(8, np.uint8)
         self.keep.append(zeros)
-        self.add(zeros.ctypes.data, 0, dst, dstride, width)
+        pos, end = 0, width
+        while pos < end:
+            piece = 8
+            while piece > 1 and ((dst + pos) % piece or pos + piece > end):
+                piece //= 2
+            self.add(zeros.ctypes.data, 0, dst + pos, dstride, piece)
+            pos += piece
 
     @property
     def row_bytes(self) -> int:

@@ -57,7 +57,7 @@ def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):
             d = dst[e]
             ds = dstride[e]
             # One loop per common width keeps the inner loops tight; the last one is
-            # generic (sub-arrays, complex128, odd sizes): 8-byte words, then bytes.
+            # generic (sub-arrays, complex128, odd sizes): 8-byte words, then 4/2/1.
             if w == 4:
                 for i in range(r0, r1):
                     _store4(d + i * ds, _load4(s + i * ss))
@@ -78,6 +78,11 @@ def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):
                     while j + 8 <= w:
                         _store8(do + j, _load8(so + j))
                         j += 8
-                    while j < w:
+                    if j + 4 <= w:  # tails (and padding gaps such as 6 bytes) as 4/2/1
+                        _store4(do + j, _load4(so + j))
+                        j += 4
+                    if j + 2 <= w:
+                        _store2(do + j, _load2(so + j))
+                        j += 2
+                    if j < w:
                         _store1(do + j, _load1(so + j))
-                        j += 1
