@@ -5,7 +5,7 @@ CUDA keywords to C++ and runs one block of one thread. Every loop in the kernels
 ``threadIdx.x .. step blockDim.x`` loop between barriers, so a single thread walking
 them in order computes exactly what the block computes; this checks the index
 arithmetic, shared-memory pitch, units, partial tiles and padding zeroing bit for bit.
-The real GPU runs are in ``test_gpu.py`` (marked ``gpu``).
+The real GPU runs are in ``test_layout_gpu.py`` (marked ``gpu``).
 """
 
 from __future__ import annotations
