@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from functools import cache
+from collections.abc import Callable
 from typing import Any
 
 from zerocopy._detect import framework_of
@@ -19,26 +21,39 @@ __all__ = ["explain", "inspect", "to"]
 _ROUTES: dict[tuple[Any, ...], tuple[tuple[Edge, ...], tuple[str, ...]]] = {}
 _ROUTES_LOCK = threading.Lock()
 _MAX_CACHED = 4096
+_PLAIN = Options()
+
+
+_INSPECTORS: dict[type, Callable[[Any], Info]] = {}
 
 
 def inspect(obj: Any) -> Info:
     """Facts zerocopy reads about ``obj`` (framework, kind, dtype, layout, flags)."""
-    name = framework_of(obj)
-    if name is None:
-        raise UnsupportedObjectError(message(
-            "Not an array, column or table of a supported framework",
-            got=f"{type(obj).__module__}.{type(obj).__qualname__}",
-            hint="lists, scalars and None are not zero-copy sources: wrap them with np.asarray first"))
-    return adapter(name).inspect(obj)
+    inspector = _INSPECTORS.get(type(obj))
+    if inspector is None:
+        name = framework_of(obj)
+        if name is None:
+            raise UnsupportedObjectError(message(
+                "Not an array, column or table of a supported framework",
+                got=f"{type(obj).__module__}.{type(obj).__qualname__}",
+                hint="lists, scalars and None are not zero-copy sources: wrap them with np.asarray first"))
+        inspector = _INSPECTORS[type(obj)] = adapter(name).inspect
+    return inspector(obj)
 
 
+@cache
 def _needs_pointer(source: str, target: str) -> bool:
     return any(e.needs_pointer for route in routes(edges(), source, target) for e in route)
 
 
-def _key(info: Info, target: str, options: Options) -> tuple[Any, ...]:
+@cache
+def _target_name(target: Any) -> str:
+    return resolve(target)
+
+
+def _key(info: Info, target: str, copy: bool | None, device: Any) -> tuple[Any, ...]:
     aligned = (info.ptr % 64 == 0) if _needs_pointer(info.framework, target) else None
-    return (*info.signature(), target, options.copy, options.device, aligned)
+    return (info.signature(), target, copy, device, aligned)
 
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
@@ -56,9 +71,9 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     ``copy=True`` always returns an independent copy. The result keeps ``obj`` alive.
     """
     info = inspect(obj)
-    name = resolve(target)
-    options = Options(copy=copy, device=device, stream=stream)
-    key = _key(info, name, options)
+    name = _target_name(target) if isinstance(target, str) else resolve(target)
+    options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
+    key = _key(info, name, copy, device)
     cached = _ROUTES.get(key)
     if cached is None:
         chosen = make_plan(edges(), info, name, options)

@@ -58,7 +58,7 @@ def _same(info: Info, target: str, kind: str | None) -> Info:
     return moved_info(info, target, kind)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: edges key caches on the hot path
 class Edge:
     source: str
     target: str

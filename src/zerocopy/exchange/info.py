@@ -52,10 +52,12 @@ class Info:
                  shape: tuple[int, ...], strides: tuple[int, ...] | None, itemsize: int,
                  pointer: Callable[[], int] | None = None, device: tuple[str, int] = ("cpu", 0),
                  readonly: bool = False, requires_grad: bool = False, nulls: int = 0,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, layout: str | None = None) -> None:
         self.framework, self.obj, self.kind, self.dtype = framework, obj, kind, dtype
         self.shape, self.strides, self.itemsize = shape, strides, itemsize
-        self.layout = layout_of(shape, strides, itemsize) if kind != TABLE else "columns"
+        if layout is None:
+            layout = layout_of(shape, strides, itemsize) if kind != TABLE else "columns"
+        self.layout = layout
         self._pointer, self._ptr = pointer, None
         self.device, self.readonly, self.requires_grad = device, readonly, requires_grad
         self.nulls, self.extra = nulls, extra or {}
@@ -80,9 +82,12 @@ class Info:
     def signature(self) -> tuple[Any, ...]:
         """Everything an edge check may depend on, except the pointer (see ``aligned``)."""
         # Per dimension only 0, 1 or "more" matters to a check (empty, broadcastable, real).
-        return (self.framework, self.kind, self.dtype, tuple(min(d, 2) for d in self.shape), self.layout,
-                self.device, self.readonly, self.requires_grad, self.nulls > 0,
-                self.extra.get("signature"))
+        shape = self.shape
+        size_class = (tuple(d if d < 2 else 2 for d in shape) if len(shape) != 1
+                      else (shape[0] if shape[0] < 2 else 2))
+        return (self.framework, self.kind, self.dtype, size_class, self.layout,
+                self.device, self.readonly, self.requires_grad, self.nulls,
+                self.extra.get("signature") if self.extra else None)
 
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"

@@ -63,9 +63,12 @@ def _dtype_hint(dtype: np.dtype) -> str:
 
 
 def inspect(x: np.ndarray) -> Info:
+    flags = x.flags
+    # C-contiguous (the common case) needs no stride walk.
+    layout = "C" if flags.c_contiguous and min(x.strides, default=0) >= 0 else None
     return Info(NAME, x, kind=ARRAY, dtype=dtype_name(x.dtype), shape=x.shape,
                 strides=x.strides, itemsize=x.itemsize, pointer=lambda: pointer(x),
-                readonly=not x.flags.writeable)
+                readonly=not flags.writeable, layout=layout)
 
 
 def make(values: np.ndarray) -> np.ndarray:

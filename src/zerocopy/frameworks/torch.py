@@ -49,23 +49,31 @@ def devices() -> list[str]:
     return found
 
 
+@cache
+def _dtype_info(dtype: Any) -> tuple[str, int]:
+    name = _names().get(dtype)
+    if name is None:
+        raise UnsupportedDtypeError(message(
+            f"torch dtype {dtype} has no counterpart in the other frameworks",
+            hint="cast explicitly first"))
+    return name, dtype.itemsize
+
+
 def inspect(x: Any) -> Info:
     if x.layout is not _torch().strided:
         raise UnsupportedObjectError(message(
             "Only dense (strided) torch tensors can share memory", got=str(x.layout),
             hint="call x.to_dense() first"))
-    name = _names().get(x.dtype)
-    if name is None:
-        raise UnsupportedDtypeError(message(
-            f"torch dtype {x.dtype} has no counterpart in the other frameworks",
-            hint="cast explicitly first"))
-    itemsize = x.element_size()
-    device = x.device
-    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape),
-                strides=tuple(s * itemsize for s in x.stride()), itemsize=itemsize,
-                pointer=x.data_ptr, device=(device.type, device.index or 0),
-                requires_grad=x.requires_grad,
-                extra={"signature": (x.is_conj(), x.is_neg()), "lazy_bits": (x.is_conj(), x.is_neg())})
+    name, itemsize = _dtype_info(x.dtype)
+    # Contiguous (the common case): no stride walk, no lazy conjugate/negative bits to read.
+    contiguous = x.is_contiguous()
+    strides = None if contiguous else tuple(s * itemsize for s in x.stride())
+    lazy = (x.is_conj(), x.is_neg()) if name.startswith("complex") else (False, False)
+    device = ("cpu", 0) if x.is_cpu else (x.device.type, x.device.index or 0)
+    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=strides,
+                itemsize=itemsize, pointer=x.data_ptr, device=device,
+                requires_grad=x.requires_grad, layout="C" if contiguous else None,
+                extra={"signature": lazy, "lazy_bits": lazy} if lazy != (False, False) else None)
 
 
 def make(values: np.ndarray) -> Any:
