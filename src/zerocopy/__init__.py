@@ -27,6 +27,7 @@ from zerocopy.errors import (
 )
 from zerocopy.exchange.convert import explain, inspect, to
 from zerocopy.frameworks.numpy import aligned, empty
+from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 
 __version__ = "0.1.0"
 
@@ -43,11 +44,16 @@ __all__ = [
     "UnsupportedObjectError",
     "ZeroCopyError",
     "aligned",
+    "column_block",
     "empty",
     "explain",
     "frameworks",
     "inspect",
+    "stack",
     "to",
+    "to_columns",
+    "to_records",
+    "unstack",
 ]
 
 

@@ -92,3 +92,16 @@ def test_adjacent_but_unregistered_columns_are_not_stacked() -> None:
     table = pa.table({"x": pa.array(np.arange(3.0)), "y": pa.array(np.arange(3.0))})
     with pytest.raises(zerocopy.NotZeroCopyError):
         zerocopy.to(table, "numpy", copy=False)
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "polars", "pandas"])
+def test_column_block_is_a_table_and_a_tensor(kind: str) -> None:
+    block = zerocopy.column_block(500, ["x", "y", "z"], dtype=np.float32)
+    table = block.table(kind)
+    for i, column in enumerate(block.column_arrays()):
+        column[:] = np.arange(500) + 1000 * i
+    t = zerocopy.to(table, "torch", copy=False)
+    assert pointer(t) == pointer(block.buffer)
+    assert t.shape == (500, 3) and t[7, 2].item() == 2007.0
+    block.column_arrays()[1][7] = -1.0  # written through the block, seen in the tensor
+    assert t[7, 1].item() == -1.0

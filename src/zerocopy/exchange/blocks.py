@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["find_block", "register", "stack_view"]
+from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, TABLE, Info
+
+__all__ = ["block_edge", "find_block", "register", "stack_view"]
 
 _BLOCKS: dict[int, tuple[int, int, weakref.ref[Any]]] = {}
 _LOCK = threading.Lock()
@@ -76,3 +79,30 @@ def stack_view(columns: list[np.ndarray]) -> np.ndarray | None:
     # np.ndarray over the owner's buffer checks the bounds and keeps the owner alive.
     return np.ndarray((len(first), len(columns)), dtype=first.dtype, buffer=owner,
                       offset=pointers[0] - _pointer(owner), strides=(first.strides[0], step))
+
+
+def block_edge(source: str, columns_of: Any, project: Any, caveat: str) -> Edge:
+    """The edge table -> 2-D array of a framework whose columns ``columns_of(table)``
+    returns as NumPy views: shared when they lie in one registered block."""
+
+    def stackable(info: Info, options: Options) -> Refusal | None:
+        if info.nulls or info.dtype in (None, "bool") or info.extra.get("bits"):
+            return Refusal("the columns are not one null-free numeric dtype")
+        try:
+            view = stack_view(columns_of(info.obj))
+        except Exception:  # chunked, bit-packed or Arrow-backed columns have no plain view
+            view = None
+        if view is None:
+            return Refusal(f"{source} keeps each column in its own buffer, so a 2-D tensor "
+                           "needs a copy", "allocate the table in zerocopy.column_block() to share it")
+        return None
+
+    def run(table: Any, options: Options) -> np.ndarray:
+        view = stack_view(columns_of(table))
+        if view is None:  # the plan's check saw a block; the table changed since
+            raise BufferError("the table's columns no longer lie in one block")
+        return view
+
+    return Edge(source, "numpy", "column block", "strided view over the table's column block",
+                run, check=stackable, cost=5.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
+                project=project, caveat=lambda info: caveat)

@@ -16,6 +16,7 @@ from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.exchange import checks
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.frameworks._common import require
 from zerocopy.frameworks.pyarrow import arrow_dtype_name, table_to_f_order
 
@@ -275,6 +276,8 @@ EDGES = (
          project=table_to_f_order,
          kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(_shared_numeric, _one_block), caveat=lambda info: _READONLY),
+    block_edge(NAME, lambda df: [_values(df.iloc[:, i]) for i in range(df.shape[1])],
+               table_to_f_order, _READONLY),
     Edge(NAME, "numpy", "copy", "df.to_numpy(copy=True)", _frame_to_numpy_copy, copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
     Edge(NAME, "pyarrow", "Arrow buffers, column by column",

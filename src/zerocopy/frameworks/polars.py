@@ -11,6 +11,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.exchange import checks
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.frameworks._common import require
 from zerocopy.frameworks.pyarrow import table_to_f_order
 
@@ -122,12 +123,8 @@ def _arrow_to_frame(t: Any, options: Options) -> Any:
     return _pl().DataFrame(t)
 
 
-def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
-    from zerocopy.exchange.blocks import stack_view
-
-    view = stack_view([s.to_numpy(allow_copy=False) for s in df.iter_columns()])
-    assert view is not None  # the check ran stack_view first
-    return view
+def _columns(df: Any) -> list[np.ndarray]:
+    return [s.to_numpy(allow_copy=False) for s in df.iter_columns()]
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
@@ -144,22 +141,6 @@ def _one_chunk(info: Info, options: Options) -> Refusal | None:
 def _not_bits(info: Info, options: Options) -> Refusal | None:
     if info.dtype == "bool":
         return Refusal("Polars stores bool as bits, NumPy as bytes", "use UInt8 to share")
-    return None
-
-
-def _stackable(info: Info, options: Options) -> Refusal | None:
-    from zerocopy.exchange.blocks import stack_view
-
-    df = info.obj
-    if info.dtype not in _DTYPES or info.nulls or info.dtype == "bool":
-        return Refusal("the columns are not one null-free numeric dtype")
-    try:
-        view = stack_view([s.to_numpy(allow_copy=False) for s in df.iter_columns()])
-    except Exception:
-        view = None
-    if view is None:
-        return Refusal("Polars keeps each column in its own buffer, so a 2-D tensor needs a copy",
-                       "allocate the frame in a zerocopy.layout column block to share it")
     return None
 
 
@@ -195,9 +176,7 @@ EDGES = (
          kinds=frozenset({TABLE})),
     Edge("pyarrow", NAME, "Arrow C stream", "pl.DataFrame(x)", _arrow_to_frame, cost=8.0,
          kinds=frozenset({TABLE})),
-    Edge(NAME, "numpy", "column block", "strided view over the frame's column block",
-         _frame_to_numpy, cost=5.0, project=table_to_f_order, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_stackable,
-         caveat=lambda info: _READONLY),
+    block_edge(NAME, _columns, table_to_f_order, _READONLY),
     Edge(NAME, "numpy", "copy", "df.to_numpy(order='fortran')", _frame_to_numpy_copy, copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(checks.one_dtype, _NUMERIC, checks.no_nulls("NumPy"))),

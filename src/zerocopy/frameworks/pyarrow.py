@@ -13,6 +13,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.exchange import checks
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
 from zerocopy.frameworks._common import require
@@ -234,14 +235,6 @@ def _table_columns(t: Any) -> list[np.ndarray]:
     return columns
 
 
-def _table_to_numpy(t: Any, options: Options) -> np.ndarray:
-    from zerocopy.exchange.blocks import stack_view
-
-    view = stack_view(_table_columns(t))
-    assert view is not None  # the check ran stack_view first
-    return view
-
-
 def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
     dtype = np.dtype(arrow_dtype_name(t.schema.types[0]))
     out = np.empty((t.num_rows, t.num_columns), dtype=dtype, order="F")
@@ -250,26 +243,10 @@ def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
     return out
 
 
-def _stackable(info: Info, options: Options) -> Refusal | None:
-    from zerocopy.exchange.blocks import stack_view
-
-    if info.dtype not in _ARROW_DTYPES or info.nulls or info.dtype == "bool":
-        return Refusal("the columns are not one null-free numeric dtype")
-    try:
-        view = stack_view(_table_columns(info.obj))
-    except Exception:  # chunked or bit-packed columns
-        view = None
-    if view is None:
-        return Refusal("each Arrow column is its own buffer, so a 2-D tensor needs a copy",
-                       "allocate the table in a zerocopy.layout column block to share it")
-    return None
-
-
 EDGES = (
     *EDGES,
-    Edge(NAME, "numpy", "column block", "strided view over the table's column block",
-         _table_to_numpy, cost=5.0, project=table_to_f_order, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_stackable,
-         caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
+    block_edge(NAME, _table_columns, table_to_f_order,
+               "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "np.empty(order='F') filled column by column",
          _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"), checks.one_dtype)),
