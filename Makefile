@@ -40,7 +40,7 @@ test-main: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-mxnet: setup-mxnet
-	$(MXBIN)/python -m pytest -p no:cacheprovider -o addopts="-ra" tests/mxnet $(PYTEST_ARGS)
+	$(MXBIN)/python -m pytest -p no:cacheprovider -o addopts="-ra" tests/mxnet_env $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/zerocopy bench exchange

@@ -82,15 +82,25 @@ def _delete(address: int | None) -> None:
 
 
 _CapsuleDestructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_api = ctypes.pythonapi
-_api.PyCapsule_New.restype = ctypes.py_object
-_api.PyCapsule_New.argtypes = (ctypes.c_void_p, ctypes.c_char_p, _CapsuleDestructor)
-_api.PyCapsule_IsValid.restype = ctypes.c_int
-_api.PyCapsule_IsValid.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
-_api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-_api.PyCapsule_GetPointer.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
-_api.PyCapsule_GetName.restype = ctypes.c_char_p
-_api.PyCapsule_GetName.argtypes = (ctypes.py_object,)
+
+
+def _capi(name: str, restype: Any, *argtypes: Any) -> Any:
+    # Private prototypes: setting argtypes on ctypes.pythonapi's shared function objects
+    # would change them for every other library in the process (MXNet uses them too).
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
+
+
+class _API:
+    PyCapsule_New = _capi("PyCapsule_New", ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p,
+                          _CapsuleDestructor)
+    PyCapsule_IsValid = _capi("PyCapsule_IsValid", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+    PyCapsule_GetPointer = _capi("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_char_p)
+    PyCapsule_GetName = _capi("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
+    PyCapsule_SetName = _capi("PyCapsule_SetName", ctypes.c_int, ctypes.py_object, ctypes.c_char_p)
+
+
+_api = _API
 
 # Names must outlive every capsule: module constants.
 _LEGACY_NAME = b"dltensor"
@@ -185,8 +195,6 @@ def capsule_info(capsule: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------- importing into NumPy
 
-_api.PyCapsule_SetName.restype = ctypes.c_int
-_api.PyCapsule_SetName.argtypes = (ctypes.py_object, ctypes.c_char_p)
 _USED_LEGACY = b"used_dltensor"
 _USED_VERSIONED = b"used_dltensor_versioned"
 

@@ -11,7 +11,7 @@ import numpy as np
 from zerocopy._dtypes import name_of_numpy
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import checks
-from zerocopy.exchange.edges import DLPACK, Edge, Options
+from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
 from zerocopy.frameworks._common import CapsuleProducer, require
 
@@ -20,8 +20,9 @@ IMPORT_NAME = "mxnet"
 PIP = "mxnet==1.9.1 (needs numpy<1.24)"
 PROTOCOLS = {"exports": ("DLPack legacy capsule (to_dlpack_for_read/write)",),
              "imports": ("DLPack legacy capsule (nd.from_dlpack)",)}
-# MXNet 1.9 has no unsigned types beyond uint8, no bfloat16 in NDArray, no complex.
-_DTYPES = frozenset({"bool", "int8", "int32", "int64", "uint8", "float16", "float32", "float64"})
+# MXNet 1.9 has no unsigned types beyond uint8, no bfloat16 in NDArray, no complex; its
+# DLPack describes bool as a 1-bit unsigned integer that no importer (itself included) takes.
+_DTYPES = frozenset({"int8", "int32", "int64", "uint8", "float16", "float32", "float64"})
 
 
 def _mx() -> Any:
@@ -71,15 +72,26 @@ def _export(x: Any, options: Options) -> CapsuleProducer:
     return CapsuleProducer(x.to_dlpack_for_write(), device, x)
 
 
+def _native_deleter(info: Info, options: Options) -> Refusal | None:
+    if info.extra.get("python_deleter"):
+        return Refusal("MXNet frees imported tensors without the GIL at interpreter exit, so "
+                       "it takes only capsules whose deleter needs no GIL (torch's)")
+    return None
+
+
 def _import(x: Any, options: Options) -> Any:
     return _mx().nd.from_dlpack(x.__dlpack__())
 
 
 EDGES = (
-    Edge(NAME, DLPACK, "DLPack legacy capsule", "x.to_dlpack_for_write()", _export, cost=2.0),
+    Edge(NAME, DLPACK, "DLPack legacy capsule", "x.to_dlpack_for_write()", _export, cost=2.0,
+         check=checks.dtype_in("MXNet's DLPack export", dtypes)),
     Edge(DLPACK, NAME, "DLPack legacy capsule", "mx.nd.from_dlpack(x.__dlpack__())", _import,
          cost=3.0,
          check=checks.all_of(
              checks.dtype_in("MXNet", dtypes),
-             checks.layouts("MXNet", frozenset({"C"}), "imports only C-contiguous tensors"))),
+             checks.layouts("MXNet", frozenset({"C"}), "imports only C-contiguous tensors"),
+             _native_deleter)),
+    # asnumpy() copies; it is the way out for what DLPack cannot carry (MXNet's bool).
+    Edge(NAME, "numpy", "copy", "x.asnumpy()", lambda x, o: x.asnumpy(), copies=True, cost=5.0),
 )

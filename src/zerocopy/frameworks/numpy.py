@@ -12,7 +12,7 @@ from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
-from zerocopy.exchange.edges import DLPACK, Edge, Options
+from zerocopy.exchange.edges import DLPACK, Edge, Options, moved_info
 from zerocopy.exchange.info import ARRAY, Info
 
 NAME = "numpy"
@@ -132,6 +132,14 @@ def _strides_in_elements(info: Info, options: Options) -> Any:
                           "copy it (copy=None) or use zerocopy.layout for record data")
 
 
+def _python_deleter(info: Info, framework: str, kind: str | None) -> Info:
+    # NumPy's deleter and ours take the GIL; a consumer that frees tensors without it
+    # (MXNet, at interpreter exit) must not get such capsules.
+    new = moved_info(info, framework, kind)
+    new.extra = {**info.extra, "python_deleter": True}
+    return new
+
+
 def _readonly_caveat(info: Info) -> str | None:
     if info.readonly:
         return ("read-only flag: DLPack legacy capsules cannot carry it; importers that "
@@ -142,7 +150,7 @@ def _readonly_caveat(info: Info) -> str | None:
 EDGES = (
     # NumPy's own exporter is the cheapest, but refuses read-only arrays and bfloat16.
     Edge(NAME, DLPACK, "DLPack (NumPy exporter)", "x  (ndarray.__dlpack__)",
-         lambda x, o: x, cost=0.3,
+         lambda x, o: x, cost=0.3, project=_python_deleter,
          check=checks.all_of(
              checks.writable("NumPy", "refuses to export read-only arrays through DLPack"),
              lambda info, o: checks.Refusal("NumPy's DLPack exporter has no bfloat16")
@@ -150,7 +158,8 @@ EDGES = (
              _strides_in_elements)),
     # Ours takes both, and keeps the array alive until the consumer lets go.
     Edge(NAME, DLPACK, "DLPack (zerocopy exporter)", "zerocopy DLPackExporter(x)",
-         _exporter, cost=1.0, check=_strides_in_elements, caveat=_readonly_caveat),
+         _exporter, cost=1.0, check=_strides_in_elements, caveat=_readonly_caveat,
+         project=_python_deleter),
     Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=0.8,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              lambda info, o: checks.Refusal(
