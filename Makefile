@@ -1,5 +1,6 @@
 # Two entry points a fresh machine needs (see README):
-#   make demo   sets everything up, then runs the main job
+#   make demo   sets everything up, then runs the main job (until the demo pipeline
+#               exists: `zerocopy doctor` and the live `zerocopy matrix`)
 #   make test   sets everything up, then runs the whole test suite (CPU; GPU tests skip)
 # Everything installs from requirements/*.txt and pyproject.toml, nothing by hand.
 
@@ -32,7 +33,8 @@ $(MXVENV)/.installed: requirements/mxnet.txt pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/zerocopy demo
+	$(BIN)/zerocopy doctor
+	$(BIN)/zerocopy matrix --dtypes all
 
 test: test-main test-mxnet
 
@@ -45,6 +47,7 @@ test-mxnet: setup-mxnet
 bench: setup
 	$(BIN)/zerocopy bench exchange
 	$(BIN)/zerocopy bench layout
+	$(BIN)/zerocopy bench memory
 
 lint: setup
 	$(BIN)/python -m ruff check src tests

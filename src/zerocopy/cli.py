@@ -1,4 +1,4 @@
-"""``zerocopy`` command line: doctor | matrix | explain | bench PART | memory | demo.
+"""``zerocopy`` command line: doctor | matrix | explain | bench PART | memory.
 
 Each command lives in its own module, named here as data and imported only when run, so
 ``zerocopy --help`` stays fast and imports no framework. A command module has
@@ -21,7 +21,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("zerocopy._cli_explain", "show the conversion plan from SRC to DST for a probe array"),
     "bench": ("zerocopy.bench", "benchmarks against the frameworks' own one-liners"),
     "memory": ("zerocopy.memory._cli", "shared GPU pool report: reserved, used, per framework, leaks"),
-    "demo": ("zerocopy.demo", "the end-to-end demo pipeline"),
 }
 
 
