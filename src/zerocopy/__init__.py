@@ -26,6 +26,7 @@ from zerocopy.errors import (
     ZeroCopyError,
 )
 from zerocopy.exchange.convert import explain, inspect, to
+from zerocopy.exchange.streams import NO_SYNC  # stream=NO_SYNC: "do not synchronise"
 from zerocopy.frameworks.numpy import aligned, empty
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 

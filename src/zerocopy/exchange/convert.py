@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from zerocopy._detect import framework_of
-from zerocopy.errors import UnsupportedObjectError, message
-from zerocopy.exchange.edges import Edge, Options
+from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedObjectError, message
+from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
-from zerocopy.exchange.plan import Plan, make_plan, routes
-from zerocopy.frameworks import adapter, edges, resolve
+from zerocopy.exchange.plan import Hop, Plan, make_plan, routes
+from zerocopy.frameworks import DEVICE_ONLY, HOST_ONLY, adapter, edges, resolve
 
 __all__ = ["explain", "inspect", "to"]
 
@@ -59,7 +59,87 @@ def _key(info: Info, target: str, copy: bool | None, device: Any) -> tuple[Any, 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
          stream: Any = None) -> Plan:
     options = Options(copy=copy, device=device, stream=stream)
-    return make_plan(edges(), inspect(obj), resolve(target), options)
+    info, name = inspect(obj), resolve(target)
+    move = _move_for(info, name, options)
+    if move is None:
+        return make_plan(edges(), info, name, options)
+    mover, want = move
+    after = fresh_copy_info(info, _moved_framework(mover, want))
+    after.device = want
+    where = "cpu" if want[0] == "cpu" else f"cuda:{want[1]}"
+    edge = Edge(info.framework, after.framework, "device copy",
+                f"{mover}: copy to {where}" + (" (through a host view)" if mover != info.framework else ""),
+                lambda x, o: x, copies=True, cost=10.0)
+    rest = make_plan(edges(), after, name, Options(None if copy is not False else False, None, stream))
+    why = ("asked for with device=" + repr(device) if device is not None
+           else f"{name} cannot hold data on {info.device[0]}")
+    return Plan(info, name, options, (Hop(edge, info, after), *rest.hops),
+                [f"moved to {where} on purpose ({why}): a copy of {info.nbytes} bytes", *rest.caveats])
+
+
+def _device_of(spec: Any) -> tuple[str, int]:
+    """("cpu", 0) or ("cuda", n) from "cpu", "cuda", "cuda:1", an int, or a torch/JAX device."""
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return ("cpu", 0) if spec[0] == "cpu" else ("cuda", int(spec[1]))
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return ("cuda", spec)
+    kind = getattr(spec, "type", None) or getattr(spec, "platform", None)
+    if kind is not None:  # torch.device / jax Device
+        index = getattr(spec, "index", None) if hasattr(spec, "index") else getattr(spec, "id", 0)
+        text = f"{kind}:{index or 0}"
+    else:
+        text = str(spec)
+    head, _, tail = text.lower().partition(":")
+    if head == "cpu":
+        return ("cpu", 0)
+    if head in ("cuda", "gpu") and (not tail or tail.isdigit()):
+        return ("cuda", int(tail) if tail else _current_cuda())
+    raise DeviceError(message("Unknown device", got=repr(spec), expected="'cpu', 'cuda', 'cuda:N' or an int"))
+
+
+def _current_cuda() -> int:
+    from zerocopy.exchange.streams import runtime
+
+    return runtime().current_device()
+
+
+def _moved_framework(mover: str, want: tuple[str, int]) -> str:
+    # Device-only frameworks hand host copies out as NumPy arrays.
+    return "numpy" if want[0] == "cpu" and mover in DEVICE_ONLY else mover
+
+
+def _move_for(info: Info, name: str, options: Options) -> tuple[str, tuple[str, int]] | None:
+    """(framework that copies, device) when the conversion crosses devices, else None."""
+    here = ("cpu", 0) if info.device[0] == "cpu" else ("cuda", info.device[1])
+    if options.device is not None:
+        want = _device_of(options.device)
+    elif here[0] != "cpu" and name in HOST_ONLY:
+        want = ("cpu", 0)
+    elif here[0] == "cpu" and name in DEVICE_ONLY:
+        want = ("cuda", _current_cuda())
+    else:
+        return None
+    if want == here:
+        return None
+    if (want[0] == "cpu" and name in DEVICE_ONLY) or (want[0] != "cpu" and name in HOST_ONLY):
+        raise DeviceError(message(f"{name} cannot hold data on {want[0]}",
+                                  hint="pick a target framework that lives on that device"))
+    if options.copy is False:
+        raise NotZeroCopyError(message(
+            f"{info.describe()} -> {name} on {want[0]}:{want[1]} moves the data between devices, "
+            "which is a copy (copy=False)",
+            hint="pass copy=None to allow the copy; zerocopy.explain() shows it"))
+    mover = name if here[0] == "cpu" else info.framework
+    if not hasattr(adapter(mover), "move"):
+        raise DeviceError(message(f"zerocopy cannot move {mover} data between devices",
+                                  hint="move it with the framework's own call first"))
+    return mover, want
+
+
+def _run_move(obj: Any, info: Info, mover: str, want: tuple[str, int]) -> Any:
+    if mover != info.framework:  # host -> device by the target: start from a host view
+        obj = to(obj, "numpy")
+    return adapter(mover).move(obj, want)
 
 
 def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
@@ -72,6 +152,11 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     """
     info = inspect(obj)
     name = _target_name(target) if isinstance(target, str) else resolve(target)
+    if device is not None or info.device[0] != "cpu" or name in DEVICE_ONLY:
+        move = _move_for(info, name, Options(copy, device, stream))
+        if move is not None:
+            moved = _run_move(obj, info, *move)
+            return to(moved, name, copy=None if copy is not False else False, stream=stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
     key = _key(info, name, copy, device)
     cached = _ROUTES.get(key)

@@ -16,7 +16,8 @@ from types import ModuleType
 from zerocopy.errors import UnsupportedConversionError, message
 from zerocopy.exchange.edges import Edge
 
-__all__ = ["ALIASES", "CPU_FRAMEWORKS", "FRAMEWORKS", "adapter", "edges", "installed", "resolve"]
+__all__ = ["ALIASES", "CPU_FRAMEWORKS", "DEVICE_ONLY", "FRAMEWORKS", "GPU_FRAMEWORKS", "HOST_ONLY",
+           "adapter", "edges", "installed", "resolve"]
 
 FRAMEWORKS: dict[str, str] = {
     "numpy": "zerocopy.frameworks.numpy",
@@ -29,10 +30,20 @@ FRAMEWORKS: dict[str, str] = {
     "mxnet": "zerocopy.frameworks.mxnet",
 }
 CPU_FRAMEWORKS = tuple(FRAMEWORKS)
+FRAMEWORKS.update({
+    "cupy": "zerocopy.frameworks.cupy",
+    "numba": "zerocopy.frameworks.numba",
+    "cudf": "zerocopy.frameworks.cudf",
+})
+# Frameworks that hold CUDA device memory (torch and jax hold both kinds).
+GPU_FRAMEWORKS = ("cupy", "torch", "jax", "numba", "cudf")
+DEVICE_ONLY = ("cupy", "numba", "cudf")  # host data reaches them only by a copy
+HOST_ONLY = ("numpy", "pyarrow", "pandas", "polars")  # device data reaches them only by a copy
 
 ALIASES: dict[str, str] = {
     "np": "numpy", "pytorch": "torch", "jnp": "jax", "jaxlib": "jax", "tf": "tensorflow",
     "arrow": "pyarrow", "pa": "pyarrow", "pd": "pandas", "pl": "polars", "mx": "mxnet",
+    "cp": "cupy", "cupy_backends": "cupy", "numba_cuda": "numba",
 }
 
 

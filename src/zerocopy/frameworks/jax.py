@@ -8,8 +8,8 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
-from zerocopy.exchange import checks
-from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
+from zerocopy.exchange import cai, checks, streams
+from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
 from zerocopy.frameworks._common import require
 
@@ -74,6 +74,16 @@ def to_host(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def move(x: Any, device: tuple[str, int]) -> Any:
+    """A copy of ``x`` (a JAX or NumPy array) on ``device``, as a JAX array."""
+    jax = _jax()
+    if device[0] == "cpu":
+        where = jax.devices("cpu")[0]
+    else:
+        where = next(d for d in jax.devices() if d.platform in ("gpu", "cuda") and d.id == device[1])
+    return jax.device_put(x, where, may_alias=False)
+
+
 # --------------------------------------------------------------- edges
 
 def _to_numpy(x: Any, options: Options) -> np.ndarray:
@@ -82,7 +92,24 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
 
 def _from_dlpack(x: Any, options: Options) -> Any:
     # copy=False: the plan already decided this hop shares; JAX must not copy behind it.
-    return _jax().dlpack.from_dlpack(x, copy=False)
+    return _jax().dlpack.from_dlpack(streams.dlpack_source(x, options.stream), copy=False)
+
+
+def _to_cai(x: Any, options: Options) -> cai.CAIExporter:
+    # JAX publishes CAI v2 without a stream: wait until this array is computed (a wait on
+    # this array only), then publish it as "already ordered".
+    if options.stream is not streams.NO_SYNC:
+        x.block_until_ready()
+    view = cai.read(x)
+    return cai.CAIExporter.of(view, None)
+
+
+def _host_aligned(info: Info, options: Options) -> Refusal | None:
+    # JAX shares only 64-byte aligned host buffers; on the GPU it takes any pointer.
+    return None if info.device[0] != "cpu" else _ALIGNED(info, options)
+
+
+_ALIGNED = checks.aligned("JAX", ALIGNMENT)
 
 
 def _x64(info: Info, options: Options) -> Refusal | None:
@@ -101,13 +128,16 @@ EDGES = (
     Edge(NAME, "numpy", "array interface", "np.asarray(x)", _to_numpy, cost=0.6,
          check=checks.on_cpu("NumPy"), caveat=_immutable_caveat),
     Edge(NAME, DLPACK, "DLPack legacy", "x  (Array.__dlpack__)", lambda x, o: x, cost=1.0),
+    # Only Numba needs this door (it has no DLPack); DLPack stays cheaper for the others.
+    Edge(NAME, CAI, "CUDA Array Interface v2", "x.block_until_ready().__cuda_array_interface__",
+         _to_cai, cost=2.5, check=cai.refuse_dtype),
     Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
          cost=20.0, needs_pointer=True,
          check=checks.all_of(
              _x64,
              checks.layouts("JAX", frozenset({"C", "F", "compact"}),
                             "imports only compact strides (no step slices, no negative strides)"),
-             checks.aligned("JAX", ALIGNMENT)),
+             _host_aligned),
          caveat=lambda info: ("JAX treats the buffer as immutable; writes made through the "
                               "source afterwards are visible to JAX") if not info.readonly else None),
 )

@@ -1,0 +1,113 @@
+"""cuDF Series and DataFrames (GPU columns).
+
+NOT PROVEN ON A GPU: cuDF (about 424 MB of wheels with its needs) is not on the GPU test
+machine. This adapter therefore stays on protocol code the other GPU frameworks prove
+there: a Series leaves through ``Series.values`` (a CuPy view of a null-free numeric
+column, then CuPy's CAI/DLPack edges) and arrives from anything with
+``__cuda_array_interface__`` (``cudf.Series(x)`` over CAI). cuDF's ``to_dlpack`` always
+copies and is never used. A DataFrame becomes one 2-D array only by a copy
+(``DataFrame.to_cupy()``), stated as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.exchange import cai, checks
+from zerocopy.exchange.edges import CAI, Edge, Options
+from zerocopy.exchange.info import COLUMN, TABLE, Info
+from zerocopy.frameworks._common import require
+
+NAME = "cudf"
+IMPORT_NAME = "cudf"
+PIP = "cudf-cu13"
+PROTOCOLS = {"exports": ("Series.values (CuPy view)", "DataFrame.to_cupy() (copy)"),
+             "imports": ("CUDA Array Interface (cudf.Series(x))",)}
+
+
+def _cudf() -> Any:
+    return require("cudf", PIP)
+
+
+def dtypes() -> frozenset[str]:
+    return frozenset(SHARED_DTYPES) - {"bfloat16", "float16", "complex64", "complex128"}
+
+
+def version() -> str:
+    return str(_cudf().__version__)
+
+
+def devices() -> list[str]:
+    from zerocopy.frameworks import cupy as cupy_adapter  # cuDF runs on CuPy's devices
+
+    return cupy_adapter.devices()
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = name_of_numpy(np.dtype(dtype)) if getattr(dtype, "kind", "O") in "biufc" else None
+    if name is None:
+        raise UnsupportedDtypeError(message(f"cuDF dtype {dtype} is not shared by tensor frameworks",
+                                            hint="strings, lists, decimals and categories stay in cuDF"))
+    return name
+
+
+def inspect(x: Any) -> Info:
+    cudf = _cudf()
+    if isinstance(x, cudf.DataFrame):
+        kinds = {str(d) for d in x.dtypes}
+        dtype = _dtype_name(x.dtypes.iloc[0]) if len(kinds) == 1 and len(x.columns) else None
+        return Info(NAME, x, kind=TABLE, dtype=dtype, shape=tuple(x.shape), strides=None, itemsize=0,
+                    device=("cuda", _device()), nulls=int(sum(x[c].null_count for c in x.columns)))
+    if not isinstance(x, cudf.Series):
+        raise UnsupportedObjectError(message("Only cuDF Series and DataFrames are shared",
+                                             got=type(x).__qualname__))
+    name = _dtype_name(x.dtype)
+    itemsize = np.dtype(x.dtype).itemsize
+    nulls = int(x.null_count)
+    pointer = (lambda: cai.read(x.values).ptr) if not nulls else None
+    return Info(NAME, x, kind=COLUMN, dtype=name, shape=(len(x),), strides=None, itemsize=itemsize,
+                pointer=pointer, device=("cuda", _device()), nulls=nulls)
+
+
+def _device() -> int:
+    # cuDF allocates on the current device; the pointer, when there is one, says for sure.
+    return int(require("cupy").cuda.runtime.getDevice())
+
+
+def make(values: np.ndarray) -> Any:
+    return _cudf().Series(values)
+
+
+def to_host(x: Any) -> np.ndarray:
+    return x.to_numpy()
+
+
+# --------------------------------------------------------------- edges
+
+def _values(x: Any, options: Options) -> Any:
+    return x.values  # a CuPy view of a null-free numeric column
+
+
+def _from_cai(x: Any, options: Options) -> Any:
+    from zerocopy.frameworks import cupy as cupy_adapter
+
+    return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
+
+
+EDGES = (
+    Edge(NAME, "cupy", "Series.values", "x.values  (CuPy view of the column)", _values, cost=0.8,
+         kinds=frozenset({COLUMN}), result_kind="array", check=checks.no_nulls("CuPy")),
+    Edge(NAME, "cupy", "copy", "x.to_cupy()  (DataFrame -> 2-D, copy)", lambda x, o: x.to_cupy(),
+         copies=True, cost=5.0, kinds=frozenset({TABLE}), result_kind="array",
+         check=checks.all_of(checks.one_dtype, checks.no_nulls("CuPy"))),
+    Edge(CAI, NAME, "CUDA Array Interface", "cudf.Series(x)", _from_cai, cost=2.0,
+         result_kind=COLUMN,
+         check=checks.all_of(cai.refuse_dtype, checks.max_ndim("cuDF Series", 1),
+                             checks.layouts("cudf.Series", frozenset({"C"}), "shares only contiguous columns"),
+                             checks.dtype_in("cuDF", dtypes)),
+         caveat=lambda info: "cuDF may copy on write when the column is modified later (copy-on-write mode)"),
+)

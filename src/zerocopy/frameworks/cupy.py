@@ -1,0 +1,132 @@
+"""CuPy arrays: device memory, exported by DLPack and CUDA Array Interface v3 (with its
+stream), imported by both. CAI is the cheaper door both ways (anchors: cupy->torch 3.9 us
+by CAI against 5.9 by DLPack); DLPack is kept for bfloat16, which CAI cannot name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
+from zerocopy.errors import UnsupportedDtypeError, message
+from zerocopy.exchange import cai, checks, streams
+from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.frameworks._common import require
+
+NAME = "cupy"
+IMPORT_NAME = "cupy"
+PIP = "cupy-cuda13x"
+PROTOCOLS = {"exports": ("DLPack v1", "CUDA Array Interface v3 (stream)"),
+             "imports": ("DLPack v1", "CUDA Array Interface v3")}
+PINNED_FROM = 1 << 20  # device -> host copies at least this big go through pinned memory
+
+
+def _cupy() -> Any:
+    return require("cupy", PIP)
+
+
+def dtypes() -> frozenset[str]:
+    return frozenset(SHARED_DTYPES)
+
+
+def version() -> str:
+    return str(_cupy().__version__)
+
+
+def devices() -> list[str]:
+    try:
+        return [f"cuda:{i}" for i in range(_cupy().cuda.runtime.getDeviceCount())]
+    except Exception:  # no driver: CuPy installed on a CPU machine
+        return []
+
+
+def inspect(x: Any) -> Info:
+    name = name_of_numpy(x.dtype)
+    if name is None:
+        raise UnsupportedDtypeError(message(f"CuPy dtype {x.dtype} is not shared by the other frameworks",
+                                            hint="cast explicitly first"))
+    contiguous = x.flags.c_contiguous
+    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape),
+                strides=None if contiguous else tuple(x.strides), itemsize=x.itemsize,
+                pointer=lambda: int(x.data.ptr), device=("cuda", int(x.device.id)),
+                layout="C" if contiguous else None)
+
+
+def make(values: np.ndarray, device: int = 0) -> Any:
+    cupy = _cupy()
+    with cupy.cuda.Device(device):
+        if values.dtype.kind == "V":  # bfloat16: move the bits, then name them
+            return cupy.asarray(values.view(np.int16)).view(values.dtype)
+        return cupy.asarray(values)
+
+
+def to_host(x: Any) -> np.ndarray:
+    cupy = _cupy()
+    if x.dtype.kind == "V":
+        return cupy.asnumpy(x.view(np.int16)).view(numpy_dtype("bfloat16"))
+    return cupy.asnumpy(x)
+
+
+def move(x: Any, device: tuple[str, int]) -> Any:
+    """A copy of ``x`` (CuPy or NumPy) on ``device``: a CuPy array on a GPU, a NumPy array
+    (in pinned memory when it is big enough for that to pay) on the host."""
+    cupy = _cupy()
+    if device[0] == "cpu":
+        if x.nbytes >= PINNED_FROM and x.dtype.kind != "V":
+            out = _pinned_empty(x.shape, x.dtype)
+            x.get(out=out)
+            return out
+        return to_host(x)
+    with cupy.cuda.Device(device[1]):
+        if isinstance(x, np.ndarray):
+            if x.dtype.kind == "V":
+                return cupy.asarray(x.view(np.int16)).view(x.dtype)
+            return cupy.asarray(x)
+        return x.copy()  # peer copy onto the current device
+
+
+def _pinned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    cupy = _cupy()
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    memory = cupy.cuda.alloc_pinned_memory(max(nbytes, 1))
+    return np.frombuffer(memory, dtype, int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+def current_stream(device: int) -> int:
+    cupy = _cupy()
+    with cupy.cuda.Device(device):
+        return int(cupy.cuda.get_current_stream().ptr) or streams.LEGACY
+
+
+# --------------------------------------------------------------- edges
+
+def _from_dlpack(x: Any, options: Options) -> Any:
+    return _cupy().from_dlpack(streams.dlpack_source(x, options.stream))
+
+
+def _from_cai(x: Any, options: Options) -> Any:
+    return _cupy().asarray(cai.import_view(x, options, current_stream))
+
+
+def _on_gpu(info: Info, options: Options) -> Refusal | None:
+    if info.device[0] == "cuda":
+        return None
+    return Refusal(f"CuPy holds device memory and the data is on {info.device[0]}",
+                   "pass device='cuda:0' to copy it to the GPU on purpose", fixable=False, quiet=True)
+
+
+_DTYPES = checks.dtype_in("CuPy", dtypes)
+
+EDGES = (
+    Edge(NAME, CAI, "CUDA Array Interface v3", "x  (ndarray.__cuda_array_interface__, with its stream)",
+         lambda x, o: x, cost=0.3, check=cai.refuse_dtype),
+    Edge(CAI, NAME, "CUDA Array Interface v3", "cupy.asarray(x)", _from_cai, cost=0.6,
+         check=checks.all_of(_on_gpu, cai.refuse_dtype, _DTYPES)),
+    Edge(NAME, DLPACK, "DLPack v1", "x  (ndarray.__dlpack__)", lambda x, o: x, cost=1.0),
+    Edge(DLPACK, NAME, "DLPack v1", "cupy.from_dlpack(x)", _from_dlpack, cost=1.5,
+         check=checks.all_of(_on_gpu, _DTYPES,
+                             checks.layouts("cupy.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
+                                            "rejects negative strides"))),
+)

@@ -1,0 +1,110 @@
+"""Numba CUDA device arrays (``DeviceNDArray``, from ``numba.cuda`` / ``numba_cuda``).
+
+Numba speaks only the CUDA Array Interface (v3, with its stream); it has no
+``__dlpack__``, so every pair goes through CAI, and bfloat16 (which Numba cannot hold)
+never reaches it. Numba's own ``.T`` is broken on NumPy 2.5 (``np.row_stack``): the
+matrix transposes through other frameworks only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.errors import UnsupportedObjectError, message
+from zerocopy.exchange import cai, checks, streams
+from zerocopy.exchange.edges import CAI, Edge, Options, Refusal
+from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.frameworks._common import require
+
+NAME = "numba"
+IMPORT_NAME = "numba_cuda"  # numba-cuda provides numba.cuda; a top-level find_spec imports nothing
+PIP = "numba-cuda"
+PROTOCOLS = {"exports": ("CUDA Array Interface v3 (stream)",),
+             "imports": ("CUDA Array Interface v3",)}
+
+
+def _cuda() -> Any:
+    return require("numba.cuda", PIP)
+
+
+def dtypes() -> frozenset[str]:
+    return frozenset(SHARED_DTYPES) - {"bfloat16"}
+
+
+def version() -> str:
+    module = require("numba_cuda", PIP)
+    return str(getattr(module, "__version__", "?"))
+
+
+def devices() -> list[str]:
+    try:
+        return [f"cuda:{g.id}" for g in _cuda().gpus]
+    except Exception:  # no driver
+        return []
+
+
+def inspect(x: Any) -> Info:
+    if not hasattr(x, "__cuda_array_interface__"):
+        raise UnsupportedObjectError(message(
+            "Only Numba CUDA device arrays hold shareable memory",
+            got=f"{type(x).__module__}.{type(x).__qualname__}", hint="numba.cuda.to_device(...) makes one"))
+    view = cai.read(x)
+    return Info(NAME, x, kind=ARRAY, dtype=view.dtype, shape=view.shape, strides=view.strides,
+                itemsize=view.itemsize, pointer=lambda: view.ptr, device=view.device,
+                readonly=view.readonly)
+
+
+def make(values: np.ndarray, device: int = 0) -> Any:
+    cuda = _cuda()
+    with cuda.gpus[device]:
+        return cuda.to_device(np.ascontiguousarray(values))
+
+
+def to_host(x: Any) -> np.ndarray:
+    return x.copy_to_host()
+
+
+def move(x: Any, device: tuple[str, int]) -> Any:
+    """A copy of ``x`` (Numba or NumPy) on ``device`` (a NumPy array for the host)."""
+    cuda = _cuda()
+    if device[0] == "cpu":
+        return x.copy_to_host()
+    with cuda.gpus[device[1]]:
+        if isinstance(x, np.ndarray):
+            return cuda.to_device(x)
+        out = cuda.device_array(x.shape, x.dtype)
+        out.copy_to_device(x)
+        return out
+
+
+def current_stream(device: int) -> int:
+    # Numba launches on the legacy default stream unless given one.
+    return streams.LEGACY
+
+
+# --------------------------------------------------------------- edges
+
+def _from_cai(x: Any, options: Options) -> Any:
+    cuda = _cuda()
+    exporter = cai.import_view(x, options, current_stream)
+    device = cai.device_of_pointer(exporter.__cuda_array_interface__["data"][0])[1]
+    with cuda.gpus[device]:  # Numba binds the array to the current context
+        return cuda.as_cuda_array(exporter, sync=False)
+
+
+def _on_gpu(info: Info, options: Options) -> Refusal | None:
+    if info.device[0] == "cuda":
+        return None
+    return Refusal(f"Numba CUDA arrays hold device memory and the data is on {info.device[0]}",
+                   "pass device='cuda:0' to copy it to the GPU on purpose", fixable=False, quiet=True)
+
+
+EDGES = (
+    Edge(NAME, CAI, "CUDA Array Interface v3", "x  (DeviceNDArray.__cuda_array_interface__, with its stream)",
+         lambda x, o: x, cost=0.3, check=cai.refuse_dtype),
+    Edge(CAI, NAME, "CUDA Array Interface v3", "numba.cuda.as_cuda_array(x, sync=False)", _from_cai,
+         cost=1.5, check=checks.all_of(_on_gpu, cai.refuse_dtype, checks.dtype_in("Numba", dtypes))),
+)
