@@ -1,0 +1,317 @@
+"""GPU pairs (CuPy, torch CUDA, JAX GPU, Numba CUDA), proven the way the CPU pairs are:
+same device pointer, a write through the source seen in the result, the source kept alive
+after ``del`` + gc, values bit for bit; every dtype both sides hold; strided inputs;
+stream races that fail without ordering; device 1 stays device 1; device= moves.
+
+Run on the GPU machine by scripts/gpu-check; skipped (conftest) where no CUDA GPU exists.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import importlib.util
+
+import numpy as np
+import pytest
+
+import zerocopy
+from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
+from zerocopy._matrix import _probe_values
+from zerocopy.frameworks import adapter
+
+GPU = tuple(n for n, module in (("cupy", "cupy"), ("torch", "torch"), ("jax", "jax"), ("numba", "numba_cuda"))
+            if importlib.util.find_spec(module))
+PAIRS = [(s, d) for s, d in itertools.product(GPU, GPU) if s != d]
+pytestmark = pytest.mark.gpu
+
+
+def _held(name: str) -> frozenset[str]:
+    return adapter(name).dtypes() - ({"bfloat16"} if name == "numba" else set())
+
+
+def on_gpu(name: str, values: np.ndarray, device: int = 0) -> object:
+    """A device array of ``name`` holding ``values`` on ``device`` (skips if it cannot)."""
+    try:
+        if name in ("cupy", "numba"):
+            return adapter(name).make(values, device)
+        if name == "torch":
+            return adapter("torch").make(values).to(f"cuda:{device}")
+        if name == "jax":
+            import jax
+
+            gpu = next(d for d in jax.devices() if d.platform in ("gpu", "cuda") and d.id == device)
+            return jax.device_put(values, gpu)
+    except Exception as exc:  # the framework cannot hold this dtype on the GPU
+        pytest.skip(f"{name} cannot hold {values.dtype} on cuda:{device}: {exc}")
+    raise AssertionError(name)
+
+
+def writer_of(obj: object) -> object:
+    """A CuPy view over ``obj``'s device memory (JAX arrays are immutable: written through it)."""
+    import cupy
+
+    view = cupy.asarray(obj) if not hasattr(obj, "__dlpack__") else cupy.from_dlpack(obj)
+    assert int(view.data.ptr) == zerocopy.inspect(obj).ptr
+    return view
+
+
+def host(obj: object) -> np.ndarray:
+    return np.asarray(adapter(zerocopy.inspect(obj).framework).to_host(obj))
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.shape == b.shape and a.view(np.uint8).tobytes() == b.view(np.uint8).tobytes()
+
+
+def sync() -> None:
+    import cupy
+
+    cupy.cuda.runtime.deviceSynchronize()
+
+
+@pytest.fixture(params=PAIRS, ids=lambda p: f"{p[0]}->{p[1]}")
+def pair(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+# --------------------------------------------------------------- the pair matrix
+
+def test_gpu_pair_shares_memory(pair: tuple[str, str]) -> None:
+    source_name, target_name = pair
+    expected = np.arange(64, dtype=np.float32) * 1.5
+    source = on_gpu(source_name, expected)
+    plan = zerocopy.explain(source, target_name, copy=False)
+    result = zerocopy.to(source, target_name, copy=False)
+    assert not plan.copies, str(plan)
+    info = zerocopy.inspect(result)
+    assert info.framework == target_name and info.device == ("cuda", 0)
+    assert info.ptr == zerocopy.inspect(source).ptr
+    assert same_bits(host(result), expected)
+    writer_of(source)[3] = -7.0
+    sync()
+    assert host(result)[3] == -7.0
+
+
+def test_gpu_pair_keeps_source_alive(pair: tuple[str, str]) -> None:
+    import cupy
+
+    source_name, target_name = pair
+    expected = np.linspace(0, 1, 1 << 16, dtype=np.float32)
+    source = on_gpu(source_name, expected)
+    result = zerocopy.to(source, target_name)
+    del source
+    gc.collect()
+    churn = [cupy.full(1 << 16, 9.0, dtype=cupy.float32) for _ in range(32)]  # reuse freed memory
+    sync()
+    assert same_bits(host(result), expected)
+    del churn
+
+
+@pytest.mark.parametrize("dtype", SHARED_DTYPES)
+def test_gpu_pair_every_shared_dtype(pair: tuple[str, str], dtype: str) -> None:
+    source_name, target_name = pair
+    if dtype not in _held(source_name) or dtype not in _held(target_name):
+        pytest.skip(f"{source_name} and {target_name} do not share {dtype}")
+    expected = _probe_values(dtype, 48)
+    source = on_gpu(source_name, expected)
+    plan = zerocopy.explain(source, target_name)
+    result = zerocopy.to(source, target_name)
+    assert not plan.copies, str(plan)
+    if dtype == "bfloat16":
+        assert "cai" not in [h.edge.target for h in plan.hops], str(plan)  # never through CAI
+    assert str(zerocopy.inspect(result).dtype) == dtype
+    assert zerocopy.inspect(result).ptr == zerocopy.inspect(source).ptr
+    assert same_bits(host(result), expected)
+
+
+STRIDED = {"step": lambda x: x[::2], "transpose": lambda x: x.T, "offset": lambda x: x[1:]}
+
+
+@pytest.mark.parametrize("view", list(STRIDED))
+def test_gpu_pair_strided_inputs(pair: tuple[str, str], view: str) -> None:
+    source_name, target_name = pair
+    if source_name == "jax":
+        pytest.skip("JAX arrays are never strided views")
+    if source_name == "numba" and view == "transpose":
+        pytest.skip("numba DeviceNDArray.T is broken on NumPy 2.5 (np.row_stack)")
+    base = np.arange(64 * 32, dtype=np.float32).reshape(64, 32)
+    source = STRIDED[view](on_gpu(source_name, base))
+    expected = STRIDED[view](base)
+    if target_name == "jax" and view == "step":
+        with pytest.raises(zerocopy.ZeroCopyError):  # JAX imports compact strides only
+            zerocopy.to(source, "jax", copy=False)
+        return
+    result = zerocopy.to(source, target_name, copy=False)
+    assert zerocopy.inspect(result).ptr == zerocopy.inspect(source).ptr
+    assert same_bits(host(result), expected)
+
+
+# --------------------------------------------------------------- streams
+
+_SPIN_THEN_WRITE = r"""
+extern "C" __global__ void spin_then_write(float* out, int n, long long cycles, float value) {
+    long long start = clock64();
+    while (clock64() - start < cycles) { }
+    int i = blockDim.x * blockIdx.x + threadIdx.x;
+    if (i < n) out[i] = value;
+}
+"""
+CYCLES = 400_000_000  # ~0.2 s on an H100 (1.98 GHz)
+
+
+def _cupy_slow_producer(n: int) -> tuple[object, object]:
+    import cupy
+
+    x = cupy.zeros(n, dtype=cupy.float32)
+    sync()
+    kernel = cupy.RawKernel(_SPIN_THEN_WRITE, "spin_then_write")
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        kernel(((n + 255) // 256,), (256,), (x, np.int32(n), np.int64(CYCLES), np.float32(42.0)))
+    return x, stream
+
+
+def _torch_reads(x: object, stream_arg: object) -> np.ndarray:
+    import cupy
+    import torch
+
+    producer_stream = stream_arg[0]
+    consumer = torch.cuda.Stream()
+    with producer_stream, torch.cuda.stream(consumer):  # convert on the producer's stream
+        result = zerocopy.to(x, "torch", stream=consumer if stream_arg[1] is None else stream_arg[1])
+        copy = result.clone()  # runs on the consumer stream at once
+    consumer.synchronize()
+    out = copy.cpu().numpy()
+    cupy.cuda.runtime.deviceSynchronize()
+    return out
+
+
+def test_stream_race_cupy_to_torch_is_ordered() -> None:
+    if not {"cupy", "torch"} <= set(GPU):
+        pytest.skip("needs cupy and torch")
+    x, stream = _cupy_slow_producer(1 << 20)
+    values = _torch_reads(x, (stream, None))
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: the read raced the write"
+
+
+def test_stream_race_control_no_sync_does_race() -> None:
+    """The same read with NO_SYNC sees stale values: proof that the test above can fail."""
+    if not {"cupy", "torch"} <= set(GPU):
+        pytest.skip("needs cupy and torch")
+    x, stream = _cupy_slow_producer(1 << 20)
+    values = _torch_reads(x, (stream, zerocopy.NO_SYNC))
+    assert not (values == 42.0).all(), "the kernel finished before the read: the race is not shown"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])  # CAI, then DLPack (bfloat16)
+def test_stream_race_torch_to_cupy_is_ordered(dtype: str) -> None:
+    if not {"cupy", "torch"} <= set(GPU):
+        pytest.skip("needs cupy and torch")
+    import cupy
+    import torch
+
+    n = 1 << 20
+    x = torch.zeros(n, dtype=getattr(torch, dtype), device="cuda")
+    torch.cuda.synchronize()
+    producer = torch.cuda.Stream()
+    consumer = cupy.cuda.Stream(non_blocking=True)
+    with torch.cuda.stream(producer):
+        torch.cuda._sleep(CYCLES)
+        x.fill_(42.0)
+        try:
+            result = zerocopy.to(x, "cupy", stream=consumer)
+        except zerocopy.ZeroCopyError as exc:
+            pytest.skip(f"cupy cannot take {dtype}: {exc}")
+    with consumer:
+        copy = result.copy()  # queued on the consumer stream at once
+    consumer.synchronize()
+    values = host(copy).astype(np.float32)
+    torch.cuda.synchronize()
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: the read raced the write"
+
+
+def test_stream_accepts_raw_handles_and_every_framework_stream() -> None:
+    import cupy
+
+    x = cupy.arange(16, dtype=cupy.float32)
+    streams = [cupy.cuda.Stream(non_blocking=True), 1, 2, zerocopy.NO_SYNC]
+    if "torch" in GPU:
+        import torch
+
+        streams.append(torch.cuda.Stream())
+    if "numba" in GPU:
+        import numba.cuda
+
+        streams.append(numba.cuda.stream())
+    targets = [t for t in GPU if t != "cupy"]
+    for stream, target in itertools.product(streams, targets):
+        out = zerocopy.to(x, target, stream=stream)
+        sync()
+        assert zerocopy.inspect(out).ptr == int(x.data.ptr), (stream, target)
+
+
+# --------------------------------------------------------------- devices
+
+@pytest.mark.multigpu
+@pytest.mark.parametrize("source_name", GPU)
+def test_device_one_stays_on_device_one(source_name: str) -> None:
+    import cupy
+
+    expected = np.arange(32, dtype=np.float32)
+    with cupy.cuda.Device(0):  # the current device is 0: placement must come from the pointer
+        source = on_gpu(source_name, expected, device=1)
+        assert zerocopy.inspect(source).device == ("cuda", 1)
+        for target in GPU:
+            if target == source_name:
+                continue
+            result = zerocopy.to(source, target)
+            info = zerocopy.inspect(result)
+            assert info.device == ("cuda", 1), (source_name, target, info.device)
+            assert info.ptr == zerocopy.inspect(source).ptr
+            assert same_bits(host(result), expected)
+
+
+def test_device_option_moves_host_data_and_says_so() -> None:
+    x = np.arange(1024, dtype=np.float32)
+    for target in GPU:
+        plan = zerocopy.explain(x, target, device="cuda:0")
+        assert plan.copies and plan.copied_bytes == x.nbytes, str(plan)
+        out = zerocopy.to(x, target, device="cuda:0")
+        info = zerocopy.inspect(out)
+        assert info.framework == target and info.device == ("cuda", 0)
+        assert same_bits(host(out), x)
+        with pytest.raises(zerocopy.NotZeroCopyError):
+            zerocopy.to(x, target, device="cuda:0", copy=False)
+
+
+@pytest.mark.parametrize("source_name", GPU)
+def test_device_to_host_copies_with_copy_none_and_raises_with_copy_false(source_name: str) -> None:
+    expected = np.arange(1 << 19, dtype=np.float32)  # 2 MiB: CuPy stages through pinned memory
+    source = on_gpu(source_name, expected)
+    plan = zerocopy.explain(source, "numpy")
+    assert plan.copies and any("moved to cpu" in c for c in plan.caveats), str(plan)
+    out = zerocopy.to(source, "numpy")
+    assert isinstance(out, np.ndarray) and same_bits(out, expected)
+    with pytest.raises(zerocopy.NotZeroCopyError):
+        zerocopy.to(source, "numpy", copy=False)
+    moved = zerocopy.to(source, "torch" if source_name != "torch" else "jax", device="cpu")
+    assert zerocopy.inspect(moved).device == ("cpu", 0)
+    assert same_bits(host(moved), expected)
+
+
+def test_bfloat16_through_cai_is_refused_not_void() -> None:
+    if "torch" not in GPU:
+        pytest.skip("needs torch")
+    import torch
+
+    x = torch.ones(8, dtype=torch.bfloat16, device="cuda")
+    from zerocopy.exchange import cai
+
+    with pytest.raises(zerocopy.UnsupportedDtypeError):
+        cai.read(x)  # torch publishes '|V2'
+    if "numba" in GPU:
+        with pytest.raises(zerocopy.ZeroCopyError):
+            zerocopy.to(x, "numba")  # Numba only speaks CAI: refused, never void bytes
+    assert numpy_dtype("bfloat16").itemsize == 2
