@@ -9,9 +9,10 @@ from collections import Counter
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy._matrix import Cell, as_json, matrix, versions
-from zerocopy.frameworks import FRAMEWORKS
+from zerocopy.frameworks import CPU_FRAMEWORKS, GPU_FRAMEWORKS, installed
 
-DEFAULT = [n for n in FRAMEWORKS if n != "mxnet"]
+DEFAULT = [n for n in CPU_FRAMEWORKS if n != "mxnet"]
+GPU_DEFAULT = [n for n in GPU_FRAMEWORKS if n != "cudf"]  # cuDF: no device probe (not on the GPU machine)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,18 +21,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--dtypes", default="float32",
                         help="comma-separated dtypes, or 'all' (default: %(default)s)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="device arrays on cuda:0 between the GPU frameworks (added by default where a GPU exists)")
+
+
+def _has_gpu() -> bool:
+    if not installed("cupy"):
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver
+        return False
 
 
 def main(args: argparse.Namespace) -> int:
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     dtypes = list(SHARED_DTYPES) if args.dtypes == "all" else args.dtypes.split(",")
-    cells = matrix(frameworks, dtypes)
+    gpu_frameworks = [f for f in GPU_DEFAULT if installed(f)]
+    with_gpu = args.gpu or (args.frameworks == ",".join(DEFAULT) and _has_gpu())
+    cells = [] if args.gpu else matrix(frameworks, dtypes)
+    gpu_cells = matrix(gpu_frameworks, dtypes, gpu=True) if with_gpu else []
     if args.format == "json":
-        print(json.dumps({"machine": platform.node(), "versions": versions(frameworks),
-                          "cells": as_json(cells)}, indent=1))
+        print(json.dumps({"machine": platform.node(), "versions": versions(frameworks + gpu_frameworks),
+                          "cells": as_json(cells), "gpu_cells": as_json(gpu_cells)}, indent=1))
     else:
-        print(render(cells, frameworks, dtypes, markdown=args.format == "markdown"))
-    bugs = [c for c in cells if c.reason.startswith("BUG")]
+        markdown = args.format == "markdown"
+        if cells:
+            print(render(cells, frameworks, dtypes, markdown=markdown))
+        if gpu_cells:
+            print(("\n## " if markdown else "\n") + "GPU (device arrays on cuda:0)\n")
+            print(render(gpu_cells, gpu_frameworks, dtypes, markdown=markdown))
+    bugs = [c for c in cells + gpu_cells if c.reason.startswith("BUG")]
     return 1 if bugs else 0
 
 

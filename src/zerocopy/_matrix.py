@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import numpy_dtype
-from zerocopy._probes import ProbeUnavailable, make_source, pointer, values
+from zerocopy._probes import ProbeUnavailable, make_device_source, make_source, pointer, values
 from zerocopy.exchange.convert import explain, to
 from zerocopy.frameworks import adapter, installed
 
@@ -38,10 +38,12 @@ def _probe_values(dtype: str, n: int) -> np.ndarray:
     return (np.arange(n) % 100 + 1).astype(numpy_dtype(dtype))
 
 
-def probe_pair(source_name: str, target_name: str, dtype: str = "float32", n: int = 64) -> Cell:
+def probe_pair(source_name: str, target_name: str, dtype: str = "float32", n: int = 64,
+               gpu: bool = False) -> Cell:
+    """One cell; ``gpu``: the source is a real device array on cuda:0."""
     data = _probe_values(dtype, n)
     try:
-        source, writer = make_source(source_name, data)
+        source, writer = (make_device_source if gpu else make_source)(source_name, data)
     except ProbeUnavailable as exc:
         return Cell(source_name, target_name, dtype, "n/a", "", str(exc))
     try:
@@ -56,6 +58,10 @@ def probe_pair(source_name: str, target_name: str, dtype: str = "float32", n: in
     shared = pointer(result) == pointer(source)
     assert values(result).reshape(-1)[0] != 0  # the probe starts non-zero
     writer.reshape(-1).view(np.uint8)[: data.itemsize] = 0  # element 0 := 0 / False
+    if gpu:
+        import cupy
+
+        cupy.cuda.runtime.deviceSynchronize()
     seen = values(result).reshape(-1)[0] == 0
     if shared and seen:
         return Cell(source_name, target_name, dtype, "Z", route, "")
@@ -68,13 +74,13 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).split(". Hint:")[0].splitlines()[0][:160]
 
 
-def matrix(frameworks: list[str], dtypes: list[str]) -> list[Cell]:
+def matrix(frameworks: list[str], dtypes: list[str], gpu: bool = False) -> list[Cell]:
     names = [n for n in frameworks if installed(n)]
     cells = []
     for dtype in dtypes:
         for source, target in itertools.product(names, names):
             if source != target:
-                cells.append(probe_pair(source, target, dtype))
+                cells.append(probe_pair(source, target, dtype, gpu=gpu))
     return cells
 
 

@@ -11,7 +11,8 @@ from zerocopy.exchange.convert import inspect
 from zerocopy.frameworks import adapter
 from zerocopy.frameworks.numpy import aligned
 
-__all__ = ["ProbeUnavailable", "make_source", "pointer", "same_bits", "values", "writable_alias"]
+__all__ = ["ProbeUnavailable", "make_device_source", "make_source", "pointer", "same_bits", "values",
+           "writable_alias"]
 
 
 class ProbeUnavailable(Exception):
@@ -36,6 +37,37 @@ def make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
         raise ProbeUnavailable(f"{name} cannot build a {data.dtype} probe: {exc}") from exc
     if inspect(source).dtype != wanted:
         raise ProbeUnavailable(f"{name} stores {data.dtype} as {inspect(source).dtype}")
+    return source, writer
+
+
+def make_device_source(name: str, data: np.ndarray, device: int = 0) -> tuple[Any, Any]:
+    """(device array of ``name`` on cuda:``device``, writable CuPy view of its memory)."""
+    from zerocopy._dtypes import name_of_numpy
+
+    wanted = name_of_numpy(data.dtype)
+    if wanted is None or wanted not in adapter(name).dtypes():
+        raise ProbeUnavailable(f"{name} has no {data.dtype}")
+    try:
+        import cupy
+
+        if name in ("cupy", "numba"):
+            source = adapter(name).make(data, device)
+        elif name == "torch":
+            source = adapter("torch").make(data).to(f"cuda:{device}")
+        elif name == "jax":
+            import jax
+
+            gpu = next(d for d in jax.devices() if d.platform in ("gpu", "cuda") and d.id == device)
+            source = jax.device_put(data, gpu)
+        else:
+            raise ProbeUnavailable(f"no device probe for {name}")
+        writer = cupy.from_dlpack(source) if hasattr(source, "__dlpack__") else cupy.asarray(source)
+    except ProbeUnavailable:
+        raise
+    except Exception as exc:
+        raise ProbeUnavailable(f"{name} cannot build a {data.dtype} device probe: {exc}") from exc
+    if inspect(source).dtype != wanted or int(writer.data.ptr) != pointer(source):
+        raise ProbeUnavailable(f"{name} device probe is not what was asked for")
     return source, writer
 
 

@@ -1,0 +1,182 @@
+"""``zerocopy bench exchange --gpu``: per-call time of ``zerocopy.to`` against the native
+one-liner of every GPU pair (CuPy, torch CUDA, JAX GPU, Numba CUDA) at 1 KiB and 1 GiB,
+whether each copied (device pointer kept or not), and the ratio ours / native.
+
+Native one-liners are the ones in ../shared/reference/gpu-anchors-2026-11-26.txt. Both
+run side by side in one process, on the default streams, after a device sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from zerocopy.bench._timing import machine, per_call_seconds
+
+GPU = ("cupy", "torch", "jax", "numba")
+SIZES = (1024, 1 << 30)
+
+
+def _available() -> list[str]:
+    modules = {"cupy": "cupy", "torch": "torch", "jax": "jax", "numba": "numba_cuda"}
+    return [n for n in GPU if importlib.util.find_spec(modules[n])]
+
+
+def _native(names: list[str]) -> dict[tuple[str, str], tuple[str, Callable[[Any], Any]]]:
+    table: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {}
+    into: dict[str, tuple[str, Callable[[Any], Any]]] = {}
+    if "cupy" in names:
+        import cupy
+
+        into["cupy"] = ("cupy.from_dlpack(x)", cupy.from_dlpack)
+        table[("numba", "cupy")] = ("cupy.asarray(x)", cupy.asarray)
+    if "torch" in names:
+        import torch
+
+        into["torch"] = ("torch.from_dlpack(x)", torch.from_dlpack)
+        table[("numba", "torch")] = ("torch.as_tensor(x, device='cuda')",
+                                     lambda x: torch.as_tensor(x, device="cuda"))
+    if "jax" in names:
+        import jax.numpy as jnp
+
+        into["jax"] = ("jnp.from_dlpack(x)", jnp.from_dlpack)
+    if "numba" in names:
+        import numba.cuda
+
+        into["numba"] = ("numba.cuda.as_cuda_array(x)", numba.cuda.as_cuda_array)
+    for source, target in itertools.permutations(names, 2):
+        if (source, target) not in table and target in into:
+            table[(source, target)] = into[target]
+    return table
+
+
+def _source(name: str, nbytes: int) -> Any:
+    from zerocopy.frameworks import adapter
+
+    n = nbytes // 4
+    if name == "cupy":
+        import cupy
+
+        return cupy.arange(n, dtype=cupy.float32)
+    if name == "torch":
+        import torch
+
+        return torch.arange(n, dtype=torch.float32, device="cuda")
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.arange(n, dtype=jnp.float32).block_until_ready()
+    return adapter(name).make(np.zeros(n, dtype=np.float32))
+
+
+def _pointer(obj: Any) -> int:
+    import zerocopy
+
+    try:
+        return zerocopy.inspect(obj).ptr
+    except Exception:
+        return -1
+
+
+def _sync() -> None:
+    import cupy
+
+    cupy.cuda.runtime.deviceSynchronize()
+
+
+def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    import zerocopy
+
+    names = sorted({n for p in pairs for n in p})
+    native = _native(names)
+    rows = []
+    for nbytes in sizes:
+        sources = {name: _source(name, nbytes) for name in names}
+        _sync()
+        for source_name, target in pairs:
+            x = sources[source_name]
+            text, fn = native[(source_name, target)]
+            row: dict[str, Any] = {"pair": f"{source_name}->{target}", "bytes": nbytes, "native": text}
+            try:
+                plan = zerocopy.explain(x, target)
+                row["route"] = " > ".join(plan.protocols)
+                ours = zerocopy.to(x, target)
+                row["ours_copies"] = plan.copies or _pointer(ours) != _pointer(x)
+                row["ours_s"] = per_call_seconds(lambda x=x, t=target: zerocopy.to(x, t))
+                del ours
+            except Exception as exc:
+                row["ours_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
+            try:
+                result = fn(x)
+                row["native_copies"] = _pointer(result) != _pointer(x)
+                row["native_s"] = per_call_seconds(lambda x=x, f=fn: f(x))
+                del result
+            except Exception as exc:
+                row["native_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
+            _sync()
+            rows.append(row)
+        del sources
+    return rows
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = ["| pair | size | route | ours | copies | native one-liner | native | copies | ours / native |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        size = f"{r['bytes'] // 1024} KiB" if r["bytes"] < 1 << 20 else f"{r['bytes'] >> 20} MiB"
+        ours, native = r.get("ours_s"), r.get("native_s")
+        ratio = (f"{ours / native:.2f}" if ours is not None and native is not None
+                 else r.get("ours_error") or r.get("native_error", ""))
+        flag = lambda key, ok: "-" if not ok else ("C" if r[key] else "Z")  # noqa: E731
+        lines.append(f"| {r['pair']} | {size} | {r.get('route', '')} | {_fmt(ours)} | "
+                     f"{flag('ours_copies', ours is not None)} | `{r['native']}` | {_fmt(native)} | "
+                     f"{flag('native_copies', native is not None)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    both = [r for r in rows if r.get("ours_s") and r.get("native_s")]
+    ratios = sorted(r["ours_s"] / r["native_s"] for r in both)
+    slower = [f"{r['pair']}@{r['bytes']}" for r in both if r["ours_s"] > r["native_s"] * 1.05]
+    copies = [f"{r['pair']}@{r['bytes']}" for r in rows if r.get("ours_copies")]
+    text = [f"machine: {machine()}"]
+    if ratios:
+        text.append(f"pairs timed on both sides: {len(both)}; ours / native median {ratios[len(ratios) // 2]:.2f}, "
+                    f"min {ratios[0]:.2f}, max {ratios[-1]:.2f}")
+    text.append(f"ours more than 5% slower than native: {', '.join(slower) or 'none'}")
+    text.append(f"ours copies: {', '.join(copies) or 'none'}")
+    errors = [f"{r['pair']}: {r['ours_error']}" for r in rows if r.get("ours_error")]
+    if errors:
+        text.append("errors (ours): " + "; ".join(errors))
+    return "\n".join(text)
+
+
+def main(args: argparse.Namespace) -> int:
+    names = _available()
+    sizes = list(SIZES) if getattr(args, "sizes", "") in ("", "1024,268435456", None) else [
+        int(s) for s in args.sizes.split(",")]
+    pairs = (list(itertools.permutations(names, 2)) if getattr(args, "pairs", "all") == "all"
+             else [tuple(p.split("->")) for p in args.pairs.split(",")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = run(sizes, pairs)  # type: ignore[arg-type]
+    print(render(rows))
+    print()
+    print(summary(rows))
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rows": rows}, f, indent=1)
+    return 0
