@@ -119,7 +119,13 @@ def writable_alias(obj: Any) -> Any:
     """A writable NumPy view over ``obj``'s memory, checked by pointer."""
     from zerocopy.exchange.dlpack import to_numpy
 
-    alias = to_numpy(obj.__dlpack__() if hasattr(obj, "__dlpack__") else obj)
+    if hasattr(obj, "__dlpack__"):
+        capsule = obj.__dlpack__()
+    elif hasattr(obj, "to_dlpack_for_write"):  # MXNet hands out raw capsules
+        capsule = obj.to_dlpack_for_write()
+    else:
+        capsule = obj
+    alias = to_numpy(capsule)
     alias = np.lib.stride_tricks.as_strided(alias, writeable=True) if not alias.flags.writeable else alias
     if alias.size and int(alias.__array_interface__["data"][0]) != pointer(obj):
         raise AssertionError("the alias does not share the object's memory")
