@@ -172,7 +172,9 @@ class _CupyRuntime:
 
     def pointer_device(self, ptr: int) -> tuple[str, int]:
         attributes = self.rt.pointerGetAttributes(ptr)
-        kind = {1: "cuda_host", 2: "cuda", 3: "cuda_managed"}.get(int(attributes.type), "cpu")
+        memory_type = getattr(attributes, "type", None)
+        memory_type = attributes.memoryType if memory_type is None else memory_type  # CuPy's name
+        kind = {1: "cuda_host", 2: "cuda", 3: "cuda_managed"}.get(int(memory_type), "cpu")
         return kind, int(attributes.device)
 
 
