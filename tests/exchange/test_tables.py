@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import polars as pl
-import pyarrow as pa
 import pytest
 
-import zerocopy
-from tests.helpers.frameworks import pointer
+pd = pytest.importorskip("pandas")
+pl = pytest.importorskip("polars")
+pa = pytest.importorskip("pyarrow")
+
+import zerocopy  # noqa: E402  (after the skips: the GPU machine has no Polars)
+from tests.helpers.frameworks import pointer  # noqa: E402
 
 
 def _frame() -> tuple[pd.DataFrame, np.ndarray]:

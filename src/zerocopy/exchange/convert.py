@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import threading
-from functools import cache
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from zerocopy._detect import framework_of
 from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedObjectError, message
 from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
-from zerocopy.exchange.plan import Hop, Plan, make_plan, routes
+from zerocopy.exchange.plan import Hop, Plan, make_plan
 from zerocopy.frameworks import DEVICE_ONLY, HOST_ONLY, adapter, edges, resolve
 
 __all__ = ["explain", "inspect", "to"]
 
 # Chosen routes, keyed by everything the checks read. The pointer's alignment is part of
 # the key only for pairs whose checks read it.
-_ROUTES: dict[tuple[Any, ...], tuple[tuple[Edge, ...], tuple[str, ...]]] = {}
+_ROUTES: dict[tuple[Any, ...], tuple[tuple[Edge, ...], bool]] = {}
 _ROUTES_LOCK = threading.Lock()
 _MAX_CACHED = 4096
 _PLAIN = Options()
@@ -42,18 +42,36 @@ def inspect(obj: Any) -> Info:
 
 
 @cache
-def _needs_pointer(source: str, target: str) -> bool:
-    return any(e.needs_pointer for route in routes(edges(), source, target) for e in route)
-
-
-@cache
 def _target_name(target: Any) -> str:
     return resolve(target)
 
 
-def _key(info: Info, target: str, copy: bool | None, device: Any) -> tuple[Any, ...]:
-    aligned = (info.ptr % 64 == 0) if _needs_pointer(info.framework, target) else None
-    return (info.signature(), target, copy, device, aligned)
+def _pointer_sensitive(chosen: Plan) -> bool:
+    """Did alignment take part in this choice (a route read the pointer before or in the
+    chosen one)? Then the cache keeps one choice per alignment."""
+    tried = [route for route, _ in chosen.rejected] + [tuple(h.edge for h in chosen.hops)]
+    return any(e.needs_pointer for route in tried for e in route)
+
+
+def _route_for(info: Info, name: str, copy: bool | None, device: Any,
+               options: Options) -> tuple[Edge, ...]:
+    key = (info.signature(), name, copy, device)
+    cached = _ROUTES.get(key)
+    if cached is not None and cached[1]:  # alignment-sensitive: one entry per alignment
+        key = (*key, info.ptr % 64 == 0)
+        cached = _ROUTES.get(key)
+    if cached is None:
+        chosen = make_plan(edges(), info, name, options)
+        sensitive = _pointer_sensitive(chosen)
+        cached = (tuple(hop.edge for hop in chosen.hops), sensitive)
+        with _ROUTES_LOCK:
+            if len(_ROUTES) >= _MAX_CACHED:
+                _ROUTES.clear()
+            if sensitive:
+                _ROUTES[key[:4]] = ((), True)
+                key = (*key[:4], info.ptr % 64 == 0)
+            _ROUTES[key] = cached
+    return cached[0]
 
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
@@ -158,16 +176,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
             moved = _run_move(obj, info, *move)
             return to(moved, name, copy=None if copy is not False else False, stream=stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
-    key = _key(info, name, copy, device)
-    cached = _ROUTES.get(key)
-    if cached is None:
-        chosen = make_plan(edges(), info, name, options)
-        cached = (tuple(hop.edge for hop in chosen.hops), tuple(chosen.caveats))
-        with _ROUTES_LOCK:
-            if len(_ROUTES) >= _MAX_CACHED:
-                _ROUTES.clear()
-            _ROUTES[key] = cached
-    for edge in cached[0]:
+    for edge in _route_for(info, name, copy, device, options):
         obj = edge.run(obj, options)
     return obj
 

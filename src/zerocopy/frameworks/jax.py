@@ -71,7 +71,11 @@ def make(values: np.ndarray) -> Any:
 
 
 def to_host(x: Any) -> np.ndarray:
-    return np.asarray(x)
+    # JAX caches an array's host value after the first read (its arrays are immutable), so
+    # a proof that reads memory written by another framework must read it afresh: copy on
+    # the device first.
+    jnp = require("jax.numpy", "jax")
+    return np.asarray(jnp.array(x, copy=True))
 
 
 def move(x: Any, device: tuple[str, int]) -> Any:
