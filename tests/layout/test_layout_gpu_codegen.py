@@ -4,7 +4,8 @@ The kernel text is compiled with the host C++ compiler behind a tiny header that
 CUDA keywords to C++ and runs one block of one thread. Every loop in the kernels is a
 ``threadIdx.x .. step blockDim.x`` loop between barriers, so a single thread walking
 them in order computes exactly what the block computes; this checks the index
-arithmetic, shared-memory pitch, units, partial tiles and padding zeroing bit for bit.
+arithmetic, shared-memory padding, vector units, full and partial tiles (n up to 20011
+spans several full tiles of every layout here) and padding zeroing bit for bit.
 The real GPU runs are in ``test_layout_gpu.py`` (marked ``gpu``).
 """
 
@@ -39,6 +40,7 @@ using std::min;
 LAYOUTS = [
     [(f"f{i}", "f4") for i in range(4)],
     [(f"f{i}", "f4") for i in range(3)],
+    [(f"f{i}", "f4") for i in range(2)],
     [("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")],
     np.dtype([("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")], align=True),
     [("z", "c16"), ("v", "f4", (3,)), ("h", "u2"), ("b", "?")],
@@ -83,7 +85,7 @@ def _call(lib, name: str, records: np.ndarray, n: int, columns: list) -> None:
 
 @pytest.mark.parametrize("index", range(len(LAYOUTS)))
 @pytest.mark.parametrize(("ra", "ca"), ALIGNS)
-@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000])
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000, 5000, 20011])
 def test_generated_kernels_round_trip(kernels, index, ra, ca, n):
     lib, names = kernels
     dtype = np.dtype(LAYOUTS[index])

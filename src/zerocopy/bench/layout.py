@@ -10,8 +10,13 @@ float32, int8, bool) packed (18 B) and aligned (24 B); table -> C-order tensor a
 C-order tensor -> table for 8 float32 columns.
 
 GPU (``--gpu``): (N, k) float32 for k = 2, 3, 4, 8, 16, 32 and the mixed record packed and
-aligned, both directions: our kernel and our API call against the device-to-device copy
-(read + write bytes), next to CuPy ``a.T.copy()`` and torch ``.t().contiguous()``.
+aligned, both directions: our kernel and our API call against the device-to-device copy,
+next to CuPy ``a.T.copy()`` and torch ``.t().contiguous()``.
+
+Bytes, CPU and GPU alike: every row counts the bytes it must read plus the bytes it must
+write, each once: a copy of B bytes moves 2 B; records <-> columns moves the record bytes
+plus the column bytes (less than twice the records when the record has padding: the
+aligned mixed record is 24 B, its fields 18 B, so 42 B per record, not 48).
 
 Nothing here imports a framework at module level.
 """
@@ -50,7 +55,7 @@ class Row:
     section: str
     label: str
     seconds: float | None
-    nbytes: int
+    nbytes: int  # bytes read + bytes written, each counted once
     kind: str = "other"  # memcpy | memcpy-fresh | ours | ours-fresh | one-liner | error
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -105,9 +110,16 @@ def _memcpy_rows(section: str, src_bytes, repeat: int) -> list[Row]:
     dst = np.empty_like(src_bytes)
     dst.fill(1)  # prefault
     return [_row(section, "memcpy: np.copyto(dst, src)  [prefaulted, 1 thread]",
-                 lambda: np.copyto(dst, src_bytes), src_bytes.nbytes, "memcpy", repeat),
+                 lambda: np.copyto(dst, src_bytes), 2 * src_bytes.nbytes, "memcpy", repeat),
             _row(section, "memcpy: src.copy()  [fresh allocation]", src_bytes.copy,
-                 src_bytes.nbytes, "memcpy-fresh", repeat)]
+                 2 * src_bytes.nbytes, "memcpy-fresh", repeat)]
+
+
+def _moved(n: int, dtype) -> int:
+    """Bytes a records <-> columns conversion reads plus writes: records + columns."""
+    from zerocopy.layout import record_layout
+
+    return n * (dtype.itemsize + sum(f.width for f in record_layout(dtype).fields))
 
 
 def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) -> list[Row]:
@@ -118,7 +130,7 @@ def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) ->
 
     aos = _records(dtype, nbytes)
     names = list(dtype.names)
-    size = aos.nbytes
+    size = _moved(len(aos), dtype)
     sec = f"AoS->SoA {label} ({dtype.itemsize} B/rec)"
     block = column_block(len(aos), {n: dtype.fields[n][0] for n in names})
     for c in block.column_arrays():
@@ -145,7 +157,7 @@ def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) ->
 
 
 def _aos_one_liners(sec: str, aos, names, rfn, repeat: int) -> list[Row]:
-    size = aos.nbytes
+    size = _moved(len(aos), aos.dtype)
     rows = [_row(sec, "[aos[f].copy() for f in names]", lambda: [aos[f].copy() for f in names],
                  size, "one-liner", repeat),
             _row(sec, "rfn.structured_to_unstructured(aos, copy=True)",
@@ -172,9 +184,8 @@ def _aos_one_liners(sec: str, aos, names, rfn, repeat: int) -> list[Row]:
 def _soa_one_liners(sec: str, cols, dtype, repeat: int) -> list[Row]:
     import numpy as np
 
-    size = len(next(iter(cols.values()))) * dtype.itemsize
-
     n = len(next(iter(cols.values())))
+    size = _moved(n, dtype)
 
     def field_loop():
         out = np.empty(n, dtype)
@@ -212,16 +223,16 @@ def _table_cases(nbytes: int, repeat: int, one_liners: bool) -> list[Row]:
     tables = _tables(cols)
     for tname, table in tables.items():
         rows.append(_row(sec, f"ours: stack({tname}, out=buf)  [prefaulted]",
-                         lambda t=table: stack(t, out=out), a.nbytes, "ours", repeat))
+                         lambda t=table: stack(t, out=out), 2 * a.nbytes, "ours", repeat))
         rows.append(_row(sec, f"ours: stack({tname})  [fresh]", lambda t=table: stack(t),
-                         a.nbytes, "ours-fresh", repeat))
+                         2 * a.nbytes, "ours-fresh", repeat))
     if one_liners:
-        rows += _table_one_liners(sec, tables, a.nbytes, repeat)
+        rows += _table_one_liners(sec, tables, 2 * a.nbytes, repeat)
     sec2 = f"C-order tensor -> table ({n} x {k} float32)"
     rows += _memcpy_rows(sec2, a.reshape(-1), repeat)
     for to in [t for t in ("pyarrow", "pandas", "polars") if _maybe(t) is not None]:
         rows.append(_row(sec2, f"ours: unstack(a, names, to={to!r})  [fresh]",
-                         lambda to=to: unstack(a, names, to=to), a.nbytes, "ours-fresh",
+                         lambda to=to: unstack(a, names, to=to), 2 * a.nbytes, "ours-fresh",
                          repeat))
     if one_liners:
         rows += _untable_one_liners(sec2, a, names, repeat)
@@ -263,15 +274,15 @@ def _table_one_liners(sec: str, tables, size: int, repeat: int) -> list[Row]:
 def _untable_one_liners(sec: str, a, names, repeat: int) -> list[Row]:
     rows = []
     if (pd := _maybe("pandas")) is not None:
-        rows.append(_row(sec, "pd.DataFrame(a)", lambda: pd.DataFrame(a), a.nbytes,
+        rows.append(_row(sec, "pd.DataFrame(a)", lambda: pd.DataFrame(a), 2 * a.nbytes,
                          "one-liner", repeat))
     if (pl := _maybe("polars")) is not None:
-        rows.append(_row(sec, "pl.from_numpy(a)", lambda: pl.from_numpy(a), a.nbytes,
+        rows.append(_row(sec, "pl.from_numpy(a)", lambda: pl.from_numpy(a), 2 * a.nbytes,
                          "one-liner", repeat))
     if (pa := _maybe("pyarrow")) is not None:
         rows.append(_row(sec, "pa.table({n: a[:, i] ...})",
                          lambda: pa.table({n: a[:, i] for i, n in enumerate(names)}),
-                         a.nbytes, "one-liner", repeat))
+                         2 * a.nbytes, "one-liner", repeat))
     return rows
 
 
@@ -317,10 +328,10 @@ def _gpu_time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def _gpu_row(section: str, label: str, fn, nbytes: int, kind: str, repeat: int) -> Row:
-    try:  # bytes counted read + write, like the device copy it is compared with
-        return Row(section, label, _gpu_time(fn, repeat), 2 * nbytes, kind)
+    try:  # nbytes: read + written, counted by the caller
+        return Row(section, label, _gpu_time(fn, repeat), nbytes, kind)
     except Exception as exc:
-        return Row(section, label, None, 2 * nbytes, "error", f"{type(exc).__name__}: {exc}"[:90])
+        return Row(section, label, None, nbytes, "error", f"{type(exc).__name__}: {exc}"[:90])
 
 
 def _gpu_case(dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
@@ -331,12 +342,13 @@ def _gpu_case(dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
     layout = record_layout(dtype)
     n = nbytes // dtype.itemsize
     raw = cupy.random.randint(0, 2, n * dtype.itemsize, dtype=cupy.uint8)
-    size = raw.nbytes
+    copy = 2 * raw.nbytes  # the device copy reads and writes every byte once
+    size = _moved(n, dtype)  # ours and the one-liners: records + columns
     dst = cupy.empty_like(raw)
     block = column_block(n, {f.name: f.column_dtype for f in layout.fields}, device="cuda")
     cols = block.column_arrays()
     sec = f"GPU AoS->SoA {label} ({dtype.itemsize} B/rec, N={n})"
-    rows = [_gpu_row(sec, "device copy: dst[...] = src", lambda: cupy.copyto(dst, raw), size,
+    rows = [_gpu_row(sec, "device copy: dst[...] = src", lambda: cupy.copyto(dst, raw), copy,
                      "memcpy", repeat),
             _gpu_row(sec, "ours: kernel only", lambda: _gpu.gather(raw, n, layout, cols),
                      size, "ours", repeat),
@@ -347,7 +359,7 @@ def _gpu_case(dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
     rows += _gpu_baselines_gather(sec, mat, raw, layout, size, repeat)
     sec2 = f"GPU SoA->AoS {label} ({dtype.itemsize} B/rec, N={n})"
     out = cupy.empty_like(raw)
-    rows += [_gpu_row(sec2, "device copy: dst[...] = src", lambda: cupy.copyto(dst, raw), size,
+    rows += [_gpu_row(sec2, "device copy: dst[...] = src", lambda: cupy.copyto(dst, raw), copy,
                       "memcpy", repeat),
              _gpu_row(sec2, "ours: kernel only", lambda: _gpu.scatter(cols, n, layout, out),
                       size, "ours", repeat),

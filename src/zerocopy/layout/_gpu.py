@@ -7,61 +7,50 @@ are unrolled, and any mix of widths (1-16 bytes, sub-arrays) and any record size
 per process (CuPy also keeps it on disk); the source is plain text built here, so this
 module imports and is checked on machines without a GPU.
 
-Records -> columns (``gather``), one tile of ``T`` records per block iteration:
-  1. the tile's bytes are read from global memory with the widest aligned unit (16, 8, 4,
-     2 or 1 bytes; coalesced, several loads in flight per thread) and staged in shared
-     memory with a record pitch ``PS`` of an odd number of 4-byte words, so that 32
-     threads reading the same field of 32 consecutive records hit 32 different banks;
-  2. each field is written out as a contiguous run of its column, consecutive threads
-     writing consecutive units (coalesced whatever the field width).
-Columns -> records (``scatter``) is the mirror image; bytes of the record that no field
-covers (padding) are written as zeros, so results are reproducible bit for bit.
+One block moves one tile of ``T`` records (about 16 KiB of record bytes, ``T`` a multiple
+of 16) per loop iteration; both sides of the tile are plain byte streams in global memory:
+the records (``T * itemsize`` bytes) and, per field, a run of its column
+(``T * width`` bytes). Because ``T`` is a multiple of 16, every stream of a full tile
+starts and ends on a 16-byte boundary whenever its buffer does, so global memory is read
+and written with 16-byte vectors, consecutive threads on consecutive vectors (coalesced),
+whatever the field widths and the record size (18, 24, 12 bytes alike). Each thread
+issues all its loads of a tile (up to 8 vectors, 64 B per thread at 256 threads) before
+it uses any of them.
+
+The tile of records is staged in shared memory with 4 bytes of padding after every 128
+bytes (``zc_p``): record-side vectors are moved as 4-byte words and field elements of
+consecutive records land in different banks for every power-of-two record size. Field
+vectors are split into pieces no wider than 4 bytes and no wider than the alignment of the
+field within the record, each piece placed at its record position. The column chunks of
+all fields form one index space that the block's threads share (a bisection on the index
+picks the field), so a record of 32 narrow fields keeps every thread busy.
+Records -> columns is ``gather``; columns -> records is ``scatter``, which zeroes the
+staging tile once per block, so bytes of the record that no field covers (padding) are
+written as zeros and results are reproducible bit for bit. The last, partial tile is
+moved byte by byte without staging.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ._layout import RecordLayout
 
 __all__ = ["gather", "kernel_source", "scatter"]
 
 _THREADS = 256
-_SMEM_TARGET = 32 * 1024  # bytes of staging per block: leaves room for several blocks/SM
+_TILE_BYTES = 16 * 1024   # record bytes per tile: 64 B per thread of 256, each direction
 _SMEM_MAX = 48 * 1024     # static shared memory limit without opt-in
-_BATCH = 4                # loads each thread issues before it waits for any of them
+_MAX_BATCH = 8            # vectors each thread loads before it uses the first
 
 _UTYPE = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "uint2", 16: "uint4"}
-_WTYPE = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int",
-          8: "unsigned long long"}
+_MEMBER = {1: "b", 2: "h", 4: "w", 8: "d"}
 
 _PRELUDE = r"""
-template <typename W, typename G>
-__device__ __forceinline__ W rd(const unsigned char* s) {
-  if constexpr (sizeof(G) >= sizeof(W)) { return *reinterpret_cast<const W*>(s); }
-  else {
-    W v; G* pv = reinterpret_cast<G*>(&v);
-    #pragma unroll
-    for (int j = 0; j < int(sizeof(W) / sizeof(G)); ++j) pv[j] = reinterpret_cast<const G*>(s)[j];
-    return v;
-  }
-}
-template <typename W, typename G>
-__device__ __forceinline__ void wr(unsigned char* s, W v) {
-  if constexpr (sizeof(G) >= sizeof(W)) { *reinterpret_cast<W*>(s) = v; }
-  else {
-    const G* pv = reinterpret_cast<const G*>(&v);
-    #pragma unroll
-    for (int j = 0; j < int(sizeof(W) / sizeof(G)); ++j) reinterpret_cast<G*>(s)[j] = pv[j];
-  }
-}
-// A record unit of U bytes to/from shared memory, whose position is only 4-byte aligned.
-template <typename U> __device__ __forceinline__ void stage(unsigned char* s, U v) {
-  if constexpr (sizeof(U) <= 4) { *reinterpret_cast<U*>(s) = v; }
-  else { wr<U, unsigned int>(s, v); }
-}
-template <typename U> __device__ __forceinline__ U unstage(const unsigned char* s) {
-  if constexpr (sizeof(U) <= 4) { return *reinterpret_cast<const U*>(s); }
-  else { return rd<U, unsigned int>(s); }
-}
+// One vector of up to 16 bytes, seen as pieces of 1, 2, 4 or 8 bytes.
+union ZcU { uint4 v; uint2 d[2]; unsigned int w[4]; unsigned short h[8]; unsigned char b[16]; };
+// Byte of the staged tile -> its place in shared memory: 4 bytes of padding per 128.
+__device__ __forceinline__ int zc_p(int b) { return b + ((b >> 7) << 2); }
 """
 
 _cache: dict[tuple, object] = {}
@@ -72,31 +61,82 @@ def _pow2_divisor(value: int, cap: int) -> int:
     return cap if value == 0 else min(value & -value, cap)
 
 
+def _smem_bytes(tile_bytes: int) -> int:
+    padded = tile_bytes + 4 * (-(-tile_bytes // 128))
+    return -(-padded // 16) * 16
+
+
 def _tile(itemsize: int) -> tuple[int, int] | None:
-    """(records per tile, shared-memory pitch) or None when a record is too big to tile."""
-    pitch = -(-itemsize // 4) * 4
-    if (pitch // 4) % 2 == 0:
-        pitch += 4
-    tile = _THREADS
-    while tile * pitch > _SMEM_TARGET and tile > 32:
-        tile //= 2
-    return (tile, pitch) if tile * pitch <= _SMEM_MAX else None
+    """(records per tile, shared-memory bytes) or None when a record is too big to tile."""
+    tile = max(16, _TILE_BYTES // itemsize // 16 * 16)
+    smem = _smem_bytes(tile * itemsize)
+    return (tile, smem) if smem <= _SMEM_MAX else None
 
 
-def _field_units(layout: RecordLayout, col_aligns: list[int]) -> list[tuple[int, int, int]]:
-    """Per field: (offset, width, write unit). The unit is the widest aligned piece <= 8."""
-    return [(f.offset, f.width, min(_pow2_divisor(f.width, 8), a))
-            for f, a in zip(layout.fields, col_aligns, strict=True)]
+@dataclass(frozen=True)
+class _Col:
+    index: int   # kernel argument c<index>
+    offset: int  # of the field in the record
+    width: int   # bytes per element
+    unit: int    # global vector width (1..16)
+    piece: int   # shared-memory piece width (1..4)
+    start: int   # first chunk of this column in the tile's shared chunk index space
+    chunks: int  # vectors of this column in a full tile
 
 
-def _gap_code(layout: RecordLayout) -> str:
-    lines = []
-    for a, b in layout.gaps():
-        lines.append(f"for (int j = {a}; j < {b}; ++j) sm[r * ZC_PS + j] = 0;")
-    if not lines:
-        return ""
-    body = "\n      ".join(lines)
-    return f"for (int r = threadIdx.x; r < rem; r += blockDim.x) {{\n      {body}\n    }}"
+def _plan(layout: RecordLayout, tile: int, col_aligns: list[int]) -> list[_Col]:
+    plan, start = [], 0
+    size = layout.itemsize
+    for i, (f, align) in enumerate(zip(layout.fields, col_aligns, strict=True)):
+        if f.width == 0:
+            continue
+        unit = min(16, align, _pow2_divisor(tile * f.width, 16))
+        piece = min(4, unit, _pow2_divisor(f.width, 4), _pow2_divisor(f.offset, 4),
+                    _pow2_divisor(size, 4))
+        chunks = tile * f.width // unit
+        plan.append(_Col(i, f.offset, f.width, unit, piece, start, chunks))
+        start += chunks
+    return plan
+
+
+def _m(width: int, q: int) -> str:
+    """Member of ZcU for piece ``q`` of ``width`` bytes (the whole vector at 16)."""
+    return "v" if width == 16 else f"{_MEMBER[width]}[{q}]"
+
+
+def _tree(plan: list[_Col], idx: str, body) -> str:
+    """Code that runs ``body(col, local)`` for the column owning chunk ``idx`` (bisection)."""
+    if len(plan) == 1:
+        c = plan[0]
+        return body(c, f"({idx} - {c.start})" if c.start else idx)
+    mid = len(plan) // 2
+    return (f"if ({idx} < {plan[mid].start}) {{ {_tree(plan[:mid], idx, body)} }} "
+            f"else {{ {_tree(plan[mid:], idx, body)} }}")
+
+
+def _sm_piece(c: _Col, size: int, loc: str, q: int) -> str:
+    """Shared-memory address of piece ``q`` of column chunk ``loc``."""
+    cb = f"(unsigned({loc}) * {c.unit}u + {q * c.piece}u)"  # unsigned: / and % are shifts
+    where = f"int({cb} / {c.width}u * {size}u + {c.offset}u + {cb} % {c.width}u)"
+    return f"reinterpret_cast<{_UTYPE[c.piece]}*>(sm + zc_p({where}))"
+
+
+def _batched(count: int, name: str, load, use) -> str:
+    """Loop over ``count`` items, each thread loading a batch before using any of it."""
+    batch = max(1, min(_MAX_BATCH, -(-count // _THREADS)))
+    return f"""for (int i0 = threadIdx.x; i0 < {count}; i0 += {batch} * blockDim.x) {{
+        ZcU {name}[{batch}];
+        #pragma unroll
+        for (int j = 0; j < {batch}; ++j) {{
+          const int i = i0 + j * blockDim.x;
+          if (i < {count}) {{ {load} }}
+        }}
+        #pragma unroll
+        for (int j = 0; j < {batch}; ++j) {{
+          const int i = i0 + j * blockDim.x;
+          if (i < {count}) {{ {use} }}
+        }}
+      }}"""
 
 
 def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
@@ -105,90 +145,99 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
     tiled = _tile(layout.itemsize)
     if tiled is None:
         return None
-    tile, pitch = tiled
+    tile, smem = tiled
     size = layout.itemsize
-    unit = min(_pow2_divisor(size, 16), rec_align)
-    fields = _field_units(layout, col_aligns)
+    ru = min(16, rec_align, _pow2_divisor(tile * size, 16))  # record-side vector
+    rp = min(4, ru)                                           # its shared-memory pieces
+    nrec = tile * size // ru
+    plan = _plan(layout, tile, col_aligns)
+    nchunks = sum(c.chunks for c in plan)
+    gather = direction == "gather"
     name = f"zc_{direction}"
-    cols = ", ".join(
-        f"{'' if direction == 'gather' else 'const '}unsigned char* __restrict__ c{i}"
-        for i in range(len(fields)))
-    rec = ("const unsigned char* __restrict__ rec" if direction == "gather"
+    cols = ", ".join(f"{'' if gather else 'const '}unsigned char* __restrict__ c{i}"
+                     for i in range(len(layout.fields)))
+    rec = ("const unsigned char* __restrict__ rec" if gather
            else "unsigned char* __restrict__ rec")
-    field_code = []
-    for i, (off, width, wu) in enumerate(fields):
-        gran = min(4, _pow2_divisor(off, 4), wu)
-        wt, gt = _WTYPE[wu], _WTYPE[gran]
-        if direction == "gather":
-            move = f"d[i] = rd<{wt}, {gt}>(sm + r * ZC_PS + {off} + p * {wu});"
-            ptr = f"{wt}* d = reinterpret_cast<{wt}*>(c{i} + r0 * {width});"
-        else:
-            move = f"wr<{wt}, {gt}>(sm + r * ZC_PS + {off} + p * {wu}, d[i]);"
-            ptr = f"const {wt}* d = reinterpret_cast<const {wt}*>(c{i} + r0 * {width});"
-        field_code.append(
-            f"{{ {ptr}\n      const int nu = rem * {width // wu};\n"
-            f"      for (int i = threadIdx.x; i < nu; i += blockDim.x) {{\n"
-            f"        const int r = i / {width // wu}, p = i - r * {width // wu};\n"
-            f"        {move}\n      }} }}")
-    fields_block = "\n    ".join(field_code)
-    ut = _UTYPE[unit]
-    if direction == "gather":
-        phase1 = _records_in(ut, unit, size)
-        phase2 = fields_block
+    rt = _UTYPE[ru]
+    rec_ptr = f"reinterpret_cast<{'const ' if gather else ''}{rt}*>(rec + r0 * {size})"
+    rec_pieces = range(ru // rp)
+
+    def rec_sm(q: int) -> str:
+        return f"reinterpret_cast<{_UTYPE[rp]}*>(sm + zc_p(i * {ru} + {q * rp}))"
+
+    def col_ptr(c: _Col) -> str:
+        return (f"reinterpret_cast<{'' if gather else 'const '}{_UTYPE[c.unit]}*>"
+                f"(c{c.index} + r0 * {c.width})")
+
+    if gather:
+        records = _batched(
+            nrec, "u", f"u[j].{_m(ru, 0)} = {rec_ptr}[i];",
+            " ".join(f"*{rec_sm(q)} = u[j].{_m(rp, q)};" for q in rec_pieces))
+
+        def col_out(c: _Col, loc: str) -> str:
+            pieces = " ".join(f"u.{_m(c.piece, q)} = *{_sm_piece(c, size, loc, q)};"
+                              for q in range(c.unit // c.piece))
+            return f"{pieces} {col_ptr(c)}[{loc}] = u.{_m(c.unit, 0)};"
+
+        columns = (f"for (int i = threadIdx.x; i < {nchunks}; i += blockDim.x) {{\n"
+                   f"        ZcU u; {_tree(plan, 'i', col_out)}\n      }}") if plan else ""
+        phase1, phase2 = records, columns
     else:
-        phase1 = fields_block + "\n    " + _gap_code(layout)
-        phase2 = _records_out(ut, unit, size)
+        def col_in(c: _Col, loc: str) -> str:
+            return f"u[j].{_m(c.unit, 0)} = {col_ptr(c)}[{loc}];"
+
+        def col_stage(c: _Col, loc: str) -> str:
+            return " ".join(f"*{_sm_piece(c, size, loc, q)} = u[j].{_m(c.piece, q)};"
+                            for q in range(c.unit // c.piece))
+
+        columns = (_batched(nchunks, "u", _tree(plan, "i", col_in), _tree(plan, "i", col_stage))
+                   if plan else "")
+        records = _batched(
+            nrec, "u", " ".join(f"u[j].{_m(rp, q)} = *{rec_sm(q)};" for q in rec_pieces),
+            f"{rec_ptr}[i] = u[j].{_m(ru, 0)};")
+        phase1, phase2 = columns, records
+    zero = ("" if gather else
+            f"for (int i = threadIdx.x; i < {smem // 4}; i += blockDim.x)\n"
+            f"    reinterpret_cast<unsigned int*>(sm)[i] = 0;\n  __syncthreads();")
     source = f"""{_PRELUDE}
-#define ZC_T {tile}
-#define ZC_PS {pitch}
 extern "C" __global__ void __launch_bounds__({_THREADS})
 {name}({rec}, long long n, {cols}) {{
-  __shared__ __align__(16) unsigned char sm[ZC_T * ZC_PS];
-  for (long long t = blockIdx.x; t * ZC_T < n; t += gridDim.x) {{
-    const long long r0 = t * ZC_T;
-    const int rem = (int)min((long long)ZC_T, n - r0);
-    {phase1}
-    __syncthreads();
-    {phase2}
-    __syncthreads();
+  __shared__ __align__(16) unsigned char sm[{smem}];
+  {zero}
+  for (long long t = blockIdx.x; t * {tile} < n; t += gridDim.x) {{
+    const long long r0 = t * {tile};
+    if (n - r0 >= {tile}) {{
+      {phase1}
+      __syncthreads();
+      {phase2}
+      __syncthreads();
+    }} else {{
+      const int rem = (int)(n - r0);
+      {_tail_code(layout, gather)}
+    }}
   }}
 }}
 """
     return source, name
 
 
-def _records_in(ut: str, unit: int, size: int) -> str:
-    """Tile of records: global -> shared, a batch of loads in flight per thread."""
-    spu = size // unit
-    return f"""{{ const {ut}* s = reinterpret_cast<const {ut}*>(rec + r0 * {size});
-      const int nu = rem * {spu};
-      for (int i0 = threadIdx.x; i0 < nu; i0 += {_BATCH} * blockDim.x) {{
-        {ut} v[{_BATCH}];
-        #pragma unroll
-        for (int j = 0; j < {_BATCH}; ++j) {{
-          const int i = i0 + j * blockDim.x;
-          if (i < nu) v[j] = s[i];
-        }}
-        #pragma unroll
-        for (int j = 0; j < {_BATCH}; ++j) {{
-          const int i = i0 + j * blockDim.x;
-          if (i < nu) {{
-            const int r = i / {spu}, c = i - r * {spu};
-            stage<{ut}>(sm + r * ZC_PS + c * {unit}, v[j]);
-          }}
-        }}
-      }} }}"""
-
-
-def _records_out(ut: str, unit: int, size: int) -> str:
-    """Tile of records: shared -> global, coalesced units."""
-    spu = size // unit
-    return f"""{{ {ut}* d = reinterpret_cast<{ut}*>(rec + r0 * {size});
-      const int nu = rem * {spu};
-      for (int i = threadIdx.x; i < nu; i += blockDim.x) {{
-        const int r = i / {spu}, c = i - r * {spu};
-        d[i] = unstage<{ut}>(sm + r * ZC_PS + c * {unit});
-      }} }}"""
+def _tail_code(layout: RecordLayout, gather: bool) -> str:
+    """The last, partial tile: byte by byte, straight between global buffers."""
+    size = layout.itemsize
+    lines = []
+    for i, f in enumerate(layout.fields):
+        if f.width == 0:
+            continue
+        w = f.width
+        at = f"rec[(r0 + x / {w}) * {size} + {f.offset} + x % {w}]"
+        move = f"c{i}[r0 * {w} + x] = {at};" if gather else f"{at} = c{i}[r0 * {w} + x];"
+        lines.append(f"for (int x = threadIdx.x; x < rem * {w}; x += blockDim.x) {move}")
+    if not gather:
+        for a, b in layout.gaps():
+            w = b - a
+            lines.append(f"for (int x = threadIdx.x; x < rem * {w}; x += blockDim.x) "
+                         f"rec[(r0 + x / {w}) * {size} + {a} + x % {w}] = 0;")
+    return "\n      ".join(lines)
 
 
 def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
