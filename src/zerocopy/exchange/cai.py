@@ -122,9 +122,21 @@ def read(obj: Any) -> CAIView:
 def device_of_pointer(ptr: int) -> tuple[str, int]:
     """("cuda", id) of the device that holds ``ptr``; managed and pinned host memory
     report as "cuda_managed" / "cuda_host" with their device."""
+    rt = streams.runtime()
     if not ptr:
-        return ("cuda", streams.runtime().current_device())
-    return streams.runtime().pointer_device(ptr)
+        return ("cuda", rt.current_device())
+    if _one_device(rt):  # one GPU and a device pointer: no driver query on the hot path
+        return ("cuda", 0)
+    return rt.pointer_device(ptr)
+
+
+_DEVICE_COUNT: list[int] = []
+
+
+def _one_device(rt: Any) -> bool:
+    if not _DEVICE_COUNT:
+        _DEVICE_COUNT.append(rt.device_count())
+    return _DEVICE_COUNT[0] == 1
 
 
 class CAIExporter:

@@ -154,6 +154,7 @@ def _runtime() -> Any:
 class _CupyRuntime:
     def __init__(self, rt: Any) -> None:
         self.rt = rt
+        self.events: dict[int, Any] = {}
 
     def current_device(self) -> int:
         return int(self.rt.getDevice())
@@ -163,12 +164,17 @@ class _CupyRuntime:
 
     def order(self, producer: int, consumer: int) -> None:
         rt = self.rt
-        event = rt.eventCreateWithFlags(rt.eventDisableTiming)
-        try:
-            rt.eventRecord(event, producer)
-            rt.streamWaitEvent(consumer, event, 0)
-        finally:
-            rt.eventDestroy(event)  # released by the driver once the wait has passed
+        # One reusable event per device: a wait captures the event's state when it is
+        # enqueued, so re-recording it later cannot affect earlier waits.
+        device = rt.getDevice()
+        event = self.events.get(device)
+        if event is None:
+            event = self.events[device] = rt.eventCreateWithFlags(rt.eventDisableTiming)
+        rt.eventRecord(event, producer)
+        rt.streamWaitEvent(consumer, event, 0)
+
+    def device_count(self) -> int:
+        return int(self.rt.getDeviceCount())
 
     def pointer_device(self, ptr: int) -> tuple[str, int]:
         attributes = self.rt.pointerGetAttributes(ptr)
@@ -181,6 +187,7 @@ class _CupyRuntime:
 class _BindingsRuntime:
     def __init__(self, rt: Any) -> None:
         self.rt = rt
+        self.events: dict[int, Any] = {}
 
     def _ok(self, result: Any) -> Any:
         err, *rest = result if isinstance(result, tuple) else (result,)
@@ -196,12 +203,15 @@ class _BindingsRuntime:
 
     def order(self, producer: int, consumer: int) -> None:
         rt = self.rt
-        event = self._ok(rt.cudaEventCreateWithFlags(rt.cudaEventDisableTiming))
-        try:
-            self._ok(rt.cudaEventRecord(event, producer))
-            self._ok(rt.cudaStreamWaitEvent(consumer, event, 0))
-        finally:
-            self._ok(rt.cudaEventDestroy(event))
+        device = self.current_device()
+        event = self.events.get(device)
+        if event is None:
+            event = self.events[device] = self._ok(rt.cudaEventCreateWithFlags(rt.cudaEventDisableTiming))
+        self._ok(rt.cudaEventRecord(event, producer))
+        self._ok(rt.cudaStreamWaitEvent(consumer, event, 0))
+
+    def device_count(self) -> int:
+        return int(self._ok(self.rt.cudaGetDeviceCount()))
 
     def pointer_device(self, ptr: int) -> tuple[str, int]:
         attributes = self._ok(self.rt.cudaPointerGetAttributes(ptr))
