@@ -179,3 +179,33 @@ def test_release_caches_collects_garbage_first() -> None:
         gc.enable()
     assert mr.calls == 1
     mr.deallocate(ptr, 100)
+
+
+def test_statistics_note_methods_match_the_adaptor_path() -> None:
+    import zerocopy.memory as zm
+
+    stats = zm.StatisticsAdaptor(zm.HostMemoryResource())
+    stats.note_allocation(0x1000, 64, "cupy")  # what the fused CuPy path records
+    assert stats.statistics("cupy") == Stats(64, 64, 1, 1, 1, 64)
+    record = stats.note_free(0x1000)
+    assert record == (64, "cupy") and stats.statistics().current_bytes == 0
+    stats.note_restore(0x1000, record)  # the free failed: counted again
+    assert stats.statistics("cupy").current_count == 1
+    assert stats.note_free(0x2000) is None and stats.unknown_frees == 1
+
+
+def test_cupy_hook_fuses_only_a_chain_without_per_allocation_adaptors() -> None:
+    import zerocopy.memory as zm
+
+    from zerocopy.memory.hooks.cupy import _fusable
+    from zerocopy.memory.resources.device_pool import DevicePoolResource
+
+    pool = object.__new__(DevicePoolResource)  # no CUDA here: only its type matters
+    stats = zm.StatisticsAdaptor(zm.OutOfMemoryCallbackAdaptor(pool))
+    assert _fusable(stats) == (pool, stats)
+    assert _fusable(zm.OutOfMemoryCallbackAdaptor(pool)) == (pool, None)
+    assert _fusable(pool) == (pool, None)
+    limited = zm.StatisticsAdaptor(zm.LimitingAdaptor(pool, limit=1 << 20))
+    assert _fusable(limited) is None
+    assert _fusable(zm.StatisticsAdaptor(zm.TrackingAdaptor(pool))) is None
+    assert _fusable(zm.StatisticsAdaptor(zm.HostMemoryResource())) is None

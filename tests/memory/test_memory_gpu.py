@@ -36,6 +36,68 @@ def test_cuda_runtime_facade_and_device_pool() -> None:
     assert out["threshold"] == (1 << 64) - 1 and out["reserved"] >= 64 * MiB
 
 
+@pytest.mark.parametrize("binding", ["cuda.bindings", "cupy"])
+def test_hot_path_bindings_allocate_and_translate_oom(binding: str) -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy.errors import OutOfMemoryError
+        pool = zm.DevicePoolResource()
+        used0 = pool.used()
+        ptrs = [pool.allocate(n, 0) for n in (256, 1 << 20, 64 << 20)]
+        grew = pool.used() - used0
+        for p, n in zip(ptrs, (256, 1 << 20, 64 << 20)):
+            pool.deallocate(p, n, 0)
+        try:
+            pool.allocate(1 << 50, 0)
+            oom = False
+        except OutOfMemoryError:
+            oom = True
+        print(json.dumps({"binding": pool.binding, "grew": grew, "oom": oom,
+                          "after": pool.used() - used0}))
+    """, env={"ZEROCOPY_CUDA_BINDING": binding})
+    assert out["binding"].startswith(binding) and out["grew"] >= 65 * MiB
+    assert out["oom"] and out["after"] == 0
+
+
+def test_cupy_fused_path_counts_frees_and_falls_back_on_oom() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        calls = []
+        def on_oom(nbytes, framework, attempt):
+            calls.append((framework, attempt))
+            return attempt == 0
+        shared = zm.share(["cupy"], on_oom=on_oom)
+        import cupy
+        path = shared.installations["cupy"].details["path"]
+        used0 = shared.base.used()
+        a = cupy.arange(1 << 20, dtype=cupy.float32)
+        s = shared.statistics.statistics("cupy")
+        grew = shared.base.used() - used0
+        ok = float(a.sum()) == float((1 << 20) * ((1 << 20) - 1) / 2)
+        del a
+        cupy.cuda.runtime.deviceSynchronize()
+        after = shared.statistics.statistics("cupy")
+        try:
+            cupy.empty(1 << 50, dtype=cupy.uint8)
+            oom = None
+        except cupy.cuda.memory.OutOfMemoryError as exc:
+            oom = type(exc).__name__
+        with cupy.cuda.Stream(non_blocking=True):
+            b = cupy.ones(1000)
+            side = float(b.sum())
+            del b
+        print(json.dumps({"path": path, "current": s.current_bytes, "count": s.total_count,
+                          "grew": grew, "ok": ok, "after": after.current_bytes,
+                          "left": shared.base.used() - used0, "oom": oom, "calls": calls,
+                          "side": side}))
+    """)
+    assert out["path"] == "fused" and out["ok"] and out["current"] == 4 * MiB
+    assert out["grew"] >= 4 * MiB and out["after"] == 0 and out["left"] == 0
+    assert out["oom"] and out["calls"] == [["cupy", 0], ["cupy", 1]] and out["side"] == 1000.0
+
+
 def test_managed_memory_prefetch_and_no_oversubscription() -> None:
     out = run_python("""
         import json
@@ -213,9 +275,12 @@ def test_rmm_view_and_callback_modes() -> None:
         used0 = shared.base.used()
         buf = rmm.DeviceBuffer(size=8 << 20)
         grew = shared.base.used() - used0
-        print(json.dumps({"counted": counted, "grew": grew}))
+        handle = rmm.mr.get_current_device_resource().pool_handle()
+        del buf
+        print(json.dumps({"counted": counted, "grew": grew,
+                          "same_pool": int(handle) == int(shared.base.pool)}))
     """)
-    assert out["counted"] == MiB and out["grew"] >= 8 * MiB
+    assert out["counted"] == MiB and out["grew"] >= 8 * MiB and out["same_pool"]
 
 
 def test_freeing_never_blocks_behind_a_running_kernel() -> None:

@@ -113,9 +113,11 @@ def _gpu_available() -> tuple[bool, str]:
 
 
 def _framework_pairs(kind: str, n: int) -> dict[str, float]:
-    if kind == "cupy":
+    if kind in ("cupy", "cupy_async"):
         import cupy
 
+        if kind == "cupy_async":  # CuPy's own stream-ordered pool: the same substrate as ours
+            cupy.cuda.set_allocator(cupy.cuda.MemoryAsyncPool().malloc)
         make = lambda size: lambda: cupy.empty(size, dtype=cupy.uint8)  # noqa: E731
         sync = cupy.cuda.runtime.deviceSynchronize
     elif kind == "torch":
@@ -144,19 +146,25 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
 
     n = 300 if quick else 2000
     framework, _, setup = name.partition("-")
+    if name == "cupy-async":
+        return {"alloc_free_pair_us": _framework_pairs("cupy_async", n)}
     if framework == "raw":
         return _raw(n)
     if framework == "mixed":
-        return _mixed(shared=setup == "shared", quick=quick)
+        return _mixed(shared=setup.startswith("shared"), trim=setup == "shared-trim",
+                      quick=quick)
     if framework == "blocking":
         return _blocking()
     shared = None
     if setup == "shared":
         shared = zm.share([framework])
+    elif setup == "shared-pool":  # no per-allocation statistics: pool-level accounting
+        shared = zm.share([framework], statistics=False)
     elif setup == "pluggable":
         shared = zm.share([framework], modes={framework: "pluggable"})
     result: dict[str, Any] = {"alloc_free_pair_us": _framework_pairs(framework, n)}
     if shared is not None:
+        result["hook_path"] = {k: v.details.get("path") for k, v in shared.installations.items()}
         rep = shared.report()
         result["pool_used_high"] = rep.pool.used_high if rep.pool else None
         result["seen_by_zerocopy"] = {f.framework: f.allocations for f in rep.frameworks}
@@ -165,19 +173,29 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
 
 def _raw(n: int) -> dict[str, Any]:
     from zerocopy.memory import CudaMallocResource, DevicePoolResource, share
-    from zerocopy.memory._cudart import runtime
+    from zerocopy.memory._cudart import _Bindings, _CuPy, runtime
 
     sync = runtime().synchronize
     pool = DevicePoolResource()
     pool.release_threshold = (1 << 64) - 1
+    resources: dict[str, Any] = {"cudaMalloc": CudaMallocResource()}
+    for label, binding in (("cuda.bindings", _Bindings), ("cupy runtime", _CuPy)):
+        try:
+            bare = DevicePoolResource()
+            bare.malloc, bare.free = binding().hot_path(bare.pool)
+            resources[f"default pool (bare, {label})"] = bare
+        except ImportError:
+            pass
     shared = share([], resource=pool, governance=False)
+    resources["shared chain (stats+oom)"] = shared.resource
+    from zerocopy.memory import OutOfMemoryCallbackAdaptor
+    resources["shared chain (oom only, pool-level)"] = OutOfMemoryCallbackAdaptor(pool)
     out = {}
-    for label, mr in (("cudaMalloc", CudaMallocResource()), ("default pool (bare)", pool),
-                      ("shared chain (stats+oom)", shared.resource)):
+    for label, mr in resources.items():
         out[label] = {_size(s): round(_per_pair_us(
             _resource_pair(mr, s), 200 if label == "cudaMalloc" else n, sync=sync), 3)
             for s in SIZES}
-    return {"alloc_free_pair_us": out}
+    return {"alloc_free_pair_us": out, "hot_binding": pool.binding}
 
 
 def _device_used() -> int:
@@ -187,7 +205,7 @@ def _device_used() -> int:
     return total - free
 
 
-def _mixed(*, shared: bool, quick: bool) -> dict[str, Any]:
+def _mixed(*, shared: bool, trim: bool = False, quick: bool) -> dict[str, Any]:
     import zerocopy.memory as zm
 
     base = _device_used()  # context only, before any framework allocates
@@ -200,6 +218,7 @@ def _mixed(*, shared: bool, quick: bool) -> dict[str, Any]:
     n, k = 4 << 20, 64  # 256 Ki rows x 64 float32 features: a 64 MiB batch
     model = torch.nn.Linear(k, k, device="cuda")
     peak_live, peak_used, steps = 0, 0, 5 if quick else 20
+    step_reserved: list[int] = []
     start = time.perf_counter()
     for _ in range(steps):
         x = cupy.random.random((n // 16, k), dtype=cupy.float32)       # CuPy preprocessing
@@ -213,6 +232,10 @@ def _mixed(*, shared: bool, quick: bool) -> dict[str, Any]:
         peak_live = max(peak_live, x.nbytes + y.element_size() * y.nelement())
         peak_used = max(peak_used, _device_used() - base)
         del x, t, y, j, s
+        if handle is not None:
+            if trim:  # zerocopy's governed trim at the step boundary (does not wait)
+                handle.trim()
+            step_reserved.append(handle.base.reserved())
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     result = {"steps": steps, "seconds": round(elapsed, 3), "peak_live_bytes": peak_live,
@@ -224,7 +247,9 @@ def _mixed(*, shared: bool, quick: bool) -> dict[str, Any]:
         rep = handle.report()
         result["pool_reserved_high"] = rep.pool.reserved_high if rep.pool else None
         result["pool_used_high"] = rep.pool.used_high if rep.pool else None
-        result["events"] = [e.kind for e in rep.events]
+        result["events"] = sorted({e.kind for e in rep.events})
+        result["step_end_reserved_max"] = max(step_reserved)
+        result["step_end_reserved_last"] = step_reserved[-1]
     return result
 
 
@@ -256,6 +281,9 @@ def _blocking() -> dict[str, Any]:
     ptr = mr.allocate(64 * MiB, 0, framework="direct")
     behind_kernel("resource.deallocate 64 MiB", lambda: mr.deallocate(ptr, 64 * MiB, 0))
     behind_kernel("governor.check()", lambda: shared.check())
+    cached = cupy.empty(256 * MiB, dtype=cupy.uint8)  # leaves 256 MiB cached in the pool
+    del cached
+    behind_kernel("shared.trim() (governed, 256 MiB cached)", lambda: shared.trim())
     behind_kernel("report()", lambda: shared.report())
     raw = zm.CudaMallocResource()
     p = raw.allocate(64 * MiB)
@@ -276,11 +304,12 @@ def _calibrate(cupy: Any, kernel: Any, seconds: float) -> int:
 
 SCENARIOS: dict[str, dict[str, str]] = {
     "raw": {},
-    "cupy-default": {}, "cupy-shared": {},
+    "cupy-default": {}, "cupy-async": {}, "cupy-shared": {}, "cupy-shared-pool": {},
     "torch-default": {}, "torch-shared": {}, "torch-pluggable": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
+    "mixed-shared-trim": {},
     "blocking": {},
 }
 
@@ -315,11 +344,30 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
         shared = r.get(f"{fw}-shared", {}).get("alloc_free_pair_us")
         if default and shared:
             verdicts[f"{fw} shared/default"] = {s: round(shared[s] / default[s], 2) for s in default}
+    async_ref = r.get("cupy-async", {}).get("alloc_free_pair_us")
+    cupy_shared = r.get("cupy-shared", {}).get("alloc_free_pair_us")
+    if async_ref and cupy_shared:
+        verdicts["cupy shared/cupy MemoryAsyncPool (same substrate)"] = {
+            s: round(cupy_shared[s] / async_ref[s], 2) for s in async_ref}
     raw = r.get("raw", {}).get("alloc_free_pair_us", {})
     if "cudaMalloc" in raw:
         big = _size(64 * MiB)
         verdicts["64 MiB: cudaMalloc / shared chain"] = round(
             raw["cudaMalloc"][big] / raw["shared chain (stats+oom)"][big], 1)
+        if "shared chain (oom only, pool-level)" in raw:
+            verdicts["64 MiB: cudaMalloc / shared chain (pool-level)"] = round(
+                raw["cudaMalloc"][big] / raw["shared chain (oom only, pool-level)"][big], 1)
+    pool_level = r.get("cupy-shared-pool", {}).get("alloc_free_pair_us")
+    cupy_default = r.get("cupy-default", {}).get("alloc_free_pair_us")
+    if pool_level and cupy_default:
+        verdicts["cupy shared (pool-level, statistics=False)/default"] = {
+            s: round(pool_level[s] / cupy_default[s], 2) for s in cupy_default}
+    trimmed = r.get("mixed-shared-trim", {})
+    if trimmed.get("pool_used_high"):
+        verdicts["mixed shared+trim: pool reserved_high / used_high"] = round(
+            trimmed["pool_reserved_high"] / trimmed["pool_used_high"], 2)
+        verdicts["mixed shared+trim: step-end reserved max / used_high"] = round(
+            trimmed["step_end_reserved_max"] / trimmed["pool_used_high"], 2)
     shared, default = r.get("mixed-shared", {}), r.get("mixed-default", {})
     live = shared.get("pool_used_high")  # exact peak of live bytes: everything was in the pool
     if live:

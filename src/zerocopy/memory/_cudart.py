@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+from collections.abc import Callable
 from typing import Any
 
 from zerocopy.errors import FrameworkNotInstalledError, OutOfMemoryError, ZeroCopyError, message
 
-__all__ = ["UINT64_MAX", "CudaError", "PoolAttr", "runtime"]
+__all__ = ["UINT64_MAX", "CudaError", "PoolAttr", "hot_binding", "runtime"]
+
+# The two calls on every allocation: (nbytes, stream) -> ptr and (ptr, stream) -> None.
+Malloc = Callable[[int, int], int]
+Free = Callable[[int, int], None]
 
 UINT64_MAX = (1 << 64) - 1
 _ERROR_MEMORY_ALLOCATION = 2  # cudaErrorMemoryAllocation, the same number in every release
@@ -85,6 +91,47 @@ class _Bindings:
 
     def free_async(self, ptr: int, stream: int) -> None:
         self._call("cudaFreeAsync", ptr, stream)
+
+    def hot_path(self, pool: int) -> tuple[Malloc, Free]:
+        """Allocation and free bound to ``pool`` with the per-call work taken out.
+
+        ``_call`` looks the function up by name, slices the result tuple and converts the
+        plain-int pool and stream into binding objects on every call. Here the functions
+        are bound once, the pool is wrapped once, stream objects are cached per handle,
+        and success is tested by identity first (the enum member is a singleton).
+        """
+        rt = self._rt
+        malloc_fn, free_fn, ok = rt.cudaMallocFromPoolAsync, rt.cudaFreeAsync, self._ok
+        pool_obj = rt.cudaMemPool_t(pool)
+        stream_t = rt.cudaStream_t
+        streams: dict[int, Any] = {}
+
+        def stream_obj(stream: int) -> Any:
+            obj = streams.get(stream)
+            if obj is None:
+                if len(streams) > 256:  # streams come and go; keep the cache small
+                    streams.clear()
+                obj = streams[stream] = stream_t(stream)
+            return obj
+
+        def malloc(nbytes: int, stream: int) -> int:
+            handle = streams.get(stream)
+            if handle is None:
+                handle = stream_obj(stream)
+            err, ptr = malloc_fn(nbytes, pool_obj, handle)
+            if err is not ok and err != ok:
+                _raise(int(err), "cudaMallocFromPoolAsync", nbytes)
+            return ptr  # type: ignore[no-any-return]
+
+        def free(ptr: int, stream: int) -> None:
+            handle = streams.get(stream)
+            if handle is None:
+                handle = stream_obj(stream)
+            (err,) = free_fn(ptr, handle)
+            if err is not ok and err != ok:
+                _raise(int(err), "cudaFreeAsync")
+
+        return malloc, free
 
     def malloc(self, nbytes: int) -> int:
         return int(self._call("cudaMalloc", nbytes, nbytes=nbytes))
@@ -159,6 +206,27 @@ class _CuPy:
     def free_async(self, ptr: int, stream: int) -> None:
         self._call("freeAsync", ptr, stream)
 
+    def hot_path(self, pool: int) -> tuple[Malloc, Free]:
+        """CuPy's runtime functions are Cython taking C integers: call them directly and
+        translate an error only when one happens (a try costs nothing until it raises)."""
+        malloc_fn, free_fn, error = self._rt.mallocFromPoolAsync, self._rt.freeAsync, \
+            self._rt.CUDARuntimeError
+
+        def malloc(nbytes: int, stream: int) -> int:
+            try:
+                return malloc_fn(nbytes, pool, stream)  # type: ignore[no-any-return]
+            except error as exc:
+                _raise(int(getattr(exc, "status", -1)), "mallocFromPoolAsync", nbytes)
+                raise  # unreachable: _raise always raises
+
+        def free(ptr: int, stream: int) -> None:
+            try:
+                free_fn(ptr, stream)
+            except error as exc:
+                _raise(int(getattr(exc, "status", -1)), "freeAsync")
+
+        return malloc, free
+
     def malloc(self, nbytes: int) -> int:
         return int(self._call("malloc", nbytes, nbytes=nbytes))
 
@@ -183,6 +251,25 @@ class _CuPy:
 
     def synchronize(self) -> None:
         self._call("deviceSynchronize")
+
+
+def _has(module: str) -> bool:
+    top = module.partition(".")[0]
+    return importlib.util.find_spec(top) is not None and importlib.util.find_spec(module) is not None
+
+
+@functools.cache
+def hot_binding() -> _Bindings | _CuPy:
+    """The binding for the per-allocation calls: CuPy's Cython runtime where CuPy is
+    installed (measured faster per call than cuda.bindings, whose Python-level wrappers
+    convert and box every argument), else ``runtime()``. ``ZEROCOPY_CUDA_BINDING=
+    cuda.bindings`` or ``=cupy`` forces one. Importing CuPy's runtime creates no context."""
+    forced = os.environ.get("ZEROCOPY_CUDA_BINDING", "")
+    if forced == "cuda.bindings":
+        return _Bindings()
+    if forced == "cupy" or (not forced and _has("cupy")):
+        return _CuPy()
+    return runtime()
 
 
 @functools.cache

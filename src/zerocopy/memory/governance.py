@@ -137,7 +137,8 @@ class PoolGovernor:
         self.polls[:] = [poll for poll in self.polls if not poll()]
 
     def trim(self, keep: int = 0) -> None:
-        """Trim the shared pool on purpose (recorded as zerocopy's own). Blocks until idle."""
+        """Trim the shared pool on purpose (recorded as zerocopy's own). Does not wait for
+        the GPU: only memory whose frees have completed is released."""
         with self._lock:
             self._own_trim = True
             self.pool.trim(keep)

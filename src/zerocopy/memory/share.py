@@ -77,6 +77,19 @@ class SharedPool:
                 inst.details.pop("poll")
         return []
 
+    def trim(self, keep: int = 0) -> None:
+        """Give the shared pool's cached memory above ``keep`` bytes back to the device,
+        now, recorded as zerocopy's own trim. Meant for step boundaries: it does not wait
+        for the GPU (blocks whose frees are still in flight stay reserved until a later
+        trim), unlike ``torch.cuda.empty_cache()`` or CuPy's ``free_all_blocks()``."""
+        if self.governor is not None:
+            self.governor.trim(keep)
+            return
+        trim = getattr(self.base, "trim", None)
+        if trim is None:
+            raise TypeError(f"{type(self.base).__name__} has no trim()")
+        trim(keep)
+
     def report(self) -> Any:
         from zerocopy.memory.report import report
 

@@ -56,38 +56,65 @@ class StatisticsAdaptor(ResourceAdaptor):
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
         ptr = self.upstream.allocate(nbytes, stream, framework=framework)
-        name = framework or DIRECT
-        # Hot path (every framework allocation): counters updated inline, one lock.
-        with self._lock:
-            self._live[ptr] = (nbytes, name)
-            total = self._total
-            counter = self._per.get(name) or self._per.setdefault(name, _Counter())
-            for c in (total, counter):
-                c.current_bytes += nbytes
-                c.current_count += 1
-                c.total_bytes += nbytes
-                c.total_count += 1
-                if c.current_bytes > c.peak_bytes:
-                    c.peak_bytes = c.current_bytes
-                if c.current_count > c.peak_count:
-                    c.peak_count = c.current_count
+        self.note_allocation(ptr, nbytes, framework or DIRECT)
         return ptr
 
     def deallocate(self, ptr: int, nbytes: int, stream: int | None = None) -> None:
+        record = self.note_free(ptr)
+        try:
+            self.upstream.deallocate(ptr, nbytes, stream)
+        except BaseException:
+            self.note_restore(ptr, record)
+            raise
+
+    # --- the bookkeeping, also called by fused hook paths (hooks.cupy) that skip the chain ---
+    def note_allocation(self, ptr: int, nbytes: int, name: str) -> None:
+        """Count a successful allocation (hot path: one lock, no loops, no calls)."""
+        with self._lock:
+            self._live[ptr] = (nbytes, name)
+            total = self._total
+            counter = self._per.get(name)
+            if counter is None:
+                counter = self._per[name] = _Counter()
+            total.current_bytes += nbytes
+            total.current_count += 1
+            total.total_bytes += nbytes
+            total.total_count += 1
+            if total.current_bytes > total.peak_bytes:
+                total.peak_bytes = total.current_bytes
+            if total.current_count > total.peak_count:
+                total.peak_count = total.current_count
+            counter.current_bytes += nbytes
+            counter.current_count += 1
+            counter.total_bytes += nbytes
+            counter.total_count += 1
+            if counter.current_bytes > counter.peak_bytes:
+                counter.peak_bytes = counter.current_bytes
+            if counter.current_count > counter.peak_count:
+                counter.peak_count = counter.current_count
+
+    def note_free(self, ptr: int) -> tuple[int, str] | None:
+        """Uncount ``ptr`` *before* it is freed; returns its record (for ``note_restore``)."""
         with self._lock:
             record = self._live.pop(ptr, None)
             if record is None:
                 self.unknown_frees += 1
-            else:
-                self._move(record, -1)
-        try:
-            self.upstream.deallocate(ptr, nbytes, stream)
-        except BaseException:
-            if record is not None:  # the memory is still allocated: keep counting it
-                with self._lock:
-                    self._live[ptr] = record
-                    self._move(record, +1)
-            raise
+                return None
+            nbytes = record[0]
+            total, counter = self._total, self._per[record[1]]
+            total.current_bytes -= nbytes
+            total.current_count -= 1
+            counter.current_bytes -= nbytes
+            counter.current_count -= 1
+        return record
+
+    def note_restore(self, ptr: int, record: tuple[int, str] | None) -> None:
+        """The free failed: the memory is still allocated, so count it again."""
+        if record is None:
+            return
+        with self._lock:
+            self._live[ptr] = record
+            self._move(record, +1)
 
     def _move(self, record: tuple[int, str], sign: int) -> None:
         for c in (self._total, self._per[record[1]]):

@@ -69,7 +69,16 @@ def _view_resource(rmm: Any, resource: MemoryResource) -> Any:
 
     base = list(layers(resource))[-1]
     pool = base.pool if isinstance(base, DevicePoolResource) else DevicePoolResource().pool
-    return rmm.mr.CudaAsyncViewMemoryResource(pool)
+    return rmm.mr.CudaAsyncViewMemoryResource(_pool_handle(pool))
+
+
+def _pool_handle(pool: int) -> Any:
+    """RMM (26.x) takes only a typed handle, ``cudaMemPool_t`` or ``CUmemoryPool``, and
+    refuses a plain int with ValueError. RMM itself depends on cuda.bindings, so the
+    runtime type is always importable where RMM is."""
+    from cuda.bindings import runtime as cudart
+
+    return cudart.cudaMemPool_t(int(pool))
 
 
 def install(resource: MemoryResource, *, limit: int | None = None,
