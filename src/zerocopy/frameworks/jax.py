@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,24 @@ def devices() -> list[str]:
     return [f"{d.platform}:{d.id}" for d in _jax().devices()]
 
 
+@cache
+def _dtype_name(dtype: Any) -> str:
+    name = str(dtype)
+    if name not in SHARED_DTYPES:
+        raise UnsupportedDtypeError(message(f"JAX dtype {name} is not shared by the other frameworks",
+                                            hint="cast explicitly first"))
+    return name
+
+
+@cache
+def _device_key(device: Any) -> tuple[str, int]:
+    return ("cpu", 0) if device.platform == "cpu" else ("cuda", device.id)
+
+
 def _device_of(x: Any) -> tuple[str, int]:
+    sharding = x.sharding
+    if sharding.is_fully_replicated and len(sharding.device_set) == 1:  # the common case
+        return _device_key(next(iter(sharding.device_set)))
     devices = x.devices()
     if len(devices) != 1:
         raise UnsupportedObjectError(message(
@@ -55,11 +73,9 @@ def _device_of(x: Any) -> tuple[str, int]:
 
 
 def inspect(x: Any) -> Info:
-    name = str(x.dtype)
-    if name not in SHARED_DTYPES:
-        raise UnsupportedDtypeError(message(f"JAX dtype {name} is not shared by the other frameworks",
-                                            hint="cast explicitly first"))
-    itemsize = x.dtype.itemsize
+    dtype = x.dtype
+    name = _dtype_name(dtype)
+    itemsize = dtype.itemsize
     return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=None,
                 itemsize=itemsize, pointer=x.unsafe_buffer_pointer, device=_device_of(x),
                 readonly=True)

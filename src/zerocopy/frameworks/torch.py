@@ -198,8 +198,8 @@ EDGES = (
     # CUDA: the CUDA Array Interface is the cheaper door (anchors: torch->cupy 7 us against
     # 18 by DLPack); never for bfloat16/float8, which it cannot name.
     Edge(NAME, CAI, "CUDA Array Interface v3", "x.detach().__cuda_array_interface__ + current stream",
-         _to_cai, cost=0.6, check=checks.all_of(cai.refuse_dtype, _plain_bits), caveat=_grad_caveat),
-    Edge(CAI, NAME, "CUDA Array Interface", "torch.as_tensor(x, device='cuda')", _from_cai, cost=0.6,
+         _to_cai, cost=1.5, check=checks.all_of(cai.refuse_dtype, _plain_bits), caveat=_grad_caveat),
+    Edge(CAI, NAME, "CUDA Array Interface", "torch.as_tensor(x, device='cuda')", _from_cai, cost=3.0,
          check=checks.all_of(cai.refuse_dtype,
                              checks.layouts("torch.as_tensor", frozenset({"C", "F", "compact", "strided"}),
                                             "refuses negative strides"))),
