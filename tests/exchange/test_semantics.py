@@ -164,3 +164,28 @@ def test_unaligned_records_are_not_shared() -> None:
     x = raw[1:].view(np.float32)[::1]  # misaligned start: 1 byte past an element boundary
     result = zerocopy.to(x, "torch")
     assert same_bits(zerocopy.to(result, "numpy"), x)
+
+
+def test_series_over_a_step_slice_keeps_its_stride_in_the_plan() -> None:
+    import pandas as pd
+
+    base = zerocopy.empty(20, np.float32)
+    base[:] = np.arange(20)
+    s = pd.Series(base[::2], copy=False)
+    assert zerocopy.inspect(s).layout == "strided"
+    with pytest.raises(zerocopy.NotZeroCopyError, match="contiguous"):
+        zerocopy.to(s, "pyarrow", copy=False)
+    assert zerocopy.to(s, "pyarrow").to_numpy().tolist() == base[::2].tolist()
+    t = zerocopy.to(s, "torch", copy=False)  # torch takes strides: shared
+    assert pointer(t) == pointer(base) and t.stride() == (2,)
+
+
+def test_fast_lane_keys_on_every_fact_a_route_depends_on() -> None:
+    # A writable array's route (NumPy's own DLPack exporter) is cached in the fast lane;
+    # a read-only array of the same dtype and shape must not reuse it (NumPy would refuse).
+    writable = zerocopy.empty(8, np.float32)
+    for _ in range(2):
+        assert pointer(zerocopy.to(writable, "tensorflow")) == pointer(writable)
+    readonly = zerocopy.empty(8, np.float32)
+    readonly.flags.writeable = False
+    assert pointer(zerocopy.to(readonly, "tensorflow", copy=False)) == pointer(readonly)

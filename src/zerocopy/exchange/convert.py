@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -54,7 +55,8 @@ def _pointer_sensitive(chosen: Plan) -> bool:
 
 
 def _route_for(info: Info, name: str, copy: bool | None, device: Any,
-               options: Options) -> tuple[Edge, ...]:
+               options: Options) -> tuple[tuple[Edge, ...], bool]:
+    """(route, whether alignment took part in choosing it)."""
     key = (info.signature(), name, copy, device)
     cached = _ROUTES.get(key)
     if cached is not None and cached[1]:  # alignment-sensitive: one entry per alignment
@@ -71,7 +73,23 @@ def _route_for(info: Info, name: str, copy: bool | None, device: Any,
                 _ROUTES[key[:4]] = ((), True)
                 key = (*key[:4], info.ptr % 64 == 0)
             _ROUTES[key] = cached
-    return cached[0]
+    return cached
+
+
+# The fast lane: a framework module may offer ``fast_key(obj)``, a cheap tuple that decides
+# the route as fully as the object's Info does (or None: take the slow lane). Routes that
+# alignment took part in, and device moves, never enter it.
+_FAST_KEYERS: dict[type, Callable[[Any], Any] | None] = {}
+_FAST_ROUTES: dict[tuple[Any, ...], tuple[Edge, ...]] = {}
+_OPTIONS = {None: _PLAIN, True: Options(copy=True), False: Options(copy=False)}
+
+
+def _fast_keyer(obj: Any) -> Callable[[Any], Any] | None:
+    kind = type(obj)
+    if kind not in _FAST_KEYERS:
+        name = framework_of(obj)
+        _FAST_KEYERS[kind] = getattr(adapter(name), "fast_key", None) if name else None
+    return _FAST_KEYERS[kind]
 
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
@@ -168,6 +186,15 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     ``copy=False`` never copies and raises :class:`~zerocopy.NotZeroCopyError` naming why;
     ``copy=True`` always returns an independent copy. The result keeps ``obj`` alive.
     """
+    keyer = _fast_keyer(obj) if device is None and stream is None else None
+    fast_key = keyer(obj) if keyer is not None else None
+    if fast_key is not None:
+        route = _FAST_ROUTES.get((fast_key, target, copy))
+        if route is not None:
+            options = _OPTIONS[copy]
+            for edge in route:
+                obj = edge.run(obj, options)
+            return obj
     info = inspect(obj)
     name = _target_name(target) if isinstance(target, str) else resolve(target)
     if device is not None or info.device[0] != "cpu" or name in DEVICE_ONLY:
@@ -176,7 +203,13 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
             moved = _run_move(obj, info, *move)
             return to(moved, name, copy=None if copy is not False else False, stream=stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
-    for edge in _route_for(info, name, copy, device, options):
+    route, sensitive = _route_for(info, name, copy, device, options)
+    if fast_key is not None and not sensitive and isinstance(target, str | type(sys)):
+        with _ROUTES_LOCK:
+            if len(_FAST_ROUTES) >= _MAX_CACHED:
+                _FAST_ROUTES.clear()
+            _FAST_ROUTES[(fast_key, target, copy)] = route
+    for edge in route:
         obj = edge.run(obj, options)
     return obj
 

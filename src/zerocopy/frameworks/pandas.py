@@ -65,7 +65,9 @@ def _series_info(s: Any) -> Info:
     dtype, nulls = _series_parts(s)
     itemsize = s.dtype.itemsize if isinstance(s.dtype, np.dtype) else 8
     bits = dtype == "bool" and not isinstance(s.dtype, np.dtype)  # Arrow/masked bool
-    return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
+    # A Series over a step-sliced array keeps the step: its strides are those of its values.
+    strides = s.to_numpy().strides if isinstance(s.dtype, np.dtype) else None
+    return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=strides, itemsize=itemsize,
                 pointer=lambda: _pointer(s), readonly=True,
                 nulls=nulls, extra={"signature": str(s.dtype), "bits": bits})
 

@@ -78,6 +78,19 @@ def inspect(x: Any) -> Info:
                 extra={"signature": lazy, "lazy_bits": lazy} if lazy != (False, False) else None)
 
 
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a contiguous dense tensor, read cheaply."""
+    if x.layout is not _torch().strided or not x.is_contiguous():
+        return None
+    dtype = x.dtype
+    if dtype.is_complex and (x.is_conj() or x.is_neg()):
+        return None
+    shape = x.shape
+    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
+        d if d < 2 else 2 for d in shape)
+    return (dtype, size_class, x.requires_grad, -1 if x.is_cpu else x.get_device())
+
+
 def make(values: np.ndarray) -> Any:
     if values.dtype == numpy_dtype("bfloat16"):
         return _torch().from_numpy(values.view(np.int16).copy()).view(_torch().bfloat16)
@@ -112,15 +125,16 @@ def _several_gpus() -> bool:
 # --------------------------------------------------------------- edges
 
 def _to_numpy(x: Any, options: Options) -> np.ndarray:
-    x = x.detach()
-    if x.dtype == _torch().bfloat16:  # NumPy has no bfloat16: view the bits, relabel them.
+    if x.requires_grad:
+        x = x.detach()
+    if x.dtype is _torch().bfloat16:  # NumPy has no bfloat16: view the bits, relabel them.
         return x.view(_torch().int16).numpy().view(numpy_dtype("bfloat16"))
     return x.numpy()
 
 
 def _from_numpy(x: np.ndarray, options: Options) -> Any:
     torch = _torch()
-    bf16 = x.dtype == numpy_dtype("bfloat16") if x.dtype.kind == "V" else False
+    bf16 = x.dtype.kind == "V"  # the planner let only bfloat16 through among void dtypes
     source = x.view(np.int16) if bf16 else x
     if not x.flags.writeable:
         # torch warns and shares anyway; the plan states the caveat instead.
