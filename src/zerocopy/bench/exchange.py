@@ -99,7 +99,8 @@ def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
     native = _native()
     rows = []
     for nbytes in sizes:
-        sources = {name: _source(name, nbytes // 4) for name in CPU}
+        needed = {source for source, _ in pairs}
+        sources = {name: _source(name, nbytes // 4) for name in CPU if name in needed}
         for source_name, target in pairs:
             x = sources[source_name]
             text, fn = native[(source_name, target)]

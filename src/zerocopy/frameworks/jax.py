@@ -81,6 +81,17 @@ def inspect(x: Any) -> Info:
                 readonly=True)
 
 
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a single-device JAX array (always C-ordered, immutable)."""
+    sharding = x.sharding
+    if not sharding.is_fully_replicated or len(sharding.device_set) != 1:
+        return None
+    shape = x.shape
+    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
+        d if d < 2 else 2 for d in shape)
+    return (x.dtype, size_class, _device_key(next(iter(sharding.device_set))))
+
+
 def make(values: np.ndarray) -> Any:
     jnp = require("jax.numpy", "jax")
     return jnp.array(values)
