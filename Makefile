@@ -36,7 +36,7 @@ demo: setup
 	$(BIN)/zerocopy doctor
 	$(BIN)/zerocopy matrix --dtypes all
 
-test: test-main test-mxnet
+test: lint test-main test-mxnet
 
 test-main: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -33,6 +33,7 @@ from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 __version__ = "0.1.0"
 
 __all__ = [
+    "NO_SYNC",
     "DeviceError",
     "FrameworkNotInstalledError",
     "FrameworkStartedError",

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", default="float32",
                         help="comma-separated dtypes, or 'all' (default: %(default)s)")
     parser.add_argument("--gpu", action="store_true",
-                        help="device arrays on cuda:0 between the GPU frameworks (added by default where a GPU exists)")
+                        help="device arrays on cuda:0 between the GPU frameworks "
+                             "(added by default where a GPU exists)")
 
 
 def _has_gpu() -> bool:

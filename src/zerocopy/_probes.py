@@ -27,7 +27,7 @@ def make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
     from zerocopy._dtypes import name_of_numpy
 
     wanted = name_of_numpy(data.dtype)
-    if wanted is None or wanted not in adapter(name).dtypes() and name != "jax":
+    if wanted is None or (wanted not in adapter(name).dtypes() and name != "jax"):
         raise ProbeUnavailable(f"{name} has no {data.dtype}")
     if data.dtype == np.bool_ and name in ("pyarrow", "polars"):
         return _bit_packed_source(name, data)

@@ -123,7 +123,7 @@ class _CudaCoreLike:
 
 
 class _NumbaLike:
-    class handle:  # noqa: N801  (a ctypes c_void_p has .value)
+    class handle:
         value = 0xDEF0
 
 

@@ -9,8 +9,8 @@ Run on the GPU machine by scripts/gpu-check; skipped (conftest) where no CUDA GP
 from __future__ import annotations
 
 import gc
-import itertools
 import importlib.util
+import itertools
 
 import numpy as np
 import pytest

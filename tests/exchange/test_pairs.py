@@ -8,9 +8,9 @@ import itertools
 
 import numpy as np
 import pytest
+from tests.helpers.frameworks import MAIN_ENV, make_source, pointer, same_bits, values
 
 import zerocopy
-from tests.helpers.frameworks import MAIN_ENV, make_source, pointer, same_bits, values
 from zerocopy._detect import framework_of
 
 PAIRS = [(s, d) for s, d in itertools.product(MAIN_ENV, MAIN_ENV) if s != d]

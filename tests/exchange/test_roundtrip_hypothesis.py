@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tests.helpers.frameworks import MAIN_ENV, same_bits, values
 
 import zerocopy
-from tests.helpers.frameworks import MAIN_ENV, same_bits, values
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.frameworks import adapter
 

@@ -8,9 +8,9 @@ import warnings
 import ml_dtypes
 import numpy as np
 import pytest
+from tests.helpers.frameworks import pointer, same_bits
 
 import zerocopy
-from tests.helpers.frameworks import pointer, same_bits
 
 
 def test_copy_false_names_the_reason_and_the_fix() -> None:

@@ -9,8 +9,9 @@ pd = pytest.importorskip("pandas")
 pl = pytest.importorskip("polars")
 pa = pytest.importorskip("pyarrow")
 
-import zerocopy  # noqa: E402  (after the skips: the GPU machine has no Polars)
 from tests.helpers.frameworks import pointer  # noqa: E402
+
+import zerocopy  # noqa: E402  (after the skips: the GPU machine has no Polars)
 
 
 def _frame() -> tuple[pd.DataFrame, np.ndarray]:

@@ -196,7 +196,6 @@ def test_statistics_note_methods_match_the_adaptor_path() -> None:
 
 def test_cupy_hook_fuses_only_a_chain_without_per_allocation_adaptors() -> None:
     import zerocopy.memory as zm
-
     from zerocopy.memory.hooks.cupy import _fusable
     from zerocopy.memory.resources.device_pool import DevicePoolResource
 

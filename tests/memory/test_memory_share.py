@@ -11,7 +11,7 @@ import pytest
 from memory_support import run_python
 
 import zerocopy.memory as zm
-from zerocopy.errors import FrameworkNotInstalledError, FrameworkStartedError
+from zerocopy.errors import FrameworkNotInstalledError
 from zerocopy.memory.hooks import HOOKS, capability_table, hook
 
 
@@ -40,9 +40,9 @@ def test_share_over_host_memory_reports_per_framework() -> None:
 
 
 def test_only_one_share_at_a_time() -> None:
-    with zm.share([], resource=zm.HostMemoryResource()):
-        with pytest.raises(RuntimeError, match="already active"):
-            zm.share([], resource=zm.HostMemoryResource())
+    with zm.share([], resource=zm.HostMemoryResource()), \
+            pytest.raises(RuntimeError, match="already active"):
+        zm.share([], resource=zm.HostMemoryResource())
     assert zm.active() is None
 
 
@@ -145,7 +145,7 @@ def test_every_hook_has_the_same_shape() -> None:
              "framework_stats", "release_cache", "oom_type")
     for framework in HOOKS:
         module = hook(framework)
-        assert module.NAME == framework
+        assert framework == module.NAME
         assert all(hasattr(module, n) for n in names), framework
         assert set(names) <= set(module.__all__)
         for mode in module.MODES:

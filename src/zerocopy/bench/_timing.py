@@ -31,4 +31,5 @@ def per_call_seconds(fn: Callable[[], Any], *, budget: float = 0.05, samples: in
 def machine() -> str:
     import os
 
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")

@@ -142,7 +142,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
-    both = [r for r in rows if r.get("native_s") is not None and not r["ours_copies"] and not r["native_copies"]]
+    both = [r for r in rows
+            if r.get("native_s") is not None and not r["ours_copies"] and not r["native_copies"]]
     over = sorted((r["ours_s"] - r["native_s"]) * 1e6 for r in both)
     saved = [r for r in rows if r.get("native_copies") and not r["ours_copies"]]
     worse = [r for r in rows if r["ours_copies"] and r.get("native_copies") is False]

@@ -140,7 +140,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         ours, native = r.get("ours_s"), r.get("native_s")
         ratio = (f"{ours / native:.2f}" if ours is not None and native is not None
                  else r.get("ours_error") or r.get("native_error", ""))
-        flag = lambda key, ok: "-" if not ok else ("C" if r[key] else "Z")  # noqa: E731
+        def flag(key: str, ok: bool, r: dict[str, Any] = r) -> str:
+            return "-" if not ok else ("C" if r[key] else "Z")
+
         lines.append(f"| {r['pair']} | {size} | {r.get('route', '')} | {_fmt(ours)} | "
                      f"{flag('ours_copies', ours is not None)} | `{r['native']}` | {_fmt(native)} | "
                      f"{flag('native_copies', native is not None)} | {ratio} |")
@@ -154,7 +156,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
     copies = [f"{r['pair']}@{r['bytes']}" for r in rows if r.get("ours_copies")]
     text = [f"machine: {machine()}"]
     if ratios:
-        text.append(f"pairs timed on both sides: {len(both)}; ours / native median {ratios[len(ratios) // 2]:.2f}, "
+        median = ratios[len(ratios) // 2]
+        text.append(f"pairs timed on both sides: {len(both)}; ours / native median {median:.2f}, "
                     f"min {ratios[0]:.2f}, max {ratios[-1]:.2f}")
     text.append(f"ours more than 5% slower than native: {', '.join(slower) or 'none'}")
     text.append(f"ours copies: {', '.join(copies) or 'none'}")

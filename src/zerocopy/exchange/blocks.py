@@ -10,6 +10,7 @@ that keeps the block's owner alive.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from typing import Any
@@ -68,7 +69,7 @@ def stack_view(columns: list[np.ndarray]) -> np.ndarray | None:
         return None
     pointers = [_pointer(c) for c in columns]
     step = pointers[1] - pointers[0] if len(pointers) > 1 else first.itemsize * len(first)
-    if any(b - a != step for a, b in zip(pointers, pointers[1:], strict=False)):
+    if any(b - a != step for a, b in itertools.pairwise(pointers)):
         return None
     lo, hi = min(pointers), max(pointers) + max(len(first) - 1, 0) * first.strides[0] + first.itemsize
     owner = find_block(lo, hi)

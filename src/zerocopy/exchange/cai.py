@@ -25,8 +25,16 @@ from zerocopy.exchange import streams
 from zerocopy.exchange.edges import Options, Refusal
 from zerocopy.exchange.info import Info
 
-__all__ = ["CAIExporter", "CAIView", "NO_CAI_DTYPES", "dtype_of", "import_view", "read",
-           "refuse_dtype", "typestr_of"]
+__all__ = [
+    "NO_CAI_DTYPES",
+    "CAIExporter",
+    "CAIView",
+    "dtype_of",
+    "import_view",
+    "read",
+    "refuse_dtype",
+    "typestr_of",
+]
 
 _LITTLE = sys.byteorder == "little"
 # Canonical dtype -> (kind, itemsize) of the NumPy type string.
@@ -65,7 +73,8 @@ def dtype_of(typestr: str) -> str:
         raise UnsupportedDtypeError(message(
             f"CUDA Array Interface type {typestr!r} is raw bytes: the producer could not name "
             "its dtype (bfloat16 and float8 come out like this)",
-            hint="convert through DLPack, which carries bfloat16; zerocopy never reads void bytes as numbers"))
+            hint="convert through DLPack, which carries bfloat16; "
+                 "zerocopy never reads void bytes as numbers"))
     big = order == ">" or (order == "=" and not _LITTLE)
     if not size.isdigit() or (big and size != "1"):
         raise UnsupportedDtypeError(message(f"CUDA Array Interface type {typestr!r} is not shared",

@@ -12,7 +12,15 @@ from zerocopy.exchange.edges import Check, Options, Refusal
 from zerocopy.exchange.info import Info
 
 __all__ = [
-    "aligned", "all_of", "dtype_in", "one_dtype", "layouts", "max_ndim", "no_nulls", "on_cpu", "writable",
+    "aligned",
+    "all_of",
+    "dtype_in",
+    "layouts",
+    "max_ndim",
+    "no_nulls",
+    "on_cpu",
+    "one_dtype",
+    "writable",
 ]
 
 

@@ -210,8 +210,7 @@ class _ImportedTensor:
         self._versioned = name == _VERSIONED_NAME
         _api.PyCapsule_SetName(capsule, _USED_VERSIONED if self._versioned else _USED_LEGACY)
         self.info = info
-        code, bits, lanes = info["dtype"]
-        itemsize = bits // 8
+        itemsize = info["dtype"][1] // 8
         strides = info["strides"]
         self.__array_interface__ = {
             "version": 3,

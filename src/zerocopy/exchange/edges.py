@@ -18,7 +18,7 @@ from typing import Any
 
 from zerocopy.exchange.info import ARRAY, Info
 
-__all__ = ["DLPACK", "CAI", "Edge", "Options", "Refusal", "fresh_copy_info", "moved_info"]
+__all__ = ["CAI", "DLPACK", "Edge", "Options", "Refusal", "fresh_copy_info", "moved_info"]
 
 DLPACK = "dlpack"
 CAI = "cai"

@@ -14,12 +14,13 @@ __all__ = ["ARRAY", "COLUMN", "TABLE", "Info", "layout_of"]
 ARRAY, COLUMN, TABLE = "array", "column", "table"
 
 
-def layout_of(shape: tuple[int, ...], strides: tuple[int, ...] | None, itemsize: int) -> str:
+def layout_of(shape: tuple[int, ...], strides: tuple[int, ...] | None,  # noqa: PLR0911 (a return per class)
+              itemsize: int) -> str:
     """Classify strides (in bytes): "C", "F", "compact" (a permutation, e.g. a transpose),
     "strided" (gaps: step slices) or "negative" (reversed views)."""
     if strides is not None and any(s < 0 for s in strides):
         return "negative"  # even over one element: some importers reject the stride itself
-    if strides is None or len(shape) <= 1 and (not shape or shape[0] <= 1 or strides[0] == itemsize):
+    if strides is None or (len(shape) <= 1 and (not shape or shape[0] <= 1 or strides[0] == itemsize)):
         return "C"
     if 0 in shape:
         return "C"

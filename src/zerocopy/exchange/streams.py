@@ -95,7 +95,7 @@ class _StreamedProducer:
     """A DLPack producer whose ``__dlpack__`` receives the caller's stream, whatever the
     consuming framework would have passed. Keeps the producer alive (``owner``)."""
 
-    __slots__ = ("owner", "_stream")
+    __slots__ = ("_stream", "owner")
 
     def __init__(self, owner: Any, stream: int | None) -> None:
         self.owner, self._stream = owner, stream

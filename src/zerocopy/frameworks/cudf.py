@@ -107,7 +107,8 @@ EDGES = (
     Edge(CAI, NAME, "CUDA Array Interface", "cudf.Series(x)", _from_cai, cost=2.0,
          result_kind=COLUMN,
          check=checks.all_of(cai.refuse_dtype, checks.max_ndim("cuDF Series", 1),
-                             checks.layouts("cudf.Series", frozenset({"C"}), "shares only contiguous columns"),
+                             checks.layouts("cudf.Series", frozenset({"C"}),
+                                            "shares only contiguous columns"),
                              checks.dtype_in("cuDF", dtypes)),
          caveat=lambda info: "cuDF may copy on write when the column is modified later (copy-on-write mode)"),
 )

@@ -14,9 +14,9 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.exchange import checks
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
-from zerocopy.exchange.blocks import block_edge
 from zerocopy.frameworks._common import require
 from zerocopy.frameworks.pyarrow import arrow_dtype_name, table_to_f_order
 

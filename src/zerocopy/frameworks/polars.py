@@ -9,9 +9,9 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.exchange import checks
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
-from zerocopy.exchange.blocks import block_edge
 from zerocopy.frameworks._common import require
 from zerocopy.frameworks.pyarrow import table_to_f_order
 
@@ -164,7 +164,8 @@ EDGES = (
     Edge("numpy", NAME, "array interface", "pl.Series(x)", _numpy_to_series, cost=6.5,
          result_kind=COLUMN,
          check=checks.all_of(_ndim1, _NUMERIC, _not_bits,
-                             checks.layouts("a Polars column", frozenset({"C"}), "is one contiguous buffer"))),
+                             checks.layouts("a Polars column", frozenset({"C"}),
+                                            "is one contiguous buffer"))),
     Edge("numpy", NAME, "copy", "pl.Series(np.array(x))  (bool packed into bits)",
          lambda x, o: _pl().Series(np.array(x)),
          copies=True, cost=10.0, result_kind=COLUMN, check=checks.all_of(_ndim1, _NUMERIC)),

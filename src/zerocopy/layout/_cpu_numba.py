@@ -44,7 +44,7 @@ _load8, _store8 = _memory_ops(64)
 
 
 @numba.njit(parallel=True, cache=True)
-def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):
+def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):  # noqa: PLR0912 (one Numba kernel)
     """Blocks of rows across threads; every field of a block while it is in cache."""
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):

@@ -8,7 +8,8 @@ per process (CuPy also keeps it on disk); the source is plain text built here, s
 module imports and is checked on machines without a GPU.
 
 One block moves one tile of ``T`` records (about 8 KiB of record bytes, ``T`` a multiple
-of 16; 6 blocks of 256 threads resident per SM) per loop iteration; both sides of the tile are plain byte streams in global memory:
+of 16; 6 blocks of 256 threads resident per SM) per loop iteration; both sides of the
+tile are plain byte streams in global memory:
 the records (``T * itemsize`` bytes) and, per field, a run of its column
 (``T * width`` bytes). Because ``T`` is a multiple of 16, every stream of a full tile
 starts and ends on a 16-byte boundary whenever its buffer does, so global memory is read
@@ -25,7 +26,8 @@ field within the record, each piece placed at its record position. The column ch
 all fields form one index space that the block's threads share (a bisection on the index
 picks the field), so a record of 32 narrow fields keeps every thread busy.
 Records -> columns is ``gather``; columns -> records is ``scatter``, which zeroes the
-staging tile once per block when the record has padding, so bytes of the record that no field covers (padding) are
+staging tile once per block when the record has padding, so bytes of the record that no
+field covers (padding) are
 written as zeros and results are reproducible bit for bit. The last, partial tile is
 moved byte by byte without staging.
 """

@@ -9,6 +9,7 @@ that overlap when writing) live here, once.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class RecordLayout:
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of fields that share bytes (numpy allows them; writing them is ambiguous)."""
         spans = sorted((f.offset, f.offset + f.width, f.name) for f in self.fields if f.width)
-        return [(a[2], b[2]) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+        return [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
 
     def gaps(self) -> list[tuple[int, int]]:
         """Byte ranges ``[start, end)`` of the record that no field covers (padding)."""

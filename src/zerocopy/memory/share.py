@@ -97,7 +97,7 @@ class SharedPool:
 
     def undo(self) -> None:
         """Undo every installation (newest first), stop governance, close the log."""
-        global _active
+        global _active  # noqa: PLW0603 (one shared pool per process, by design)
         for inst in reversed(list(self.installations.values())):
             inst.undo()
         if self.governor is not None:
@@ -164,7 +164,7 @@ def share(frameworks: Iterable[str] | None = None, *, resource: MemoryResource |
     Raises ``FrameworkStartedError`` (nothing changed) if a framework that must be set up
     before its runtime starts has already started.
     """
-    global _active
+    global _active  # noqa: PLW0603 (one shared pool per process, by design)
     names = _resolve(frameworks)
     modes, limits = dict(modes or {}), dict(limits or {})
     for name in names:

@@ -80,18 +80,14 @@ class StatisticsAdaptor(ResourceAdaptor):
             total.current_count += 1
             total.total_bytes += nbytes
             total.total_count += 1
-            if total.current_bytes > total.peak_bytes:
-                total.peak_bytes = total.current_bytes
-            if total.current_count > total.peak_count:
-                total.peak_count = total.current_count
+            total.peak_bytes = max(total.peak_bytes, total.current_bytes)
+            total.peak_count = max(total.peak_count, total.current_count)
             counter.current_bytes += nbytes
             counter.current_count += 1
             counter.total_bytes += nbytes
             counter.total_count += 1
-            if counter.current_bytes > counter.peak_bytes:
-                counter.peak_bytes = counter.current_bytes
-            if counter.current_count > counter.peak_count:
-                counter.peak_count = counter.current_count
+            counter.peak_bytes = max(counter.peak_bytes, counter.current_bytes)
+            counter.peak_count = max(counter.peak_count, counter.current_count)
 
     def note_free(self, ptr: int) -> tuple[int, str] | None:
         """Uncount ``ptr`` *before* it is freed; returns its record (for ``note_restore``)."""

@@ -28,8 +28,18 @@ from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, unknown_mode
 from zerocopy.memory.resource import MemoryResource
 
-__all__ = ["PACKAGE", "INSTALL_HINT", "MODES", "NAME", "capabilities", "check", "framework_stats",
-           "install", "oom_type", "release_cache"]
+__all__ = [
+    "INSTALL_HINT",
+    "MODES",
+    "NAME",
+    "PACKAGE",
+    "capabilities",
+    "check",
+    "framework_stats",
+    "install",
+    "oom_type",
+    "release_cache",
+]
 
 NAME = "cupy"
 PACKAGE = "cupy"  # installed means: this top-level package is importable

@@ -18,8 +18,20 @@ from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource
 
-__all__ = ["PACKAGE", "ENV", "INSTALL_HINT", "MODES", "NAME", "capabilities", "check", "framework_stats",
-           "install", "oom_type", "release_cache", "verify"]
+__all__ = [
+    "ENV",
+    "INSTALL_HINT",
+    "MODES",
+    "NAME",
+    "PACKAGE",
+    "capabilities",
+    "check",
+    "framework_stats",
+    "install",
+    "oom_type",
+    "release_cache",
+    "verify",
+]
 
 NAME = "jax"
 PACKAGE = "jax"  # installed means: this top-level package is importable

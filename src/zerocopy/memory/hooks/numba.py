@@ -16,8 +16,18 @@ from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource
 
-__all__ = ["PACKAGE", "INSTALL_HINT", "MODES", "NAME", "capabilities", "check", "framework_stats",
-           "install", "oom_type", "release_cache"]
+__all__ = [
+    "INSTALL_HINT",
+    "MODES",
+    "NAME",
+    "PACKAGE",
+    "capabilities",
+    "check",
+    "framework_stats",
+    "install",
+    "oom_type",
+    "release_cache",
+]
 
 NAME = "numba"
 PACKAGE = "numba_cuda"  # installed means: this top-level package is importable
@@ -78,7 +88,6 @@ def _device_pointer(ptr: int) -> Any:
     # numba-cuda wants a CUdeviceptr when it runs on cuda-python bindings, an int otherwise.
     try:
         from cuda.bindings.driver import CUdeviceptr
-
         from numba.cuda.cudadrv import driver
 
         if getattr(driver, "USE_NV_BINDING", True):

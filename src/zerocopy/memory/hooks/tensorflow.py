@@ -14,8 +14,19 @@ from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource
 
-__all__ = ["PACKAGE", "ENV", "INSTALL_HINT", "MODES", "NAME", "capabilities", "check", "framework_stats",
-           "install", "oom_type", "release_cache"]
+__all__ = [
+    "ENV",
+    "INSTALL_HINT",
+    "MODES",
+    "NAME",
+    "PACKAGE",
+    "capabilities",
+    "check",
+    "framework_stats",
+    "install",
+    "oom_type",
+    "release_cache",
+]
 
 NAME = "tensorflow"
 PACKAGE = "tensorflow"  # installed means: this top-level package is importable

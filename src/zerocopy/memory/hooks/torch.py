@@ -28,8 +28,19 @@ from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource, layers
 
-__all__ = ["PACKAGE", "INSTALL_HINT", "MODES", "NAME", "capabilities", "check", "framework_stats",
-           "install", "oom_type", "overdrafts", "release_cache"]
+__all__ = [
+    "INSTALL_HINT",
+    "MODES",
+    "NAME",
+    "PACKAGE",
+    "capabilities",
+    "check",
+    "framework_stats",
+    "install",
+    "oom_type",
+    "overdrafts",
+    "release_cache",
+]
 
 NAME = "torch"
 PACKAGE = "torch"  # installed means: this top-level package is importable
