@@ -142,6 +142,11 @@ def device_of_pointer(ptr: int) -> tuple[str, int]:
 _DEVICE_COUNT: list[int] = []
 
 
+def single_gpu() -> bool:
+    """True on a machine with one CUDA device (asked once)."""
+    return _one_device(streams.runtime())
+
+
 def _one_device(rt: Any) -> bool:
     if not _DEVICE_COUNT:
         _DEVICE_COUNT.append(rt.device_count())

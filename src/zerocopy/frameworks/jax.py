@@ -93,8 +93,9 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
 
 
 def make(values: np.ndarray) -> Any:
-    jnp = require("jax.numpy", "jax")
-    return jnp.array(values)
+    """A host probe, on JAX's CPU device even where a GPU is its default."""
+    jax = _jax()
+    return jax.device_put(values, jax.devices("cpu")[0])
 
 
 def to_host(x: Any) -> np.ndarray:

@@ -90,6 +90,8 @@ def current_stream(device: int) -> int:
 def _from_cai(x: Any, options: Options) -> Any:
     cuda = _cuda()
     exporter = cai.import_view(x, options, current_stream)
+    if cai.single_gpu():  # one context: no push/pop (it costs more than the import itself)
+        return cuda.as_cuda_array(exporter, sync=False)
     device = cai.device_of_pointer(exporter.__cuda_array_interface__["data"][0])[1]
     with cuda.gpus[device]:  # Numba binds the array to the current context
         return cuda.as_cuda_array(exporter, sync=False)

@@ -114,7 +114,10 @@ def move(x: Any, device: tuple[str, int]) -> Any:
 
 
 def current_stream(device: int) -> int:
-    return int(_torch().cuda.current_stream(device).cuda_stream) or streams.LEGACY
+    torch = _torch()
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # skips the Stream object
+    handle = raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
+    return int(handle) or streams.LEGACY
 
 
 @cache
