@@ -57,6 +57,17 @@ def inspect(x: Any) -> Info:
                 readonly=view.readonly)
 
 
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a C-ordered device array on a one-GPU machine, read from
+    the array's attributes (its CUDA Array Interface dict is slow to build)."""
+    if not cai.single_gpu() or not x.is_c_contiguous():
+        return None
+    shape = x.shape
+    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
+        d if d < 2 else 2 for d in shape)
+    return (x.dtype, size_class)
+
+
 def make(values: np.ndarray, device: int = 0) -> Any:
     cuda = _cuda()
     with cuda.gpus[device]:
