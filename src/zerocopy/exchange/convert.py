@@ -10,6 +10,7 @@ from typing import Any
 
 from zerocopy._detect import framework_of
 from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedObjectError, message
+from zerocopy.exchange import cai, streams
 from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
 from zerocopy.exchange.plan import Hop, Plan, make_plan
@@ -204,13 +205,19 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
             return to(moved, name, copy=None if copy is not False else False, stream=stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
     route, sensitive = _route_for(info, name, copy, device, options)
-    if fast_key is not None and not sensitive and isinstance(target, str | type(sys)):
+    on_one_device = info.device[0] == "cpu" or cai.single_gpu()
+    if fast_key is not None and not sensitive and on_one_device and isinstance(target, str | type(sys)):
         with _ROUTES_LOCK:
             if len(_FAST_ROUTES) >= _MAX_CACHED:
                 _FAST_ROUTES.clear()
             _FAST_ROUTES[(fast_key, target, copy)] = route
-    for edge in route:
-        obj = edge.run(obj, options)
+    if on_one_device:
+        for edge in route:
+            obj = edge.run(obj, options)
+        return obj
+    with streams.on_device(info.device[1]):  # several GPUs: convert where the data lives
+        for edge in route:
+            obj = edge.run(obj, options)
     return obj
 
 

@@ -22,6 +22,8 @@ per-thread default stream; 0 (the runtime's spelling of the default stream) is r
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from zerocopy.errors import UnsupportedConversionError, message
@@ -249,3 +251,22 @@ def order(producer: Any, consumer: Any, device: int) -> bool:
         if previous != device:
             rt.set_device(previous)
     return True
+
+
+@contextmanager
+def on_device(index: int) -> Iterator[None]:
+    """Make ``index`` the current CUDA device for the block (restored after).
+
+    Importers label foreign memory with the *current* device (CuPy, Numba) and torch
+    refuses to export a tensor of another device with a stream; converting data that lives
+    on device 1 while device 0 is current must therefore happen on device 1."""
+    rt = runtime()
+    previous = rt.current_device()
+    if previous == index:
+        yield
+        return
+    rt.set_device(index)
+    try:
+        yield
+    finally:
+        rt.set_device(previous)
