@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ARRAY", "COLUMN", "TABLE", "Info", "layout_of"]
+__all__ = ["ARRAY", "COLUMN", "TABLE", "Info", "layout_of", "size_class"]
 
 ARRAY, COLUMN, TABLE = "array", "column", "table"
 
@@ -32,6 +32,15 @@ def layout_of(shape: tuple[int, ...], strides: tuple[int, ...] | None,  # noqa: 
     if _packed(sorted(dims, key=lambda d: d[1]), itemsize):
         return "compact"
     return "strided"
+
+
+def size_class(shape: tuple[int, ...]) -> Any:
+    """Per dimension, only 0, 1 or "more" matters to a check (empty, broadcastable, real);
+    1-D shapes, the common case, give a plain int."""
+    if len(shape) == 1:
+        n = shape[0]
+        return n if n < 2 else 2
+    return tuple(d if d < 2 else 2 for d in shape)
 
 
 def _packed(dims: list[tuple[int, int]], itemsize: int) -> bool:
@@ -83,10 +92,7 @@ class Info:
     def signature(self) -> tuple[Any, ...]:
         """Everything an edge check may depend on, except the pointer (see ``aligned``)."""
         # Per dimension only 0, 1 or "more" matters to a check (empty, broadcastable, real).
-        shape = self.shape
-        size_class = (tuple(d if d < 2 else 2 for d in shape) if len(shape) != 1
-                      else (shape[0] if shape[0] < 2 else 2))
-        return (self.framework, self.kind, self.dtype, size_class, self.layout,
+        return (self.framework, self.kind, self.dtype, size_class(self.shape), self.layout,
                 self.device, self.readonly, self.requires_grad, self.nulls,
                 self.extra.get("signature") if self.extra else None)
 

@@ -12,7 +12,7 @@ from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 from zerocopy.frameworks._common import require
 
 NAME = "cupy"
@@ -58,10 +58,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a C-ordered CuPy array, read cheaply."""
     if not x.flags.c_contiguous:
         return None
-    shape = x.shape
-    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
-        d if d < 2 else 2 for d in shape)
-    return (x.dtype, size_class, x.device.id)
+    return (x.dtype, size_class(x.shape), x.device.id)
 
 
 def make(values: np.ndarray, device: int = 0) -> Any:

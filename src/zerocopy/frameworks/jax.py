@@ -11,7 +11,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 from zerocopy.frameworks._common import require
 
 NAME = "jax"
@@ -86,10 +86,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     sharding = x.sharding
     if not sharding.is_fully_replicated or len(sharding.device_set) != 1:
         return None
-    shape = x.shape
-    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
-        d if d < 2 else 2 for d in shape)
-    return (x.dtype, size_class, _device_key(next(iter(sharding.device_set))))
+    return (x.dtype, size_class(x.shape), _device_key(next(iter(sharding.device_set))))
 
 
 def make(values: np.ndarray) -> Any:

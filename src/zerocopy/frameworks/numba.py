@@ -16,7 +16,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.errors import UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 from zerocopy.frameworks._common import require
 
 NAME = "numba"
@@ -62,10 +62,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     the array's attributes (its CUDA Array Interface dict is slow to build)."""
     if not cai.single_gpu() or not x.is_c_contiguous():
         return None
-    shape = x.shape
-    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
-        d if d < 2 else 2 for d in shape)
-    return (x.dtype, size_class)
+    return (x.dtype, size_class(x.shape))
 
 
 def make(values: np.ndarray, device: int = 0) -> Any:

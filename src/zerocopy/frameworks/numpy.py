@@ -13,7 +13,7 @@ from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
 from zerocopy.exchange.edges import DLPACK, Edge, Options, moved_info
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "numpy"
 IMPORT_NAME = "numpy"
@@ -76,10 +76,7 @@ def fast_key(x: np.ndarray) -> tuple[Any, ...] | None:
     flags = x.flags
     if not flags.c_contiguous or min(x.strides, default=0) < 0:
         return None
-    shape = x.shape
-    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
-        d if d < 2 else 2 for d in shape)
-    return (x.dtype, size_class, flags.writeable)
+    return (x.dtype, size_class(x.shape), flags.writeable)
 
 
 def make(values: np.ndarray) -> np.ndarray:

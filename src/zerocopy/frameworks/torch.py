@@ -14,7 +14,7 @@ from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 from zerocopy.frameworks._common import require
 
 NAME = "torch"
@@ -85,10 +85,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     dtype = x.dtype
     if dtype.is_complex and (x.is_conj() or x.is_neg()):
         return None
-    shape = x.shape
-    size_class = (shape[0] if shape[0] < 2 else 2) if len(shape) == 1 else tuple(
-        d if d < 2 else 2 for d in shape)
-    return (dtype, size_class, x.requires_grad, -1 if x.is_cpu else x.get_device())
+    return (dtype, size_class(x.shape), x.requires_grad, -1 if x.is_cpu else x.get_device())
 
 
 def make(values: np.ndarray) -> Any:
