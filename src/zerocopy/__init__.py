@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zerocopy.adapters.numpy import aligned, empty
 from zerocopy.errors import (
     DeviceError,
     FrameworkNotInstalledError,
@@ -27,7 +28,6 @@ from zerocopy.errors import (
 )
 from zerocopy.exchange.convert import explain, inspect, to
 from zerocopy.exchange.streams import NO_SYNC  # stream=NO_SYNC: "do not synchronise"
-from zerocopy.frameworks.numpy import aligned, empty
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 
 __version__ = "0.1.0"

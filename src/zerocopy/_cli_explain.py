@@ -7,8 +7,8 @@ import argparse
 import numpy as np
 
 from zerocopy._dtypes import numpy_dtype
+from zerocopy.adapters import adapter, resolve
 from zerocopy.exchange.convert import explain
-from zerocopy.frameworks import adapter, resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from collections import Counter
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy._matrix import Cell, as_json, matrix, versions
-from zerocopy.frameworks import CPU_FRAMEWORKS, GPU_FRAMEWORKS, installed
+from zerocopy.adapters import CPU_FRAMEWORKS, GPU_FRAMEWORKS, installed
 
 DEFAULT = [n for n in CPU_FRAMEWORKS if n != "mxnet"]
 GPU_DEFAULT = [n for n in GPU_FRAMEWORKS if n != "cudf"]  # cuDF: no device probe (not on the GPU machine)

@@ -16,8 +16,8 @@ import numpy as np
 
 from zerocopy._dtypes import numpy_dtype
 from zerocopy._probes import ProbeUnavailable, make_device_source, make_source, pointer, values
+from zerocopy.adapters import adapter, installed
 from zerocopy.exchange.convert import explain, to
-from zerocopy.frameworks import adapter, installed
 
 __all__ = ["Cell", "matrix", "probe_pair"]
 

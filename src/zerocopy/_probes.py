@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy.adapters import adapter
+from zerocopy.adapters.numpy import aligned
 from zerocopy.exchange.convert import inspect
-from zerocopy.frameworks import adapter
-from zerocopy.frameworks.numpy import aligned
 
 __all__ = ["ProbeUnavailable", "make_device_source", "make_source", "pointer", "same_bits", "values",
            "writable_alias"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zerocopy.frameworks import FRAMEWORKS, adapter, installed
+from zerocopy.adapters import FRAMEWORKS, adapter, installed
 
 __all__ = ["framework_report"]
 

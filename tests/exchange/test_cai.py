@@ -178,7 +178,7 @@ def test_dlpack_handshake_passes_the_callers_stream() -> None:
 # --------------------------------------------------------------- protocol choice, device option
 
 def test_protocol_choice_is_data() -> None:
-    from zerocopy.frameworks import cupy, numba, torch
+    from zerocopy.adapters import cupy, numba, torch
 
     edges = (*cupy.EDGES, *torch.EDGES, *numba.EDGES)
     # Where both sides speak DLPack, the consumer's native handshake is cheapest (H100 run);
@@ -202,7 +202,7 @@ def test_bfloat16_never_through_cai() -> None:
 
 
 def test_jax_gpu_refuses_step_slices() -> None:
-    from zerocopy.frameworks import jax as jax_adapter
+    from zerocopy.adapters import jax as jax_adapter
 
     into_jax = next(e for e in jax_adapter.EDGES if e.source == DLPACK)
     strided = Info("torch", None, kind=ARRAY, dtype="float32", shape=(8, 8), strides=(64, 8), itemsize=4,
@@ -237,8 +237,8 @@ def test_device_cpu_on_host_data_is_a_no_op() -> None:
 def test_host_to_device_plan_reports_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    from zerocopy.adapters import adapter
     from zerocopy.exchange import convert
-    from zerocopy.frameworks import adapter
 
     monkeypatch.setattr(adapter("torch"), "move",
                         lambda x, device: torch.as_tensor(np.array(x, copy=True)))  # CPU stand-in
@@ -252,9 +252,9 @@ def test_host_to_device_plan_reports_a_copy(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_import_zerocopy_imports_no_gpu_framework() -> None:
-    code = ("import sys, zerocopy, zerocopy.frameworks.cupy, zerocopy.frameworks.numba, "
-            "zerocopy.frameworks.cudf, zerocopy.exchange.cai\n"
-            "from zerocopy.frameworks import edges; edges()\n"
+    code = ("import sys, zerocopy, zerocopy.adapters.cupy, zerocopy.adapters.numba, "
+            "zerocopy.adapters.cudf, zerocopy.exchange.cai\n"
+            "from zerocopy.adapters import edges; edges()\n"
             "print(sorted(m for m in ('cupy', 'numba', 'numba_cuda', 'cudf', 'cuda') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -18,7 +18,7 @@ import pytest
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy._matrix import _probe_values
-from zerocopy.frameworks import adapter
+from zerocopy.adapters import adapter
 
 GPU = tuple(n for n, module in (("cupy", "cupy"), ("torch", "torch"), ("jax", "jax"), ("numba", "numba_cuda"))
             if importlib.util.find_spec(module))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 from zerocopy._probes import make_source, pointer, same_bits, values, writable_alias
-from zerocopy.frameworks import CPU_FRAMEWORKS, adapter
+from zerocopy.adapters import CPU_FRAMEWORKS, adapter
 
 __all__ = ["MAIN_ENV", "make_source", "pointer", "same_bits", "values", "writable_alias"]
 

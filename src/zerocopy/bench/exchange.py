@@ -79,7 +79,7 @@ def _source(name: str, n: int) -> Any:
     values = np.random.default_rng(0).random(n, dtype=np.float32)
     if name == "numpy":
         return values
-    from zerocopy.frameworks import adapter
+    from zerocopy.adapters import adapter
 
     return adapter(name).make(values)
 

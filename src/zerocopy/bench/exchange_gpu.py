@@ -58,7 +58,7 @@ def _native(names: list[str]) -> dict[tuple[str, str], tuple[str, Callable[[Any]
 
 
 def _source(name: str, nbytes: int) -> Any:
-    from zerocopy.frameworks import adapter
+    from zerocopy.adapters import adapter
 
     n = nbytes // 4
     if name == "cupy":

@@ -9,12 +9,12 @@ from functools import cache
 from typing import Any
 
 from zerocopy._detect import framework_of
+from zerocopy.adapters import DEVICE_ONLY, HOST_ONLY, adapter, edges, resolve
 from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, streams
 from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
 from zerocopy.exchange.plan import Hop, Plan, make_plan
-from zerocopy.frameworks import DEVICE_ONLY, HOST_ONLY, adapter, edges, resolve
 
 __all__ = ["explain", "inspect", "to"]
 

@@ -149,8 +149,8 @@ def column_block(n_rows: int, columns: Mapping[str, object] | Sequence[str], *,
 
 def _allocate(nbytes: int, device: str):
     if device == "cpu":  # NumPy only promises 16-byte alignment: start on a cache line
+        from ..adapters.numpy import empty
         from ..exchange.blocks import register
-        from ..frameworks.numpy import empty
 
         # Registered: zerocopy.to() may then stack this block's columns into one tensor.
         return register(empty(max(nbytes, 1), np.uint8, align=_ALIGN)[:nbytes])

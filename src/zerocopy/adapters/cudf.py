@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks
 from zerocopy.exchange.edges import CAI, Edge, Options
 from zerocopy.exchange.info import COLUMN, TABLE, Info
-from zerocopy.frameworks._common import require
 
 NAME = "cudf"
 IMPORT_NAME = "cudf"
@@ -42,7 +42,7 @@ def version() -> str:
 
 
 def devices() -> list[str]:
-    from zerocopy.frameworks import cupy as cupy_adapter  # cuDF runs on CuPy's devices
+    from zerocopy.adapters import cupy as cupy_adapter  # cuDF runs on CuPy's devices
 
     return cupy_adapter.devices()
 
@@ -93,7 +93,7 @@ def _values(x: Any, options: Options) -> Any:
 
 
 def _from_cai(x: Any, options: Options) -> Any:
-    from zerocopy.frameworks import cupy as cupy_adapter
+    from zerocopy.adapters import cupy as cupy_adapter
 
     return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
 

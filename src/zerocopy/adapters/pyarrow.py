@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.adapters._common import require
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
-from zerocopy.frameworks._common import require
 
 NAME = "pyarrow"
 IMPORT_NAME = "pyarrow"

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.adapters._common import require
+from zerocopy.adapters.pyarrow import arrow_dtype_name, table_to_f_order
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
-from zerocopy.frameworks._common import require
-from zerocopy.frameworks.pyarrow import arrow_dtype_name, table_to_f_order
 
 NAME = "pandas"
 IMPORT_NAME = "pandas"
@@ -74,7 +74,7 @@ def _series_info(s: Any) -> Info:
 
 def _pointer(s: Any) -> int:
     if hasattr(s.array, "_pa_array"):
-        from zerocopy.frameworks.pyarrow import _chunk_pointer
+        from zerocopy.adapters.pyarrow import _chunk_pointer
 
         chunks = s.array._pa_array.chunks
         return _chunk_pointer(chunks[0]) if chunks else 0
@@ -174,7 +174,7 @@ def _column_to_arrow(s: Any) -> Any:
     if hasattr(s.array, "_pa_array"):
         return s.array._pa_array
     if isinstance(s.dtype, np.dtype) and s.dtype != np.bool_:
-        from zerocopy.frameworks import pyarrow as arrow
+        from zerocopy.adapters import pyarrow as arrow
 
         return arrow._numpy_to_column(np.ascontiguousarray(_values(s)), Options())
     return pa.array(s, from_pandas=False)  # masked/bool: mask becomes validity
@@ -229,8 +229,8 @@ def _shared_numeric(info: Info, options: Options) -> Refusal | None:
 
 
 def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:
+    from zerocopy.adapters.pyarrow import dtypes as arrow_dtypes
     from zerocopy.errors import UnsupportedDtypeError
-    from zerocopy.frameworks.pyarrow import dtypes as arrow_dtypes
 
     names = info.extra.get("column_dtypes", frozenset({info.dtype}))
     lacking = sorted(n for n in names if n in SHARED_DTYPES and n not in arrow_dtypes())

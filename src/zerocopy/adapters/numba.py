@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
-from zerocopy.frameworks._common import require
 
 NAME = "numba"
 IMPORT_NAME = "numba_cuda"  # numba-cuda provides numba.cuda; a top-level find_spec imports nothing

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
-from zerocopy.frameworks._common import require
 
 NAME = "tensorflow"
 IMPORT_NAME = "tensorflow"

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.adapters._common import require
+from zerocopy.adapters.pyarrow import table_to_f_order
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
-from zerocopy.frameworks._common import require
-from zerocopy.frameworks.pyarrow import table_to_f_order
 
 NAME = "polars"
 IMPORT_NAME = "polars"
@@ -56,7 +56,7 @@ def _series_info(s: Any) -> Info:
 
 
 def _series_pointer(s: Any) -> int:
-    from zerocopy.frameworks.pyarrow import _chunk_pointer
+    from zerocopy.adapters.pyarrow import _chunk_pointer
 
     try:  # Arrow export is zero-copy: its first chunk's data buffer is the column's
         chunks = s.to_arrow()

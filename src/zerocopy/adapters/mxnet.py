@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import name_of_numpy
+from zerocopy.adapters._common import CapsuleProducer, require
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
-from zerocopy.frameworks._common import CapsuleProducer, require
 
 NAME = "mxnet"
 IMPORT_NAME = "mxnet"

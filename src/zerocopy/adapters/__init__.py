@@ -20,20 +20,20 @@ __all__ = ["ALIASES", "CPU_FRAMEWORKS", "DEVICE_ONLY", "FRAMEWORKS", "GPU_FRAMEW
            "adapter", "edges", "installed", "resolve"]
 
 FRAMEWORKS: dict[str, str] = {
-    "numpy": "zerocopy.frameworks.numpy",
-    "torch": "zerocopy.frameworks.torch",
-    "jax": "zerocopy.frameworks.jax",
-    "tensorflow": "zerocopy.frameworks.tensorflow",
-    "pyarrow": "zerocopy.frameworks.pyarrow",
-    "pandas": "zerocopy.frameworks.pandas",
-    "polars": "zerocopy.frameworks.polars",
-    "mxnet": "zerocopy.frameworks.mxnet",
+    "numpy": "zerocopy.adapters.numpy",
+    "torch": "zerocopy.adapters.torch",
+    "jax": "zerocopy.adapters.jax",
+    "tensorflow": "zerocopy.adapters.tensorflow",
+    "pyarrow": "zerocopy.adapters.pyarrow",
+    "pandas": "zerocopy.adapters.pandas",
+    "polars": "zerocopy.adapters.polars",
+    "mxnet": "zerocopy.adapters.mxnet",
 }
 CPU_FRAMEWORKS = tuple(FRAMEWORKS)
 FRAMEWORKS.update({
-    "cupy": "zerocopy.frameworks.cupy",
-    "numba": "zerocopy.frameworks.numba",
-    "cudf": "zerocopy.frameworks.cudf",
+    "cupy": "zerocopy.adapters.cupy",
+    "numba": "zerocopy.adapters.numba",
+    "cudf": "zerocopy.adapters.cudf",
 })
 # Frameworks that hold CUDA device memory (torch and jax hold both kinds).
 GPU_FRAMEWORKS = ("cupy", "torch", "jax", "numba", "cudf")

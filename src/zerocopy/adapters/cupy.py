@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
+from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
-from zerocopy.frameworks._common import require
 
 NAME = "cupy"
 IMPORT_NAME = "cupy"
