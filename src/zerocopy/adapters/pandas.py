@@ -18,7 +18,7 @@ from zerocopy.adapters.pyarrow import arrow_dtype_name, table_to_f_order
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
 NAME = "pandas"
 IMPORT_NAME = "pandas"
@@ -117,6 +117,16 @@ def inspect(x: Any) -> Info:
 
     raise UnsupportedObjectError(message(f"pandas {type(x).__name__} holds no array data",
                                          expected="Series or DataFrame"))
+
+
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a NumPy-backed Series (no nulls possible), read cheaply;
+    nullable and Arrow-backed columns, and frames, take the slow lane."""
+    dtype = getattr(x, "dtype", None)
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc":
+        return None
+    values = x.to_numpy()
+    return (dtype, size_class(values.shape), values.strides)
 
 
 def make(values: np.ndarray) -> Any:

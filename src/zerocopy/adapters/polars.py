@@ -13,7 +13,7 @@ from zerocopy.adapters.pyarrow import table_to_f_order
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
 NAME = "polars"
 IMPORT_NAME = "polars"
@@ -86,6 +86,13 @@ def inspect(x: Any) -> Info:
     raise UnsupportedObjectError(message(f"polars {type(x).__name__} holds no data to share",
                                          expected="Series or DataFrame",
                                          hint="collect() a LazyFrame first"))
+
+
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a Polars Series, read cheaply (frames take the slow lane)."""
+    if not hasattr(x, "n_chunks") or not hasattr(x, "null_count") or hasattr(x, "columns"):
+        return None
+    return (x.dtype, size_class((len(x),)), x.n_chunks() > 1, x.null_count() > 0)
 
 
 def make(values: np.ndarray) -> Any:

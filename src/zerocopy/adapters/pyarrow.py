@@ -16,7 +16,7 @@ from zerocopy.adapters._common import require
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
-from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
 NAME = "pyarrow"
 IMPORT_NAME = "pyarrow"
@@ -109,6 +109,13 @@ def inspect(x: Any) -> Info:
 
     raise UnsupportedObjectError(message(f"pyarrow {type(x).__name__} holds no array data",
                                          expected="Array, ChunkedArray, RecordBatch, Table or Tensor"))
+
+
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for a plain Arrow Array (one buffer), read cheaply."""
+    if type(x).__name__ == "ChunkedArray" or not hasattr(x, "null_count"):
+        return None
+    return (x.type, size_class((len(x),)), x.null_count > 0)
 
 
 def make(values: np.ndarray) -> Any:

@@ -12,7 +12,7 @@ from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "tensorflow"
 IMPORT_NAME = "tensorflow"
@@ -62,6 +62,13 @@ def _pointer(x: Any) -> int:
 
     # An unconsumed capsule frees itself; reading it costs no copy, whatever the dtype.
     return int(capsule_info(_tf().experimental.dlpack.to_dlpack(x))["data"])
+
+
+def fast_key(x: Any) -> tuple[Any, ...] | None:
+    """What decides a route for an eager tensor (always C-ordered, immutable)."""
+    if not hasattr(x, "_id"):
+        return None
+    return (x.dtype, size_class(tuple(x.shape)), x.device)
 
 
 def make(values: np.ndarray) -> Any:

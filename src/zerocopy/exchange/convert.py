@@ -190,7 +190,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     keyer = _fast_keyer(obj) if device is None and stream is None else None
     fast_key = keyer(obj) if keyer is not None else None
     if fast_key is not None:
-        route = _FAST_ROUTES.get((fast_key, target, copy))
+        route = _FAST_ROUTES.get((type(obj), fast_key, target, copy))
         if route is not None:
             options = _OPTIONS[copy]
             for edge in route:
@@ -210,7 +210,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
         with _ROUTES_LOCK:
             if len(_FAST_ROUTES) >= _MAX_CACHED:
                 _FAST_ROUTES.clear()
-            _FAST_ROUTES[(fast_key, target, copy)] = route
+            _FAST_ROUTES[(type(obj), fast_key, target, copy)] = route
     if on_one_device:
         for edge in route:
             obj = edge.run(obj, options)

@@ -91,9 +91,8 @@ class Info:
 
     def signature(self) -> tuple[Any, ...]:
         """Everything an edge check may depend on, except the pointer (see ``aligned``)."""
-        # Per dimension only 0, 1 or "more" matters to a check (empty, broadcastable, real).
         return (self.framework, self.kind, self.dtype, size_class(self.shape), self.layout,
-                self.device, self.readonly, self.requires_grad, self.nulls,
+                self.device, self.readonly, self.requires_grad, self.nulls > 0,
                 self.extra.get("signature") if self.extra else None)
 
     def describe(self) -> str:
