@@ -294,3 +294,40 @@ def test_freeing_never_blocks_behind_a_running_kernel() -> None:
     for label, ms in timings.items():
         if not label.startswith("reference"):
             assert ms < 1.0, (label, ms)
+
+
+@pytest.mark.parametrize("binding", ["cuda.bindings", "cupy"])
+def test_handoff_lets_another_stream_reuse_a_pending_free(binding: str) -> None:
+    out = run_python("""
+        import json, time
+        import cupy
+        import zerocopy.memory as zm
+        pool = zm.DevicePoolResource()
+        pool.release_threshold = (1 << 64) - 1
+        spin = cupy.RawKernel('''extern "C" __global__ void spin(long long c) {
+            long long s = clock64(); while (clock64() - s < c) { } }''', "spin")
+        other = cupy.cuda.Stream(non_blocking=True)
+        size = 64 << 20
+        keep = pool.allocate(size, 0)
+        def attempt(handoff):
+            cupy.cuda.runtime.deviceSynchronize()
+            pool.trim(0)
+            p = pool.allocate(size, 0)
+            spin((1,), (1,), (200_000_000,))  # ~100 ms: the free below stays queued
+            pool.deallocate(p, size, 0)
+            start = time.perf_counter()
+            if handoff:
+                pool.handoff(other.ptr, 0)
+            host_ms = (time.perf_counter() - start) * 1e3
+            r0 = pool.reserved()
+            q = pool.allocate(size, other.ptr)
+            grew = pool.reserved() - r0
+            pool.deallocate(q, size, other.ptr)
+            return {"same": q == p, "grew": grew, "host_ms": host_ms}
+        out = {"plain": attempt(False), "handoff": attempt(True)}
+        pool.deallocate(keep, size, 0)
+        cupy.cuda.runtime.deviceSynchronize()
+        print(json.dumps(out))
+    """, env={"ZEROCOPY_CUDA_BINDING": binding})
+    assert out["handoff"]["same"] and out["handoff"]["grew"] == 0
+    assert out["handoff"]["host_ms"] < 1.0  # stream-ordered: the host does not wait

@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true", help="also run the GPU scenarios")
     parser.add_argument("--json", metavar="PATH", help="write all results to PATH")
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--only", help="comma-separated GPU scenarios to run (default: all)")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)  # one GPU scenario, in-process
 
 
@@ -151,8 +152,11 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
     if framework == "raw":
         return _raw(n)
     if framework == "mixed":
-        return _mixed(shared=setup.startswith("shared"), trim=setup == "shared-trim",
-                      quick=quick)
+        return _mixed(shared=setup.startswith("shared"), trim=setup.endswith("trim"),
+                      quick=quick, probe=setup == "shared-probe",
+                      handoff="handoff" in setup)
+    if name == "pool-probe":
+        return _pool_probe()
     if framework == "blocking":
         return _blocking()
     shared = None
@@ -205,7 +209,79 @@ def _device_used() -> int:
     return total - free
 
 
-def _mixed(*, shared: bool, trim: bool = False, quick: bool) -> dict[str, Any]:
+class _Probe:
+    """Per-phase accounting of the mixed loop: what each framework holds, what the pool says.
+
+    Within a phase only one framework allocates, so the exact live peak of the phase is that
+    framework's own peak in the phase plus what the others hold at that moment: CuPy from
+    zerocopy's per-allocation statistics, torch from its allocator counters, JAX from
+    ``memory_stats()`` (JAX's peak cannot be reset, so its phase peak is read from the pool's
+    used high, which only JAX can raise in the JAX phase). The pool highs are reset at every
+    phase start, so ``pool_used_high``/``pool_reserved_high`` are per phase."""
+
+    def __init__(self, handle: Any, torch: Any, jax: Any, cupy: Any) -> None:
+        self.handle, self.torch, self.jax, self.cupy = handle, torch, jax, cupy
+        self.pool = handle.base if handle is not None else None
+        self.stats = handle.statistics if handle is not None else None
+        self.rows: list[dict[str, Any]] = []
+        self.live_peak = 0
+
+    def held(self) -> dict[str, int]:
+        """Bytes each framework holds. On the async backend torch's ``memory_allocated``
+        is the *pool's* used memory (measured: it rose with CuPy's arrays) and JAX's
+        ``bytes_in_use`` stayed 0, so torch+JAX is the pool's used minus CuPy's own."""
+        cupy = self.stats.statistics("cupy").current_bytes if self.stats is not None else 0
+        used = self.pool.used() if self.pool is not None else 0
+        return {"cupy": cupy, "torch+jax": used - cupy,
+                "torch memory_allocated": _quiet(lambda: int(self.torch.cuda.memory_allocated())),
+                "jax bytes_in_use": _quiet(lambda: int(
+                    (self.jax.devices()[0].memory_stats() or {}).get("bytes_in_use", 0)))}
+
+    def start(self) -> None:
+        if self.pool is not None:
+            self.pool.reset_peaks()
+        if self.stats is not None:
+            self.stats.reset_peaks()
+        _quiet(self.torch.cuda.reset_peak_memory_stats)
+        self._held = self.held()
+        self._used0 = self.pool.used() if self.pool is not None else 0
+
+    def end(self, step: int, phase: str, framework: str) -> None:
+        held = self.held()
+        row: dict[str, Any] = {"step": step, "phase": phase, "held": held}
+        parts = ("cupy", "torch+jax")
+        owner = "cupy" if framework == "cupy" else "torch+jax"
+        others = sum(self._held[k] for k in parts if k != owner)
+        if framework == "cupy" and self.stats is not None:
+            own_peak = self.stats.statistics("cupy").peak_bytes
+        else:  # torch or JAX: the pool's rise in the phase is theirs (CuPy only frees here)
+            own_peak = max(self._held[owner], held[owner])
+        if self.pool is not None:
+            used_high, reserved_high = self.pool.used_high(), self.pool.reserved_high()
+            if framework != "cupy":
+                own_peak = max(own_peak, self._held[owner] + used_high - self._used0)
+            row.update(pool_used=self.pool.used(), pool_reserved=self.pool.reserved(),
+                       pool_used_high=used_high, pool_reserved_high=reserved_high)
+        row["live_peak"] = others + own_peak
+        self.live_peak = max(self.live_peak, row["live_peak"])
+        self.rows.append(row)
+
+
+def _quiet(fn: Callable[[], Any]) -> Any:
+    """A framework counter, or 0 where this framework/backend does not keep it."""
+    try:
+        return fn() or 0
+    except Exception:
+        return 0
+
+
+def _streams(cupy: Any, torch: Any) -> dict[str, Any]:
+    return {"cupy": int(cupy.cuda.get_current_stream().ptr),
+            "torch": int(torch.cuda.current_stream().cuda_stream)}
+
+
+def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False,  # noqa: PLR0915 (one loop, read top to bottom)
+           handoff: bool = False) -> dict[str, Any]:
     import zerocopy.memory as zm
 
     base = _device_used()  # context only, before any framework allocates
@@ -217,40 +293,148 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool) -> dict[str, Any]:
 
     n, k = 4 << 20, 64  # 256 Ki rows x 64 float32 features: a 64 MiB batch
     model = torch.nn.Linear(k, k, device="cuda")
-    peak_live, peak_used, steps = 0, 0, 5 if quick else 20
+    peak_named, peak_used, steps = 0, 0, 5 if quick else 20
     step_reserved: list[int] = []
+    meter = _Probe(handle, torch, jax, cupy) if probe and handle is not None else None
+    handoff_stream: list[int | None] = []
+
+    def hand() -> None:
+        if handoff and handle is not None:
+            handoff_stream.append(handle.handoff("jax"))
+
+    def phase(step: int, name: str, framework: str, fn: Callable[[], Any]) -> Any:
+        if meter is None:
+            return fn()
+        meter.start()
+        out = fn()
+        if probe:  # wait for the phase's GPU work, so the pool numbers are the phase's own
+            torch.cuda.synchronize()
+        meter.end(step, name, framework)
+        return out
+
     start = time.perf_counter()
-    for _ in range(steps):
-        x = cupy.random.random((n // 16, k), dtype=cupy.float32)       # CuPy preprocessing
-        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+    for step in range(steps):
+        x = phase(step, "cupy random", "cupy",
+                  lambda: cupy.random.random((n // 16, k), dtype=cupy.float32))
+        x = phase(step, "cupy normalize", "cupy",
+                  lambda x=x: (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6))
         t = torch.from_dlpack(x)                                       # zero-copy to torch
-        y = model(t)                                                   # a torch step
+        y = phase(step, "torch step", "torch", lambda t=t: model(t))
+        hand()  # frees so far become reusable on the next framework's stream
         j = jnp.from_dlpack(y.detach())                                # zero-copy to JAX
-        s = jnp.tanh(j).sum().block_until_ready()                      # a JAX step
-        # j is a view of y (DLPack), so live arrays are x and y; temporaries are not
-        # counted here: the shared run's pool used_high is the exact live peak.
-        peak_live = max(peak_live, x.nbytes + y.element_size() * y.nelement())
+        s = phase(step, "jax step", "jax",
+                  lambda j=j: jnp.tanh(j).sum().block_until_ready())
+        # j is a view of y (DLPack). The named arrays are x and y; the temporaries that
+        # CuPy's normalisation and JAX's tanh make are live too (the probe counts them).
+        peak_named = max(peak_named, x.nbytes + y.element_size() * y.nelement())
         peak_used = max(peak_used, _device_used() - base)
+        if meter is not None:
+            meter.start()
         del x, t, y, j, s
+        hand()
+        if meter is not None:
+            meter.end(step, "step end (del)", "none")
         if handle is not None:
             if trim:  # zerocopy's governed trim at the step boundary (does not wait)
                 handle.trim()
             step_reserved.append(handle.base.reserved())
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    result = {"steps": steps, "seconds": round(elapsed, 3), "peak_live_bytes": peak_live,
+    result = {"steps": steps, "seconds": round(elapsed, 3), "peak_named_bytes": peak_named,
               "peak_device_used_bytes": peak_used,
               "jax_allocator": os.environ.get("XLA_PYTHON_CLIENT_ALLOCATOR", "default"),
               "jax_preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true"),
-              "jax_backend": jax.default_backend()}
+              "jax_backend": jax.default_backend(), "streams": _streams(cupy, torch)}
+    result["peak_live_bytes"] = peak_named  # default pools: the named arrays, a lower bound
     if handle is not None:
         rep = handle.report()
+        pool = handle.base
         result["pool_reserved_high"] = rep.pool.reserved_high if rep.pool else None
         result["pool_used_high"] = rep.pool.used_high if rep.pool else None
         result["events"] = sorted({e.kind for e in rep.events})
         result["step_end_reserved_max"] = max(step_reserved)
         result["step_end_reserved_last"] = step_reserved[-1]
+        result["pool_attributes"] = {name: pool._rt.pool_get(pool.pool, attr)
+                                     for name, attr in _POOL_ATTRS.items()}
+        result["handoff_streams"] = sorted({s for s in handoff_stream if s is not None})
+        if meter is not None:  # the highs were reset per phase: keep the max seen
+            result["phases"] = meter.rows[: 5 * 2] + meter.rows[-5:]
+            result["pool_reserved_high"] = max(r["pool_reserved_high"] for r in meter.rows)
+            result["pool_used_high"] = max(r["pool_used_high"] for r in meter.rows)
+        # Every byte of the loop is in the pool, and the pool's used memory drops at the
+        # free call (a free still queued behind a kernel is not counted: pool-probe), so
+        # the used high is the exact peak of live bytes, temporaries included.
+        result["peak_live_bytes"] = result["pool_used_high"]
     return result
+
+
+_POOL_ATTRS = {"reuse_follow_event_dependencies": 1, "reuse_allow_opportunistic": 2,
+               "reuse_allow_internal_dependencies": 3, "release_threshold": 4}
+
+
+def _pool_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in order)
+    """The default pool's behaviour, measured with CuPy's runtime and no framework pool:
+    growth granularity, whether a free still queued behind a kernel counts as used, and
+    whether another stream reuses such a block (alone, and after waiting on an event)."""
+    import cupy
+
+    from zerocopy.memory import DevicePoolResource
+
+    rt = cupy.cuda.runtime
+    pool = DevicePoolResource()
+    pool.release_threshold = (1 << 64) - 1
+    kernel = cupy.RawKernel(_SPIN, "spin")
+    cycles = _calibrate(cupy, kernel, 20e-3)
+    out: dict[str, Any] = {"attributes": {n: pool._rt.pool_get(pool.pool, a)
+                                          for n, a in _POOL_ATTRS.items()}}
+    rt.deviceSynchronize()
+    pool.trim(0)
+    growth = {}
+    for size in (512, 1 << 20, 2 << 20, 3 << 20, 64 << 20, (64 << 20) + 1):
+        r0, u0 = pool.reserved(), pool.used()
+        p = pool.allocate(size, 0)
+        growth[str(size)] = {"reserved": pool.reserved() - r0, "used": pool.used() - u0}
+        pool.deallocate(p, size, 0)
+        rt.deviceSynchronize()
+        pool.trim(0)
+    out["growth_per_allocation"] = growth
+    s1 = cupy.cuda.Stream(non_blocking=True)
+    size = 64 << 20
+    keep = pool.allocate(size, 0)  # so that the pool is not empty
+    p = pool.allocate(size, 0)
+    kernel((1,), (1,), (cycles,))
+    u_before = pool.used()
+    pool.deallocate(p, size, 0)
+    out["free_behind_kernel: used drop at call time"] = u_before - pool.used()
+    r0 = pool.reserved()
+    q = pool.allocate(size, s1.ptr)
+    out["other stream, free pending"] = {"same block": q == p, "reserved grew": pool.reserved() - r0}
+    pool.deallocate(q, size, s1.ptr)
+    rt.deviceSynchronize()
+    pool.trim(0)
+    p = pool.allocate(size, 0)
+    kernel((1,), (1,), (cycles,))
+    pool.deallocate(p, size, 0)
+    event = cupy.cuda.Event(disable_timing=True)
+    event.record(cupy.cuda.Stream.null)
+    s1.wait_event(event)
+    r0 = pool.reserved()
+    q = pool.allocate(size, s1.ptr)
+    out["other stream waited on an event after the free"] = {
+        "same block": q == p, "reserved grew": pool.reserved() - r0}
+    pool.deallocate(q, size, s1.ptr)
+    rt.deviceSynchronize()
+    pool.trim(0)
+    p = pool.allocate(size, 0)
+    kernel((1,), (1,), (cycles,))
+    pool.deallocate(p, size, 0)
+    r0 = pool.reserved()
+    q = pool.allocate(size, 0)
+    out["same stream, free pending"] = {"same block": q == p, "reserved grew": pool.reserved() - r0}
+    pool.deallocate(q, size, 0)
+    pool.deallocate(keep, size, 0)
+    rt.deviceSynchronize()
+    return out
 
 
 _SPIN = r'''extern "C" __global__ void spin(long long cycles) {
@@ -309,7 +493,8 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
-    "mixed-shared-trim": {},
+    "mixed-shared-trim": {}, "mixed-shared-probe": {}, "pool-probe": {},
+    "mixed-shared-handoff": {},
     "blocking": {},
 }
 
@@ -332,8 +517,9 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def gpu_part(quick: bool) -> dict[str, Any]:
-    results = {name: _run_scenario(name, quick) for name in SCENARIOS}
+def gpu_part(quick: bool, only: str | None = None) -> dict[str, Any]:
+    names = [n for n in SCENARIOS if not only or n in only.split(",")]
+    results = {name: _run_scenario(name, quick) for name in names}
     return {"scenarios": results, "verdicts": _verdicts(results)}
 
 
@@ -362,21 +548,29 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
     if pool_level and cupy_default:
         verdicts["cupy shared (pool-level, statistics=False)/default"] = {
             s: round(pool_level[s] / cupy_default[s], 2) for s in cupy_default}
-    trimmed = r.get("mixed-shared-trim", {})
-    if trimmed.get("pool_used_high"):
-        verdicts["mixed shared+trim: pool reserved_high / used_high"] = round(
-            trimmed["pool_reserved_high"] / trimmed["pool_used_high"], 2)
-        verdicts["mixed shared+trim: step-end reserved max / used_high"] = round(
-            trimmed["step_end_reserved_max"] / trimmed["pool_used_high"], 2)
+    # Sharing. Live bytes are the pool's used high (exact: every byte of the loop is in
+    # the pool and a free leaves "used" at the call); the named arrays (x, y) are what the
+    # bench counted before 2026-11-26, which left out CuPy's and JAX's temporaries and
+    # torch's cuBLAS workspace.
+    for name in ("mixed-shared", "mixed-shared-trim", "mixed-shared-handoff",
+                 "mixed-shared-probe"):
+        run = r.get(name, {})
+        if not run.get("pool_used_high"):
+            continue
+        live = run["peak_live_bytes"]
+        verdicts[f"{name}: reserved_high / peak_live (target <= 1.1)"] = round(
+            run["pool_reserved_high"] / live, 2)
+        verdicts[f"{name}: reserved_high / used_high"] = round(
+            run["pool_reserved_high"] / run["pool_used_high"], 2)
+        verdicts[f"{name}: step-end reserved max / peak_live"] = round(
+            run["step_end_reserved_max"] / live, 2)
+        verdicts[f"{name}: peak_live / named arrays x+y"] = round(
+            live / run["peak_named_bytes"], 2)
     shared, default = r.get("mixed-shared", {}), r.get("mixed-default", {})
-    live = shared.get("pool_used_high")  # exact peak of live bytes: everything was in the pool
-    if live:
-        verdicts["mixed shared: pool reserved_high / used_high (target <= 1.1)"] = round(
-            shared["pool_reserved_high"] / live, 2)
-        if "peak_device_used_bytes" in default:
-            verdicts["mixed default: device used peak / shared live peak"] = round(
-                default["peak_device_used_bytes"] / live, 2)
-            verdicts["mixed seconds default vs shared"] = [default["seconds"], shared["seconds"]]
+    if shared.get("pool_used_high") and "peak_device_used_bytes" in default:
+        verdicts["mixed default: device used peak / shared peak_live"] = round(
+            default["peak_device_used_bytes"] / shared["peak_live_bytes"], 2)
+        verdicts["mixed seconds default vs shared"] = [default["seconds"], shared["seconds"]]
     return verdicts
 
 
@@ -400,7 +594,7 @@ def main(args: argparse.Namespace) -> int:
     _print_table("host resource, alloc+free pair (us)", results["host"]["alloc_free_pair_us"])
     ok, why = _gpu_available() if args.gpu else (False, "not asked (pass --gpu)")
     if ok:
-        results["gpu"] = gpu_part(args.quick)
+        results["gpu"] = gpu_part(args.quick, getattr(args, "only", None))
         results["gpu"]["device"] = why
         for name, data in results["gpu"]["scenarios"].items():
             print(f"\n[{name}] {json.dumps(data)}")

@@ -23,6 +23,7 @@ Malloc = Callable[[int, int], int]
 Free = Callable[[int, int], None]
 
 UINT64_MAX = (1 << 64) - 1
+_EVENT_DISABLE_TIMING = 2  # cudaEventDisableTiming
 _ERROR_MEMORY_ALLOCATION = 2  # cudaErrorMemoryAllocation, the same number in every release
 
 
@@ -165,6 +166,15 @@ class _Bindings:
     def synchronize(self) -> None:
         self._call("cudaDeviceSynchronize")
 
+    def event_create(self) -> int:
+        return int(self._call("cudaEventCreateWithFlags", _EVENT_DISABLE_TIMING))
+
+    def event_record(self, event: int, stream: int) -> None:
+        self._call("cudaEventRecord", event, stream)
+
+    def stream_wait_event(self, stream: int, event: int) -> None:
+        self._call("cudaStreamWaitEvent", stream, event, 0)
+
 
 class _CuPy:
     """cupy.cuda.runtime: plain ints in and out, CUDARuntimeError on failure."""
@@ -251,6 +261,15 @@ class _CuPy:
 
     def synchronize(self) -> None:
         self._call("deviceSynchronize")
+
+    def event_create(self) -> int:
+        return int(self._call("eventCreateWithFlags", _EVENT_DISABLE_TIMING))
+
+    def event_record(self, event: int, stream: int) -> None:
+        self._call("eventRecord", event, stream)
+
+    def stream_wait_event(self, stream: int, event: int) -> None:
+        self._call("streamWaitEvent", stream, event, 0)
 
 
 def _has(module: str) -> bool:

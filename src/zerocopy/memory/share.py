@@ -90,6 +90,20 @@ class SharedPool:
             raise TypeError(f"{type(self.base).__name__} has no trim()")
         trim(keep)
 
+    def handoff(self, consumer: int | str, producer: int = 0) -> int | None:
+        """Stream-ordered handoff between frameworks: frees queued so far on ``producer``
+        (default: the legacy stream, where CuPy and torch work unless told otherwise)
+        become reusable by the ``consumer`` stream, which waits on an event recorded after
+        them. ``consumer`` is a stream handle, or ``"jax"`` for the stream JAX names for
+        external work (``get_stream_for_external_ready_events``). Does not block the host.
+        Returns the consumer stream used, or None where it could not be found."""
+        stream = _consumer_stream(consumer)
+        handoff = getattr(self.base, "handoff", None)
+        if stream is None or handoff is None:
+            return None
+        handoff(stream, producer)
+        return stream
+
     def report(self) -> Any:
         from zerocopy.memory.report import report
 
@@ -115,6 +129,22 @@ class SharedPool:
 
     def __exit__(self, *exc: object) -> None:
         self.undo()
+
+
+def _consumer_stream(consumer: int | str) -> int | None:
+    if isinstance(consumer, int):
+        return consumer
+    if consumer != "jax":
+        raise ValueError(message("handoff() takes a stream handle or 'jax'", got=repr(consumer)))
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return None
+    try:
+        return int(jax.devices()[0].get_stream_for_external_ready_events())
+    except Exception:  # not a GPU device, or a JAX without that call
+        return None
 
 
 def _chain(base: MemoryResource, *, limit: int | None, limits: Mapping[str, int],
