@@ -45,7 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MiB of records per CPU case (default 128)")
     parser.add_argument("--gpu-mb", type=int, default=1024,
                         help="MiB of records per GPU case (default 1024)")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per row (best kept)")
+    parser.add_argument("--repeat", type=int, default=7,
+                        help="timed runs per row (best and median kept)")
+    parser.add_argument("--only", metavar="WORDS",
+                        help="run only the CPU cases whose label contains one of these "
+                             "comma-separated words (4xf32, packed, aligned, table)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="Numba threads for our kernel (default: all cores)")
     parser.add_argument("--no-one-liners", action="store_true",
                         help="skip the frameworks' one-liners (faster)")
 
@@ -54,11 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Row:
     section: str
     label: str
-    seconds: float | None
+    seconds: float | None  # best of the timed runs
     nbytes: int  # bytes read + bytes written, each counted once
     kind: str = "other"  # memcpy | memcpy-fresh | ours | ours-fresh | one-liner | error
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    median: float | None = None  # median of the timed runs (this VM is shared: both matter)
 
     @property
     def gbps(self) -> float | None:
@@ -68,7 +75,8 @@ class Row:
 # ------------------------------------------------------------------------- timing
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
+def _best(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(best, median) seconds of ``repeat`` timed runs after one warm-up run."""
     fn()  # warm-up: JIT compile, first-touch of prefaulted buffers
     times = []
     for _ in range(repeat):
@@ -76,13 +84,15 @@ def _best(fn: Callable[[], object], repeat: int) -> float:
         res = fn()
         times.append(time.perf_counter() - start)
         del res
-    return min(times)
+    times.sort()
+    return times[0], times[len(times) // 2]
 
 
 def _row(section: str, label: str, fn: Callable[[], object], nbytes: int, kind: str,
          repeat: int) -> Row:
     try:
-        return Row(section, label, _best(fn, repeat), nbytes, kind)
+        best, median = _best(fn, repeat)
+        return Row(section, label, best, nbytes, kind, median=median)
     except Exception as exc:  # a one-liner that cannot do it is a finding, not a crash
         return Row(section, label, None, nbytes, "error", f"{type(exc).__name__}: {exc}"[:90])
 
@@ -300,12 +310,20 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
 
     nbytes = args.mb << 20
     one = not args.no_one_liners
+    only = [w.strip() for w in (getattr(args, "only", None) or "").split(",") if w.strip()]
+    threads = getattr(args, "threads", None)
+    if threads:
+        import numba
+
+        numba.set_num_threads(threads)
     rows = []
     cases = [(np.dtype([(f"f{i}", "f4") for i in range(4)]), "4xf32"),
              (np.dtype(MIXED), "mixed packed"), (np.dtype(MIXED, align=True), "mixed aligned")]
     for dtype, label in cases:
-        rows += _aos_cases(dtype, label, args.repeat, one, nbytes)
-    rows += _table_cases(nbytes, args.repeat, one)
+        if not only or any(w in label for w in only):
+            rows += _aos_cases(dtype, label, args.repeat, one, nbytes)
+    if not only or "table" in only:
+        rows += _table_cases(nbytes, args.repeat, one)
     return rows
 
 
@@ -468,9 +486,10 @@ def _print(rows: list[Row], machine: dict[str, Any]) -> None:
     for r in rows:
         if r.section != section:
             section = r.section
-            print(f"\n## {section}\n| call | time | GB/s | vs memcpy | vs fresh memcpy "
-                  "| vs best one-liner |\n|---|---|---|---|---|---|")
+            print(f"\n## {section}\n| call | best | median | GB/s (best) | vs memcpy "
+                  "| vs fresh memcpy | vs best one-liner |\n|---|---|---|---|---|---|---|")
         t = f"{r.seconds * 1e3:.2f} ms" if r.seconds else "ERR"
+        t += f" | {r.median * 1e3:.2f} ms" if r.median else " | "
         g = f"{r.gbps:.2f}" if r.gbps else r.note
         cells = [f"{r.extra[k]:.2f}x" if k in r.extra else "" for k in
                  ("vs_memcpy", "vs_fresh_memcpy", "vs_best_one_liner")]

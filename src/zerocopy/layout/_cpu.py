@@ -14,6 +14,12 @@ emit unaligned (``align 1``) LLVM memory operations, which x86 and ARM do at ful
 Why blocks of rows: the rows are split into blocks of about 128 KiB of records; each
 thread moves every field of one block while that block sits in its L2 cache, so the
 record memory is read from DRAM once, not once per field.
+
+Uniform records (``k`` fields of one 1/2/4/8-byte width, back to back, columns
+contiguous: an ``(N, k)`` array <-> ``k`` columns, a table <-> a C-order tensor) take a
+specialised pair of kernels compiled per ``(k, width)`` (see
+:func:`._cpu_numba.transpose_kernels`): tiles of 256 bytes per column transposed in
+registers, whole runs streamed to memory.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ _BLOCK_BYTES = 128 * 1024
 _PARALLEL_BYTES = 1 << 20
 
 _kernel: list[object] = []  # the compiled kernel, or None without Numba; set on first use
+# Uniform records of more fields than this use the generic kernel (code size, compile time).
+_MAX_UNIFORM_FIELDS = 64
 
 
 @dataclass
@@ -82,10 +90,62 @@ def run(plan: CopyPlan) -> None:
         return
     # Small copies go as one block (one thread): waking threads would cost more.
     small = plan.n * plan.row_bytes < _PARALLEL_BYTES
+    if _run_uniform(plan, small):
+        return
     block = plan.n if small else max(64, _BLOCK_BYTES // max(1, plan.row_bytes))
     arrays = [np.asarray(v, np.int64) for v in
               (plan.src, plan.sstride, plan.dst, plan.dstride, plan.width)]
     kernel(plan.n, *arrays, block)
+
+
+def _uniform(plan: CopyPlan) -> tuple[str, int, int, list[int]] | None:
+    """``(direction, k, width, column addresses)`` when the plan is a uniform transpose.
+
+    Records -> columns ("gather"): every entry reads ``width`` bytes with record stride
+    ``k * width`` from one record block whose fields are exactly ``0, w, ..., (k-1) w``,
+    and writes a contiguous column. Columns -> records ("scatter") is the mirror image.
+    Column addresses come in field order; the record address is first in the list.
+    """
+    k = len(plan.width)
+    w = plan.width[0]
+    if k < 2 or k > _MAX_UNIFORM_FIELDS or w not in (1, 2, 4, 8):
+        return None
+    if any(x != w for x in plan.width):
+        return None
+    for direction, rec, rstride, col, cstride in (
+            ("gather", plan.src, plan.sstride, plan.dst, plan.dstride),
+            ("scatter", plan.dst, plan.dstride, plan.src, plan.sstride)):
+        if any(x != k * w for x in rstride) or any(x != w for x in cstride):
+            continue
+        base = min(rec)
+        order = sorted(range(k), key=lambda e: rec[e])
+        if [rec[e] - base for e in order] != [j * w for j in range(k)]:
+            continue
+        return direction, k, w, [base] + [col[e] for e in order]
+    return None
+
+
+def _run_uniform(plan: CopyPlan, small: bool) -> bool:
+    found = _uniform(plan)
+    if found is None:
+        return False
+    from . import _cpu_numba  # the caller made sure Numba imports
+
+    direction, k, w, addrs = found
+    gather, scatter = _cpu_numba.transpose_kernels(k, w)
+    cols = np.asarray(addrs[1:], np.int64)
+    chunks = 1 if small else _threads()
+    if direction == "gather":
+        gather(plan.n, addrs[0], cols, chunks)
+    else:
+        scatter(plan.n, cols, addrs[0], chunks)
+    return True
+
+
+def _threads() -> int:
+    import numba
+
+    return max(1, numba.get_num_threads())
 
 
 def _run_numpy(plan: CopyPlan) -> None:
