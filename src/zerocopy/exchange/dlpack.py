@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from zerocopy._dtypes import DLPACK_CODES
@@ -122,20 +121,23 @@ _DESTROY_LEGACY = _destructor_for(_LEGACY_NAME)
 _DESTROY_VERSIONED = _destructor_for(_VERSIONED_NAME)
 
 
-@dataclass(frozen=True)
 class DLPackExporter:
     """A strided buffer that speaks ``__dlpack__``; ``owner`` keeps the memory alive.
 
     ``strides`` are in elements (DLPack's unit), ``data`` is the address of element 0.
+    A plain slotted class: it is built on the hot path of every conversion that needs it.
     """
 
-    owner: Any
-    data: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]
-    dtype: str
-    device: tuple[int, int] = (CPU, 0)
-    readonly: bool = False
+    __slots__ = ("data", "device", "dtype", "owner", "readonly", "shape", "strides")
+
+    def __init__(self, owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...],
+                 dtype: str, device: tuple[int, int] = (CPU, 0), readonly: bool = False) -> None:
+        self.owner, self.data, self.shape, self.strides = owner, data, shape, strides
+        self.dtype, self.device, self.readonly = dtype, device, readonly
+
+    def __repr__(self) -> str:
+        return (f"DLPackExporter(dtype={self.dtype}, shape={self.shape}, device={self.device}, "
+                f"readonly={self.readonly})")
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return self.device
