@@ -67,9 +67,12 @@ def _series_info(s: Any) -> Info:
     bits = dtype == "bool" and not isinstance(s.dtype, np.dtype)  # Arrow/masked bool
     # A Series over a step-sliced array keeps the step: its strides are those of its values.
     strides = s.to_numpy().strides if isinstance(s.dtype, np.dtype) else None
+    # Arrow-backed columns (read_parquet(dtype_backend="pyarrow")) may sit in several chunks.
+    chunks = s.array._pa_array.num_chunks if hasattr(s.array, "_pa_array") else 1
     return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=strides, itemsize=itemsize,
                 pointer=lambda: _pointer(s), readonly=True,
-                nulls=nulls, extra={"signature": str(s.dtype), "bits": bits})
+                nulls=nulls, extra={"signature": (str(s.dtype), chunks > 1), "bits": bits,
+                                    "chunks": chunks})
 
 
 def _pointer(s: Any) -> int:
@@ -147,7 +150,9 @@ def _values(s: Any) -> np.ndarray:
         return s.to_numpy()
     if hasattr(array, "_pa_array"):
         chunks = array._pa_array.chunks
-        return chunks[0].to_numpy(zero_copy_only=True) if len(chunks) == 1 else np.array([])
+        if len(chunks) != 1:  # the plan copies chunked columns; a view would lose rows
+            raise BufferError(f"an Arrow-backed column in {len(chunks)} chunks has no single buffer")
+        return chunks[0].to_numpy(zero_copy_only=True)
     return array._data  # masked array: values without the mask
 
 
@@ -192,7 +197,9 @@ def _column_to_arrow(s: Any) -> Any:
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
     pd = _pd()
-    columns = {name: _arrow_to_series(t.column(i)) for i, name in enumerate(t.schema.names)}
+    # A RecordBatch's columns are Arrays, a Table's ChunkedArrays: both become Series.
+    columns = {name: _arrow_column_to_series(t.column(i), options)
+               for i, name in enumerate(t.schema.names)}
     return pd.DataFrame(columns, copy=False)
 
 
