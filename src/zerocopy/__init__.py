@@ -15,8 +15,10 @@ from typing import Any
 from zerocopy.adapters.numpy import aligned, empty
 from zerocopy.errors import (
     DeviceError,
+    FrameworkError,
     FrameworkNotInstalledError,
     FrameworkStartedError,
+    InvalidArgumentError,
     LayoutError,
     NotZeroCopyError,
     NullValuesError,
@@ -35,8 +37,10 @@ __version__ = "0.1.0"
 __all__ = [
     "NO_SYNC",
     "DeviceError",
+    "FrameworkError",
     "FrameworkNotInstalledError",
     "FrameworkStartedError",
+    "InvalidArgumentError",
     "LayoutError",
     "NotZeroCopyError",
     "NullValuesError",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "DeviceError",
+    "FrameworkError",
     "FrameworkNotInstalledError",
     "FrameworkStartedError",
+    "InvalidArgumentError",
     "LayoutError",
     "NotZeroCopyError",
     "NullValuesError",
@@ -45,6 +47,11 @@ class NotZeroCopyError(ZeroCopyError, BufferError):
     """``copy=False`` was asked for, but sharing memory is impossible; the message says why."""
 
 
+class InvalidArgumentError(ZeroCopyError, TypeError, ValueError):
+    """An argument of a zerocopy call has the wrong type or value (``copy="yes"``, an
+    unknown device); nothing was converted."""
+
+
 class UnsupportedConversionError(ZeroCopyError, TypeError):
     """No conversion path exists between the two frameworks for this object."""
 
@@ -75,6 +82,10 @@ class LayoutError(ZeroCopyError, ValueError):
 
 class OutOfMemoryError(ZeroCopyError, MemoryError):
     """A memory resource or limit refused an allocation."""
+
+
+class FrameworkError(ZeroCopyError, RuntimeError):
+    """A framework failed a step that zerocopy planned; its own exception is the cause."""
 
 
 class FrameworkStartedError(ZeroCopyError, RuntimeError):

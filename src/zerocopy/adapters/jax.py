@@ -72,7 +72,17 @@ def _device_of(x: Any) -> tuple[str, int]:
     return ("cpu" if device.platform == "cpu" else "cuda", device.id if device.platform != "cpu" else 0)
 
 
+@cache
+def _tracer_type() -> type:
+    return _jax().core.Tracer
+
+
 def inspect(x: Any) -> Info:
+    if isinstance(x, _tracer_type()):
+        raise UnsupportedObjectError(message(
+            "A JAX tracer (a value inside jax.jit, grad or vmap) has no buffer yet",
+            got=type(x).__name__,
+            hint="convert outside the transformation, or call out with jax.pure_callback"))
     dtype = x.dtype
     name = _dtype_name(dtype)
     itemsize = dtype.itemsize
@@ -91,6 +101,8 @@ def _pointer(x: Any) -> int:
 
 def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a single-device JAX array (always C-ordered, immutable)."""
+    if isinstance(x, _tracer_type()):
+        return None
     sharding = x.sharding
     if not sharding.is_fully_replicated or len(sharding.device_set) != 1:
         return None
@@ -168,6 +180,9 @@ EDGES = (
     # Only Numba needs this door (it has no DLPack); DLPack stays cheaper for the others.
     Edge(NAME, CAI, "CUDA Array Interface v2", "x.block_until_ready().__cuda_array_interface__",
          _to_cai, cost=2.5, check=cai.refuse_dtype),
+    # copy=True within JAX: a new buffer on the same device.
+    Edge(NAME, NAME, "copy", "jnp.array(x, copy=True)",
+         lambda x, o: require("jax.numpy", "jax").array(x, copy=True), copies=True, cost=4.0),
     Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
          cost=20.0, needs_pointer=True,
          check=checks.all_of(

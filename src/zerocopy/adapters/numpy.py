@@ -63,6 +63,14 @@ def _dtype_hint(dtype: np.dtype) -> str:
 
 
 def inspect(x: np.ndarray) -> Info:
+    if not isinstance(x, np.ndarray):  # NumPy scalars: no buffer anyone could share
+        from zerocopy.errors import UnsupportedObjectError
+
+        raise UnsupportedObjectError(message(
+            f"A NumPy scalar ({type(x).__name__}) has no buffer to share", expected="an array",
+            hint="wrap it: np.asarray(x) (a 0-d array) or np.array([x])"))
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_info(x)
     flags = x.flags
     # C-contiguous (the common case) needs no stride walk.
     layout = "C" if flags.c_contiguous and min(x.strides, default=0) >= 0 else None
@@ -71,8 +79,18 @@ def inspect(x: np.ndarray) -> Info:
                 readonly=not flags.writeable, layout=layout)
 
 
+def _masked_info(x: np.ma.MaskedArray) -> Info:
+    """A masked array is its data plus nulls: the masked places must never become values."""
+    data = x.data
+    info = inspect(data)
+    info.obj, info.nulls = x, int(np.ma.count_masked(x))
+    return info
+
+
 def fast_key(x: np.ndarray) -> tuple[Any, ...] | None:
     """What decides a route for a C-ordered array, read cheaply (see convert's fast lane)."""
+    if type(x) is not np.ndarray:  # masked arrays and other subclasses: the slow lane
+        return None
     flags = x.flags
     if not flags.c_contiguous or min(x.strides, default=0) < 0:
         return None
@@ -105,6 +123,23 @@ def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: str =
     return np.ndarray(shape, dtype=dtype, buffer=raw, offset=start, order=order)
 
 
+def columns_to_array(columns: list[Any], rows: int, dtype: Any) -> np.ndarray:
+    """One fresh C-order, aligned (rows, k) array from k columns (anything np.copyto takes):
+    the copy edges of tables all produce what ``fresh_copy_info`` promises."""
+    out = empty((rows, len(columns)), dtype)
+    for i, column in enumerate(columns):
+        np.copyto(out[:, i], column, casting="no")
+    return out
+
+
+def aligned_copy(x: Any) -> np.ndarray:
+    """A fresh C-order, 64-byte aligned, writable copy of an array-like view (no cast)."""
+    view = np.asarray(x)
+    out = empty(view.shape, view.dtype)
+    np.copyto(out, view, casting="no")
+    return out
+
+
 def aligned(x: np.ndarray, *, align: int = ALIGNMENT) -> np.ndarray:
     """``x`` itself when it is C-contiguous and aligned, else an aligned C-order copy."""
     if x.flags.c_contiguous and pointer(x) % align == 0:
@@ -127,9 +162,7 @@ def _from_dlpack(x: Any, options: Options) -> np.ndarray:
 
 
 def _aligned_copy(x: np.ndarray, options: Options) -> np.ndarray:
-    out = empty(x.shape, x.dtype)
-    np.copyto(out, x, casting="no")
-    return out
+    return aligned_copy(x)
 
 
 def _strides_in_elements(info: Info, options: Options) -> Any:

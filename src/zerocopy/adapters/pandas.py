@@ -94,8 +94,10 @@ def _frame_info(df: Any) -> Info:
     blocks = _block_count(df)
     # One block: df.to_numpy() is a view; its strides decide what importers can take.
     stacked = df.to_numpy().strides if blocks == 1 and dtype is not None else None
+    # The pointer a table -> array hop starts from (JAX's alignment check reads it).
+    pointer = (lambda: int(df.to_numpy().__array_interface__["data"][0])) if stacked else None
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
-                itemsize=first.itemsize if dtype else 8, readonly=True,
+                itemsize=first.itemsize if dtype else 8, readonly=True, pointer=pointer,
                 extra={"signature": (blocks, tuple(map(str, df.dtypes)), contiguous, stacked),
                        "blocks": blocks,
                        "has_bool": "bool" in kinds, "column_dtypes": column_dtypes,
@@ -156,6 +158,12 @@ def _values(s: Any) -> np.ndarray:
     return array._data  # masked array: values without the mask
 
 
+def _aligned(values: np.ndarray) -> np.ndarray:
+    from zerocopy.adapters.numpy import aligned_copy
+
+    return aligned_copy(values)
+
+
 def _series_to_numpy(s: Any, options: Options) -> np.ndarray:
     return _values(s)
 
@@ -173,7 +181,10 @@ def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
-    return df.to_numpy(copy=True)
+    from zerocopy.adapters.numpy import aligned_copy
+
+    # One consolidated block: to_numpy() is a view, so this is the only copy.
+    return aligned_copy(df.to_numpy())
 
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
@@ -284,7 +295,7 @@ EDGES = (
          kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric, _not_bits),
          caveat=lambda info: _READONLY),
-    Edge(NAME, "numpy", "copy", "s.to_numpy(copy=True)", lambda s, o: s.to_numpy(copy=True),
+    Edge(NAME, "numpy", "copy", "s.to_numpy(copy=True)", lambda s, o: _aligned(s.to_numpy()),
          copies=True, cost=9.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric)),
     Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
@@ -322,6 +333,9 @@ EDGES = (
                              if info.dtype == "bool" else None)),
     Edge(NAME, "pyarrow", "copy", "pa.array(s) (bool packed into bits)", _series_to_arrow,
          copies=True, cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
+    # copy=True within pandas.
+    Edge(NAME, NAME, "copy", "x.copy(deep=True)", lambda x, o: x.copy(deep=True), copies=True,
+         cost=6.0, kinds=frozenset({COLUMN, TABLE})),
     Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
          cost=12.0, kinds=frozenset({COLUMN})),
 )

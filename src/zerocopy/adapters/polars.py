@@ -70,7 +70,9 @@ def _frame_info(df: Any) -> Info:
     names = {_dtype_name(t) for t in df.dtypes}
     dtype = names.pop() if len(names) == 1 else None
     nulls = int(sum(df.null_count().row(0))) if df.width else 0
+    first = df.to_series(0) if df.width else None  # where a stacked view would start
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
+                pointer=(lambda: _series_pointer(first)) if first is not None else None,
                 itemsize=np.dtype(dtype).itemsize if dtype in _DTYPES else 8, readonly=True,
                 nulls=nulls, extra={"signature": tuple(df.columns)})
 
@@ -135,7 +137,24 @@ def _columns(df: Any) -> list[np.ndarray]:
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
-    return df.to_numpy(order="fortran")
+    from zerocopy.adapters.numpy import columns_to_array
+
+    return columns_to_array([s.to_numpy() for s in df.iter_columns()], df.height,
+                            np.dtype(_dtype_name(df.dtypes[0])))
+
+
+def _deep_copy(x: Any, options: Options) -> Any:
+    from zerocopy.adapters.pyarrow import deep_copy
+
+    pl = _pl()
+    copied = pl.from_arrow(deep_copy(x.to_arrow()))
+    return copied.rename(x.name) if isinstance(x, pl.Series) else copied
+
+
+def _series_to_numpy_copy(s: Any, options: Options) -> np.ndarray:
+    from zerocopy.adapters.numpy import aligned_copy
+
+    return aligned_copy(s.to_numpy())
 
 
 def _one_chunk(info: Info, options: Options) -> Refusal | None:
@@ -164,7 +183,7 @@ EDGES = (
          check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
                              checks.no_nulls("NumPy"), _one_chunk, _not_bits),
          caveat=lambda info: _READONLY),
-    Edge(NAME, "numpy", "copy", "s.to_numpy()", lambda s, o: s.to_numpy(writable=True), copies=True,
+    Edge(NAME, "numpy", "copy", "s.to_numpy() into an aligned buffer", _series_to_numpy_copy, copies=True,
          cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
                              checks.no_nulls("NumPy"))),
@@ -185,7 +204,11 @@ EDGES = (
     Edge("pyarrow", NAME, "Arrow C stream", "pl.DataFrame(x)", _arrow_to_frame, cost=8.0,
          kinds=frozenset({TABLE})),
     block_edge(NAME, _columns, table_to_f_order, _READONLY),
-    Edge(NAME, "numpy", "copy", "df.to_numpy(order='fortran')", _frame_to_numpy_copy, copies=True,
+    # copy=True within Polars: clone() shares buffers, so the copy goes through new Arrow buffers.
+    Edge(NAME, NAME, "copy", "Arrow buffers copied, then pl.from_arrow", _deep_copy, copies=True,
+         cost=6.0, kinds=frozenset({COLUMN, TABLE})),
+    Edge(NAME, "numpy", "copy", "aligned C-order array filled column by column", _frame_to_numpy_copy,
+         copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(checks.one_dtype, _NUMERIC, checks.no_nulls("NumPy"))),
 )

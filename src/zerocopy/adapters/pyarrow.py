@@ -79,8 +79,13 @@ def _table_info(x: Any) -> Info:
     names = {arrow_dtype_name(t) for t in x.schema.types}
     dtype = names.pop() if len(names) == 1 else None
     nulls = sum(column.null_count for column in x.columns)
+    # Where a stacked view of the columns would start (JAX's alignment check reads it).
+    first = x.column(0) if x.num_columns else None
+    if first is not None and isinstance(first, _pa().ChunkedArray):
+        first = first.chunk(0) if first.num_chunks else None
     return Info(NAME, x, kind=TABLE, dtype=dtype, shape=(x.num_rows, x.num_columns),
                 strides=None, itemsize=_itemsize(dtype), readonly=True, nulls=nulls,
+                pointer=(lambda: _chunk_pointer(first)) if first is not None else None,
                 extra={"signature": tuple(x.schema.names)})
 
 
@@ -137,15 +142,24 @@ def to_host(x: Any) -> np.ndarray:
 def _column_to_numpy(x: Any, options: Options) -> np.ndarray:
     pa = _pa()
     if isinstance(x, pa.ChunkedArray):
-        x = x.chunk(0) if x.num_chunks == 1 else pa.array([], type=x.type)
+        if x.num_chunks != 1:  # the plan copies chunked columns; a view would lose rows
+            raise BufferError(f"a column in {x.num_chunks} chunks has no single buffer")
+        x = x.chunk(0)
     return x.to_numpy(zero_copy_only=True)
 
 
 def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
+    """Chunks (or bits) straight into one fresh aligned buffer: one copy, whatever the chunking."""
+    from zerocopy.adapters.numpy import empty
+
     pa = _pa()
-    if isinstance(x, pa.ChunkedArray):
-        x = x.combine_chunks()
-    return x.to_numpy(zero_copy_only=False, writable=True)
+    chunks = x.chunks if isinstance(x, pa.ChunkedArray) else [x]
+    out = empty(len(x), np.dtype(arrow_dtype_name(x.type)))
+    start = 0
+    for chunk in chunks:
+        np.copyto(out[start:start + len(chunk)], chunk.to_numpy(zero_copy_only=False), casting="no")
+        start += len(chunk)
+    return out
 
 
 def _numpy_to_column(x: np.ndarray, options: Options) -> Any:
@@ -221,6 +235,27 @@ EDGES = (
 )
 
 
+def deep_copy(x: Any) -> Any:
+    """An Arrow object with the same values in new buffers (nulls and types kept)."""
+    pa = _pa()
+    if isinstance(x, pa.Table | pa.RecordBatch):
+        columns = [deep_copy(c) for c in x.columns]
+        return type(x).from_arrays(columns, schema=x.schema)
+    if isinstance(x, pa.ChunkedArray):
+        return pa.chunked_array([pa.concat_arrays(x.chunks)] if x.num_chunks else [], type=x.type)
+    if isinstance(x, pa.Tensor):
+        return pa.Tensor.from_numpy(x.to_numpy().copy())
+    return pa.concat_arrays([x])  # concatenation always writes new buffers
+
+
+EDGES = (
+    *EDGES,
+    # copy=True within Arrow.
+    Edge(NAME, NAME, "copy", "pa.concat_arrays(chunks) per column", lambda x, o: deep_copy(x),
+         copies=True, cost=6.0, kinds=frozenset({ARRAY, COLUMN, TABLE})),
+)
+
+
 # --------------------------------------------------------------- tables -> 2-D arrays
 
 def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
@@ -243,18 +278,22 @@ def _table_columns(t: Any) -> list[np.ndarray]:
 
 
 def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
+    from zerocopy.adapters.numpy import columns_to_array
+
     dtype = np.dtype(arrow_dtype_name(t.schema.types[0]))
-    out = np.empty((t.num_rows, t.num_columns), dtype=dtype, order="F")
-    for i, column in enumerate(t.columns):
-        out[:, i] = column.to_numpy()
-    return out
+    return columns_to_array([_column_to_numpy_copy(c, options) if _pieces(c) > 1 else
+                             c.to_numpy(zero_copy_only=False) for c in t.columns], t.num_rows, dtype)
+
+
+def _pieces(column: Any) -> int:
+    return column.num_chunks if hasattr(column, "num_chunks") else 1
 
 
 EDGES = (
     *EDGES,
     block_edge(NAME, _table_columns, table_to_f_order,
                "Arrow buffers are immutable: the NumPy view is read-only"),
-    Edge(NAME, "numpy", "copy", "np.empty(order='F') filled column by column",
+    Edge(NAME, "numpy", "copy", "aligned C-order array filled column by column",
          _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(_ARROW_TYPES_IN, checks.no_nulls("NumPy"), checks.one_dtype)),
 )

@@ -217,6 +217,10 @@ EDGES = (
          check=checks.all_of(cai.refuse_dtype,
                              checks.layouts("torch.as_tensor", frozenset({"C", "F", "compact", "strided"}),
                                             "refuses negative strides"))),
+    # copy=True within torch: an independent, contiguous tensor on the same device.
+    Edge(NAME, NAME, "copy", "x.detach().resolve_conj().resolve_neg().clone()",
+         lambda x, o: x.detach().resolve_conj().resolve_neg().clone(memory_format=_torch().contiguous_format),
+         copies=True, cost=4.0),
     Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,
          check=checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
                               "aborts the process on negative strides"),

@@ -9,8 +9,18 @@ from functools import cache
 from typing import Any
 
 from zerocopy._detect import framework_of
-from zerocopy.adapters import DEVICE_ONLY, HOST_ONLY, adapter, edges, resolve
-from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedObjectError, message
+from zerocopy.adapters import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
+from zerocopy.errors import (
+    DeviceError,
+    FrameworkError,
+    FrameworkNotInstalledError,
+    InvalidArgumentError,
+    NotZeroCopyError,
+    OutOfMemoryError,
+    UnsupportedObjectError,
+    ZeroCopyError,
+    message,
+)
 from zerocopy.exchange import cai, streams
 from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
@@ -45,7 +55,25 @@ def inspect(obj: Any) -> Info:
 
 @cache
 def _target_name(target: Any) -> str:
-    return resolve(target)
+    return _installed_target(resolve(target))
+
+
+def _installed_target(name: str) -> str:
+    if not installed(name):
+        raise FrameworkNotInstalledError(message(
+            f"The target {name} is not installed here",
+            hint=f"pip install {adapter(name).PIP}; zerocopy.frameworks() lists what is installed"))
+    return name
+
+
+def _checked_copy(copy: Any) -> bool | None:
+    # `copy` decides whether memory may be shared: a truthy string or 1 must not guess.
+    if copy is None or copy is True or copy is False:
+        return copy
+    raise InvalidArgumentError(message(
+        "copy must be None, True or False", got=repr(copy),
+        hint="None: share when possible, else copy (explain() says why); False: share or raise "
+             "NotZeroCopyError; True: always an independent copy"))
 
 
 def _pointer_sensitive(chosen: Plan) -> bool:
@@ -95,8 +123,8 @@ def _fast_keyer(obj: Any) -> Callable[[Any], Any] | None:
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
          stream: Any = None) -> Plan:
-    options = Options(copy=copy, device=device, stream=stream)
-    info, name = inspect(obj), resolve(target)
+    options = Options(copy=_checked_copy(copy), device=device, stream=stream)
+    info, name = inspect(obj), _installed_target(resolve(target))
     move = _move_for(info, name, options)
     if move is None:
         return make_plan(edges(), info, name, options)
@@ -137,7 +165,13 @@ def _device_of(spec: Any) -> tuple[str, int]:
 def _current_cuda() -> int:
     from zerocopy.exchange.streams import runtime
 
-    return runtime().current_device()
+    try:
+        return runtime().current_device()
+    except (ImportError, ZeroCopyError, RuntimeError) as exc:
+        raise DeviceError(message(
+            "No CUDA device can be used here", got=f"{type(exc).__name__}: {exc}",
+            hint="GPU targets need a CUDA GPU with its driver and cupy or cuda-bindings; "
+                 "use device='cpu' or a host framework")) from exc
 
 
 def _moved_framework(mover: str, want: tuple[str, int]) -> str:
@@ -183,26 +217,62 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
        stream: Any = None) -> Any:
     """``obj`` as a native object of ``target``, sharing memory whenever possible.
 
+    ``target``: a framework name (``"numpy"``, ``"torch"``, ``"jax"``, ``"tensorflow"``,
+    ``"pyarrow"``, ``"pandas"``, ``"polars"``, ``"mxnet"``, ``"cupy"``, ``"numba"``,
+    ``"cudf"``), an alias (``"np"``, ``"pt"``, ``"tf"``, ``"pa"``, ``"pd"``, ``"pl"``...) or
+    the module itself.
+
     ``copy=None`` shares when layout, dtype and device allow, and copies otherwise;
     ``copy=False`` never copies and raises :class:`~zerocopy.NotZeroCopyError` naming why;
-    ``copy=True`` always returns an independent copy. The result keeps ``obj`` alive.
+    ``copy=True`` always returns an independent copy. Both promises are checked on the
+    result. The result keeps ``obj`` alive.
+
+    Every failure is a :class:`~zerocopy.ZeroCopyError`: ``NotZeroCopyError``,
+    ``NullValuesError`` (nulls have no place in an array), ``UnsupportedDtypeError`` (no
+    silent casts), ``UnsupportedObjectError``, ``FrameworkNotInstalledError``,
+    ``DeviceError``, ``InvalidArgumentError``, and ``FrameworkError`` when a framework
+    itself fails a planned step (its own exception is the ``__cause__``).
     """
+    try:
+        return _to(obj, target, copy, device, stream)
+    except ZeroCopyError:
+        raise
+    except Exception as exc:
+        raise _typed(exc, obj, target) from exc
+
+
+def _typed(exc: Exception, obj: Any, target: Any) -> ZeroCopyError:
+    """A framework's exception as ours, so no framework error escapes ``to``/``explain``."""
+    what = f"{type(obj).__module__}.{type(obj).__qualname__} -> {target!r}"
+    if isinstance(exc, ModuleNotFoundError):
+        return FrameworkNotInstalledError(message(
+            f"A module this conversion needs is missing ({exc.name})", got=what,
+            hint=f"install it (pip install {exc.name}); zerocopy.frameworks() lists what is here"))
+    if isinstance(exc, MemoryError):
+        return OutOfMemoryError(message("Out of memory during the conversion", got=what,
+                                        hint="free memory or convert in smaller parts"))
+    return FrameworkError(message(
+        f"A framework failed a step of the conversion {what}: {type(exc).__name__}: {exc}",
+        hint="zerocopy.explain(obj, target) shows the planned steps; please report this with "
+             "that plan"))
+
+
+def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any) -> Any:
+    if copy is not None and copy is not True and copy is not False:
+        _checked_copy(copy)  # before the fast lane: 1 == True would find True's route
     keyer = _fast_keyer(obj) if device is None and stream is None else None
     fast_key = keyer(obj) if keyer is not None else None
     if fast_key is not None:
         route = _FAST_ROUTES.get((type(obj), fast_key, target, copy))
         if route is not None:
-            options = _OPTIONS[copy]
-            for edge in route:
-                obj = edge.run(obj, options)
-            return obj
+            return _run(obj, route, _OPTIONS[copy], None, target, None)
     info = inspect(obj)
-    name = _target_name(target) if isinstance(target, str) else resolve(target)
+    name = _target_name(target) if isinstance(target, str) else _installed_target(resolve(target))
     if device is not None or info.device[0] != "cpu" or name in DEVICE_ONLY:
         move = _move_for(info, name, Options(copy, device, stream))
         if move is not None:
             moved = _run_move(obj, info, *move)
-            return to(moved, name, copy=None if copy is not False else False, stream=stream)
+            return _to(moved, name, None if copy is not False else False, None, stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
     route, sensitive = _route_for(info, name, copy, device, options)
     on_one_device = info.device[0] == "cpu" or cai.single_gpu()
@@ -211,18 +281,96 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
             if len(_FAST_ROUTES) >= _MAX_CACHED:
                 _FAST_ROUTES.clear()
             _FAST_ROUTES[(type(obj), fast_key, target, copy)] = route
-    if on_one_device:
+    return _run(obj, route, options, info, name, None if on_one_device else info.device[1])
+
+
+def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | None, target: Any,
+         gpu: int | None) -> Any:
+    """Run the route's hops (on the GPU that holds the data, with several), then check the
+    ``copy`` promise on the result."""
+    obj = source
+    if gpu is None:
         for edge in route:
             obj = edge.run(obj, options)
+    else:
+        with streams.on_device(gpu):  # several GPUs: convert where the data lives
+            for edge in route:
+                obj = edge.run(obj, options)
+    if options.copy is None:
         return obj
-    with streams.on_device(info.device[1]):  # several GPUs: convert where the data lives
-        for edge in route:
-            obj = edge.run(obj, options)
-    return obj
+    name = target if info is not None else _target_name(target)
+    return _keep_promise(info or inspect(source), source, obj, name, options.copy, route)
+
+
+def _keep_promise(info: Info, source: Any, result: Any, name: str, copy: bool,
+                  route: tuple[Edge, ...]) -> Any:
+    """``copy=True`` never shares, ``copy=False`` never copies: checked on the result itself,
+    so a framework that copies or shares behind its edge's back cannot break the promise."""
+    shares = shares_memory(source, result, info)
+    if shares is None or shares is (not copy):
+        return result
+    if copy is False:
+        raise NotZeroCopyError(message(
+            f"{info.describe()} -> {name}: the sharing route copied after all "
+            f"({' -> '.join([info.framework, *(e.target for e in route)])})",
+            hint="pass copy=None to accept the copy; zerocopy.explain() shows the plan"))
+    # copy=True and the result still shares: a framework kept a view where it was asked to
+    # copy. One more copy in the target framework keeps the promise.
+    again = _to(result, name, True, None, None) if route else None
+    if again is None or shares_memory(source, again, info):
+        raise FrameworkError(message(
+            f"{info.describe()} -> {name}: the copy shares memory with the source",
+            hint="please report this with zerocopy.explain(obj, target, copy=True)"))
+    return again
+
+
+def _extent(info: Info) -> tuple[int, int] | None:
+    """[lo, hi) bytes an array or column spans; None where it cannot be told (tables)."""
+    if info.kind == "table" or info.size == 0 or info.device[0] != "cpu":
+        return None
+    ptr = info.ptr
+    if not ptr:
+        return None
+    lo = hi = ptr
+    for n, step in zip(info.shape, info.strides or _c_strides(info), strict=True):
+        if step < 0:
+            lo += (n - 1) * step
+        else:
+            hi += (n - 1) * step
+    return lo, hi + info.itemsize
+
+
+def _c_strides(info: Info) -> tuple[int, ...]:
+    strides, step = [], info.itemsize
+    for n in reversed(info.shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def shares_memory(a: Any, b: Any, a_info: Info | None = None) -> bool | None:
+    """Do ``a`` and ``b`` (objects of any supported frameworks) overlap in memory?
+
+    True or False for host arrays and columns; None where it cannot be told (tables, empty
+    data, device memory)."""
+    if a is b:
+        return True
+    first = _extent(a_info or inspect(a))
+    second = _extent(inspect(b)) if first is not None else None
+    if first is None or second is None:
+        return None
+    return first[0] < second[1] and second[0] < first[1]
 
 
 def explain(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
             stream: Any = None) -> Plan:
     """The plan ``to`` follows for these arguments: hops, protocols, copies, caveats and
-    the cheaper routes that were rejected, with the reason. ``print()`` it."""
-    return plan(obj, target, copy=copy, device=device, stream=stream)
+    the cheaper routes that were rejected, with the reason. ``print()`` it.
+
+    Raises what ``to`` would raise for the same arguments, before touching any data."""
+    try:
+        return plan(obj, target, copy=copy, device=device, stream=stream)
+    except ZeroCopyError:
+        raise
+    except Exception as exc:
+        raise _typed(exc, obj, target) from exc

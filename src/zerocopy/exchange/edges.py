@@ -102,7 +102,8 @@ def fresh_copy_info(info: Info, framework: str, kind: str | None = None) -> Info
     new.requires_grad = False
     new._pointer, new._ptr = None, 0  # aligned by construction
     new.strides = None
-    new.extra = {**info.extra, "copied": True}
+    # One fresh buffer: chunks are combined, Arrow/Polars bits became bytes.
+    new.extra = {**info.extra, "copied": True, "chunks": 1, "bits": False}
     return new
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from zerocopy.errors import (
     NotZeroCopyError,
+    NullValuesError,
     UnsupportedConversionError,
     message,
 )
 from zerocopy.exchange.edges import Edge, Options, Refusal
-from zerocopy.exchange.info import Info
+from zerocopy.exchange.info import ARRAY, Info
 
 __all__ = ["Hop", "Plan", "make_plan", "routes"]
 
@@ -144,6 +145,35 @@ def _routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Ed
 
 # ---------------------------------------------------------------- choosing a route
 
+def data_rule(info: Info, edge: Edge) -> Refusal | None:
+    """What holds for every edge, whatever its frameworks: an array is one buffer with no
+    null mask. So nulls never reach (or stay in) an array, whether the hop shares or
+    copies (a copy would turn them into whatever bytes sit under the mask), and a column
+    split into chunks (separate buffers) becomes an array only through a copy."""
+    result_kind = edge.result_kind or info.kind
+    if info.nulls and ARRAY in (info.kind, result_kind):
+        return Refusal(
+            f"the data has {info.nulls} null{'s' if info.nulls != 1 else ''} and an array has no "
+            "null mask", _NULL_HINTS.get(info.framework, _NULL_HINTS[""]),
+            fixable=False, error=NullValuesError)
+    chunks = info.extra.get("chunks", 1) if info.extra else 1
+    if chunks > 1 and result_kind == ARRAY and not edge.copies:
+        return Refusal(f"the column is split into {chunks} chunks (separate buffers); an array is one",
+                       "let zerocopy copy (copy=None), or read the data in one chunk "
+                       "(zerocopy.read_parquet combines them once)")
+    return None
+
+
+_NULL_HINTS = {
+    "numpy": "fill the masked values first: x.filled(value), or keep np.ma.getmaskarray(x) beside "
+             "x.data yourself",
+    "pandas": "fill them first (df.fillna(value) / s.fillna(value)), or drop them (dropna)",
+    "polars": "fill them first (fill_null(value)), or drop them (drop_nulls)",
+    "pyarrow": "fill them first (pyarrow.compute.fill_null(x, value)), or drop them (drop_null)",
+    "": "fill or drop the nulls first, or keep the data in a table framework",
+}
+
+
 def _try_route(route: tuple[Edge, ...], info: Info, options: Options
                ) -> tuple[tuple[Hop, ...], list[str]] | Refusal:
     hops, caveats, current = [], [], info
@@ -151,7 +181,7 @@ def _try_route(route: tuple[Edge, ...], info: Info, options: Options
         if current.kind not in edge.kinds:
             return Refusal(f"{edge.call} takes {'/'.join(sorted(edge.kinds))}, not a {current.kind}",
                            fixable=False, quiet=True)
-        refusal = edge.check(current, options)
+        refusal = data_rule(current, edge) or edge.check(current, options)
         # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
         if refusal is not None and not (edge.copies and refusal.fixable):
             return refusal
