@@ -29,7 +29,9 @@ from zerocopy.errors import (
     ZeroCopyError,
 )
 from zerocopy.exchange.convert import explain, inspect, to
+from zerocopy.exchange.convert import shares_memory
 from zerocopy.exchange.streams import NO_SYNC  # stream=NO_SYNC: "do not synchronise"
+from zerocopy.io import read_parquet
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 
 __version__ = "0.1.0"
@@ -55,6 +57,8 @@ __all__ = [
     "explain",
     "frameworks",
     "inspect",
+    "read_parquet",
+    "shares_memory",
     "stack",
     "to",
     "to_columns",

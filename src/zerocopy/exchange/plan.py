@@ -23,7 +23,7 @@ from zerocopy.errors import (
     message,
 )
 from zerocopy.exchange.edges import Edge, Options, Refusal
-from zerocopy.exchange.info import ARRAY, Info
+from zerocopy.exchange.info import ARRAY, TABLE, Info
 
 __all__ = ["Hop", "Plan", "make_plan", "routes"]
 
@@ -216,13 +216,21 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
         plan = Plan(info, target, options, hops, caveats, list(rejected))
         if copies and rejected:
             plan.caveats.append(f"copied because {_first_fixable(rejected).reason}")
-        # A table stays a table, a column a column, where the target has that kind.
-        if hops[-1].after.kind == info.kind:
+        # A table stays a table, a column a column, where the target has that kind; a table
+        # that passes through an array on the way loses its column names, so such a route
+        # is only a fallback.
+        if _keeps_kind(info, hops):
             return plan
         fallback = fallback or plan
     if fallback is not None:
         return fallback
     raise _no_route_error(info, target, options, candidates, rejected)
+
+
+def _keeps_kind(info: Info, hops: tuple[Hop, ...]) -> bool:
+    if info.kind == TABLE:
+        return all(hop.after.kind == TABLE for hop in hops)
+    return hops[-1].after.kind == info.kind
 
 
 def _first_fixable(rejected: list[tuple[tuple[Edge, ...], Refusal]]) -> Refusal:

@@ -1,0 +1,100 @@
+"""Reading files into memory every framework can share.
+
+A Parquet file read by pyarrow comes back with each column split into one chunk per row
+group (separate buffers), so no column, and no table, can become a tensor without a copy.
+:func:`read_parquet` pays that copy once, while reading: numeric null-free columns land
+in one :func:`~zerocopy.column_block` (64-byte aligned, registered), so the returned table
+and every tensor made from it with ``zerocopy.to(..., copy=False)`` share one buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy.adapters._common import require
+from zerocopy.errors import InvalidArgumentError, UnsupportedObjectError, message
+
+__all__ = ["read_parquet"]
+
+_TABLE_TARGETS = ("pyarrow", "pandas", "polars", "block")
+
+
+def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None, *,
+                 to: str = "pyarrow") -> Any:
+    """Read a Parquet file into one shared buffer; return it as a ``to`` table.
+
+    ``to``: ``"pyarrow"`` (a Table), ``"pandas"``, ``"polars"``, or ``"block"`` (the
+    :class:`~zerocopy.layout.block.ColumnBlock` itself). Numeric columns without nulls are
+    copied once, chunk by chunk, into one column block; when they all share one dtype the
+    whole table is also an F-order 2-D tensor: ``zerocopy.to(table, "torch", copy=False)``
+    shares it. Other columns (strings, nulls, bool bits) stay Arrow columns, combined into
+    one chunk each.
+    """
+    if to not in _TABLE_TARGETS:
+        raise InvalidArgumentError(message("Unknown table target for read_parquet", got=repr(to),
+                                           expected=", ".join(map(repr, _TABLE_TARGETS))))
+    pq = require("pyarrow.parquet", "pyarrow")
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # ArrowInvalid and friends: ours instead, the cause kept
+        raise UnsupportedObjectError(message(
+            f"Could not read {str(path)!r} as Parquet: {exc}",
+            hint="check the path, the file type and the column names")) from exc
+    in_block = [name for name, column in zip(table.schema.names, table.columns, strict=True)
+                if _fits_block(column)]
+    if to == "block":
+        if len(in_block) != table.num_columns:
+            rest = sorted(set(table.schema.names) - set(in_block))
+            raise InvalidArgumentError(message(
+                "Only numeric columns without nulls fit a column block", got=f"also {rest}",
+                hint="pass columns=[...] with the numeric ones, or to='pyarrow'"))
+        return _fill_block(table, in_block)
+    block = _fill_block(table, in_block) if in_block else None
+    return _as_table(table, block, in_block, to)
+
+
+def _fits_block(column: Any) -> bool:
+    from zerocopy.adapters.pyarrow import arrow_dtype_name
+
+    name = arrow_dtype_name(column.type)
+    return name in SHARED_DTYPES and name != "bool" and column.null_count == 0
+
+
+def _fill_block(table: Any, names: list[str]) -> Any:
+    from zerocopy.layout import column_block
+
+    block = column_block(table.num_rows, {n: table.schema.field(n).type.to_pandas_dtype()
+                                          for n in names})
+    for name, out in zip(names, block.column_arrays(), strict=True):
+        start = 0
+        for chunk in table.column(name).chunks:
+            np.copyto(out[start:start + len(chunk)], chunk.to_numpy(zero_copy_only=True), casting="no")
+            start += len(chunk)
+    return block
+
+
+def _as_table(table: Any, block: Any, in_block: list[str], to: str) -> Any:
+    import zerocopy
+
+    pa = require("pyarrow")
+    views = dict(zip(in_block, block.column_arrays(), strict=True)) if block is not None else {}
+    arrays = [_shared_column(pa, views[name], table.schema.field(name).type, block)
+              if name in views else table.column(name).combine_chunks()
+              for name in table.schema.names]
+    whole = pa.table(arrays, names=table.schema.names)
+    return whole if to == "pyarrow" else zerocopy.to(whole, to)
+
+
+def _shared_column(pa: Any, view: np.ndarray, arrow_type: Any, block: Any) -> Any:
+    # The Arrow buffer names the block as its base: the block (and its registration, which
+    # lets the columns become one tensor) lives as long as any column does.
+    address = int(view.__array_interface__["data"][0])
+    data = pa.foreign_buffer(address, view.nbytes, base=block)
+    return pa.Array.from_buffers(arrow_type, len(view), [None, data])

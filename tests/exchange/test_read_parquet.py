@@ -1,0 +1,87 @@
+"""zerocopy.read_parquet: chunked Parquet columns become one shared buffer, read once."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import zerocopy
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.fixture
+def parquet_file(tmp_path):
+    rng = np.random.default_rng(7)
+    table = pa.table({"a": rng.standard_normal(1000).astype("f4"),
+                      "b": rng.standard_normal(1000).astype("f4")})
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=128)  # 8 row groups: 8 chunks per column
+    return path, table
+
+
+def test_plain_read_is_chunked_so_tensors_copy(parquet_file):
+    path, _ = parquet_file
+    table = pq.read_table(path)
+    assert table.column("a").num_chunks == 8
+    with pytest.raises(zerocopy.NotZeroCopyError, match=r"chunks|own buffer"):
+        zerocopy.to(table.column("a"), "numpy", copy=False)
+    plan = zerocopy.explain(table, "torch")
+    assert plan.copies
+
+
+@pytest.mark.parametrize("to", ["pyarrow", "pandas", "polars"])
+def test_read_parquet_gives_one_block_that_tensors_share(parquet_file, to):
+    if to == "polars":
+        pytest.importorskip("polars")
+    pytest.importorskip("torch")
+    path, expected = parquet_file
+    table = zerocopy.read_parquet(path, to=to)
+    gc.collect()  # the block must outlive the call that made it
+    tensor = zerocopy.to(table, "torch", copy=False)
+    want = np.stack([expected.column(n).to_numpy() for n in ("a", "b")], axis=1)
+    assert tensor.shape == (1000, 2)
+    assert np.array_equal(tensor.numpy().view(np.uint32), want.view(np.uint32))  # bit for bit
+    # Shared: the tensor's pointer is the first column's, and a write shows in the table.
+    column = zerocopy.to(table["a"] if to != "pyarrow" else table.column("a"), "numpy", copy=False)
+    assert tensor.data_ptr() == column.__array_interface__["data"][0]
+    assert zerocopy.shares_memory(column, tensor) is True
+    tensor[3, 1] = 12345.0
+    back = zerocopy.to(table, "numpy", copy=False)
+    assert back[3, 1] == 12345.0
+
+
+def test_read_parquet_keeps_nulls_and_strings_as_arrow(tmp_path):
+    table = pa.table({"x": np.arange(6, dtype="i4"), "s": [str(i) for i in range(6)],
+                      "n": pa.array([1.0, None, 3.0, 4.0, 5.0, 6.0])})
+    pq.write_table(table, tmp_path / "m.parquet", row_group_size=2)
+    got = zerocopy.read_parquet(tmp_path / "m.parquet")
+    assert got.equals(table)
+    assert all(c.num_chunks == 1 for c in got.columns)
+    x = zerocopy.to(got.column("x"), "numpy", copy=False)
+    assert x.tolist() == list(range(6)) and x.dtype == np.int32
+    with pytest.raises(zerocopy.NullValuesError, match="fill"):
+        zerocopy.to(got.column("n"), "numpy")
+    with pytest.raises(zerocopy.InvalidArgumentError, match="numeric"):
+        zerocopy.read_parquet(tmp_path / "m.parquet", to="block")
+
+
+def test_read_parquet_errors_are_typed(tmp_path):
+    bad = tmp_path / "not.parquet"
+    bad.write_text("hello")
+    with pytest.raises(zerocopy.UnsupportedObjectError, match="Parquet"):
+        zerocopy.read_parquet(bad)
+    with pytest.raises(zerocopy.InvalidArgumentError):
+        zerocopy.read_parquet(bad, to="excel")
+
+
+def test_shares_memory_answers_for_any_two_objects():
+    torch = pytest.importorskip("torch")
+    x = np.arange(10.0)
+    t = zerocopy.to(x, "torch")
+    assert zerocopy.shares_memory(x, t) is True
+    assert zerocopy.shares_memory(x[:5], zerocopy.to(x[5:], "torch")) is False
+    assert zerocopy.shares_memory(x, torch.ones(3)) is False
