@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from zerocopy.adapters.numpy import aligned, empty
+from zerocopy.copies import CopyWarning, copy_policy, on_copy, set_copy_policy
 from zerocopy.errors import (
     DeviceError,
     FrameworkError,
@@ -28,8 +29,7 @@ from zerocopy.errors import (
     UnsupportedObjectError,
     ZeroCopyError,
 )
-from zerocopy.exchange.convert import explain, inspect, to
-from zerocopy.exchange.convert import shares_memory
+from zerocopy.exchange.convert import explain, inspect, shares_memory, to
 from zerocopy.exchange.streams import NO_SYNC  # stream=NO_SYNC: "do not synchronise"
 from zerocopy.io import read_parquet
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NO_SYNC",
+    "CopyWarning",
     "DeviceError",
     "FrameworkError",
     "FrameworkNotInstalledError",
@@ -53,11 +54,14 @@ __all__ = [
     "ZeroCopyError",
     "aligned",
     "column_block",
+    "copy_policy",
     "empty",
     "explain",
     "frameworks",
     "inspect",
+    "on_copy",
     "read_parquet",
+    "set_copy_policy",
     "shares_memory",
     "stack",
     "to",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from zerocopy import copies
 from zerocopy._detect import framework_of
 from zerocopy.adapters import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
 from zerocopy.errors import (
@@ -288,6 +289,8 @@ def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | No
          gpu: int | None) -> Any:
     """Run the route's hops (on the GPU that holds the data, with several), then check the
     ``copy`` promise on the result."""
+    if copies.WATCHING and options.copy is None and any(edge.copies for edge in route):
+        _report_copy(source, info, target)  # before the work: "raise" must not copy first
     obj = source
     if gpu is None:
         for edge in route:
@@ -300,6 +303,13 @@ def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | No
         return obj
     name = target if info is not None else _target_name(target)
     return _keep_promise(info or inspect(source), source, obj, name, options.copy, route)
+
+
+def _report_copy(source: Any, info: Info | None, target: Any) -> None:
+    chosen = plan(source, target)
+    reasons = [c.removeprefix("copied because ") for c in chosen.caveats if c.startswith("copied because")]
+    copies.copied((info or chosen.source).describe(), chosen.target, chosen.copied_bytes,
+                  reasons[0] if reasons else "no route could share this object")
 
 
 def _keep_promise(info: Info, source: Any, result: Any, name: str, copy: bool,
