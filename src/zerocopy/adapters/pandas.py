@@ -43,36 +43,93 @@ def devices() -> list[str]:
     return ["cpu"]
 
 
-def _series_parts(s: Any) -> tuple[str, int]:
-    """(canonical dtype, null count) without converting the data."""
-    dtype = s.dtype
+# --------------------------------------------------------------- facts
+
+_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """Canonical name of a pandas dtype (NumPy, masked or Arrow-backed), cached per dtype."""
+    try:
+        return _NAMES[dtype]
+    except (KeyError, TypeError):
+        pass
+    name = _compute_name(dtype)
+    try:
+        if len(_NAMES) < 1024:
+            _NAMES[dtype] = name
+    except TypeError:  # an unhashable extension dtype: not cached
+        pass
+    return name
+
+
+def _compute_name(dtype: Any) -> str:
     if isinstance(dtype, np.dtype):
-        name = name_of_numpy(dtype)
-        if name is None:
-            return f"pandas:{dtype}", 0
-        return name, 0  # NaN in a float column is a value, not a null
+        return name_of_numpy(dtype) or f"pandas:{dtype}"  # NaN in a float column is a value
     pyarrow_dtype = getattr(dtype, "pyarrow_dtype", None)
     if pyarrow_dtype is not None:
-        return arrow_dtype_name(pyarrow_dtype), int(s.array._pa_array.null_count)
-    numpy_dtype = getattr(dtype, "numpy_dtype", None)
-    mask = getattr(s.array, "_mask", None)
-    if numpy_dtype is not None and mask is not None:  # masked (Int64, Float32, boolean...)
-        return name_of_numpy(np.dtype(numpy_dtype)) or f"pandas:{dtype}", int(mask.sum())
-    return f"pandas:{dtype}", 0
+        return arrow_dtype_name(pyarrow_dtype)
+    if _masked(dtype):  # Int32, Float32, boolean...: values plus a byte mask
+        return name_of_numpy(np.dtype(dtype.numpy_dtype)) or f"pandas:{dtype}"
+    return f"pandas:{dtype}"
+
+
+def _masked(dtype: Any) -> bool:
+    try:
+        from pandas.core.dtypes.dtypes import BaseMaskedDtype
+    except ImportError:  # internal path moved: recognise masked arrays by their mask instead
+        return False
+    return isinstance(dtype, BaseMaskedDtype)
+
+
+def _nulls(array: Any) -> int:
+    """Nulls of an extension array (masked or Arrow-backed); NumPy data has none."""
+    mask = getattr(array, "_mask", None)
+    if mask is not None:
+        return int(np.count_nonzero(mask))
+    pa_array = getattr(array, "_pa_array", None)
+    if pa_array is not None:
+        return int(pa_array.null_count)
+    return 0
+
+
+def _chunks(array: Any) -> int:
+    pa_array = getattr(array, "_pa_array", None)
+    return pa_array.num_chunks if pa_array is not None else 1
+
+
+def _itemsize(name: str) -> int:
+    return np.dtype(name).itemsize if name in _NUMPY_NAMES else 8
+
+
+_NUMPY_NAMES = frozenset(SHARED_DTYPES) - {"bfloat16"}
+# Why a shared result must stay read-only: torch and MXNet have no read-only flag, so the
+# planner copies for them under copy=None (checks.write_guard).
+_COW = ("pandas' copy-on-write forbids writes to this memory: other pandas objects "
+        "(shallow and lazy copies, slices) may share it")
 
 
 def _series_info(s: Any) -> Info:
-    dtype, nulls = _series_parts(s)
-    itemsize = s.dtype.itemsize if isinstance(s.dtype, np.dtype) else 8
-    bits = dtype == "bool" and not isinstance(s.dtype, np.dtype)  # Arrow/masked bool
+    array = s.array
+    name = _dtype_name(s.dtype)
+    numpy_backed = isinstance(s.dtype, np.dtype)
+    bits = name == "bool" and not numpy_backed  # Arrow bool is bits (masked bool is bytes, copied too)
     # A Series over a step-sliced array keeps the step: its strides are those of its values.
-    strides = s.to_numpy().strides if isinstance(s.dtype, np.dtype) else None
+    if numpy_backed:
+        strides = s.to_numpy().strides
+    elif getattr(array, "_mask", None) is not None:
+        strides = array._data.strides
+    else:
+        strides = None
     # Arrow-backed columns (read_parquet(dtype_backend="pyarrow")) may sit in several chunks.
-    chunks = s.array._pa_array.num_chunks if hasattr(s.array, "_pa_array") else 1
-    return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=strides, itemsize=itemsize,
-                pointer=lambda: _pointer(s), readonly=True,
-                nulls=nulls, extra={"signature": (str(s.dtype), chunks > 1), "bits": bits,
-                                    "chunks": chunks})
+    chunks = _chunks(array)
+    nulls = 0 if numpy_backed else _nulls(array)
+    return Info(NAME, s, kind=COLUMN, dtype=name, shape=(len(s),), strides=strides,
+                itemsize=s.dtype.itemsize if numpy_backed else _itemsize(name),
+                pointer=lambda: _pointer(s), readonly=True, nulls=nulls,
+                extra={"signature": (str(s.dtype), chunks > 1), "bits": bits, "chunks": chunks,
+                       "masked_nulls": bool(nulls) and getattr(array, "_mask", None) is not None,
+                       "write_guard": _COW, "null_columns": (s.name,)})
 
 
 def _pointer(s: Any) -> int:
@@ -84,24 +141,86 @@ def _pointer(s: Any) -> int:
     return int(_values(s).__array_interface__["data"][0])
 
 
+def _blocks(df: Any) -> list[tuple[Any, Any, Any]]:
+    """(dtype, values, column positions) per block, read from pandas' block manager once.
+    NumPy blocks hold a 2-D (columns, rows) array, extension blocks one 1-D array. If the
+    (internal) block manager moves, every column becomes its own block: slower, still right."""
+    try:
+        return [(b.dtype, b.values, b.mgr_locs.as_array) for b in df._mgr.blocks]
+    except AttributeError:
+        parts = []
+        for i in range(df.shape[1]):
+            s = df.iloc[:, i]
+            values = s.to_numpy()[None, :] if isinstance(s.dtype, np.dtype) else s.array
+            parts.append((s.dtype, values, np.array([i])))
+        return parts
+
+
 def _frame_info(df: Any) -> Info:
-    kinds = {str(t) for t in df.dtypes}
-    column_dtypes = frozenset(_series_parts(df.iloc[:0, i])[0] for i in range(df.shape[1]))
-    contiguous = all(_values(df.iloc[:, i]).flags.c_contiguous for i in range(df.shape[1])
-                     if isinstance(df.dtypes.iloc[i], np.dtype))
-    first = df.dtypes.iloc[0] if len(df.columns) else None
-    dtype = name_of_numpy(first) if len(kinds) == 1 and isinstance(first, np.dtype) else None
-    blocks = _block_count(df)
-    # One block: df.to_numpy() is a view; its strides decide what importers can take.
-    stacked = df.to_numpy().strides if blocks == 1 and dtype is not None else None
-    # The pointer a table -> array hop starts from (JAX's alignment check reads it).
-    pointer = (lambda: int(df.to_numpy().__array_interface__["data"][0])) if stacked else None
+    """A frame's facts from its blocks: the cost grows with the number of blocks (one for a
+    frame built from one 2-D array), never with a per-column ``iloc``."""
+    blocks = _blocks(df)
+    names: list[str] = []
+    nulls, null_at, chunks, masked_nulls = 0, [], 1, False
+    contiguous, bits, plain = True, False, True
+    for dtype, values, locs in blocks:
+        name = _dtype_name(dtype)
+        names.append(name)
+        if isinstance(values, np.ndarray):  # (columns, rows): a column is one row of it
+            if values.shape[-1] > 1 and values.strides[-1] != values.itemsize:
+                contiguous = False
+            continue
+        plain = False
+        data = getattr(values, "_data", None)
+        if isinstance(data, np.ndarray) and len(data) > 1 and data.strides[0] != data.itemsize:
+            contiguous = False
+        bits = bits or name == "bool"
+        chunks = max(chunks, _chunks(values))
+        found = _nulls(values)
+        if found:
+            nulls += found
+            masked_nulls = masked_nulls or getattr(values, "_mask", None) is not None
+            null_at.extend(int(i) for i in locs)
+    kinds = frozenset(names)
+    dtype = names[0] if len(kinds) == 1 else None
+    single = len(blocks) == 1 and plain and dtype is not None
+    # One NumPy block: df.to_numpy() is a read-only view of values.T; its strides decide
+    # what importers can take, and its start is the pointer JAX's alignment check reads.
+    stacked = tuple(reversed(blocks[0][1].strides)) if single else None
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
-                itemsize=first.itemsize if dtype else 8, readonly=True, pointer=pointer,
-                extra={"signature": (blocks, tuple(map(str, df.dtypes)), contiguous, stacked),
-                       "blocks": blocks,
-                       "has_bool": "bool" in kinds, "column_dtypes": column_dtypes,
-                       "contiguous_columns": contiguous, "stacked_strides": stacked})
+                itemsize=_itemsize(dtype) if dtype else 8, readonly=True, nulls=nulls,
+                pointer=_frame_pointer(blocks) if plain and blocks else None,
+                extra={"signature": (tuple(names), plain, contiguous, stacked, bits, chunks > 1),
+                       "blocks": len(blocks) if plain else -1,
+                       "has_bool": "bool" in kinds, "column_dtypes": kinds, "bits": bits,
+                       "chunks": chunks, "masked_nulls": masked_nulls, "write_guard": _COW,
+                       "contiguous_columns": contiguous, "stacked_strides": stacked,
+                       "null_columns": tuple(df.columns[i] for i in sorted(null_at)[:5])})
+
+
+def _frame_pointer(blocks: list[tuple[Any, Any, Any]]) -> Any:
+    """Where a (rows, columns) view of the frame starts: its first column's data."""
+    def pointer() -> int:
+        for _, values, locs in blocks:
+            hits = np.flatnonzero(locs == 0)
+            if len(hits):
+                return int(values[hits[0]].__array_interface__["data"][0])
+        return 0
+
+    return pointer
+
+
+def _columns_in_order(df: Any, *, copied: bool = False) -> list[np.ndarray]:
+    """Every column's values as NumPy in column order: views of the blocks, or with
+    ``copied``, new buffers for extension columns (chunks combined, bits unpacked)."""
+    out: list[Any] = [None] * df.shape[1]
+    for _, values, locs in _blocks(df):
+        if isinstance(values, np.ndarray):
+            for j, loc in enumerate(locs):
+                out[loc] = values[j]
+        else:
+            out[locs[0]] = _copied_values(values) if copied else _array_values(values)
+    return out
 
 
 def _block_count(df: Any) -> int:
@@ -147,15 +266,31 @@ def to_host(x: Any) -> np.ndarray:
 
 def _values(s: Any) -> np.ndarray:
     """The column's data as NumPy without copying (no nulls: checked by the plan)."""
-    array = s.array
     if isinstance(s.dtype, np.dtype):
         return s.to_numpy()
-    if hasattr(array, "_pa_array"):
-        chunks = array._pa_array.chunks
+    return _array_values(s.array)
+
+
+def _array_values(array: Any) -> np.ndarray:
+    pa_array = getattr(array, "_pa_array", None)
+    if pa_array is not None:
+        chunks = pa_array.chunks
         if len(chunks) != 1:  # the plan copies chunked columns; a view would lose rows
             raise BufferError(f"an Arrow-backed column in {len(chunks)} chunks has no single buffer")
         return chunks[0].to_numpy(zero_copy_only=True)
-    return array._data  # masked array: values without the mask
+    data = getattr(array, "_data", None)
+    if isinstance(data, np.ndarray):
+        return data  # masked array: values without the mask (the plan refused nulls)
+    return np.asarray(array)
+
+
+def _copied_values(array: Any) -> np.ndarray:
+    """A column's values in a new NumPy buffer (chunks combined, Arrow bits unpacked)."""
+    pa_array = getattr(array, "_pa_array", None)
+    if pa_array is not None:
+        return pa_array.to_numpy()
+    data = getattr(array, "_data", None)
+    return data if isinstance(data, np.ndarray) else np.asarray(array)
 
 
 def _aligned(values: np.ndarray) -> np.ndarray:
@@ -166,6 +301,12 @@ def _aligned(values: np.ndarray) -> np.ndarray:
 
 def _series_to_numpy(s: Any, options: Options) -> np.ndarray:
     return _values(s)
+
+
+def _series_to_numpy_copy(s: Any, options: Options) -> np.ndarray:
+    if isinstance(s.dtype, np.dtype):
+        return _aligned(s.to_numpy())
+    return _aligned(_copied_values(s.array))
 
 
 def _numpy_to_series(x: np.ndarray, options: Options) -> Any:
@@ -181,29 +322,60 @@ def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
-    from zerocopy.adapters.numpy import aligned_copy
+    from zerocopy.adapters.numpy import aligned_copy, columns_to_array
 
-    # One consolidated block: to_numpy() is a view, so this is the only copy.
-    return aligned_copy(df.to_numpy())
+    blocks = _blocks(df)
+    if len(blocks) == 1 and isinstance(blocks[0][1], np.ndarray):
+        return aligned_copy(df.to_numpy())  # one block: to_numpy() is a view, one copy
+    columns = _columns_in_order(df, copied=True)
+    return columns_to_array(columns, df.shape[0], np.dtype(_dtype_name(blocks[0][0])))
+
+
+def _rows_only(df: Any) -> Any:
+    """An Arrow table with the frame's rows and no columns (pa.table([]) would have none)."""
+    pa = require("pyarrow")
+    return pa.table({"_": pa.nulls(df.shape[0])}).drop_columns(["_"])
 
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
     pa = require("pyarrow")
+    if not df.shape[1]:
+        return _rows_only(df)
     columns = [_column_to_arrow(df.iloc[:, i]) for i in range(df.shape[1])]
     return pa.table(columns, names=[str(n) for n in df.columns])
 
 
-def _column_to_arrow(s: Any) -> Any:
-    """Zero-copy for contiguous numeric columns and Arrow-backed ones; otherwise a copy
-    (bool to bits, masked values to a validity bitmap, strided columns compacted)."""
+def _frame_to_arrow_copy(df: Any, options: Options) -> Any:
     pa = require("pyarrow")
-    if hasattr(s.array, "_pa_array"):
-        return s.array._pa_array
-    if isinstance(s.dtype, np.dtype) and s.dtype != np.bool_:
-        from zerocopy.adapters import pyarrow as arrow
+    if not df.shape[1]:
+        return _rows_only(df)
+    columns = [_column_to_arrow_copy(df.iloc[:, i]) for i in range(df.shape[1])]
+    return pa.table(columns, names=[str(n) for n in df.columns])
 
-        return arrow._numpy_to_column(np.ascontiguousarray(_values(s)), Options())
-    return pa.array(s, from_pandas=False)  # masked/bool: mask becomes validity
+
+def _column_to_arrow(s: Any) -> Any:
+    """Zero-copy: NumPy-backed and masked columns without nulls as one Arrow buffer over
+    their values, Arrow-backed ones as they are (the plan refused bool and strided ones)."""
+    array = s.array
+    if hasattr(array, "_pa_array"):
+        return array._pa_array
+    from zerocopy.adapters import pyarrow as arrow
+
+    return arrow._numpy_to_column(_values(s), Options())
+
+
+def _column_to_arrow_copy(s: Any) -> Any:
+    """New Arrow buffers: values copied, masks become a validity bitmap, bool becomes bits."""
+    pa = require("pyarrow")
+    array = s.array
+    if hasattr(array, "_pa_array"):
+        from zerocopy.adapters.pyarrow import deep_copy
+
+        return deep_copy(array._pa_array)
+    mask = getattr(array, "_mask", None)
+    values = np.array(_values(s) if mask is None else array._data, copy=True)
+    # pa.array over NumPy numbers wraps the buffer: ``values`` is ours alone, so that is fine.
+    return pa.array(values, mask=mask if mask is not None and mask.any() else None)
 
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
@@ -211,6 +383,8 @@ def _arrow_to_frame(t: Any, options: Options) -> Any:
     # A RecordBatch's columns are Arrays, a Table's ChunkedArrays: both become Series.
     columns = {name: _arrow_column_to_series(t.column(i), options)
                for i, name in enumerate(t.schema.names)}
+    if not columns:  # rows without columns keep their count
+        return pd.DataFrame(index=pd.RangeIndex(t.num_rows))
     return pd.DataFrame(columns, copy=False)
 
 
@@ -235,6 +409,33 @@ def _series_to_arrow(s: Any, options: Options) -> Any:
     return _column_to_arrow(s)
 
 
+def _series_to_arrow_copy(s: Any, options: Options) -> Any:
+    return _column_to_arrow_copy(s)
+
+
+def _deep_copy(x: Any, options: Options) -> Any:
+    """copy=True within pandas: ``copy(deep=True)`` keeps an Arrow-backed column's (immutable)
+    buffers, so those are copied through Arrow."""
+    pd = _pd()
+    out = x.copy(deep=True)
+    if isinstance(x, pd.Series):
+        if hasattr(x.array, "_pa_array"):
+            return pd.Series(_arrow_copy(x.array), index=out.index, name=x.name, copy=False)
+        return out
+    for _, values, locs in _blocks(x):
+        if hasattr(values, "_pa_array"):
+            out.isetitem(int(locs[0]), _arrow_copy(values))
+    return out
+
+
+def _arrow_copy(array: Any) -> Any:
+    from zerocopy.adapters.pyarrow import deep_copy
+
+    return _pd().arrays.ArrowExtensionArray(deep_copy(array._pa_array))
+
+
+# --------------------------------------------------------------- checks
+
 def _one_block(info: Info, options: Options) -> Refusal | None:
     if info.extra.get("blocks") == 1 and info.dtype is not None:
         return None
@@ -249,11 +450,21 @@ def _not_bits(info: Info, options: Options) -> Refusal | None:
 
 
 def _shared_numeric(info: Info, options: Options) -> Refusal | None:
+    if info.kind == TABLE and not info.shape[1]:
+        return Refusal("a DataFrame without columns has no values to make a tensor of",
+                       "select the numeric columns first", fixable=False, error=_unsupported())
     if info.dtype is None or info.dtype.startswith(("arrow:", "pandas:")):
-        return Refusal(f"{info.dtype or 'mixed dtypes'} cannot become one tensor",
-                       "select numeric columns of one dtype first", fixable=False,
-                       error=_unsupported())
+        what = info.dtype or "columns of different dtypes"
+        hint = "select numeric columns of one dtype first (df.select_dtypes, astype)"
+        if _OBJECTS & (info.extra.get("column_dtypes") or {info.dtype}):
+            what = f"{what} (Python objects or strings, maybe <NA>)"
+            hint = ("convert to a numeric dtype first: pd.to_numeric(s) or s.astype('Int64'), then "
+                    "fill nulls: s.fillna(value) / s.to_numpy(dtype=..., na_value=value)")
+        return Refusal(f"{what} cannot become one tensor", hint, fixable=False, error=_unsupported())
     return None
+
+
+_OBJECTS = frozenset({"pandas:object", "pandas:str"})
 
 
 def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:
@@ -265,6 +476,24 @@ def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:
     if lacking:
         return Refusal(f"Arrow has no {', '.join(lacking)}", "cast those columns first",
                        fixable=False, error=UnsupportedDtypeError)
+    return None
+
+
+def _arrow_shares(info: Info, options: Options) -> Refusal | None:
+    """A pandas column is one Arrow buffer as it is unless it is bool (bytes vs bits),
+    strided, or masked with nulls (a byte mask vs a validity bitmap)."""
+    if info.extra.get("has_bool") or info.dtype == "bool":
+        return Refusal("bool is bit-packed in Arrow", "bool columns copy; use uint8 to share")
+    if not info.extra.get("contiguous_columns", info.layout == "C"):
+        return Refusal("the columns are strided (a row-major block or a step slice); "
+                       "an Arrow column is one contiguous buffer")
+    return None
+
+
+def _masked_nulls(info: Info, options: Options) -> Refusal | None:
+    if info.extra.get("masked_nulls"):
+        return Refusal("pandas masks nulls with bytes, Arrow with a bitmap",
+                       "the copy builds the bitmap")
     return None
 
 
@@ -295,7 +524,7 @@ EDGES = (
          kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric, _not_bits),
          caveat=lambda info: _READONLY),
-    Edge(NAME, "numpy", "copy", "s.to_numpy(copy=True)", lambda s, o: _aligned(s.to_numpy()),
+    Edge(NAME, "numpy", "copy", "s.to_numpy(copy=True)", _series_to_numpy_copy,
          copies=True, cost=9.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric)),
     Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
@@ -306,35 +535,24 @@ EDGES = (
          project=table_to_f_order,
          kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(_shared_numeric, _one_block), caveat=lambda info: _READONLY),
-    block_edge(NAME, lambda df: [_values(df.iloc[:, i]) for i in range(df.shape[1])],
-               table_to_f_order, _READONLY),
-    Edge(NAME, "numpy", "copy", "df.to_numpy(copy=True)", _frame_to_numpy_copy, copies=True,
-         cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
+    block_edge(NAME, _columns_in_order, table_to_f_order, _READONLY),
+    Edge(NAME, "numpy", "copy", "aligned C-order array filled block by block", _frame_to_numpy_copy,
+         copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
     Edge(NAME, "pyarrow", "Arrow buffers, column by column",
          "pa.table([pa.Array.from_buffers(...) per column])", _frame_to_arrow, cost=30.0,
-         kinds=frozenset({TABLE}),
-         check=checks.all_of(_arrow_can_hold,
-                             lambda info, o: Refusal("bool columns are bit-packed in Arrow")
-                             if info.extra.get("has_bool") else None,
-                             lambda info, o: None if info.extra.get("contiguous_columns", True)
-                             else Refusal("the frame's columns are strided (a row-major block); "
-                                          "an Arrow column is one contiguous buffer"))),
-    Edge(NAME, "pyarrow", "copy", "pa.table(...) with bool columns packed into bits", _frame_to_arrow,
-         copies=True, cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
+         kinds=frozenset({TABLE}), check=checks.all_of(_arrow_can_hold, _arrow_shares, _masked_nulls)),
+    Edge(NAME, "pyarrow", "copy", "pa.table(...) over new buffers (bool packed into bits)",
+         _frame_to_arrow_copy, copies=True, cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
     Edge("pyarrow", NAME, "Arrow buffers, column by column",
          "pd.DataFrame({name: Series(zero-copy column)}, copy=False)", _arrow_to_frame, cost=40.0,
          kinds=frozenset({TABLE})),
     Edge(NAME, "pyarrow", "Arrow buffer", "pa.Array.from_buffers(...) over s.to_numpy()",
          _series_to_arrow, cost=3.0, kinds=frozenset({COLUMN}),
-         check=checks.all_of(_arrow_can_hold,
-                             checks.layouts("an Arrow column", frozenset({"C"}),
-                                            "is one contiguous buffer"),
-                             lambda info, o: Refusal("bool is bit-packed in Arrow")
-                             if info.dtype == "bool" else None)),
-    Edge(NAME, "pyarrow", "copy", "pa.array(s) (bool packed into bits)", _series_to_arrow,
-         copies=True, cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
+         check=checks.all_of(_arrow_can_hold, _arrow_shares, _masked_nulls)),
+    Edge(NAME, "pyarrow", "copy", "pa.array(s) over a new buffer (bool packed into bits)",
+         _series_to_arrow_copy, copies=True, cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
     # copy=True within pandas.
-    Edge(NAME, NAME, "copy", "x.copy(deep=True)", lambda x, o: x.copy(deep=True), copies=True,
+    Edge(NAME, NAME, "copy", "x.copy(deep=True)", _deep_copy, copies=True,
          cost=6.0, kinds=frozenset({COLUMN, TABLE})),
     Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
          cost=12.0, kinds=frozenset({COLUMN})),
