@@ -331,3 +331,34 @@ def test_handoff_lets_another_stream_reuse_a_pending_free(binding: str) -> None:
     """, env={"ZEROCOPY_CUDA_BINDING": binding})
     assert out["handoff"]["same"] and out["handoff"]["grew"] == 0
     assert out["handoff"]["host_ms"] < 1.0  # stream-ordered: the host does not wait
+
+
+def test_cudf_lands_in_the_shared_pool_in_both_modes() -> None:
+    pytest.importorskip("cudf")
+    out = run_python("""
+        import json
+        import numpy as np
+        import zerocopy.memory as zm
+        shared = zm.share(["cudf"], modes={"cudf": "callback"}, limits={"cudf": 64 << 20})
+        import cudf
+        s = cudf.Series(np.ones(1 << 20, dtype="f4"))            # 4 MiB through our chain
+        counted = shared.statistics.statistics("cudf").current_bytes
+        try:
+            big = cudf.Series(np.ones(32 << 20, dtype="f4"))      # 128 MiB: over the limit
+            refused = None
+        except MemoryError as exc:
+            refused = type(exc).__name__ + ": " + str(exc)[:80]
+        after = float(cudf.Series(np.arange(10, dtype="f4")).sum())  # the process goes on
+        del s
+        shared.undo()
+        shared = zm.share(["cudf"])                                # view: pool-level
+        used0 = shared.base.used()
+        t = cudf.Series(np.ones(4 << 20, dtype="f4"))             # 16 MiB
+        grew = shared.base.used() - used0
+        print(json.dumps({"counted": counted, "refused": refused, "after": after, "grew": grew,
+                          "sum": float(t.sum())}))
+    """)
+    assert out["counted"] >= 4 * MiB
+    assert out["refused"] and "cudf" in out["refused"]
+    assert out["after"] == 45.0
+    assert out["grew"] >= 16 * MiB and out["sum"] == float(4 << 20)

@@ -17,8 +17,10 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters._common import require
+from zerocopy.adapters.pyarrow import table_to_f_order
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks
+from zerocopy.exchange.blocks import block_edge
 from zerocopy.exchange.edges import CAI, Edge, Options
 from zerocopy.exchange.info import COLUMN, TABLE, Info
 
@@ -60,8 +62,12 @@ def inspect(x: Any) -> Info:
     if isinstance(x, cudf.DataFrame):
         kinds = {str(d) for d in x.dtypes}
         dtype = _dtype_name(x.dtypes.iloc[0]) if len(kinds) == 1 and len(x.columns) else None
-        return Info(NAME, x, kind=TABLE, dtype=dtype, shape=tuple(x.shape), strides=None, itemsize=0,
-                    device=("cuda", _device()), nulls=int(sum(x[c].null_count for c in x.columns)))
+        nulls = int(sum(x[c].null_count for c in x.columns))
+        first = x[x.columns[0]] if len(x.columns) and not nulls and dtype else None
+        return Info(NAME, x, kind=TABLE, dtype=dtype, shape=tuple(x.shape), strides=None,
+                    itemsize=np.dtype(dtype).itemsize if dtype else 8, device=("cuda", _device()),
+                    pointer=(lambda: cai.read(first.values).ptr) if first is not None else None,
+                    nulls=nulls)
     if not isinstance(x, cudf.Series):
         raise UnsupportedObjectError(message("Only cuDF Series and DataFrames are shared",
                                              got=type(x).__qualname__))
@@ -98,7 +104,14 @@ def _from_cai(x: Any, options: Options) -> Any:
     return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
 
 
+def _columns(df: Any) -> list[Any]:
+    return [df[name].values for name in df.columns]
+
+
 EDGES = (
+    # A DataFrame over a zerocopy GPU column block is one (rows, k) CuPy tensor already.
+    block_edge(NAME, _columns, table_to_f_order,
+               "cuDF may copy on write when a column is modified later", target="cupy"),
     Edge(NAME, "cupy", "Series.values", "x.values  (CuPy view of the column)", _values, cost=0.8,
          kinds=frozenset({COLUMN}), result_kind="array", check=checks.no_nulls("CuPy")),
     Edge(NAME, "cupy", "copy", "x.to_cupy()  (DataFrame -> 2-D, copy)", lambda x, o: x.to_cupy(),

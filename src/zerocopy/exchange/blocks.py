@@ -5,7 +5,8 @@ allocation at a constant distance. Two columns that merely happen to be adjacent
 memory are not enough (freeing one would leave the tensor dangling), so a block must be
 *registered* by whoever allocated it (``zerocopy.layout``'s column block, or a pandas
 consolidated block, which pandas itself owns). ``stack_view`` then returns a strided view
-that keeps the block's owner alive.
+that keeps the block's owner alive. Blocks are NumPy arrays (host) or CuPy arrays (device:
+cuDF tables over a GPU column block); pointers of both live in one address space.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ _BLOCKS: dict[int, tuple[int, int, weakref.ref[Any]]] = {}
 _LOCK = threading.Lock()
 
 
-def _pointer(x: np.ndarray) -> int:
-    return int(x.__array_interface__["data"][0])
+def _pointer(x: Any) -> int:
+    if isinstance(x, np.ndarray):
+        return int(x.__array_interface__["data"][0])
+    return int(x.data.ptr)  # CuPy
 
 
-def register(owner: np.ndarray) -> np.ndarray:
-    """Declare ``owner`` (a contiguous array) a block whose slices may be stacked back."""
-    base = owner
-    while isinstance(base.base, np.ndarray):
-        base = base.base
+def register(owner: Any) -> Any:
+    """Declare ``owner`` (a contiguous NumPy or CuPy array) a block whose slices may be
+    stacked back."""
     start = _pointer(owner)
     end = start + owner.nbytes
     key = id(owner)
@@ -48,7 +49,7 @@ def _forget(key: int) -> None:
         _BLOCKS.pop(key, None)
 
 
-def find_block(start: int, end: int) -> np.ndarray | None:
+def find_block(start: int, end: int) -> Any:
     with _LOCK:
         entries = list(_BLOCKS.values())
     for lo, hi, ref in entries:
@@ -58,7 +59,7 @@ def find_block(start: int, end: int) -> np.ndarray | None:
     return None
 
 
-def stack_view(columns: list[np.ndarray]) -> np.ndarray | None:
+def stack_view(columns: list[Any]) -> Any:
     """A (rows, k) view over ``columns`` if they lie in one registered block at a constant
     distance with the same dtype and stride; None otherwise."""
     if not columns:
@@ -75,16 +76,26 @@ def stack_view(columns: list[np.ndarray]) -> np.ndarray | None:
     owner = find_block(lo, hi)
     if owner is None:
         return None
-    if not (owner.flags.c_contiguous or owner.flags.f_contiguous):
-        return None
-    # np.ndarray over the owner's buffer checks the bounds and keeps the owner alive.
-    return np.ndarray((len(first), len(columns)), dtype=first.dtype, buffer=owner,
-                      offset=pointers[0] - _pointer(owner), strides=(first.strides[0], step))
+    # A host column over a device block (or the reverse) is no view of it.
+    usable = (owner.flags.c_contiguous or owner.flags.f_contiguous) and type(owner) is type(first)
+    return _view(owner, first, pointers[0] - _pointer(owner), len(columns), step) if usable else None
 
 
-def block_edge(source: str, columns_of: Any, project: Any, caveat: str) -> Edge:
+def _view(owner: Any, first: Any, offset: int, count: int, step: int) -> Any:
+    shape, strides = (len(first), count), (first.strides[0], step)
+    if isinstance(owner, np.ndarray):
+        # np.ndarray over the owner's buffer checks the bounds and keeps the owner alive.
+        return np.ndarray(shape, dtype=first.dtype, buffer=owner, offset=offset, strides=strides)
+    import cupy  # the owner is a CuPy array, so CuPy is loaded
+
+    # The memory pointer holds the owner's allocation: the view keeps it alive.
+    return cupy.ndarray(shape, dtype=first.dtype, strides=strides, memptr=owner.data + offset)
+
+
+def block_edge(source: str, columns_of: Any, project: Any, caveat: str, target: str = "numpy") -> Edge:
     """The edge table -> 2-D array of a framework whose columns ``columns_of(table)``
-    returns as NumPy views: shared when they lie in one registered block."""
+    returns as NumPy (or, with ``target="cupy"``, CuPy) views: shared when they lie in one
+    registered block."""
 
     def stackable(info: Info, options: Options) -> Refusal | None:
         if info.nulls or info.dtype in (None, "bool") or info.extra.get("bits"):
@@ -98,12 +109,12 @@ def block_edge(source: str, columns_of: Any, project: Any, caveat: str) -> Edge:
                            "needs a copy", "allocate the table in zerocopy.column_block() to share it")
         return None
 
-    def run(table: Any, options: Options) -> np.ndarray:
+    def run(table: Any, options: Options) -> Any:
         view = stack_view(columns_of(table))
         if view is None:  # the plan's check saw a block; the table changed since
             raise BufferError("the table's columns no longer lie in one block")
         return view
 
-    return Edge(source, "numpy", "column block", "strided view over the table's column block",
+    return Edge(source, target, "column block", "strided view over the table's column block",
                 run, check=stackable, cost=5.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
                 project=project, caveat=lambda info: caveat)

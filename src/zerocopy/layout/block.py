@@ -157,6 +157,9 @@ def _allocate(nbytes: int, device: str):
     if device in {"cuda", "gpu"}:
         import cupy
 
-        return cupy.empty(nbytes, cupy.uint8)
+        from ..exchange.blocks import register
+
+        # Registered too: a cuDF table over this block becomes one CuPy tensor without a copy.
+        return register(cupy.empty(max(nbytes, 1), cupy.uint8)[:nbytes])
     raise LayoutError(message(f"unknown device {device!r}", expected="'cpu' or 'cuda'",
                               got=repr(device)))
