@@ -203,7 +203,8 @@ EDGES = (
              checks.layouts("torch.from_numpy", frozenset({"C", "F", "compact", "strided"}),
                             "refuses negative strides"),
              lambda info, o: Refusal("the strides are not whole elements")
-             if any(s % info.itemsize for s in info.strides or ()) else None),
+             if any(s % info.itemsize for s in info.strides or ()) else None,
+             checks.write_guard("torch")),
          caveat=_writable_caveat),
     Edge(NAME, "numpy", "copy", "x.detach().resolve_conj().resolve_neg().numpy() (copy)",
          lambda x, o: to_host(x).copy(), copies=True, cost=3.0, check=checks.on_cpu("NumPy")),
@@ -222,7 +223,9 @@ EDGES = (
          lambda x, o: x.detach().resolve_conj().resolve_neg().clone(memory_format=_torch().contiguous_format),
          copies=True, cost=4.0),
     Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,
-         check=checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
-                              "aborts the process on negative strides"),
+         check=checks.all_of(
+             checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
+                            "aborts the process on negative strides"),
+             checks.write_guard("torch")),
          caveat=_writable_caveat),
 )

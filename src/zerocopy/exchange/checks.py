@@ -21,6 +21,7 @@ __all__ = [
     "on_cpu",
     "one_dtype",
     "writable",
+    "write_guard",
 ]
 
 
@@ -75,6 +76,21 @@ def writable(framework: str, why: str) -> Check:
             return None
         return Refusal(f"the source is read-only and {framework} {why}",
                        "use a writable source, or let zerocopy copy (copy=None)")
+
+    return check
+
+
+def write_guard(framework: str) -> Check:
+    """For targets without a read-only flag (torch): a source whose owner forbids writes
+    (``extra["write_guard"]`` says why, e.g. pandas copy-on-write) is shared only when the
+    caller asked ``copy=False``; under ``copy=None`` the planner copies instead."""
+    def check(info: Info, options: Options) -> Refusal | None:
+        why = info.extra.get("write_guard") if info.readonly and info.extra else None
+        if why is None or options.copy is False:
+            return None
+        return Refusal(f"{framework} tensors cannot be read-only and {why}",
+                       "pass copy=False to share anyway: writes through the result then change "
+                       "the source and every object sharing its memory")
 
     return check
 
