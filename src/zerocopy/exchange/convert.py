@@ -335,8 +335,9 @@ def _keep_promise(info: Info, source: Any, result: Any, name: str, copy: bool,
 
 
 def _extent(info: Info) -> tuple[int, int] | None:
-    """[lo, hi) bytes an array or column spans; None where it cannot be told (tables)."""
-    if info.kind == "table" or info.size == 0 or info.device[0] != "cpu":
+    """[lo, hi) bytes an array or column spans; None where it cannot be told (tables).
+    Host and device pointers live in one (unified) address space, so GPU data compares too."""
+    if info.kind == "table" or info.size == 0:
         return None
     ptr = info.ptr
     if not ptr:
@@ -361,8 +362,8 @@ def _c_strides(info: Info) -> tuple[int, ...]:
 def shares_memory(a: Any, b: Any, a_info: Info | None = None) -> bool | None:
     """Do ``a`` and ``b`` (objects of any supported frameworks) overlap in memory?
 
-    True or False for host arrays and columns; None where it cannot be told (tables, empty
-    data, device memory)."""
+    True or False for arrays and columns, on the host or a GPU; None where it cannot be
+    told (tables, empty data)."""
     if a is b:
         return True
     first = _extent(a_info or inspect(a))
