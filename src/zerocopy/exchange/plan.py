@@ -152,9 +152,11 @@ def data_rule(info: Info, edge: Edge) -> Refusal | None:
     split into chunks (separate buffers) becomes an array only through a copy."""
     result_kind = edge.result_kind or info.kind
     if info.nulls and ARRAY in (info.kind, result_kind):
+        named = [n for n in (info.extra.get("null_columns") or ()) if n is not None]
+        where = f" (in column {', '.join(map(repr, named))})" if named else ""
         return Refusal(
-            f"the data has {info.nulls} null{'s' if info.nulls != 1 else ''} and an array has no "
-            "null mask", _NULL_HINTS.get(info.framework, _NULL_HINTS[""]),
+            f"the data has {info.nulls} null{'s' if info.nulls != 1 else ''}{where} and an array "
+            "has no null mask", _NULL_HINTS.get(info.framework, _NULL_HINTS[""]),
             fixable=False, error=NullValuesError)
     chunks = info.extra.get("chunks", 1) if info.extra else 1
     if chunks > 1 and result_kind == ARRAY and not edge.copies:
@@ -167,7 +169,8 @@ def data_rule(info: Info, edge: Edge) -> Refusal | None:
 _NULL_HINTS = {
     "numpy": "fill the masked values first: x.filled(value), or keep np.ma.getmaskarray(x) beside "
              "x.data yourself",
-    "pandas": "fill them first (df.fillna(value) / s.fillna(value)), or drop them (dropna)",
+    "pandas": "fill them first (df.fillna(value) / s.fillna(value), or s.to_numpy(dtype=..., "
+              "na_value=value)), or drop them (dropna)",
     "polars": "fill them first (fill_null(value)), or drop them (drop_nulls)",
     "pyarrow": "fill them first (pyarrow.compute.fill_null(x, value)), or drop them (drop_null)",
     "": "fill or drop the nulls first, or keep the data in a table framework",
