@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("zerocopy._cli_explain", "show the conversion plan from SRC to DST for a probe array"),
     "bench": ("zerocopy.bench", "benchmarks against the frameworks' own one-liners"),
     "memory": ("zerocopy.memory._cli", "shared GPU pool report: reserved, used, per framework, leaks"),
+    "demo": ("zerocopy.demo.cli", "the ECG pipeline both ways (naive vs zerocopy): ledger, memory, report"),
 }
 
 

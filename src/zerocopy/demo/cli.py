@@ -1,0 +1,167 @@
+"""``zerocopy demo``: the ECG pipeline run both ways (naive one-liners vs zerocopy) in one run.
+
+Generates (once, cached) or reads the signals, runs each way in a fresh process, checks
+that both found the same peaks and beats bit for bit and the same model outputs within a
+stated tolerance, then prints the summary, the per-stage table and the copy ledger.
+``--out DIR`` writes report.md with PNG charts and the result tables; ``--json PATH`` the
+machine-readable record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, UnsupportedObjectError, message
+
+__all__ = ["add_arguments", "main"]
+
+QUICK = {"records": 12, "minutes": 2.0, "epochs": 1, "train_beats": 2048}
+DEFAULT = {"records": 120, "minutes": 15.0, "epochs": 2, "train_beats": 16384}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda when a GPU and CuPy are there, else cpu")
+    parser.add_argument("--records", type=int, help=f"synthetic records (default {DEFAULT['records']})")
+    parser.add_argument("--minutes", type=float, help=f"minutes per record (default {DEFAULT['minutes']:g})")
+    parser.add_argument("--epochs", type=int, help=f"autoencoder epochs (default {DEFAULT['epochs']})")
+    parser.add_argument("--quick", action="store_true", help="CI-sized run (12 records x 2 min, 1 epoch)")
+    parser.add_argument("--data", help="CSV or Parquet with columns record, lead, time, value "
+                        "(or a WFDB record path when wfdb is installed) instead of the synthetic set")
+    parser.add_argument("--out", help="write report.md, PNG charts and the result tables here")
+    parser.add_argument("--json", dest="json_path", help="write the machine-readable record here")
+    parser.add_argument("--cache", help="folder for the generated Parquet (default ~/.cache/zerocopy/demo)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tensorflow", action=argparse.BooleanOptionalAction, default=None,
+                        help="also train a tiny TensorFlow classifier (default: on where installed, "
+                        "off with --quick)")
+    parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
+                        help="torch threads (fixed, for deterministic training)")
+
+
+def _device(asked: str | None) -> str:
+    try:
+        import cupy
+
+        found = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy or no driver: a CPU machine
+        found = False
+    if asked == "cuda" and not found:
+        raise DeviceError(message("--device cuda needs a CUDA GPU and CuPy", got="none found",
+                                  hint="run with --device cpu, or install cupy-cuda13x on a GPU machine"))
+    return asked or ("cuda" if found else "cpu")
+
+
+def _data(args: argparse.Namespace, sizes: dict[str, Any], console: Any) -> str:
+    if args.data:
+        path = Path(args.data)
+        if not path.exists():
+            raise FileNotFoundError(message("--data file not found", got=str(path),
+                                            hint="give a CSV or Parquet file, or a WFDB record path"))
+        if path.suffix in {".csv", ".parquet"}:
+            return str(path)
+        return _from_wfdb(path, args)
+    from zerocopy.demo.ecgsyn import EcgParams, cache_dir, cached_parquet
+
+    params = EcgParams(records=sizes["records"], minutes=sizes["minutes"], seed=args.seed)
+    start = time.perf_counter()
+    with console.status(f"ECGSYN: {params.records} records x {params.minutes:g} min (cached once made)"):
+        path = cached_parquet(params, args.cache)
+    took = time.perf_counter() - start
+    made = f", generated in {took:.1f} s" if took > 1 else ""
+    console.print(f"data: {path.name} in {Path(args.cache) if args.cache else cache_dir()} "
+                  f"({path.stat().st_size / 2**20:.0f} MiB{made})")
+    return str(path)
+
+
+def _from_wfdb(path: Path, args: argparse.Namespace) -> str:
+    try:
+        import wfdb
+    except ImportError as exc:
+        raise FrameworkNotInstalledError(message(
+            "reading WFDB records needs the wfdb package", got=f"{path} (not CSV or Parquet)",
+            hint="pip install wfdb, or convert the recording to CSV/Parquet with columns record, lead, "
+            "time, value")) from exc
+    import numpy as np
+
+    from zerocopy.demo.ecgsyn import write_parquet
+
+    rec = wfdb.rdrecord(str(path.with_suffix("")))
+    signals = np.asarray(rec.p_signal, dtype=np.float32).T[None]
+    if not np.isfinite(signals).all():
+        raise UnsupportedObjectError(message("the WFDB record has missing samples", got=str(path),
+                                             hint="fill or cut the gaps first"))
+    folder = Path(args.cache) if args.cache else Path(tempfile.gettempdir())
+    return str(write_parquet(folder / f"wfdb-{path.stem}.parquet", signals, float(rec.fs),
+                             lead_names=tuple(rec.sig_name)))
+
+
+def _run_way(mode: str, config: Path, console: Any) -> None:
+    cmd = [sys.executable, "-m", "zerocopy.demo.worker", mode, str(config)]
+    with console.status(f"running the {mode} way in a fresh process") as status:
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        tail: list[str] = []
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            tail = [*tail[-30:], line.rstrip()]
+            if line.startswith("  ["):
+                status.update(line.strip().replace("[", "\\["))
+                console.print(line.rstrip(), highlight=False, markup=False)
+        if proc.wait() != 0:
+            raise RuntimeError(f"the {mode} way failed (exit {proc.returncode}):\n" + "\n".join(tail))
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from zerocopy.demo.compare import compare, summary
+    from zerocopy.demo.pipeline import Config
+    from zerocopy.demo.report import print_report, write_report
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    sizes = dict(QUICK if args.quick else DEFAULT)
+    for key in ("records", "minutes", "epochs"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    device = _device(args.device)
+    data = _data(args, sizes, console)
+    tf = args.tensorflow if args.tensorflow is not None else (
+        not args.quick and __import__("importlib.util").util.find_spec("tensorflow") is not None)
+    with tempfile.TemporaryDirectory(prefix="zerocopy-demo-") as tmp:
+        work = Path(tmp)
+        cfg = Config(data=data, work=str(work), device=device, epochs=sizes["epochs"],
+                     train_beats=sizes["train_beats"], tensorflow=bool(tf), threads=args.threads,
+                     seed=args.seed)
+        config = work / "config.json"
+        config.write_text(json.dumps(cfg.to_dict()))
+        runs = {}
+        for mode in ("naive", "zerocopy"):
+            _run_way(mode, config, console)
+            runs[mode] = json.loads((work / f"{mode}.json").read_text())
+        match = compare(work)
+        totals = summary(runs)
+        print_report(runs, totals, match, device, console)
+        public = {k: v for k, v in replace(cfg, work="").to_dict().items() if k != "work"}
+        if args.out:
+            path = write_report(runs, totals, match, device, work, Path(args.out), public)
+            console.print(f"report: {path}")
+        if args.json_path:
+            record = {
+                "stages": [s for m in runs.values() for s in m["stages"]],
+                "handoffs": [h for m in runs.values() for h in m["handoffs"]],
+                "results_match": bool(match["ok"]),
+                "device": device,
+                "summary": totals, "checks": match, "config": public,
+            }
+            Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_path).write_text(json.dumps(record, indent=1))
+    return 0 if match["ok"] else 1

@@ -1,0 +1,169 @@
+"""The demo's Numba kernels: R-peaks and beat windows, on the CPU (numba) and GPU (numba-cuda).
+
+Both devices find the same peaks by the same rule, so the two ways of one device agree
+bit for bit: sample ``i`` of a record is an R-peak when it is above the record's
+threshold, strictly greater than the ``half`` samples before it and not smaller than the
+``half`` samples after it (the first of equal maxima wins), and a whole window of
+``width`` samples starting ``pre`` before it fits in the record.
+
+A beat record is ``(record i4, peak i4, rr f4, amp f4, window f4[width])``, written
+through an int32 and a float32 view of one byte buffer (so one kernel serves NumPy record
+arrays and GPU byte buffers alike).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["META", "beat_dtype", "cut_beats_cpu", "cut_beats_gpu", "find_peaks_cpu", "find_peaks_gpu"]
+
+META = ("record", "peak", "rr", "amp")
+
+
+def beat_dtype(width: int) -> np.dtype:
+    return np.dtype([("record", "i4"), ("peak", "i4"), ("rr", "f4"), ("amp", "f4"),
+                     ("window", "f4", (width,))])
+
+
+@numba.njit(cache=True, inline="always")
+def _is_peak(y, r, i, thr, half, pre, post):
+    n = y.shape[1]
+    v = y[r, i]
+    if v <= thr or i < pre or i + post > n:
+        return False
+    for j in range(max(0, i - half), i):
+        if y[r, j] >= v:
+            return False
+    for j in range(i + 1, min(n, i + half + 1)):  # noqa: SIM110 (Numba compiles no generators)
+        if y[r, j] > v:
+            return False
+    return True
+
+
+@numba.njit(cache=True, parallel=True)
+def _count_peaks(y, thr, half, pre, post, counts):
+    for r in numba.prange(y.shape[0]):
+        c = 0
+        for i in range(y.shape[1]):
+            if _is_peak(y, r, i, thr[r], half, pre, post):
+                c += 1
+        counts[r] = c
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_peaks(y, thr, half, pre, post, starts, rows, cols):
+    for r in numba.prange(y.shape[0]):
+        k = starts[r]
+        for i in range(y.shape[1]):
+            if _is_peak(y, r, i, thr[r], half, pre, post):
+                rows[k] = r
+                cols[k] = i
+                k += 1
+
+
+def find_peaks_cpu(y: np.ndarray, thr: np.ndarray, half: int, pre: int, post: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(row, sample) of every R-peak of the ``(rows, samples)`` float32 signal."""
+    counts = np.empty(y.shape[0], np.int64)
+    _count_peaks(y, thr, half, pre, post, counts)
+    starts = np.zeros(y.shape[0], np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    total = int(counts.sum())
+    rows, cols = np.empty(total, np.int32), np.empty(total, np.int32)
+    _fill_peaks(y, thr, half, pre, post, starts, rows, cols)
+    return rows, cols
+
+
+@numba.njit(cache=True, parallel=True)
+def _cut(y, rows, cols, record_of_row, pre, fs, rec_i, rec_f):
+    width = rec_f.shape[1] - 4
+    for k in numba.prange(rows.shape[0]):
+        r, p = rows[k], cols[k]
+        rec_i[k, 0] = record_of_row[r]
+        rec_i[k, 1] = p
+        rec_f[k, 2] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
+        rec_f[k, 3] = y[r, p]
+        for j in range(width):
+            rec_f[k, 4 + j] = y[r, p - pre + j]
+
+
+def cut_beats_cpu(y: np.ndarray, rows: np.ndarray, cols: np.ndarray, record_of_row: np.ndarray,
+                  pre: int, width: int, fs: float, out: np.ndarray) -> np.ndarray:
+    """Write one beat record per peak into ``out`` (a uint8 buffer of len(rows) records)."""
+    words = out.view(np.int32).reshape(len(rows), 4 + width)
+    _cut(y, rows, cols, record_of_row, pre, np.float32(fs), words, words.view(np.float32))
+    return out.view(beat_dtype(width))
+
+
+# ----------------------------------------------------------------------------------- GPU
+# numba-cuda kernels, compiled on first use (never on a machine without a GPU).
+
+_GPU: dict[str, object] = {}
+
+
+def _gpu_kernels() -> dict[str, object]:
+    if _GPU:
+        return _GPU
+    from numba import cuda
+
+    @cuda.jit
+    def peak_mask(y, thr, half, pre, post, mask):
+        r, i = cuda.grid(2)
+        if r >= y.shape[0] or i >= y.shape[1]:
+            return
+        n = y.shape[1]
+        v = y[r, i]
+        ok = v > thr[r] and i >= pre and i + post <= n
+        if ok:
+            for j in range(max(0, i - half), i):
+                if y[r, j] >= v:
+                    ok = False
+                    break
+        if ok:
+            for j in range(i + 1, min(n, i + half + 1)):
+                if y[r, j] > v:
+                    ok = False
+                    break
+        mask[r, i] = 1 if ok else 0
+
+    @cuda.jit
+    def cut(y, rows, cols, record_of_row, pre, fs, rec_i, rec_f):
+        k, j = cuda.grid(2)
+        width = rec_f.shape[1] - 4
+        if k >= rows.shape[0] or j >= width:
+            return
+        r, p = rows[k], cols[k]
+        rec_f[k, 4 + j] = y[r, p - pre + j]
+        if j == 0:
+            rec_i[k, 0] = record_of_row[r]
+            rec_i[k, 1] = p
+            rec_f[k, 2] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
+            rec_f[k, 3] = y[r, p]
+
+    _GPU.update(peak_mask=peak_mask, cut=cut)
+    return _GPU
+
+
+def find_peaks_gpu(y, thr, half: int, pre: int, post: int):
+    """GPU twin of :func:`find_peaks_cpu`: a mask kernel, then CuPy compaction (row-major)."""
+    import cupy
+
+    kernels = _gpu_kernels()
+    mask = cupy.empty(y.shape, cupy.uint8)
+    block = (4, 128)
+    grid = ((y.shape[0] + 3) // 4, (y.shape[1] + 127) // 128)
+    kernels["peak_mask"][grid, block](y, thr, half, pre, post, mask)
+    rows, cols = cupy.nonzero(mask)
+    return rows.astype(cupy.int32), cols.astype(cupy.int32)
+
+
+def cut_beats_gpu(y, rows, cols, record_of_row, pre: int, width: int, fs: float, out):
+    """GPU twin of :func:`cut_beats_cpu`; ``out`` is a CuPy uint8 buffer."""
+    kernels = _gpu_kernels()
+    n = len(rows)
+    words = out.view("i4").reshape(n, 4 + width)
+    grid = ((n + 7) // 8, (width + 31) // 32)
+    kernels["cut"][grid, (8, 32)](y, rows, cols, record_of_row, pre, np.float32(fs), words,
+                                  words.view("f4"))
+    return out

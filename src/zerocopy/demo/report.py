@@ -1,0 +1,219 @@
+"""What the user sees: the summary and tables (rich), and ``--out``: report.md with PNG charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["print_report", "write_report"]
+
+MODES = ("naive", "zerocopy")
+COLORS = {"naive": "#d95f02", "zerocopy": "#1b9e77"}
+
+
+def _b(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _x(r: float | None) -> str:
+    return f"{r:.2f}x" if r else "-"
+
+
+def summary_lines(s: dict[str, Any], match: dict[str, Any], device: str) -> list[str]:
+    n, z = s["naive"], s["zerocopy"]
+    lines = [
+        f"zerocopy demo on {device}: {z['beats']} beats, mean heart rate {z['heart_rate']:.1f} bpm",
+        f"  pipeline time     naive {n['seconds']:7.2f} s   zerocopy {z['seconds']:7.2f} s   "
+        f"speed-up {_x(s['speedup'])}",
+        f"  hand-off time     naive {n['handoff_seconds']:7.3f} s   zerocopy {z['handoff_seconds']:7.3f} s   "
+        f"speed-up {_x(s['handoff_speedup'])}",
+        f"  stages that move  naive {n['moving_stage_seconds']:7.2f} s   zerocopy "
+        f"{z['moving_stage_seconds']:7.2f} s   speed-up {_x(s['moving_stage_speedup'])}",
+        f"  peak host memory  naive {_b(n['peak_host_bytes']):>9}   zerocopy {_b(z['peak_host_bytes']):>9}   "
+        f"ratio {_x(s['host_memory_ratio'])}",
+    ]
+    if s.get("device_memory_ratio"):
+        lines.append(f"  peak GPU memory   naive {_b(n['peak_device_bytes']):>9}   zerocopy "
+                     f"{_b(z['peak_device_bytes']):>9}   ratio {_x(s['device_memory_ratio'])}")
+    lines.append(f"  bytes copied      naive {_b(n['bytes_copied']):>9}   zerocopy {_b(z['bytes_copied']):>9}"
+                 f"   (of {_b(n['bytes_handed'])} handed over)")
+    lines.append(f"  results match: {'yes' if match['ok'] else 'NO'} ({match['tolerance']})")
+    return lines
+
+
+def print_report(runs: dict[str, dict[str, Any]], s: dict[str, Any], match: dict[str, Any],
+                 device: str, console: Any) -> None:
+    from rich.table import Table
+
+    console.print("\n".join(summary_lines(s, match, device)), highlight=False)
+    stages = Table(title="stages (seconds, bytes copied, peak host memory)")
+    for col in ("stage", "naive s", "zerocopy s", "speed-up", "naive copied", "zerocopy copied",
+                "naive peak", "zerocopy peak"):
+        stages.add_column(col, justify="left" if col == "stage" else "right")
+    by = {m: {r["stage"]: r for r in runs[m]["stages"]} for m in MODES}
+    for name in by["naive"]:
+        a, b = by["naive"][name], by["zerocopy"].get(name)
+        if b is None:
+            continue
+        stages.add_row(name, f"{a['seconds']:.3f}", f"{b['seconds']:.3f}",
+                       _x(a["seconds"] / b["seconds"] if b["seconds"] else None),
+                       _b(a["bytes_copied"]), _b(b["bytes_copied"]), _b(a["peak_bytes"]), _b(b["peak_bytes"]))
+    console.print(stages)
+    ledger = Table(title="copy ledger (every hand-off between frameworks)")
+    for col in ("way", "stage", "src -> dst", "bytes", "copied", "ms", "call / why it copied"):
+        ledger.add_column(col, justify="right" if col in {"bytes", "copied", "ms"} else "left")
+    for m in MODES:
+        for h in runs[m]["handoffs"]:
+            why = h["call"] + (f"  [{h['reason']}]" if h["reason"] and h["copied_bytes"] else "")
+            ledger.add_row(m, h["stage"], f"{h['src']} -> {h['dst']}", _b(h["nbytes"]), _b(h["copied_bytes"]),
+                           f"{h['seconds'] * 1e3:.2f}", why)
+    console.print(ledger)
+
+
+def _charts(runs: dict[str, dict[str, Any]], work: Path, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names: list[str] = []
+    for draw in (_stage_chart, _ledger_chart, _memory_chart, _timeline_chart, _beats_chart):
+        drawn = draw(plt, runs, work)
+        if drawn is None:
+            continue
+        fig, name = drawn
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def _stage_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str]:
+    stages = [r["stage"] for r in runs["naive"]["stages"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    y = np.arange(len(stages))
+    for i, m in enumerate(MODES):
+        secs = {r["stage"]: r["seconds"] for r in runs[m]["stages"]}
+        ax.barh(y + (i - 0.5) * 0.4, [secs.get(s, 0) for s in stages], 0.4, label=m, color=COLORS[m])
+    ax.set_yticks(y, stages)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title("stage times, both ways")
+    ax.legend()
+    return fig, "stage_times.png"
+
+
+def _ledger_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str]:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    labels = [f"{h['stage']}: {h['src']}->{h['dst']}" for h in runs["naive"]["handoffs"]]
+    for ax, key, scale, title in ((left, "seconds", 1e3, "hand-off time (ms)"),
+                                  (right, "copied_bytes", 1 / 2**20, "bytes copied (MiB)")):
+        for i, m in enumerate(MODES):
+            values = [h[key] * scale for h in runs[m]["handoffs"]]
+            ax.barh(np.arange(len(values)) + (i - 0.5) * 0.4, values, 0.4, label=m, color=COLORS[m])
+        ax.set_title(title)
+    left.set_yticks(np.arange(len(labels)), labels, fontsize=7)
+    left.invert_yaxis()
+    left.legend()
+    return fig, "ledger.png"
+
+
+def _memory_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str]:
+    stages = [r["stage"] for r in runs["naive"]["stages"]]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for m in MODES:
+        peaks = [r["peak_bytes"] / 2**20 for r in runs[m]["stages"]]
+        ax.plot(stages, peaks, "o-", label=f"{m} host", color=COLORS[m])
+        dev = [r.get("peak_device_bytes") for r in runs[m]["stages"]]
+        if any(d is not None for d in dev):
+            ax.plot(stages, [(d or 0) / 2**20 for d in dev], "s--", label=f"{m} GPU", color=COLORS[m])
+    ax.set_ylabel("peak MiB in the stage")
+    ax.set_title("memory per stage (host: resident set; GPU: device memory in use)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    return fig, "memory.png"
+
+
+def _timeline_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str] | None:
+    stages = [r["stage"] for r in runs["naive"]["stages"]]
+    frameworks = sorted({f for m in MODES for r in runs[m]["stages"] for f in r.get("memory", {})})
+    if not frameworks:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, m in zip(axes, MODES, strict=True):
+        for f in frameworks:
+            held = [r.get("memory", {}).get(f, 0) / 2**20 for r in runs[m]["stages"]]
+            ax.plot(stages, held, "o-", label=f)
+        ax.set_title(f"{m}: GPU memory per framework (end of stage)")
+        ax.tick_params(axis="x", rotation=30)
+    axes[0].set_ylabel("MiB")
+    axes[0].legend()
+    return fig, "memory_timeline.png"
+
+
+def _beats_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str]:
+    data = np.load(work / "zerocopy.npz")
+    fs = runs["zerocopy"]["fs"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6))
+    sig = data["filtered"][0]
+    top.plot(np.arange(sig.size) / fs, sig, lw=0.8, color="black")
+    peaks = data["peak_cols"][(data["peak_rows"] == 0) & (data["peak_cols"] < sig.size)]
+    top.plot(peaks / fs, sig[peaks], "v", color=COLORS["naive"], label="R-peaks")
+    top.set_xlabel("seconds")
+    top.set_ylabel("mV (band-passed)")
+    top.set_title("record 0: filtered signal and detected R-peaks")
+    top.legend()
+    examples = data["examples"]
+    w = examples.shape[2]
+    for i in range(examples.shape[1]):
+        x = np.arange(w) + i * (w + 10)
+        bottom.plot(x, examples[0, i], color="black", lw=0.9, label="beat" if i == 0 else None)
+        bottom.plot(x, examples[1, i], color=COLORS["zerocopy"], lw=1.2,
+                    label="autoencoder reconstruction" if i == 0 else None)
+    bottom.set_xticks([])
+    bottom.set_title("example beats and their reconstructions")
+    bottom.legend()
+    return fig, "beats.png"
+
+
+def write_report(runs: dict[str, dict[str, Any]], s: dict[str, Any], match: dict[str, Any],
+                 device: str, work: Path, out: Path, config: dict[str, Any]) -> Path:
+    """``out/report.md`` with the PNG charts beside it and the result tables (Parquet)."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    pictures = _charts(runs, work, out)
+    for m in MODES:
+        shutil.copyfile(runs[m]["result"], out / f"beats-{m}.parquet")
+    lines = ["# zerocopy demo report", "", "```", *summary_lines(s, match, device), "```", "",
+             f"Configuration: `{config}`", "", "## Stages", "",
+             "| stage | naive s | zerocopy s | naive copied | zerocopy copied | naive peak | zerocopy peak |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    by = {m: {r["stage"]: r for r in runs[m]["stages"]} for m in MODES}
+    for name, a in by["naive"].items():
+        b = by["zerocopy"][name]
+        lines.append(f"| {name} | {a['seconds']:.3f} | {b['seconds']:.3f} | {_b(a['bytes_copied'])} | "
+                     f"{_b(b['bytes_copied'])} | {_b(a['peak_bytes'])} | {_b(b['peak_bytes'])} |")
+    lines += ["", "## Copy ledger", "",
+              "| way | stage | src -> dst | bytes | copied | ms | call | why it copied |",
+              "|---|---|---|---:|---:|---:|---|---|"]
+    for m in MODES:
+        for h in runs[m]["handoffs"]:
+            lines.append(f"| {m} | {h['stage']} | {h['src']} -> {h['dst']} | {_b(h['nbytes'])} | "
+                         f"{_b(h['copied_bytes'])} | {h['seconds'] * 1e3:.2f} | `{h['call']}` | "
+                         f"{h['reason'] if h['copied_bytes'] else ''} |")
+    lines += ["", "## Pictures", ""]
+    lines += [f"![{p}]({p})" for p in pictures]
+    lines += ["", "Results: " + ", ".join(f"`beats-{m}.parquet`" for m in MODES), ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

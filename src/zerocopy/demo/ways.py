@@ -1,0 +1,230 @@
+"""The two ways of handing data between frameworks: ``naive`` and ``zerocopy``.
+
+The pipeline (``pipeline.py``) calls the same methods in both ways; only these hand-offs
+differ. ``Naive`` writes what users write today, the frameworks' own one-liners
+(``df[col].to_numpy()``, ``jnp.asarray``, ``np.asarray``, ``torch.tensor``,
+``tensor.numpy()``, ``pd.DataFrame``, and on a GPU the ``.get()`` / ``.cpu().numpy()``
+round trips through the host). ``ZeroCopy`` calls ``zerocopy.to`` and the layout engine.
+Every call goes through the :class:`~zerocopy.demo.ledger.Ledger`, which measures what
+it really copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import zerocopy
+from zerocopy.demo.kernels import META
+from zerocopy.demo.ledger import Ledger
+
+__all__ = ["WAYS", "Naive", "ZeroCopy"]
+
+_LAYOUT_REASON = ("records -> columns: the fields of a beat record interleave, so every "
+                  "column is written once (layout engine, one pass)")
+
+
+class Naive:
+    name = "naive"
+
+    def __init__(self, ledger: Ledger, gpu: bool) -> None:
+        self.ledger, self.gpu = ledger, gpu
+
+    def column(self, df: Any, name: str) -> Any:
+        col = df[name]
+        if self.gpu and type(df).__module__.startswith("cudf"):
+            return self.ledger.move(col, lambda: col.values, dst="cupy", call=f"df[{name!r}].values")
+        if self.gpu:
+            import cupy
+
+            return self.ledger.move(col, lambda: cupy.asarray(col.to_numpy()), dst="cupy",
+                                    call=f"cupy.asarray(df[{name!r}].to_numpy())")
+        return self.ledger.move(col, lambda: col.to_numpy(), dst="numpy", call=f"df[{name!r}].to_numpy()")
+
+    def to_jax(self, x: Any, what: str = "x") -> Any:
+        import jax.numpy as jnp
+
+        if self.gpu:
+            return self.ledger.move(x, lambda: jnp.asarray(_host(x)), dst="jax",
+                                    call=f"jnp.asarray({what}.get())")
+        return self.ledger.move(x, lambda: jnp.asarray(x), dst="jax", call=f"jnp.asarray({what})")
+
+    def from_jax(self, x: Any, what: str = "y") -> Any:
+        if self.gpu:
+            import cupy
+
+            return self.ledger.move(x, lambda: cupy.asarray(np.asarray(x)), dst="cupy",
+                                    call=f"cupy.asarray(np.asarray({what}))")
+        return self.ledger.move(x, lambda: np.asarray(x), dst="numpy", call=f"np.asarray({what})")
+
+    def beats(self, records: Any, width: int) -> tuple[Any, Any]:
+        """(beats x window matrix, beats table) from beat records."""
+        if self.gpu:  # CuPy has no record dtype: users bring the records home
+            import cupy
+            import pandas as pd
+
+            from zerocopy.demo.kernels import beat_dtype
+
+            def split():
+                host = cupy.asnumpy(records).view(beat_dtype(width))
+                return (cupy.asarray(np.ascontiguousarray(host["window"])),
+                        pd.DataFrame({n: host[n] for n in META}))
+            window, table = self.ledger.move(records, split, dst="cupy+pandas",
+                                             call="cupy.asnumpy(recs) -> ascontiguousarray, pd.DataFrame")
+            return window, table
+        import pandas as pd
+
+        window = self.ledger.move(records, lambda: np.ascontiguousarray(records["window"]),
+                                  dst="numpy", call='np.ascontiguousarray(recs["window"])')
+        table = self.ledger.move(records, lambda: pd.DataFrame({n: records[n] for n in META}),
+                                 dst="pandas", call="pd.DataFrame({name: recs[name] ...})")
+        return window, table
+
+    def to_torch(self, x: Any, what: str = "X") -> Any:
+        import torch
+
+        if self.gpu:
+            return self.ledger.move(x, lambda: torch.tensor(_host(x), device="cuda"), dst="torch",
+                                    call=f"torch.tensor({what}.get(), device='cuda')")
+        return self.ledger.move(x, lambda: torch.tensor(x), dst="torch", call=f"torch.tensor({what})")
+
+    def latent_store(self, n: int, names: list[str], torch_device: str) -> Any:
+        return None   # torch.cat of the batches, below
+
+    def torch_to_jax(self, t: Any, what: str) -> Any:
+        import jax.numpy as jnp
+
+        return self.ledger.move(t, lambda: jnp.asarray(t.detach().cpu().numpy()), dst="jax",
+                                call=f"jnp.asarray({what}.detach().cpu().numpy())")
+
+    def to_tensorflow(self, x: Any, what: str) -> Any:
+        import tensorflow as tf
+
+        return self.ledger.move(x, lambda: tf.convert_to_tensor(np.asarray(x)), dst="tensorflow",
+                                call=f"tf.convert_to_tensor(np.asarray({what}))")
+
+    def table(self, beats: Any, latents: Any, names: list[str], scores: dict[str, Any]) -> Any:
+        """The beats table joined with latents, errors, scores and clusters."""
+        gpu = self.gpu
+
+        def build():
+            lat = latents.detach().cpu().numpy()
+            if gpu:
+                import cudf
+
+                out = beats.copy() if hasattr(beats, "to_pandas") else cudf.DataFrame.from_pandas(beats)
+                for i, n in enumerate(names):
+                    out[n] = lat[:, i]
+                for key, value in scores.items():
+                    out[key] = np.asarray(value)
+                return out
+            import pandas as pd
+
+            out = pd.concat([beats, pd.DataFrame(lat, columns=names)], axis=1)
+            for key, value in scores.items():
+                out[key] = np.asarray(value)
+            return out
+        return self.ledger.move({"beats": beats, "latents": latents, **scores}, build,
+                                dst="cudf" if gpu else "pandas",
+                                call="pd.concat([beats, pd.DataFrame(z.numpy())]); out[k] = np.asarray(v)")
+
+
+class ZeroCopy:
+    name = "zerocopy"
+
+    def __init__(self, ledger: Ledger, gpu: bool) -> None:
+        self.ledger, self.gpu = ledger, gpu
+
+    def _to(self, x: Any, target: str, what: str, **kw: Any) -> Any:
+        plan = zerocopy.explain(x, target, **kw)
+        return self.ledger.move(x, lambda: zerocopy.to(x, target, **kw), dst=target, plan=plan,
+                                call=f"zerocopy.to({what}, {target!r})")
+
+    def column(self, df: Any, name: str) -> Any:
+        return self._to(df[name], "cupy" if self.gpu else "numpy", f"df[{name!r}]")
+
+    def to_jax(self, x: Any, what: str = "x") -> Any:
+        return self._to(x, "jax", what)
+
+    def from_jax(self, x: Any, what: str = "y") -> Any:
+        return self._to(x, "cupy" if self.gpu else "numpy", what)
+
+    def beats(self, records: Any, width: int) -> tuple[Any, Any]:
+        from zerocopy.demo.kernels import beat_dtype
+
+        dt = beat_dtype(width)
+        n = len(records) if not self.gpu else records.nbytes // dt.itemsize
+        device = "cuda" if self.gpu else "cpu"
+        block = zerocopy.column_block(n, {"window": ("f4", (width,))}, device=device)
+        window_dt = np.dtype({"names": ["window"], "formats": [("f4", (width,))],
+                              "offsets": [dt.fields["window"][1]], "itemsize": dt.itemsize})
+        meta_dt = np.dtype({"names": list(META), "formats": [dt.fields[m][0] for m in META],
+                            "offsets": [dt.fields[m][1] for m in META], "itemsize": dt.itemsize})
+        src = records if self.gpu else records.view(np.uint8).reshape(-1)
+
+        def columns():
+            zerocopy.to_columns(src if self.gpu else records.view(window_dt), out=block,
+                                **({"dtype": window_dt} if self.gpu else {}))
+            return block.columns["window"]
+        window = self.ledger.move(records, columns, dst="column block", copies=True,
+                                  reason=_LAYOUT_REASON,
+                                  call="zerocopy.to_columns(recs, out=column_block(n, {'window': f4[w]}))")
+        table = self.ledger.move(
+            records, lambda: zerocopy.to_columns(src if self.gpu else records.view(meta_dt),
+                                                 to="cudf" if self.gpu else "pandas",
+                                                 **({"dtype": meta_dt} if self.gpu else {})),
+            dst="cudf" if self.gpu else "pandas", copies=True, reason=_LAYOUT_REASON,
+            call="zerocopy.to_columns(recs[meta], to='pandas')")
+        return window, table
+
+    def to_torch(self, x: Any, what: str = "X") -> Any:
+        return self._to(x, "torch", what)
+
+    def latent_store(self, n: int, names: list[str], torch_device: str) -> Any:
+        """A column block the model writes its latents and errors into: a table and a
+        tensor at once."""
+        device = "cuda" if self.gpu else "cpu"
+        # Two blocks: each starts on a 64-byte boundary, which JAX needs to share a column.
+        return (zerocopy.column_block(n, names, dtype="f4", device=device),
+                zerocopy.column_block(n, ["error"], dtype="f4", device=device))
+
+    def torch_to_jax(self, t: Any, what: str) -> Any:
+        return self._to(t, "jax", what)
+
+    def to_tensorflow(self, x: Any, what: str) -> Any:
+        return self._to(x, "tensorflow", what)
+
+    def table(self, beats: Any, latents: Any, names: list[str], scores: dict[str, Any]) -> Any:
+        block, errors = latents   # the column blocks the model wrote into
+        target = "cudf" if self.gpu else "pandas"
+
+        def build():
+            parts = [beats, block.table(target), errors.table(target)]
+            for key, value in scores.items():
+                parts.append(zerocopy.to(value, target).rename(key))
+            if self.gpu:
+                import cudf
+
+                return cudf.concat(parts, axis=1)
+            import pandas as pd
+
+            return pd.concat(parts, axis=1)
+        plans = {k: zerocopy.explain(v, target) for k, v in scores.items()}
+        copied = sum(p.copied_bytes for p in plans.values())
+        src = {"beats": beats, "latents": block.tensor(), "error": errors.tensor(), **scores}
+        out = self.ledger.move(src, build, dst=target,
+                               call=f"pd.concat([beats, block.table({target!r}), ..., "
+                                    f"zerocopy.to(score, {target!r})])")
+        entry = self.ledger.entries[-1]
+        entry.planned_copied_bytes = copied
+        entry.reason = "; ".join(c for p in plans.values() for c in p.caveats if c.startswith("copied"))
+        return out
+
+
+def _host(x: Any) -> np.ndarray:
+    get = getattr(x, "get", None)
+    return get() if get is not None else np.asarray(x)
+
+
+WAYS = {"naive": Naive, "zerocopy": ZeroCopy}
