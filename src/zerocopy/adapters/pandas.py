@@ -453,7 +453,7 @@ def _shared_numeric(info: Info, options: Options) -> Refusal | None:
     if info.kind == TABLE and not info.shape[1]:
         return Refusal("a DataFrame without columns has no values to make a tensor of",
                        "select the numeric columns first", fixable=False, error=_unsupported())
-    if info.dtype is None or info.dtype.startswith(("arrow:", "pandas:")):
+    if info.dtype not in SHARED_DTYPES:
         what = info.dtype or "columns of different dtypes"
         hint = "select numeric columns of one dtype first (df.select_dtypes, astype)"
         if _OBJECTS & (info.extra.get("column_dtypes") or {info.dtype}):

@@ -52,29 +52,35 @@ def _series_info(s: Any) -> Info:
     itemsize = np.dtype(dtype).itemsize if dtype in _DTYPES else 8
     return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
                 pointer=lambda: _series_pointer(s), readonly=True, nulls=s.null_count(),
-                extra={"signature": (chunks > 1,), "chunks": chunks, "bits": dtype == "bool"})
+                extra={"signature": (chunks > 1,), "chunks": chunks, "bits": dtype == "bool",
+                       "null_columns": (s.name,) if s.name else ()})
 
 
 def _series_pointer(s: Any) -> int:
     from zerocopy.adapters.pyarrow import _chunk_pointer
 
-    try:  # Arrow export is zero-copy: its first chunk's data buffer is the column's
-        chunks = s.to_arrow()
-        chunk = chunks.chunk(0) if hasattr(chunks, "chunk") else chunks
-        return _chunk_pointer(chunk)
-    except Exception:
+    # The Arrow C stream exports the chunks as they are (s.to_arrow() would rechunk the
+    # source in place); the first chunk's data buffer is where a view would start.
+    try:
+        chunks = require("pyarrow").chunked_array(s)
+        return _chunk_pointer(chunks.chunk(0)) if chunks.num_chunks else 0
+    except Exception:  # types without a data buffer (nested): no view, no alignment question
         return 0
 
 
 def _frame_info(df: Any) -> Info:
-    names = {_dtype_name(t) for t in df.dtypes}
-    dtype = names.pop() if len(names) == 1 else None
-    nulls = int(sum(df.null_count().row(0))) if df.width else 0
+    kinds = frozenset(_dtype_name(t) for t in df.dtypes)
+    dtype = next(iter(kinds)) if len(kinds) == 1 else None
+    counts = df.null_count().row(0) if df.width else ()
+    chunks = max(df.n_chunks("all"), default=1)
     first = df.to_series(0) if df.width else None  # where a stacked view would start
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
                 pointer=(lambda: _series_pointer(first)) if first is not None else None,
                 itemsize=np.dtype(dtype).itemsize if dtype in _DTYPES else 8, readonly=True,
-                nulls=nulls, extra={"signature": tuple(df.columns)})
+                nulls=int(sum(counts)),
+                extra={"signature": (tuple(df.columns), chunks > 1), "column_dtypes": kinds,
+                       "chunks": chunks, "bits": "bool" in kinds,
+                       "null_columns": tuple(n for n, c in zip(df.columns, counts, strict=True) if c)[:5]})
 
 
 def inspect(x: Any) -> Info:
@@ -98,8 +104,14 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
 
 
 def make(values: np.ndarray) -> Any:
+    """A probe over 64-byte aligned buffers (Polars wraps NumPy numbers without a copy), like
+    the matrix's sources: ``zerocopy explain`` and ``zerocopy matrix`` see the same object."""
+    from zerocopy.adapters.numpy import aligned_copy
+
     pl = _pl()
-    return pl.Series(values.copy()) if values.ndim == 1 else pl.DataFrame(values.copy())
+    if values.ndim == 1:
+        return pl.Series(aligned_copy(values))
+    return pl.DataFrame({f"column_{i}": aligned_copy(values[:, i]) for i in range(values.shape[1])})
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -117,7 +129,10 @@ def _numpy_to_series(x: np.ndarray, options: Options) -> Any:
 
 
 def _series_to_arrow(s: Any, options: Options) -> Any:
-    return s.to_arrow()
+    if s.n_chunks() == 1:
+        return s.to_arrow()
+    # Several chunks: a ChunkedArray over them (to_arrow() would copy them into one buffer).
+    return require("pyarrow").chunked_array(s)
 
 
 def _arrow_to_series(x: Any, options: Options) -> Any:
@@ -174,19 +189,33 @@ def _ndim1(info: Info, options: Options) -> Refusal | None:
     return None if len(info.shape) == 1 else Refusal("a Series is 1-D", fixable=False)
 
 
+def _tensor_dtype(info: Info, options: Options) -> Refusal | None:
+    """Strings, categoricals, lists, structs and temporal columns have no array form:
+    refused with a typed error before Arrow's own (ArrowInvalid) could escape."""
+    names = info.extra.get("column_dtypes") or {info.dtype}
+    odd = sorted(str(n).removeprefix("polars:") for n in names if n not in SHARED_DTYPES)
+    if not odd:
+        return None
+    from zerocopy.errors import UnsupportedDtypeError
+
+    return Refusal(f"an array has no {', '.join(odd)} dtype",
+                   "encode or cast the column first: s.to_physical() (categorical codes, temporal "
+                   "integers), s.cast(pl.Float32), s.list.to_array(width) for equal-length lists; "
+                   "or keep it in a table framework (pandas, pyarrow)",
+                   fixable=False, error=UnsupportedDtypeError)
+
+
 _NUMERIC = checks.dtype_in("Polars", dtypes)
 _READONLY = "Polars memory is immutable: the NumPy view is read-only"
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "s.to_numpy(allow_copy=False)", _series_to_numpy,
          cost=0.6, kinds=frozenset({COLUMN}), result_kind=ARRAY,
-         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
-                             checks.no_nulls("NumPy"), _one_chunk, _not_bits),
+         check=checks.all_of(_tensor_dtype, checks.no_nulls("NumPy"), _one_chunk, _not_bits),
          caveat=lambda info: _READONLY),
     Edge(NAME, "numpy", "copy", "s.to_numpy() into an aligned buffer", _series_to_numpy_copy, copies=True,
          cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
-         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
-                             checks.no_nulls("NumPy"))),
+         check=checks.all_of(_tensor_dtype, checks.no_nulls("NumPy"))),
     Edge("numpy", NAME, "array interface", "pl.Series(x)", _numpy_to_series, cost=6.5,
          result_kind=COLUMN,
          check=checks.all_of(_ndim1, _NUMERIC, _not_bits,
@@ -210,5 +239,5 @@ EDGES = (
     Edge(NAME, "numpy", "copy", "aligned C-order array filled column by column", _frame_to_numpy_copy,
          copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-         check=checks.all_of(checks.one_dtype, _NUMERIC, checks.no_nulls("NumPy"))),
+         check=checks.all_of(_tensor_dtype, checks.one_dtype, checks.no_nulls("NumPy"))),
 )
