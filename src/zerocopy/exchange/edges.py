@@ -45,6 +45,7 @@ class Refusal:
     fixable: bool = True
     error: type[Exception] | None = None
     quiet: bool = False  # a route that never applied to this kind of object: not worth showing
+    left: int = 0  # hops of its route after the refusing one (nearest the target: the real reason)
 
 
 Check = Callable[[Info, Options], Refusal | None]

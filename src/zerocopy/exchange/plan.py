@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -187,7 +187,7 @@ def _try_route(route: tuple[Edge, ...], info: Info, options: Options
         refusal = data_rule(current, edge) or edge.check(current, options)
         # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
         if refusal is not None and not (edge.copies and refusal.fixable):
-            return refusal
+            return replace(refusal, left=len(route) - len(hops) - 1)
         nxt = edge.after(current)
         hops.append(Hop(edge, current, nxt))
         if edge.caveat is not None and not edge.copies:
@@ -237,9 +237,12 @@ def _keeps_kind(info: Info, hops: tuple[Hop, ...]) -> bool:
 
 
 def _first_fixable(rejected: list[tuple[tuple[Edge, ...], Refusal]]) -> Refusal:
-    for _, refusal in rejected:
-        if refusal.fixable:
-            return refusal
+    # The refusal nearest the target names the real obstacle (Polars -> JAX: the alignment
+    # JAX checks, not the read-only flag that only NumPy's own DLPack exporter minds); among
+    # equals, the cheapest route's.
+    fixable = [refusal for _, refusal in rejected if refusal.fixable]
+    if fixable:
+        return min(fixable, key=lambda refusal: refusal.left)
     loud = [refusal for _, refusal in rejected if not refusal.quiet]
     return (loud or [rejected[0][1]])[0]
 
