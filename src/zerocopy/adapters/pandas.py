@@ -254,8 +254,13 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
 
 
 def make(values: np.ndarray) -> Any:
+    """A probe over a 64-byte aligned buffer, like the matrix's sources, so that
+    ``zerocopy explain`` and ``zerocopy matrix`` see the same kind of object."""
+    from zerocopy.adapters.numpy import aligned_copy
+
     pd = _pd()
-    return pd.Series(values.copy()) if values.ndim == 1 else pd.DataFrame(values.copy())
+    values = aligned_copy(values)
+    return pd.Series(values, copy=False) if values.ndim == 1 else pd.DataFrame(values, copy=False)
 
 
 def to_host(x: Any) -> np.ndarray:
