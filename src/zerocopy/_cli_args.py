@@ -43,18 +43,21 @@ def sizes(text: str) -> list[int]:
     return [nbytes(part) for part in text.split(",") if part.strip()] or [nbytes(text)]
 
 
-def frameworks(text: str, valid: Iterable[str], *, option: str = "--frameworks") -> list[str]:
+def frameworks(text: str, valid: Iterable[str], *, option: str = "--frameworks",
+               one: bool = False) -> list[str]:
     """Comma-separated framework names (aliases such as ``pt`` or ``tf`` accepted), each
     known; a misspelt one is named together with the valid names."""
     from zerocopy.adapters import ALIASES
 
     valid = list(valid)
     names = [ALIASES.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
+    if one and len(names) > 1:
+        raise InvalidArgumentError(message(f"{option} takes one framework", got=repr(text)))
     unknown = [n for n in names if n not in valid]
     if unknown or not names:
         raise InvalidArgumentError(message(
             f"{option}: unknown framework {', '.join(map(repr, unknown))}" if unknown
             else f"{option} names no framework",
-            expected="comma-separated names from " + ", ".join(valid),
+            expected=("one of " if one else "comma-separated names from ") + ", ".join(valid),
             hint="`zerocopy doctor` shows which are installed here"))
     return list(dict.fromkeys(names))

@@ -6,25 +6,60 @@ import argparse
 import json
 import platform
 import sys
+from typing import Any
 
-from zerocopy._report import framework_report
+from zerocopy._report import framework_row
+from zerocopy.adapters import FRAMEWORKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _rows() -> list[dict[str, Any]]:
+    from zerocopy._console import progress
+
+    rows = []
+    with progress(len(FRAMEWORKS), "asking each framework") as step:
+        for name in FRAMEWORKS:
+            rows.append(framework_row(name))
+            step(name)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    from zerocopy import __version__
+
+    ready = [r["name"] for r in rows if r["installed"] and not r["error"]]
+    gpus = sorted({d for r in rows for d in r["devices"] if d.startswith(("cuda", "gpu"))})
+    return (f"zerocopy {__version__} on Python {sys.version.split()[0]} ({platform.machine()}, "
+            f"{platform.node()}): {len(ready)} of {len(rows)} frameworks ready; "
+            f"GPU: {', '.join(gpus) if gpus else 'none found (CPU only; GPU frameworks skip)'}")
+
+
 def main(args: argparse.Namespace) -> int:
-    rows = framework_report()
+    rows = _rows()
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"zerocopy doctor  (Python {sys.version.split()[0]}, {platform.machine()}, {platform.node()})")
-    for row in rows:
-        state = row["version"] if row["installed"] and not row["error"] else (row["error"] or "?")
-        print(f"\n{row['name']:<11} {state}")
-        if row["devices"]:
-            print(f"  devices: {', '.join(row['devices'])}")
-        print(f"  exports: {'; '.join(row['exports'])}")
-        print(f"  imports: {'; '.join(row['imports'])}")
+    from zerocopy._console import out, table
+
+    console = out()
+    console.print(f"[bold]{summary(rows)}[/]")
+
+    def state(row: dict[str, Any]) -> str:
+        if row["installed"] and not row["error"]:
+            return "ready"
+        return "broken" if row["installed"] else "missing"
+
+    styles = {1: lambda s: {"ready": "green", "broken": "bold red", "missing": "yellow"}.get(s, "")}
+    console.print(table(
+        ("framework", "state", "version", "devices", "exports", "imports"),
+        [(r["name"], state(r), r["version"] or "-", ", ".join(r["devices"]) or "-",
+          "; ".join(r["exports"]), "; ".join(r["imports"])) for r in rows], styles=styles))
+    notes = [f"{r['name']}: {r['error']}" for r in rows if r["error"]]
+    if notes:
+        console.print("\n[bold]missing or broken[/]")
+        for note in notes:
+            console.print(f"  {note}", style="yellow", markup=False)
     return 0

@@ -6,16 +6,18 @@ import argparse
 
 import numpy as np
 
-from zerocopy._dtypes import numpy_dtype
-from zerocopy.adapters import adapter, resolve
+from zerocopy import _cli_args
+from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
+from zerocopy.adapters import FRAMEWORKS, adapter, installed
+from zerocopy.errors import FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.exchange.convert import explain
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="framework of the probe (numpy, torch, pandas, ...)")
     parser.add_argument("target", help="framework to convert to")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--shape", default="1024", help="e.g. 1024 or 64,32")
+    parser.add_argument("--dtype", default="float32", help=f"one of {', '.join(SHARED_DTYPES)}")
+    parser.add_argument("--shape", default="1024", help="e.g. 1024, 64,32 or 3x4")
     parser.add_argument("--order", choices=("C", "F", "T", "step", "reverse"), default="C",
                         help="memory layout of the probe (T: transposed view, step: x[::2])")
     parser.add_argument("--copy", choices=("none", "true", "false"), default="none")
@@ -30,9 +32,22 @@ def probe(source: str, dtype: str, shape: tuple[int, ...], order: str) -> object
     return adapter(source).make(np.ascontiguousarray(data) if source != "torch" else data)
 
 
+def _framework(text: str, role: str) -> str:
+    return _cli_args.frameworks(text, FRAMEWORKS, option=role, one=True)[0]
+
+
 def main(args: argparse.Namespace) -> int:
-    shape = tuple(int(s) for s in args.shape.split(",") if s)
-    obj = probe(resolve(args.source), args.dtype, shape, args.order)
+    from zerocopy._console import out
+    from zerocopy._display import plan_rich
+
+    source, target = _framework(args.source, "SRC"), _framework(args.target, "DST")
+    if args.dtype not in SHARED_DTYPES:
+        raise InvalidArgumentError(message("--dtype: unknown dtype", got=repr(args.dtype),
+                                           expected=", ".join(SHARED_DTYPES)))
+    if not installed(source):
+        raise FrameworkNotInstalledError(message(
+            f"The source {source} is not installed here", hint=f"pip install {adapter(source).PIP}"))
+    obj = probe(source, args.dtype, _cli_args.shape(args.shape), args.order)
     copy = {"none": None, "true": True, "false": False}[args.copy]
-    print(explain(obj, args.target, copy=copy))
+    out().print(plan_rich(explain(obj, target, copy=copy)))
     return 0

@@ -7,9 +7,11 @@ import json
 import platform
 from collections import Counter
 
+from zerocopy import _cli_args
 from zerocopy._dtypes import SHARED_DTYPES
-from zerocopy._matrix import Cell, as_json, matrix, versions
-from zerocopy.adapters import CPU_FRAMEWORKS, GPU_FRAMEWORKS, installed
+from zerocopy._matrix import Cell, as_json, matrix, pairs, versions
+from zerocopy.adapters import CPU_FRAMEWORKS, FRAMEWORKS, GPU_FRAMEWORKS, adapter, installed
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
 
 DEFAULT = [n for n in CPU_FRAMEWORKS if n != "mxnet"]
 GPU_DEFAULT = [n for n in GPU_FRAMEWORKS if n != "cudf"]  # cuDF: no device probe (not on the GPU machine)
@@ -37,25 +39,101 @@ def _has_gpu() -> bool:
         return False
 
 
+def _checked(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The frameworks and dtypes asked for, validated (one-line errors, exit 2)."""
+    frameworks = _cli_args.frameworks(args.frameworks, FRAMEWORKS)
+    dtypes = list(SHARED_DTYPES) if args.dtypes == "all" else [
+        d.strip() for d in args.dtypes.split(",") if d.strip()]
+    unknown = [d for d in dtypes if d not in SHARED_DTYPES]
+    if unknown or not dtypes:
+        raise InvalidArgumentError(message(
+            f"--dtypes: unknown dtype {', '.join(map(repr, unknown))}" if unknown
+            else "--dtypes names no dtype", expected="'all' or comma-separated names from "
+            + ", ".join(SHARED_DTYPES)))
+    return frameworks, dtypes
+
+
+def _measure(frameworks: list[str], dtypes: list[str], gpu: bool) -> list[Cell]:
+    from zerocopy._console import progress
+
+    todo = pairs(frameworks, dtypes)
+    with progress(len(todo), "GPU matrix" if gpu else "matrix") as step:
+        return matrix(frameworks, dtypes, gpu=gpu, step=step)
+
+
 def main(args: argparse.Namespace) -> int:
-    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-    dtypes = list(SHARED_DTYPES) if args.dtypes == "all" else args.dtypes.split(",")
+    frameworks, dtypes = _checked(args)
+    missing = [f for f in frameworks if not installed(f)]
     gpu_frameworks = [f for f in GPU_DEFAULT if installed(f)]
     with_gpu = args.gpu or (args.frameworks == ",".join(DEFAULT) and _has_gpu())
-    cells = [] if args.gpu else matrix(frameworks, dtypes)
-    gpu_cells = matrix(gpu_frameworks, dtypes, gpu=True) if with_gpu else []
+    if args.gpu and not _has_gpu():
+        raise DeviceError(message("--gpu needs a CUDA GPU and CuPy; none found here",
+                                  hint="run the CPU matrix without --gpu"))
+    if not args.gpu and len(frameworks) - len(missing) < 2:
+        raise FrameworkNotInstalledError(message(
+            "The matrix needs two installed frameworks",
+            got=f"{', '.join(f for f in frameworks if f not in missing) or 'none'} installed; "
+                f"not installed here: {_install_hints(missing)}",
+            hint="`zerocopy doctor` shows what is installed"))
+    cells = [] if args.gpu else _measure(frameworks, dtypes, gpu=False)
+    gpu_cells = _measure(gpu_frameworks, dtypes, gpu=True) if with_gpu else []
     if args.format == "json":
         print(json.dumps({"machine": platform.node(), "versions": versions(frameworks + gpu_frameworks),
                           "cells": as_json(cells), "gpu_cells": as_json(gpu_cells)}, indent=1))
-    else:
-        markdown = args.format == "markdown"
+    elif args.format == "markdown":
         if cells:
-            print(render(cells, frameworks, dtypes, markdown=markdown))
+            print(render(cells, frameworks, dtypes, markdown=True))
         if gpu_cells:
-            print(("\n## " if markdown else "\n") + "GPU (device arrays on cuda:0)\n")
-            print(render(gpu_cells, gpu_frameworks, dtypes, markdown=markdown))
+            print("\n## GPU (device arrays on cuda:0)\n")
+            print(render(gpu_cells, gpu_frameworks, dtypes, markdown=True))
+    else:
+        _show(cells, frameworks, dtypes, "")
+        _show(gpu_cells, gpu_frameworks, dtypes, "GPU (device arrays on cuda:0): ")
+    if missing:
+        from zerocopy._console import err
+
+        err().print(f"skipped, not installed here: {_install_hints(missing)}", style="yellow",
+                    markup=False)
     bugs = [c for c in cells + gpu_cells if c.reason.startswith("BUG")]
     return 1 if bugs else 0
+
+
+def _install_hints(names: list[str]) -> str:
+    return ", ".join(f"{n} (pip install {adapter(n).PIP})" for n in names)
+
+
+def summary(cells: list[Cell]) -> str:
+    counts = Counter(c.status for c in cells)
+    pairs_ = len({(c.source, c.target) for c in cells})
+    dtypes = len({c.dtype for c in cells})
+    return (f"{len(cells)} cells ({pairs_} ordered pairs x {dtypes} dtype{'s' if dtypes > 1 else ''}): "
+            f"{counts['Z']} zero-copy (pointer + write proven), {counts['C']} copy, "
+            f"{counts['E']} typed error, {counts['n/a']} n/a")
+
+
+def _show(cells: list[Cell], frameworks: list[str], dtypes: list[str], title: str) -> None:
+    """Summary first, then one coloured grid per dtype, then the reasons for non-Z cells."""
+    if not cells:
+        return
+    from zerocopy._console import out, status_style, table
+
+    console = out()
+    console.print(f"[bold]{title}{summary(cells)}[/]")
+    names = [f for f in frameworks if any(c.source == f for c in cells)]
+    for dtype in dtypes:
+        grid = {(c.source, c.target): c.status for c in cells if c.dtype == dtype}
+        rows = [(s, *("-" if s == t else grid[(s, t)] for t in names)) for s in names]
+        styles = dict.fromkeys(range(1, len(names) + 1), status_style)
+        console.print()
+        console.print(table((f"{dtype}: src \\ dst", *names), rows, styles=styles))
+    console.print("\nZ zero-copy (same pointer and a write seen), C copy, E typed error, "
+                  "n/a the source cannot hold the dtype", style="dim")
+    notes = [c for c in cells if c.status != "Z"]
+    if notes:
+        console.print()
+        console.print(table(("pair", "dtype", "status", "route", "reason"),
+                            [(f"{c.source}->{c.target}", c.dtype, c.status, c.route, c.reason)
+                             for c in notes], styles={2: status_style}))
 
 
 def render(cells: list[Cell], frameworks: list[str], dtypes: list[str], *, markdown: bool) -> str:

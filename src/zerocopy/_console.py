@@ -28,9 +28,11 @@ STATUS_STYLE = {"Z": "bold green", "C": "yellow", "E": "red", "n/a": "dim"}
 @cache
 def _console(stderr: bool) -> Console:
     # highlight=False: numbers and paths in our text are data, not something to colour.
-    # soft_wrap on non-terminals: a CI log gets whole lines instead of 80-column cuts.
-    return Console(stderr=stderr, highlight=False,
-                   soft_wrap=not (sys.stderr if stderr else sys.stdout).isatty())
+    # A pipe or a CI log has no width: lay tables out at 200 columns there, not 80.
+    stream = sys.stderr if stderr else sys.stdout
+    terminal = stream.isatty()
+    width = None if terminal or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=not terminal, width=width)
 
 
 def out() -> Console:

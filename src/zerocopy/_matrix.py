@@ -9,6 +9,7 @@ hard-coded: the cells come from running the conversions here.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from zerocopy._probes import ProbeUnavailable, make_device_source, make_source, 
 from zerocopy.adapters import adapter, installed
 from zerocopy.exchange.convert import explain, to
 
-__all__ = ["Cell", "matrix", "probe_pair"]
+__all__ = ["Cell", "matrix", "pairs", "probe_pair"]
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,21 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).split(". Hint:")[0].splitlines()[0][:160]
 
 
-def matrix(frameworks: list[str], dtypes: list[str], gpu: bool = False) -> list[Cell]:
+def pairs(frameworks: list[str], dtypes: list[str]) -> list[tuple[str, str, str]]:
+    """(source, target, dtype) of every cell over the installed ``frameworks``."""
     names = [n for n in frameworks if installed(n)]
+    return [(source, target, dtype) for dtype in dtypes
+            for source, target in itertools.product(names, names) if source != target]
+
+
+def matrix(frameworks: list[str], dtypes: list[str], gpu: bool = False,
+           step: Callable[[str], None] | None = None) -> list[Cell]:
+    """Every cell; ``step(label)`` is called after each one (the CLI's progress bar)."""
     cells = []
-    for dtype in dtypes:
-        for source, target in itertools.product(names, names):
-            if source != target:
-                cells.append(probe_pair(source, target, dtype, gpu=gpu))
+    for source, target, dtype in pairs(frameworks, dtypes):
+        cells.append(probe_pair(source, target, dtype, gpu=gpu))
+        if step is not None:
+            step(f"{source}->{target} {dtype}")
     return cells
 
 

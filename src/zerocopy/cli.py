@@ -75,9 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("ZEROCOPY_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         args = _parser(argv).parse_args(argv)
         return int(importlib.import_module(args._module).main(args) or 0)
+    except BrokenPipeError:  # `zerocopy doctor | head`: the reader left; say nothing more
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stays open until exit)
+        return 1
     except (SystemExit, KeyboardInterrupt) as exc:
         if isinstance(exc, KeyboardInterrupt):
             _print_error("interrupted")
