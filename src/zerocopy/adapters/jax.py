@@ -182,7 +182,8 @@ EDGES = (
          _to_cai, cost=2.5, check=cai.refuse_dtype),
     # copy=True within JAX: a new buffer on the same device.
     Edge(NAME, NAME, "copy", "jnp.array(x, copy=True)",
-         lambda x, o: require("jax.numpy", "jax").array(x, copy=True), copies=True, cost=4.0),
+         lambda x, o: require("jax.numpy", "jax").array(x, copy=True), copies=True, immutable_result=True,
+         cost=4.0),
     Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
          cost=20.0, needs_pointer=True,
          check=checks.all_of(

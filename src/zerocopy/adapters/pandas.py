@@ -17,7 +17,7 @@ from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import arrow_dtype_name, table_to_f_order
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge
-from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
 NAME = "pandas"
@@ -524,6 +524,18 @@ def _ndim(n: int) -> Any:
 
 _READONLY = "pandas 3 hands out read-only views (copy-on-write); the result is read-only"
 
+
+def _array_as_frame(info: Info, framework: str, kind: str | None) -> Info:
+    """A (rows, k) array seen as a frame: column j is x[:, j], so the columns are contiguous
+    only when the array is column-major (or has one row or one column)."""
+    new = moved_info(info, framework, kind)
+    rows, columns = info.shape
+    row_step = info.strides[0] if info.strides is not None else info.itemsize * columns
+    new.extra = {**info.extra, "contiguous_columns": rows <= 1 or row_step == info.itemsize,
+                 "blocks": 1, "column_dtypes": frozenset({info.dtype}),
+                 "has_bool": info.dtype == "bool"}
+    return new
+
 EDGES = (
     Edge(NAME, "numpy", "array interface", "s.to_numpy()", _series_to_numpy, cost=0.9,
          kinds=frozenset({COLUMN}), result_kind=ARRAY,
@@ -535,7 +547,7 @@ EDGES = (
     Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
          result_kind=COLUMN, check=_ndim(1)),
     Edge("numpy", NAME, "array interface", "pd.DataFrame(x, copy=False)", _numpy_to_frame, cost=15.0,
-         result_kind=TABLE, check=checks.all_of(_ndim(2), _has_columns)),
+         result_kind=TABLE, check=checks.all_of(_ndim(2), _has_columns), project=_array_as_frame),
     Edge(NAME, "numpy", "array interface (one block)", "df.to_numpy()", _frame_to_numpy, cost=2.0,
          project=table_to_f_order,
          kinds=frozenset({TABLE}), result_kind=ARRAY,
@@ -547,7 +559,8 @@ EDGES = (
          "pa.table([pa.Array.from_buffers(...) per column])", _frame_to_arrow, cost=30.0,
          kinds=frozenset({TABLE}), check=checks.all_of(_arrow_can_hold, _arrow_shares, _masked_nulls)),
     Edge(NAME, "pyarrow", "copy", "pa.table(...) over new buffers (bool packed into bits)",
-         _frame_to_arrow_copy, copies=True, cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
+         _frame_to_arrow_copy, copies=True, immutable_result=True,
+         cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
     Edge("pyarrow", NAME, "Arrow buffers, column by column",
          "pd.DataFrame({name: Series(zero-copy column)}, copy=False)", _arrow_to_frame, cost=40.0,
          kinds=frozenset({TABLE})),
@@ -555,9 +568,10 @@ EDGES = (
          _series_to_arrow, cost=3.0, kinds=frozenset({COLUMN}),
          check=checks.all_of(_arrow_can_hold, _arrow_shares, _masked_nulls)),
     Edge(NAME, "pyarrow", "copy", "pa.array(s) over a new buffer (bool packed into bits)",
-         _series_to_arrow_copy, copies=True, cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
+         _series_to_arrow_copy, copies=True, immutable_result=True,
+         cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
     # copy=True within pandas.
-    Edge(NAME, NAME, "copy", "x.copy(deep=True)", _deep_copy, copies=True,
+    Edge(NAME, NAME, "copy", "x.copy(deep=True)", _deep_copy, copies=True, immutable_result=True,
          cost=6.0, kinds=frozenset({COLUMN, TABLE})),
     Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
          cost=12.0, kinds=frozenset({COLUMN})),

@@ -136,7 +136,8 @@ def _series_to_arrow(s: Any, options: Options) -> Any:
 
 
 def _arrow_to_series(x: Any, options: Options) -> Any:
-    return _pl().Series(x)
+    # pl.Series(chunked) rechunks (a copy); from_arrow(rechunk=False) keeps Arrow's buffers.
+    return _pl().from_arrow(x, rechunk=False)
 
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
@@ -144,7 +145,10 @@ def _frame_to_arrow(df: Any, options: Options) -> Any:
 
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
-    return _pl().DataFrame(t)
+    pl = _pl()
+    if not t.num_columns:  # rows without columns: from_arrow would keep the rows, be sure
+        return pl.DataFrame(height=t.num_rows)
+    return pl.from_arrow(t, rechunk=False)
 
 
 def _columns(df: Any) -> list[np.ndarray]:
@@ -162,6 +166,8 @@ def _deep_copy(x: Any, options: Options) -> Any:
     from zerocopy.adapters.pyarrow import deep_copy
 
     pl = _pl()
+    if isinstance(x, pl.DataFrame) and not x.width:  # rows without columns: keep the height
+        return pl.DataFrame(height=x.height)
     copied = pl.from_arrow(deep_copy(x.to_arrow()))
     return copied.rename(x.name) if isinstance(x, pl.Series) else copied
 
@@ -223,19 +229,20 @@ EDGES = (
                                             "is one contiguous buffer"))),
     Edge("numpy", NAME, "copy", "pl.Series(np.array(x))  (bool packed into bits)",
          lambda x, o: _pl().Series(np.array(x)),
-         copies=True, cost=10.0, result_kind=COLUMN, check=checks.all_of(_ndim1, _NUMERIC)),
+         copies=True, immutable_result=True,
+         cost=10.0, result_kind=COLUMN, check=checks.all_of(_ndim1, _NUMERIC)),
     Edge(NAME, "pyarrow", "Arrow C data", "s.to_arrow()", _series_to_arrow, cost=2.0,
          kinds=frozenset({COLUMN})),
-    Edge("pyarrow", NAME, "Arrow C data", "pl.Series(x)", _arrow_to_series, cost=5.5,
+    Edge("pyarrow", NAME, "Arrow C data", "pl.from_arrow(x, rechunk=False)", _arrow_to_series, cost=5.5,
          kinds=frozenset({COLUMN})),
     Edge(NAME, "pyarrow", "Arrow C stream", "df.to_arrow()", _frame_to_arrow, cost=5.0,
          kinds=frozenset({TABLE})),
-    Edge("pyarrow", NAME, "Arrow C stream", "pl.DataFrame(x)", _arrow_to_frame, cost=8.0,
+    Edge("pyarrow", NAME, "Arrow C stream", "pl.from_arrow(x, rechunk=False)", _arrow_to_frame, cost=8.0,
          kinds=frozenset({TABLE})),
     block_edge(NAME, _columns, table_to_f_order, _READONLY),
     # copy=True within Polars: clone() shares buffers, so the copy goes through new Arrow buffers.
     Edge(NAME, NAME, "copy", "Arrow buffers copied, then pl.from_arrow", _deep_copy, copies=True,
-         cost=6.0, kinds=frozenset({COLUMN, TABLE})),
+         immutable_result=True, cost=6.0, kinds=frozenset({COLUMN, TABLE})),
     Edge(NAME, "numpy", "copy", "aligned C-order array filled column by column", _frame_to_numpy_copy,
          copies=True,
          cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,

@@ -227,7 +227,8 @@ EDGES = (
                              checks.layouts("an Arrow column", frozenset({"C"}),
                                             "is one contiguous buffer"))),
     Edge("numpy", NAME, "copy", "pa.array(x)  (bool packed into bits)", _numpy_to_column_copy,
-         copies=True, cost=3.0, result_kind=COLUMN, check=checks.all_of(_ndim(1), _ARROW_TYPES_IN)),
+         copies=True, immutable_result=True,
+         cost=3.0, result_kind=COLUMN, check=checks.all_of(_ndim(1), _ARROW_TYPES_IN)),
     Edge("numpy", NAME, "buffer protocol", "pa.Tensor.from_numpy(x)", _numpy_to_tensor, cost=1.5,
          check=checks.all_of(_ndim(2, exact=False), _ARROW_TYPES_IN, _tensor_not_bool,
                              checks.layouts("pa.Tensor", frozenset({"C", "F", "compact", "strided"}),
@@ -239,6 +240,8 @@ def deep_copy(x: Any) -> Any:
     """An Arrow object with the same values in new buffers (nulls and types kept)."""
     pa = _pa()
     if isinstance(x, pa.Table | pa.RecordBatch):
+        if not x.num_columns:  # rows without columns: nothing to copy, the row count to keep
+            return x.select([])
         columns = [deep_copy(c) for c in x.columns]
         return type(x).from_arrays(columns, schema=x.schema)
     if isinstance(x, pa.ChunkedArray):
@@ -252,7 +255,7 @@ EDGES = (
     *EDGES,
     # copy=True within Arrow.
     Edge(NAME, NAME, "copy", "pa.concat_arrays(chunks) per column", lambda x, o: deep_copy(x),
-         copies=True, cost=6.0, kinds=frozenset({ARRAY, COLUMN, TABLE})),
+         copies=True, immutable_result=True, cost=6.0, kinds=frozenset({ARRAY, COLUMN, TABLE})),
 )
 
 

@@ -102,7 +102,7 @@ EDGES = (
     Edge(NAME, DLPACK, "DLPack legacy", "x  (EagerTensor.__dlpack__)", lambda x, o: x, cost=1.0),
     # copy=True within TensorFlow: tf.identity may return the same buffer; DeepCopy never does.
     Edge(NAME, NAME, "copy", "tf.raw_ops.DeepCopy(x=x)", lambda x, o: _tf().raw_ops.DeepCopy(x=x),
-         copies=True, cost=4.0),
+         copies=True, immutable_result=True, cost=4.0),
     Edge(DLPACK, NAME, "DLPack legacy capsule",
          "tf.experimental.dlpack.from_dlpack(x.__dlpack__())", _from_dlpack, cost=2.0,
          check=checks.all_of(

@@ -76,11 +76,16 @@ class Edge:
     # alignment too.
     needs_pointer: bool = False
     project: Callable[[Info, str, str | None], Info] = field(default=_same, repr=False)
+    # A copy into a framework whose memory is immutable (Arrow, Polars, pandas views, JAX,
+    # TensorFlow) is fresh but read-only: the next hop must not be planned as writable.
+    immutable_result: bool = False
 
     def after(self, info: Info) -> Info:
         """The facts of the object this hop produces, without running it."""
         if self.copies:
-            return fresh_copy_info(info, self.target, self.result_kind)
+            new = fresh_copy_info(info, self.target, self.result_kind)
+            new.readonly = self.immutable_result
+            return new
         return self.project(info, self.target, self.result_kind)
 
 
