@@ -77,7 +77,10 @@ _LIVE_LOCK = threading.Lock()
 @_Deleter
 def _delete(address: int | None) -> None:
     with _LIVE_LOCK:
-        _LIVE.pop(address or 0, None)
+        entry = _LIVE.pop(address or 0, None)
+    # Dropped outside the lock: freeing the owner can run another capsule's deleter (a
+    # chain of zerocopy views), which takes the lock again.
+    del entry
 
 
 _CapsuleDestructor = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
