@@ -31,6 +31,7 @@ __all__ = [
     "is_gpu",
     "make_table",
     "table_columns",
+    "table_rows",
 ]
 
 # Targets that are tables rather than a dict of arrays.
@@ -169,6 +170,18 @@ def table_columns(table: object) -> tuple[list[str], list]:
         got=type(table).__name__))
 
 
+def table_rows(table: object) -> int:
+    """The row count of a table, which its columns cannot give when it has none."""
+    if isinstance(table, Mapping):
+        return _rows([_as_array(v) for v in table.values()][:1])
+    for attribute in ("num_rows", "height"):  # pyarrow, polars
+        n = getattr(table, attribute, None)
+        if isinstance(n, int):
+            return n
+    shape = getattr(table, "shape", None)  # pandas, cuDF, ColumnBlock
+    return int(shape[0]) if shape else 0
+
+
 def _as_array(value: object):
     return as_cupy(value) if is_gpu(value) else as_numpy(value)
 
@@ -238,8 +251,10 @@ def _cudf_to_cupy(series, name: str):
 # --------------------------------------------------------------------------- tables out
 
 
-def make_table(names: list[str], columns: list, to: str) -> object:
-    """Build target ``to`` (a table, or a dict of framework arrays) over ``columns``."""
+def make_table(names: list[str], columns: list, to: str, rows: int | None = None) -> object:
+    """Build target ``to`` (a table, or a dict of framework arrays) over ``columns``.
+    ``rows``: the row count, which a table without columns keeps (default: the columns')."""
+    rows = _rows(columns) if rows is None or columns else rows
     if to in _ARRAY_TARGETS:
         convert = from_cupy if columns and not isinstance(columns[0], np.ndarray) else from_numpy
         return {n: convert(c, to) for n, c in zip(names, columns, strict=True)}
@@ -247,17 +262,22 @@ def make_table(names: list[str], columns: list, to: str) -> object:
         import pyarrow as pa
 
         arrays = [_numpy_to_arrow(c, n) for n, c in zip(names, columns, strict=True)]
-        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        batch = (pa.RecordBatch.from_arrays(arrays, names=names) if arrays
+                 else pa.record_batch({"_": pa.nulls(rows)}).drop_columns(["_"]))
         return batch if to == "pyarrow" else pa.Table.from_batches([batch])
     if to == "pandas":
         import pandas as pd
 
         _only_1d(names, columns, to)
+        if not columns:
+            return pd.DataFrame(index=pd.RangeIndex(rows))
         return pd.DataFrame(dict(zip(names, columns, strict=True)), copy=False)
     if to == "polars":
         import polars as pl
 
-        return pl.DataFrame([pl.Series(n, c) for n, c in zip(names, columns, strict=True)])
+        series = [pl.Series(n, _polars_column(c, n)) for n, c in zip(names, columns, strict=True)]
+        # Rows without columns keep their count (pl.DataFrame([]) would have none).
+        return pl.DataFrame(series) if series else pl.DataFrame(height=rows)
     if to == "cudf":
         import cudf
 
@@ -266,6 +286,36 @@ def make_table(names: list[str], columns: list, to: str) -> object:
     raise UnsupportedObjectError(message(
         f"unknown target {to!r}", expected=f"one of {sorted(TABLE_TARGETS | _ARRAY_TARGETS)}",
         got=repr(to)))
+
+
+# Polars' temporal units; other NumPy units would raise Polars' own ValueError.
+_POLARS_UNITS = {"m": frozenset({"ms", "us", "ns"}), "M": frozenset({"D", "ms", "us", "ns"})}
+
+
+def _polars_column(col: np.ndarray, name: str) -> np.ndarray:
+    """``col`` if Polars holds its dtype as a typed column; a typed error otherwise (Polars
+    would store complex and void fields as Python ``Object`` columns)."""
+    kind = col.dtype.kind
+    if kind in "biuf":
+        return col
+    if kind in _POLARS_UNITS:
+        unit = np.datetime_data(col.dtype)[0]
+        if unit in _POLARS_UNITS[kind]:
+            return col
+        what = "Duration" if kind == "m" else "Datetime"
+        raise UnsupportedDtypeError(message(
+            f"column {name!r} is {col.dtype}, a unit Polars' {what} does not have",
+            expected=f"units {', '.join(sorted(_POLARS_UNITS[kind]))}", got=str(col.dtype),
+            hint=f"cast the field first, e.g. astype('{kind}8[ms]') (exact for whole seconds)"))
+    raise UnsupportedDtypeError(message(
+        f"column {name!r} is {col.dtype}, which Polars would only hold as Python objects",
+        expected="bool, int, uint, float or temporal fields", got=str(col.dtype),
+        hint="complex: split into real and imaginary fields (x.real, x.imag); or use "
+             "to='numpy' / to='pandas'"))
+
+
+def _rows(columns: list) -> int:
+    return int(columns[0].shape[0]) if columns else 0
 
 
 def _only_1d(names: list[str], columns: list, to: str) -> None:

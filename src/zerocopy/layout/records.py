@@ -219,7 +219,7 @@ def _finish(names: Sequence[str], columns: list, to: str | None, src: _Source):
     if to == "block":
         raise LayoutError(message("to='block' needs the columns copied into a block",
                                   expected="copy=True", got="views of the input"))
-    return _interop.make_table(list(names), columns, to or src.framework)
+    return _interop.make_table(list(names), columns, to or src.framework, rows=src.n)
 
 
 # ------------------------------------------------------------------------ records out

@@ -38,6 +38,8 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
     gpu = bool(cols) and not isinstance(cols[0], np.ndarray)
     target = _tensor_dtype(names, cols, dtype)
     framework = to or ("cupy" if gpu else "numpy")
+    if not cols and out is None:  # rows without columns: an (N, 0) tensor keeps N
+        return _convert(np.empty((_interop.table_rows(table), 0), target, order=order), framework, gpu)
     if order == "F" and out is None and copy is not True:
         view = _adjacent_view(cols, target, gpu)
         if view is not None:
