@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _cli_args
 from zerocopy.bench._timing import machine, per_call_seconds
+from zerocopy.errors import InvalidArgumentError, message
 
 CPU = ("numpy", "torch", "jax", "tensorflow", "pyarrow", "pandas", "polars")
 
@@ -101,7 +103,9 @@ def _pointer(obj: Any) -> int:
         return -1
 
 
-def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def run(sizes: list[int], pairs: list[tuple[str, str]],
+        step: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar)."""
     import zerocopy
 
     native = _native()
@@ -125,7 +129,13 @@ def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:80]}"
             del ours
             rows.append(row)
+            if step is not None:
+                step(f"{row['pair']} {_size(nbytes)}")
     return rows
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes // 1024} KiB" if nbytes < 1 << 20 else f"{nbytes >> 20} MiB"
 
 
 def _fmt(seconds: float | None) -> str:
@@ -140,7 +150,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     lines = ["| pair | size | ours | copies | native one-liner | native | copies | ours - native |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        size = f"{r['bytes'] // 1024} KiB" if r["bytes"] < 1 << 20 else f"{r['bytes'] >> 20} MiB"
+        size = _size(r["bytes"])
         native = r.get("native_s")
         delta = f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None else r.get("native_error", "")
         lines.append(f"| {r['pair']} | {size} | {_fmt(r['ours_s'])} | {'C' if r['ours_copies'] else 'Z'} | "
@@ -167,10 +177,29 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", default="1024,268435456", help="bytes, comma-separated")
+    parser.add_argument("--sizes", default="1KiB,256MiB",
+                        help="comma-separated sizes: bytes or with a unit (1024, 64KiB, 1MB, 256MiB)")
     parser.add_argument("--pairs", default="all", help="e.g. numpy->torch,pandas->jax")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 KiB and 1 MiB only (a few seconds of timing instead of a minute)")
+    parser.add_argument("--format", choices=("table", "markdown"), default="table")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--gpu", action="store_true", help="GPU pairs (on a CUDA machine)")
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    if text == "all":
+        return list(itertools.permutations(CPU, 2))
+    found = []
+    for part in text.split(","):
+        source, arrow, target = part.strip().partition("->")
+        if not arrow or source not in CPU or target not in CPU or source == target:
+            raise InvalidArgumentError(message(
+                "--pairs: not a pair of two different CPU frameworks", got=repr(part),
+                expected=f"SRC->DST with names from {', '.join(CPU)}",
+                hint="e.g. --pairs numpy->torch,pandas->jax"))
+        found.append((source, target))
+    return found
 
 
 def main(args: argparse.Namespace) -> int:
@@ -178,16 +207,41 @@ def main(args: argparse.Namespace) -> int:
         from zerocopy.bench import exchange_gpu
 
         return exchange_gpu.main(args)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    pairs = (list(itertools.permutations(CPU, 2)) if args.pairs == "all"
-             else [tuple(p.split("->")) for p in args.pairs.split(",")])
-    with warnings.catch_warnings():
+    from zerocopy._console import progress
+
+    sizes = [1024, 1 << 20] if args.quick else _cli_args.sizes(args.sizes)
+    pairs = _pairs(args.pairs)
+    with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "bench exchange") as step:
         warnings.simplefilter("ignore")  # pyarrow's legacy-capsule DeprecationWarning, etc.
-        rows = run(sizes, pairs)  # type: ignore[arg-type]
-    print(render(rows))
-    print()
-    print(summary(rows))
+        rows = run(sizes, pairs, step)
+    if args.format == "markdown":
+        print(summary(rows))
+        print()
+        print(render(rows))
+    else:
+        _show(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine(), "rows": rows}, f, indent=1)
     return 0
+
+
+def _show(rows: list[dict[str, Any]]) -> None:
+    from zerocopy._console import out, table
+
+    console = out()
+    for i, line in enumerate(summary(rows).splitlines()):
+        console.print(line, style="bold" if i else "dim", markup=False)
+    body = []
+    for r in rows:
+        native = r.get("native_s")
+        body.append((r["pair"], _size(r["bytes"]), _fmt(r["ours_s"]), "C" if r["ours_copies"] else "Z",
+                     r["native"], _fmt(native),
+                     "-" if native is None else ("C" if r["native_copies"] else "Z"),
+                     f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None
+                     else r.get("native_error", "")))
+    from zerocopy._console import status_style
+
+    console.print()
+    console.print(table(("pair", "size", "ours", "", "native one-liner", "native", "", "ours - native"),
+                        body, styles={3: status_style, 6: status_style}))

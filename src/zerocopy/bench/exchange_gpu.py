@@ -169,8 +169,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     names = _available()
-    sizes = list(SIZES) if getattr(args, "sizes", "") in ("", "1024,268435456", None) else [
-        int(s) for s in args.sizes.split(",")]
+    from zerocopy import _cli_args
+
+    sizes = list(SIZES) if getattr(args, "sizes", "") in ("", "1KiB,256MiB", None) else (
+        _cli_args.sizes(args.sizes))
     pairs = (list(itertools.permutations(names, 2)) if getattr(args, "pairs", "all") == "all"
              else [tuple(p.split("->")) for p in args.pairs.split(",")])
     with warnings.catch_warnings():

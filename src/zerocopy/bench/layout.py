@@ -316,14 +316,20 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
         import numba
 
         numba.set_num_threads(threads)
+    from zerocopy._console import progress
+
     rows = []
     cases = [(np.dtype([(f"f{i}", "f4") for i in range(4)]), "4xf32"),
              (np.dtype(MIXED), "mixed packed"), (np.dtype(MIXED, align=True), "mixed aligned")]
-    for dtype, label in cases:
-        if not only or any(w in label for w in only):
+    cases = [(d, label) for d, label in cases if not only or any(w in label for w in only)]
+    tables = not only or "table" in only
+    with progress(len(cases) + tables, "bench layout") as step:
+        for dtype, label in cases:
             rows += _aos_cases(dtype, label, args.repeat, one, nbytes)
-    if not only or "table" in only:
-        rows += _table_cases(nbytes, args.repeat, one)
+            step(label)
+        if tables:
+            rows += _table_cases(nbytes, args.repeat, one)
+            step("table <-> tensor")
     return rows
 
 

@@ -87,14 +87,18 @@ def host_part(quick: bool) -> dict[str, Any]:
         "+tracking (no stacks)": TrackingAdaptor(host, capture_stacks=False),
         "+tracking (stacks)": TrackingAdaptor(host),
     }
+    from zerocopy._console import progress
+
     n = 300 if quick else 3000
     rows = []
-    for name, mr in chains.items():
-        row: dict[str, Any] = {"chain": name}
-        for size in SIZES:
-            count = max(20, n // 10) if size >= 64 * MiB else n
-            row[_size(size)] = round(_per_pair_us(_resource_pair(mr, size, "cupy"), count), 3)
-        rows.append(row)
+    with progress(len(chains), "bench memory (host)") as step:
+        for name, mr in chains.items():
+            row: dict[str, Any] = {"chain": name}
+            for size in SIZES:
+                count = max(20, n // 10) if size >= 64 * MiB else n
+                row[_size(size)] = round(_per_pair_us(_resource_pair(mr, size, "cupy"), count), 3)
+            rows.append(row)
+            step(name)
     return {"alloc_free_pair_us": rows}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 __all__ = ["add_arguments", "main"]
 
@@ -64,18 +63,45 @@ def _demo() -> object:
 
 
 def _gpu() -> object:
+    from zerocopy.errors import DeviceError, ZeroCopyError, message
     from zerocopy.memory import DevicePoolResource, report
 
-    return report(resource=DevicePoolResource())
+    try:
+        return report(resource=DevicePoolResource())
+    except ZeroCopyError:  # no CUDA binding: already typed, with its install hint
+        raise
+    except Exception as exc:  # a binding but no device or driver
+        raise DeviceError(message(
+            "`zerocopy memory --gpu` found no usable CUDA GPU", got=f"{type(exc).__name__}: {exc}",
+            hint="`zerocopy memory --demo` shows a report over host memory")) from exc
+
+
+def _print_capabilities() -> None:
+    from zerocopy._console import out, table
+    from zerocopy.memory.hooks import capability_table
+
+    out().print(table(("framework", "mode", "hooks", "before start", "limits"),
+                      [(r.framework, r.mode, "yes" if r.per_allocation else "pool",
+                        "yes" if r.before_runtime else "no", r.limits) for r in capability_table()],
+                      title="How each framework joins the shared pool"))
 
 
 def main(args: argparse.Namespace) -> int:
+    from zerocopy._console import err, out
+    from zerocopy._display import report_rich
+
     if args.capabilities:
-        print(_capabilities(args.json))
+        if args.json:
+            print(_capabilities(True))
+        else:
+            _print_capabilities()
         return 0
     if args.demo or args.gpu:
         result = _demo() if args.demo else _gpu()
-        print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else result)  # type: ignore[attr-defined]
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, default=str))  # type: ignore[attr-defined]
+        else:
+            out().print(report_rich(result))
         return 0
     from zerocopy.memory import report
 
@@ -84,9 +110,9 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps({"report": current.to_dict(),
                           "capabilities": json.loads(_capabilities(True))}, indent=2, default=str))
         return 0
-    print(current)
-    print("\nNothing is shared in a fresh process: call zerocopy.memory.share() in your job and "
-          "print(zerocopy.memory.report()) there, or try `zerocopy memory --demo`.\n",
-          file=sys.stderr)
-    print(_capabilities(False))
+    out().print(report_rich(current))
+    err().print("\nNothing is shared in a fresh process: call zerocopy.memory.share() in your job and "
+                "print(zerocopy.memory.report()) there, or try `zerocopy memory --demo`.\n",
+                style="dim", markup=False)
+    _print_capabilities()
     return 0
