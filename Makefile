@@ -1,6 +1,7 @@
 # Two entry points a fresh machine needs (see README):
-#   make demo   sets everything up, then runs the main job (until the demo pipeline
-#               exists: `zerocopy doctor` and the live `zerocopy matrix`)
+#   make demo   sets everything up, then runs the main job: `zerocopy demo`, the ECG
+#               pipeline both ways (report in out/demo); `zerocopy doctor` and
+#               `zerocopy matrix` stay available as their own commands
 #   make test   sets everything up, then runs the whole test suite (CPU; GPU tests skip)
 # Everything installs from requirements/*.txt and pyproject.toml, nothing by hand.
 
@@ -33,8 +34,7 @@ $(MXVENV)/.installed: requirements/mxnet.txt pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/zerocopy doctor
-	$(BIN)/zerocopy matrix --dtypes all
+	$(BIN)/zerocopy demo --out out/demo
 
 test: lint test-main test-mxnet
 
