@@ -59,12 +59,13 @@ def test_unknown_and_missing_frameworks() -> None:
 def test_env_hooks_set_and_restore_the_environment() -> None:
     # In a fresh process: another part's tests may already have started JAX in this one.
     out = run_python("""
-        import json, os
+        import json, os, sys
         import zerocopy.memory as zm
         keys = ["XLA_PYTHON_CLIENT_ALLOCATOR", "XLA_PYTHON_CLIENT_PREALLOCATE",
                 "TF_GPU_ALLOCATOR", "PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"]
         os.environ["PYTORCH_ALLOC_CONF"] = "expandable_segments:True"
         before = {k: os.environ.get(k) for k in keys}
+        sys.modules["zerocopy.memory.share"]._has_gpu = lambda: True  # as on a GPU machine
         shared = zm.share(["jax", "tensorflow", "torch"], resource=zm.HostMemoryResource())
         during = {k: os.environ.get(k) for k in keys}
         caps = {k: v.per_allocation for k, v in shared.capabilities().items()}
@@ -127,11 +128,59 @@ def test_failed_install_undoes_earlier_ones(monkeypatch) -> None:
     # The function zerocopy.memory.share shadows its module's name as an attribute.
     share_module = sys.modules["zerocopy.memory.share"]
     monkeypatch.setattr(share_module, "_resolve", lambda frameworks: list(frameworks))
+    monkeypatch.setattr(share_module, "_has_gpu", lambda: True)
     os.environ.pop("XLA_PYTHON_CLIENT_ALLOCATOR", None)
     monkeypatch.setattr("zerocopy.memory.hooks.jax.started", lambda: False)
     with pytest.raises(RuntimeError, match="install failed"):
         zm.share(["jax", "tensorflow"], resource=zm.HostMemoryResource())
     assert "XLA_PYTHON_CLIENT_ALLOCATOR" not in os.environ and zm.active() is None
+
+
+_CUDA_KEYS = ["XLA_PYTHON_CLIENT_ALLOCATOR", "XLA_PYTHON_CLIENT_PREALLOCATE", "TF_GPU_ALLOCATOR",
+              "PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"]
+
+
+def test_without_a_gpu_named_frameworks_are_refused_and_nothing_is_set() -> None:
+    # A fresh process: nothing has started a framework or set a variable before.
+    out = run_python("""
+        import json, os, sys
+        import zerocopy.memory as zm
+        keys = KEYS
+        sys.modules["zerocopy.memory.share"]._has_gpu = lambda: False   # a machine without a GPU
+        before = {k: os.environ.get(k) for k in keys}
+        try:
+            zm.share(["jax", "tensorflow", "torch"], resource=zm.HostMemoryResource())
+            error = None
+        except Exception as exc:
+            error = {"type": [c.__name__ for c in type(exc).__mro__], "msg": str(exc)}
+        print(json.dumps({"error": error, "same": before == {k: os.environ.get(k) for k in keys},
+                          "active": zm.active() is not None}))
+    """.replace("KEYS", repr(_CUDA_KEYS)))
+    assert out["error"] is not None and "DeviceError" in out["error"]["type"]
+    assert "no CUDA GPU" in out["error"]["msg"] and "Hint:" in out["error"]["msg"]
+    assert out["same"] and not out["active"]
+
+
+def test_without_a_gpu_the_default_warns_and_routes_nothing(monkeypatch) -> None:
+    share_module = sys.modules["zerocopy.memory.share"]
+    monkeypatch.setattr(share_module, "_has_gpu", lambda: False)
+    monkeypatch.setattr(share_module, "installed_frameworks", lambda: ["jax", "tensorflow"])
+    monkeypatch.setattr("zerocopy.memory.hooks.jax.started", lambda: False)
+    monkeypatch.setattr("zerocopy.memory.hooks.tensorflow.check", lambda mode=None: None)
+    before = {k: os.environ.get(k) for k in _CUDA_KEYS}
+    with pytest.warns(RuntimeWarning, match="no CUDA GPU here, so jax, tensorflow"):
+        shared = zm.share(resource=zm.HostMemoryResource())
+    assert shared.installations == {}
+    assert {k: os.environ.get(k) for k in _CUDA_KEYS} == before
+    shared.undo()
+
+
+def test_this_machine_without_a_gpu_is_seen_as_one() -> None:
+    share_module = sys.modules["zerocopy.memory.share"]
+    has_cuda_binding = any(__import__("importlib.util").util.find_spec(m) for m in ("cupy", "cuda"))
+    if has_cuda_binding:
+        pytest.skip("a CUDA binding is installed: the answer depends on the device")
+    assert share_module._has_gpu() is False
 
 
 def test_jax_limit_is_refused_with_a_reason(monkeypatch) -> None:

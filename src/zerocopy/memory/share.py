@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
-from zerocopy.errors import FrameworkNotInstalledError, message
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, message
 from zerocopy.memory._cudart import UINT64_MAX
 from zerocopy.memory.adaptors.failure import Callback, OutOfMemoryCallbackAdaptor, release_caches
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
@@ -164,6 +165,31 @@ def _chain(base: MemoryResource, *, limit: int | None, limits: Mapping[str, int]
     return resource
 
 
+def _has_gpu() -> bool:
+    """A CUDA device is visible to this process (asked through the runtime binding)."""
+    try:
+        from zerocopy.memory._cudart import runtime
+
+        runtime().get_device()
+    except Exception:  # no binding, no driver or no device: all mean "no GPU" here
+        return False
+    return True
+
+
+def _without_gpu(names: list[str], *, named: bool) -> list[str]:
+    """No GPU: routing a framework's GPU allocations would only set CUDA environment
+    variables (PYTORCH_ALLOC_CONF, XLA_PYTHON_CLIENT_ALLOCATOR, TF_GPU_ALLOCATOR) and
+    hooks that nothing uses. Frameworks named by the caller: DeviceError; the default
+    (every installed framework): a warning, and none of them is touched."""
+    what = (f"there is no CUDA GPU here, so {', '.join(names)} cannot be routed to a shared GPU "
+            "pool; nothing was changed (no CUDA environment variable was set)")
+    hint = "run on a GPU machine, or share([], resource=...) to account host allocations only"
+    if named:
+        raise DeviceError(message(what, hint=hint))
+    warnings.warn(message(what, hint=hint), RuntimeWarning, stacklevel=3)
+    return []
+
+
 def _resolve(frameworks: Iterable[str] | None) -> list[str]:
     if frameworks is None:
         return installed_frameworks()
@@ -192,13 +218,17 @@ def share(frameworks: Iterable[str] | None = None, *, resource: MemoryResource |
     ``{"torch": "pluggable"}``. ``governance`` (default: on when the base is a device pool)
     keeps the pool's release threshold at ``release_threshold`` and records trims.
     Raises ``FrameworkStartedError`` (nothing changed) if a framework that must be set up
-    before its runtime starts has already started.
+    before its runtime starts has already started. Without a CUDA GPU nothing is changed:
+    frameworks named in ``frameworks`` raise ``DeviceError``; by default (every installed
+    framework) a ``RuntimeWarning`` says none was routed (``share([])`` stays valid).
     """
     global _active  # noqa: PLW0603 (one shared pool per process, by design)
     names = _resolve(frameworks)
     modes, limits = dict(modes or {}), dict(limits or {})
     for name in names:
         hook(name).check(modes.get(name))
+    if names and not _has_gpu():
+        names = _without_gpu(names, named=frameworks is not None)
     with _active_lock:
         if _active is not None:
             raise RuntimeError(message("a shared pool is already active",
