@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
+import zerocopy
+from zerocopy import _cli_args
 from zerocopy.cli import main
+from zerocopy.errors import InvalidArgumentError
 
 
 def test_doctor_lists_every_framework(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,7 +35,10 @@ def test_matrix_json_cells_are_measured(capsys: pytest.CaptureFixture[str]) -> N
                  "--dtypes", "float32,bool"]) == 0
     cells = json.loads(capsys.readouterr().out)["cells"]
     assert len(cells) == 12
-    assert {c["status"] for c in cells} == {"Z"}
+    copies = {(c["source"], c["target"]) for c in cells if c["status"] != "Z"}
+    # pandas' copy-on-write forbids writes a torch tensor (never read-only) could make.
+    assert copies == {("pandas", "torch")}
+    assert all("copy-on-write" in c["reason"] for c in cells if c["status"] == "C")
 
 
 def test_matrix_markdown_shows_copies_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,3 +53,98 @@ def test_python_dash_m_and_help() -> None:
                           text=True, check=True)
     for command in ("doctor", "matrix", "explain", "bench", "memory"):
         assert command in done.stdout
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err  # one line, no traceback
+    assert lines[0].startswith("error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"zerocopy {zerocopy.__version__} (zerocopy-ml")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["explain", "numpy", "jax", "--dtype", "float64"], ["64-bit", "Hint:", "jax_enable_x64"]),
+    (["explain", "numpy", "torch", "--shape", "3y4"], ["--shape", "'3y4'", "Hint:"]),
+    (["explain", "numpy", "torch", "--dtype", "flot32"], ["--dtype", "float32"]),
+    (["explain", "nmpy", "torch"], ["'nmpy'", "numpy, torch"]),
+    (["matrix", "--frameworks", "numpy,torhc"], ["'torhc'", "numpy, torch, jax", "zerocopy doctor"]),
+    (["matrix", "--dtypes", "float33"], ["'float33'", "bfloat16"]),
+    (["bench", "exchange", "--sizes", "1XB"], ["'1XB'", "1MB"]),
+    (["bench", "exchange", "--pairs", "numpy-torch"], ["SRC->DST"]),
+    (["explain", "numpy"], ["required", "--help"]),
+    (["matrix", "--nope"], ["unrecognized arguments: --nope", "--help"]),
+])
+def test_mistakes_are_one_line_errors_with_exit_2(argv: list[str], words: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    assert code == 2
+    line = _one_line_error(capsys)
+    for word in words:
+        assert word in line
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+@pytest.mark.parametrize("argv", [["explain", "numpy", "cupy"], ["matrix", "--frameworks", "numpy,cupy"],
+                                  ["matrix", "--gpu"], ["memory", "--gpu"]])
+def test_gpu_commands_without_cuda_are_one_line_errors(argv: list[str],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert "cupy" in line.lower() or "gpu" in line.lower() or "cuda" in line.lower()
+    assert "Hint:" in line
+
+
+def test_accepted_spellings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "numpy", "torch", "--shape", "3x4"]) == 0
+    out = capsys.readouterr().out
+    assert "[3x4]" in out and "ZERO-COPY" in out.splitlines()[0]  # the verdict comes first
+    assert _cli_args.shape("64,32") == (64, 32) == _cli_args.shape("64x32")
+    assert _cli_args.sizes("1MB,64KiB,1024") == [1_000_000, 65536, 1024]
+    assert _cli_args.frameworks("np, tf,torch", ["numpy", "tensorflow", "torch"]) == [
+        "numpy", "tensorflow", "torch"]
+    with pytest.raises(InvalidArgumentError):
+        _cli_args.nbytes("0")
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import zerocopy._cli_explain as command
+
+    def broken(args: object) -> int:
+        raise RuntimeError("a framework fell over")
+
+    monkeypatch.setattr(command, "main", broken)
+    assert main(["explain", "numpy", "torch"]) == 1
+    line = _one_line_error(capsys)
+    assert "RuntimeError: a framework fell over" in line and "--debug" in line
+    with pytest.raises(RuntimeError, match="fell over"):
+        main(["--debug", "explain", "numpy", "torch"])
+
+
+def test_doctor_summary_first_and_numba_cuda_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith(f"zerocopy {zerocopy.__version__}") and "frameworks ready" in first
+    cpu_numba_only = (importlib.util.find_spec("numba") is not None
+                      and importlib.util.find_spec("numba_cuda") is None)
+    if cpu_numba_only:
+        assert "numba-cuda not installed" in out and "numba 0." in out
+
+
+def test_matrix_table_summary_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--frameworks", "numpy,polars", "--dtypes", "bool,float32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("4 cells (2 ordered pairs x 2 dtypes): 2 zero-copy")
+    assert any("Polars stores bool as bits" in line for line in lines)
