@@ -95,6 +95,11 @@ class Info:
                 self.device, self.readonly, self.requires_grad, self.nulls > 0,
                 self.extra.get("signature") if self.extra else None)
 
+    def _repr_html_(self) -> str:  # Jupyter: zerocopy.inspect(x) as a table of facts
+        from zerocopy._display import info_html
+
+        return info_html(self)
+
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"
         flags = [f for f, on in (("read-only", self.readonly), ("requires_grad", self.requires_grad),

@@ -93,6 +93,16 @@ class Plan:
 
     __repr__ = __str__
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from zerocopy._display import plan_html
+
+        return plan_html(self)
+
+    def __rich__(self) -> Any:  # rich.print(plan), the CLI
+        from zerocopy._display import plan_rich
+
+        return plan_rich(self)
+
 
 def _bytes(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -115,6 +115,11 @@ class ColumnBlock:
                      "no copy except bool columns for Arrow/Polars (bit-packed there)")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:  # Jupyter: the columns, their bytes, the tensor view
+        from zerocopy._display import block_html
+
+        return block_html(self)
+
     def __repr__(self) -> str:
         return (f"ColumnBlock({self.n_rows} rows, {len(self.names)} columns, "
                 f"device={self.device!r})")

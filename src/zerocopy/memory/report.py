@@ -95,6 +95,16 @@ class MemoryReport:
     def __str__(self) -> str:
         return self.format()
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from zerocopy._display import report_html
+
+        return report_html(self)
+
+    def __rich__(self) -> Any:  # rich.print(report), the CLI
+        from zerocopy._display import report_rich
+
+        return report_rich(self)
+
 
 def _b(n: int | None) -> str:
     if n is None:
