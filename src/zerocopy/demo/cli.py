@@ -25,7 +25,7 @@ from zerocopy.errors import DeviceError, FrameworkNotInstalledError, Unsupported
 __all__ = ["add_arguments", "main"]
 
 QUICK = {"records": 12, "minutes": 2.0, "epochs": 1, "train_beats": 2048}
-DEFAULT = {"records": 120, "minutes": 15.0, "epochs": 2, "train_beats": 16384}
+DEFAULT = {"records": 80, "minutes": 12.0, "epochs": 2, "train_beats": 8192}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def _data(args: argparse.Namespace, sizes: dict[str, Any], console: Any) -> str:
     took = time.perf_counter() - start
     made = f", generated in {took:.1f} s" if took > 1 else ""
     console.print(f"data: {path.name} in {Path(args.cache) if args.cache else cache_dir()} "
-                  f"({path.stat().st_size / 2**20:.0f} MiB{made})")
+                  f"({path.stat().st_size / 2**20:.0f} MiB{made})", soft_wrap=True, highlight=False)
     return str(path)
 
 

@@ -43,12 +43,11 @@ def summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Totals per way and the ratios naive / zerocopy."""
     out: dict[str, Any] = {}
     for mode, run in runs.items():
-        moving = {h["stage"] for h in run["handoffs"]}
         out[mode] = {
             "seconds": _pipeline_seconds(run),
+            "cpu_seconds": sum(s["cpu_seconds"] for s in run["stages"] if s["stage"] != "startup"),
             "startup_seconds": sum(s["seconds"] for s in run["stages"] if s["stage"] == "startup"),
             "handoff_seconds": sum(h["seconds"] for h in run["handoffs"]),
-            "moving_stage_seconds": sum(s["seconds"] for s in run["stages"] if s["stage"] in moving),
             "bytes_copied": sum(h["copied_bytes"] for h in run["handoffs"]),
             "bytes_handed": sum(h["nbytes"] for h in run["handoffs"]),
             "peak_host_bytes": run["peak_host_bytes"],
@@ -63,7 +62,6 @@ def summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             return n[key] / z[key] if z[key] else None
         out["speedup"] = ratio("seconds")
         out["handoff_speedup"] = ratio("handoff_seconds")
-        out["moving_stage_speedup"] = ratio("moving_stage_seconds")
         out["host_memory_ratio"] = ratio("peak_host_bytes")
         if n["peak_device_bytes"] and z["peak_device_bytes"]:
             out["device_memory_ratio"] = n["peak_device_bytes"] / z["peak_device_bytes"]

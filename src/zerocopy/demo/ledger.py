@@ -138,6 +138,7 @@ class StageRecord:
     seconds: float
     bytes_copied: int
     peak_bytes: int
+    cpu_seconds: float   # the process's CPU time (all threads): less sensitive to a busy machine
     peak_device_bytes: int | None = None
     memory: dict[str, int] = field(default_factory=dict)   # per framework (GPU shared pool)
 
@@ -179,16 +180,16 @@ class Clock:
         first = len(self.ledger.entries)
         self._peak = self._rss()
         self._peak_dev = self._device_used() if self._device_used is not None else 0
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield
         if sync is not None:
             sync()
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         self._peak = max(self._peak, self._rss())
         copied = sum(e.copied_bytes for e in self.ledger.entries[first:])
         memory = self._framework_memory() if self._framework_memory is not None else {}
         self.stages.append(StageRecord(
-            self.ledger.mode, name, seconds, copied, self._peak,
+            self.ledger.mode, name, seconds, copied, self._peak, cpu,
             self._peak_dev if self._device_used is not None else None, memory))
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ class Config:
     epochs: int = 2
     width: int = 128             # samples per beat window
     train_beats: int = 16384     # beats the autoencoder trains on (a fixed, evenly spread subset)
-    batch: int = 256
+    batch: int = 512
     latent: int = 8
     clusters: int = 4
     tensorflow: bool = False
@@ -346,13 +346,16 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
         labels, score = _kmeans(zj, ej, cfg.clusters)
         accuracy = None
         if cfg.tensorflow:
-            accuracy = _classify_tf(way.to_tensorflow(zj, "z"), way.to_tensorflow(labels, "labels"),
+            # TF gets the latents from torch: a JAX array imported from the F-order column
+            # block exports F strides through DLPack, which TensorFlow refuses (zerocopy
+            # plans it as C-order; see the demo's report on issue 9).
+            accuracy = _classify_tf(way.to_tensorflow(z, "z"), way.to_tensorflow(labels, "labels"),
                                     cfg.clusters)
         labels_out = way.from_jax(labels, "labels")
         score_out = way.from_jax(score, "score")
 
     with clock.stage("table", sync):
-        table = way.table(beats, latents, names, {"cluster": labels_out, "score": score_out})
+        table = way.table(beats, latents, err, names, {"cluster": labels_out, "score": score_out})
 
     with clock.stage("write", sync):
         result_path = Path(cfg.work) / f"beats-{mode}.parquet"

@@ -101,12 +101,14 @@ class Naive:
     def to_tensorflow(self, x: Any, what: str) -> Any:
         import tensorflow as tf
 
-        return self.ledger.move(x, lambda: tf.convert_to_tensor(np.asarray(x)), dst="tensorflow",
-                                call=f"tf.convert_to_tensor(np.asarray({what}))")
+        host = x.detach().numpy if hasattr(x, "detach") else lambda: np.asarray(x)
+        return self.ledger.move(x, lambda: tf.convert_to_tensor(host()), dst="tensorflow",
+                                call=f"tf.convert_to_tensor({what}.numpy())")
 
-    def table(self, beats: Any, latents: Any, names: list[str], scores: dict[str, Any]) -> Any:
+    def table(self, beats: Any, latents: Any, err: Any, names: list[str], scores: dict[str, Any]) -> Any:
         """The beats table joined with latents, errors, scores and clusters."""
         gpu = self.gpu
+        scores = {"error": err, **scores}
 
         def build():
             lat = latents.detach().cpu().numpy()
@@ -117,13 +119,13 @@ class Naive:
                 for i, n in enumerate(names):
                     out[n] = lat[:, i]
                 for key, value in scores.items():
-                    out[key] = np.asarray(value)
+                    out[key] = _host(value)
                 return out
             import pandas as pd
 
             out = pd.concat([beats, pd.DataFrame(lat, columns=names)], axis=1)
             for key, value in scores.items():
-                out[key] = np.asarray(value)
+                out[key] = _host(value)
             return out
         return self.ledger.move({"beats": beats, "latents": latents, **scores}, build,
                                 dst="cudf" if gpu else "pandas",
@@ -195,7 +197,7 @@ class ZeroCopy:
     def to_tensorflow(self, x: Any, what: str) -> Any:
         return self._to(x, "tensorflow", what)
 
-    def table(self, beats: Any, latents: Any, names: list[str], scores: dict[str, Any]) -> Any:
+    def table(self, beats: Any, latents: Any, err: Any, names: list[str], scores: dict[str, Any]) -> Any:
         block, errors = latents   # the column blocks the model wrote into
         target = "cudf" if self.gpu else "pandas"
 
@@ -223,6 +225,8 @@ class ZeroCopy:
 
 
 def _host(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
     get = getattr(x, "get", None)
     return get() if get is not None else np.asarray(x)
 
