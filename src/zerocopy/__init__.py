@@ -1,16 +1,20 @@
 """zerocopy: hand data between ML and data frameworks without copying.
 
 >>> import numpy as np, zerocopy
->>> t = zerocopy.to(np.arange(4.0), "torch")          # shares memory
->>> print(zerocopy.explain(np.arange(4.0), "jax"))    # how, and what it costs
+>>> x = zerocopy.aligned(np.arange(4, dtype=np.float32))  # 64-byte aligned: all can share it
+>>> t = zerocopy.to(x, "torch")                          # same memory, no copy
+>>> zerocopy.shares_memory(x, t)
+True
+>>> zerocopy.explain(x, "jax").copies                    # print() it: the route and why
+False
 
 Importing zerocopy imports NumPy only; each framework is imported the first time a
-conversion needs it.
+conversion needs it. The user guide and the API reference: ``docs/`` (``mkdocs serve``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zerocopy.adapters.numpy import aligned, empty
 from zerocopy.copies import CopyWarning, copy_policy, on_copy, set_copy_policy
@@ -29,7 +33,12 @@ from zerocopy.errors import (
     UnsupportedObjectError,
     ZeroCopyError,
 )
-from zerocopy.exchange.convert import explain, inspect, shares_memory, to
+from zerocopy.exchange.convert import explain, inspect, shares_memory
+
+if TYPE_CHECKING:  # typed overloads for editors (what to() returns per target); no run-time cost
+    from zerocopy._typing import to
+else:
+    from zerocopy.exchange.convert import to
 from zerocopy.exchange.streams import NO_SYNC  # stream=NO_SYNC: "do not synchronise"
 from zerocopy.io import read_parquet
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
