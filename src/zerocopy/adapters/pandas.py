@@ -113,7 +113,7 @@ def _series_info(s: Any) -> Info:
     array = s.array
     name = _dtype_name(s.dtype)
     numpy_backed = isinstance(s.dtype, np.dtype)
-    bits = name == "bool" and not numpy_backed  # Arrow bool is bits (masked bool is bytes, copied too)
+    bits = name == "bool" and hasattr(array, "_pa_array")  # Arrow bool is bits; masked bool is bytes
     # A Series over a step-sliced array keeps the step: its strides are those of its values.
     if numpy_backed:
         strides = s.to_numpy().strides
@@ -174,7 +174,7 @@ def _frame_info(df: Any) -> Info:
         data = getattr(values, "_data", None)
         if isinstance(data, np.ndarray) and len(data) > 1 and data.strides[0] != data.itemsize:
             contiguous = False
-        bits = bits or name == "bool"
+        bits = bits or (name == "bool" and hasattr(values, "_pa_array"))
         chunks = max(chunks, _chunks(values))
         found = _nulls(values)
         if found:
@@ -554,13 +554,13 @@ EDGES = (
          check=checks.all_of(_shared_numeric, _one_block), caveat=lambda info: _READONLY),
     block_edge(NAME, _columns_in_order, table_to_f_order, _READONLY),
     Edge(NAME, "numpy", "copy", "aligned C-order array filled block by block", _frame_to_numpy_copy,
-         copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
+         copies=True, cost=12.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
     Edge(NAME, "pyarrow", "Arrow buffers, column by column",
          "pa.table([pa.Array.from_buffers(...) per column])", _frame_to_arrow, cost=30.0,
          kinds=frozenset({TABLE}), check=checks.all_of(_arrow_can_hold, _arrow_shares, _masked_nulls)),
     Edge(NAME, "pyarrow", "copy", "pa.table(...) over new buffers (bool packed into bits)",
          _frame_to_arrow_copy, copies=True, immutable_result=True,
-         cost=60.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
+         cost=40.0, kinds=frozenset({TABLE}), check=_arrow_can_hold),
     Edge("pyarrow", NAME, "Arrow buffers, column by column",
          "pd.DataFrame({name: Series(zero-copy column)}, copy=False)", _arrow_to_frame, cost=40.0,
          kinds=frozenset({TABLE})),
@@ -570,9 +570,11 @@ EDGES = (
     Edge(NAME, "pyarrow", "copy", "pa.array(s) over a new buffer (bool packed into bits)",
          _series_to_arrow_copy, copies=True, immutable_result=True,
          cost=6.0, kinds=frozenset({COLUMN}), check=_arrow_can_hold),
-    # copy=True within pandas.
+    # copy=True within pandas. Its result keeps pandas' own layout (Arrow bits, unaligned
+    # blocks), not a fresh aligned buffer, so it costs more than every copy edge out of
+    # pandas plus the shared hops after it: the planner takes it only to stay in pandas.
     Edge(NAME, NAME, "copy", "x.copy(deep=True)", _deep_copy, copies=True, immutable_result=True,
-         cost=6.0, kinds=frozenset({COLUMN, TABLE})),
+         cost=15.0, kinds=frozenset({COLUMN, TABLE})),
     Edge("pyarrow", NAME, "Arrow buffer", "pd.Series(zero-copy column)", _arrow_column_to_series,
          cost=12.0, kinds=frozenset({COLUMN})),
 )
