@@ -311,6 +311,11 @@ def _series_to_numpy(s: Any, options: Options) -> np.ndarray:
 def _series_to_numpy_copy(s: Any, options: Options) -> np.ndarray:
     if isinstance(s.dtype, np.dtype):
         return _aligned(s.to_numpy())
+    pa_array = getattr(s.array, "_pa_array", None)
+    if pa_array is not None:  # chunks straight into one aligned buffer: one copy
+        from zerocopy.adapters.pyarrow import column_copy
+
+        return column_copy(pa_array)
     return _aligned(_copied_values(s.array))
 
 

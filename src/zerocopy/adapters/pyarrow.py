@@ -65,7 +65,8 @@ def _column_info(x: Any) -> Info:
     pa = _pa()
     chunked = isinstance(x, pa.ChunkedArray)
     chunks = x.num_chunks if chunked else 1
-    first = x.chunk(0) if chunked and chunks else x
+    # The first chunk with data: an empty chunk's buffer says nothing about where data lives.
+    first = next((c for c in x.chunks if len(c)), x.chunk(0) if chunks else None) if chunked else x
     dtype = arrow_dtype_name(x.type)
     itemsize = max(getattr(x.type, "bit_width", 8) // 8, 1) if not dtype.startswith("arrow:") else 1
     return Info(NAME, x, kind=COLUMN, dtype=dtype, shape=(len(x),), strides=(itemsize,),
@@ -149,7 +150,12 @@ def _column_to_numpy(x: Any, options: Options) -> np.ndarray:
 
 
 def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
-    """Chunks (or bits) straight into one fresh aligned buffer: one copy, whatever the chunking."""
+    return column_copy(x)
+
+
+def column_copy(x: Any) -> np.ndarray:
+    """An Arrow column's chunks (or bits) straight into one fresh 64-byte aligned NumPy
+    buffer: one copy, whatever the chunking (nulls: refused by the plan before this)."""
     from zerocopy.adapters.numpy import empty
 
     pa = _pa()
@@ -157,7 +163,8 @@ def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
     out = empty(len(x), np.dtype(arrow_dtype_name(x.type)))
     start = 0
     for chunk in chunks:
-        np.copyto(out[start:start + len(chunk)], chunk.to_numpy(zero_copy_only=False), casting="no")
+        if len(chunk):  # pyarrow refuses to_numpy() on some empty bool chunks
+            np.copyto(out[start:start + len(chunk)], chunk.to_numpy(zero_copy_only=False), casting="no")
         start += len(chunk)
     return out
 

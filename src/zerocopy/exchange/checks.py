@@ -60,9 +60,10 @@ def layouts(framework: str, allowed: frozenset[str], what: str) -> Check:
 
 def aligned(framework: str, alignment: int) -> Check:
     def check(info: Info, options: Options) -> Refusal | None:
-        if info.size == 0 and not info.extra.get("copied"):
+        if info.size == 0 and info.extra.get("copied") != "numpy":
             # Empty data has no buffer of its own: exporters hand out whatever pointer they
-            # like (0, a shared sentinel), so its alignment cannot be known before the hop.
+            # like (0, a shared sentinel), so its alignment cannot be known before the hop;
+            # only zerocopy's own NumPy copies (zerocopy.empty) are aligned even when empty.
             return Refusal(f"{framework} shares only {alignment}-byte aligned buffers and empty "
                            "data has no buffer whose alignment could be known",
                            "nothing to share: let zerocopy make the empty array (copy=None)")

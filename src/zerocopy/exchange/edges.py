@@ -85,6 +85,7 @@ class Edge:
         if self.copies:
             new = fresh_copy_info(info, self.target, self.result_kind)
             new.readonly = self.immutable_result
+            new.extra["copied"] = self.target  # who allocated it (alignment of empty data)
             return new
         return self.project(info, self.target, self.result_kind)
 
