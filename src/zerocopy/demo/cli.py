@@ -10,6 +10,7 @@ machine-readable record.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tensorflow", action=argparse.BooleanOptionalAction, default=None,
                         help="also train a tiny TensorFlow classifier (default: on where installed, "
-                        "off with --quick)")
+                        "off with --quick and on cuda)")
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
                         help="torch threads (fixed, for deterministic training)")
 
@@ -135,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
     device = _device(args.device)
     data = _data(args, sizes, console)
     tf = args.tensorflow if args.tensorflow is not None else (
-        not args.quick and __import__("importlib.util").util.find_spec("tensorflow") is not None)
+        not args.quick and device == "cpu" and importlib.util.find_spec("tensorflow") is not None)
     with tempfile.TemporaryDirectory(prefix="zerocopy-demo-") as tmp:
         work = Path(tmp)
         cfg = Config(data=data, work=str(work), device=device, epochs=sizes["epochs"],

@@ -109,7 +109,7 @@ def _gpu_kernels() -> dict[str, object]:
 
     @cuda.jit
     def peak_mask(y, thr, half, pre, post, mask):
-        r, i = cuda.grid(2)
+        i, r = cuda.grid(2)   # x runs along a record: neighbouring threads read neighbouring samples
         if r >= y.shape[0] or i >= y.shape[1]:
             return
         n = y.shape[1]
@@ -129,7 +129,7 @@ def _gpu_kernels() -> dict[str, object]:
 
     @cuda.jit
     def cut(y, rows, cols, record_of_row, pre, fs, rec_i, rec_f):
-        k, j = cuda.grid(2)
+        j, k = cuda.grid(2)   # x runs along a window
         width = rec_f.shape[1] - 4
         if k >= rows.shape[0] or j >= width:
             return
@@ -151,8 +151,8 @@ def find_peaks_gpu(y, thr, half: int, pre: int, post: int):
 
     kernels = _gpu_kernels()
     mask = cupy.empty(y.shape, cupy.uint8)
-    block = (4, 128)
-    grid = ((y.shape[0] + 3) // 4, (y.shape[1] + 127) // 128)
+    block = (128, 4)
+    grid = ((y.shape[1] + 127) // 128, (y.shape[0] + 3) // 4)
     kernels["peak_mask"][grid, block](y, thr, half, pre, post, mask)
     rows, cols = cupy.nonzero(mask)
     return rows.astype(cupy.int32), cols.astype(cupy.int32)
@@ -163,7 +163,9 @@ def cut_beats_gpu(y, rows, cols, record_of_row, pre: int, width: int, fs: float,
     kernels = _gpu_kernels()
     n = len(rows)
     words = out.view("i4").reshape(n, 4 + width)
-    grid = ((n + 7) // 8, (width + 31) // 32)
-    kernels["cut"][grid, (8, 32)](y, rows, cols, record_of_row, pre, np.float32(fs), words,
+    if n == 0:
+        return out
+    grid = ((width + 31) // 32, (n + 7) // 8)
+    kernels["cut"][grid, (32, 8)](y, rows, cols, record_of_row, pre, np.float32(fs), words,
                                   words.view("f4"))
     return out

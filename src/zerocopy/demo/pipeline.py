@@ -129,7 +129,7 @@ def _filter_cupy(x: Any, mask: np.ndarray) -> Any:
 
     spec = cupy.fft.rfft(x, axis=1)
     spec *= cupy.asarray(mask)
-    return cupy.fft.irfft(spec, n=x.shape[1], axis=1).astype(cupy.float32)
+    return cupy.fft.irfft(spec, n=x.shape[1], axis=1).astype(cupy.float32, copy=False)
 
 
 def _thresholds(y: Any) -> Any:
@@ -277,7 +277,8 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
     way = WAYS[mode](ledger, gpu)
     import torch
 
-    torch.use_deterministic_algorithms(True)
+    # On a GPU a few kernels have no deterministic variant: warn there instead of failing.
+    torch.use_deterministic_algorithms(True, warn_only=gpu)
     torch.set_num_threads(cfg.threads)
     sync = _sync(gpu)
     out: dict[str, Any] = {}
@@ -308,7 +309,8 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
 
             from zerocopy.demo.kernels import find_peaks_gpu
             thr = _thresholds(y)
-            peak_rows, peak_cols = find_peaks_gpu(y, thr, half, pre, cfg.width - pre)
+            y_kernel = way.to_numba(y, "filtered")
+            peak_rows, peak_cols = find_peaks_gpu(y_kernel, thr, half, pre, cfg.width - pre)
         else:
             from zerocopy.demo.kernels import find_peaks_cpu
             thr = _thresholds(y)
@@ -321,7 +323,7 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
         if gpu:
             from zerocopy.demo.kernels import cut_beats_gpu
 
-            recs = cut_beats_gpu(y, peak_rows, peak_cols, cupy.asarray(record_of_row), pre, cfg.width,
+            recs = cut_beats_gpu(y_kernel, peak_rows, peak_cols, cupy.asarray(record_of_row), pre, cfg.width,
                                  fs, cupy.empty(n * dt.itemsize, cupy.uint8))
         else:
             import zerocopy

@@ -81,6 +81,10 @@ class Naive:
                                  dst="pandas", call="pd.DataFrame({name: recs[name] ...})")
         return window, table
 
+    def to_numba(self, x: Any, what: str = "y") -> Any:
+        """A GPU kernel's input: Numba launches read CuPy's ``__cuda_array_interface__``."""
+        return self.ledger.move(x, lambda: x, dst="numba", call=f"kernel[grid, block]({what})")
+
     def to_torch(self, x: Any, what: str = "X") -> Any:
         import torch
 
@@ -112,9 +116,8 @@ class Naive:
 
         def build():
             lat = latents.detach().cpu().numpy()
-            if gpu:
-                import cudf
-
+            cudf = _cudf() if gpu else None
+            if cudf is not None:
                 out = beats.copy() if hasattr(beats, "to_pandas") else cudf.DataFrame.from_pandas(beats)
                 for i, n in enumerate(names):
                     out[n] = lat[:, i]
@@ -128,7 +131,7 @@ class Naive:
                 out[key] = _host(value)
             return out
         return self.ledger.move({"beats": beats, "latents": latents, **scores}, build,
-                                dst="cudf" if gpu else "pandas",
+                                dst="cudf" if gpu and _cudf() else "pandas",
                                 call="pd.concat([beats, pd.DataFrame(z.numpy())]); out[k] = np.asarray(v)")
 
 
@@ -152,6 +155,9 @@ class ZeroCopy:
     def from_jax(self, x: Any, what: str = "y") -> Any:
         return self._to(x, "cupy" if self.gpu else "numpy", what)
 
+    def to_numba(self, x: Any, what: str = "y") -> Any:
+        return self._to(x, "numba", what)
+
     def beats(self, records: Any, width: int) -> tuple[Any, Any]:
         from zerocopy.demo.kernels import beat_dtype
 
@@ -172,13 +178,29 @@ class ZeroCopy:
         window = self.ledger.move(records, columns, dst="column block", copies=True,
                                   reason=_LAYOUT_REASON,
                                   call="zerocopy.to_columns(recs, out=column_block(n, {'window': f4[w]}))")
-        table = self.ledger.move(
-            records, lambda: zerocopy.to_columns(src if self.gpu else records.view(meta_dt),
-                                                 to="cudf" if self.gpu else "pandas",
-                                                 **({"dtype": meta_dt} if self.gpu else {})),
-            dst="cudf" if self.gpu else "pandas", copies=True, reason=_LAYOUT_REASON,
-            call="zerocopy.to_columns(recs[meta], to='pandas')")
+        target = self._table_target()
+
+        def meta():
+            if not self.gpu:
+                return zerocopy.to_columns(records.view(meta_dt), to="pandas")
+            if target == "cudf":
+                return zerocopy.to_columns(src, dtype=meta_dt, to="cudf")
+            columns = zerocopy.to_columns(src, dtype=meta_dt)   # CuPy columns, then one copy home
+            return _concat([zerocopy.to(c, "pandas").rename(n) for n, c in columns.items()], target)
+        table = self.ledger.move(records, meta, dst=target, copies=True, reason=_LAYOUT_REASON,
+                                 call=f"zerocopy.to_columns(recs[meta], to={target!r})")
         return window, table
+
+    def _table_target(self) -> str:
+        return "cudf" if self.gpu and _cudf() is not None else "pandas"
+
+    def _block_table(self, block: Any, target: str) -> Any:
+        """A latent block as a table: a view on the CPU (and with cuDF); from a GPU block
+        without cuDF one copy home, then unstacked into pandas columns without another."""
+        if block.device == "cpu" or target == "cudf":
+            return block.table(target)
+        host = zerocopy.to(block.tensor(), "numpy")
+        return zerocopy.unstack(host, list(block.names), to=target)
 
     def to_torch(self, x: Any, what: str = "X") -> Any:
         return self._to(x, "torch", what)
@@ -199,20 +221,16 @@ class ZeroCopy:
 
     def table(self, beats: Any, latents: Any, err: Any, names: list[str], scores: dict[str, Any]) -> Any:
         block, errors = latents   # the column blocks the model wrote into
-        target = "cudf" if self.gpu else "pandas"
+        target = self._table_target()
 
         def build():
-            parts = [beats, block.table(target), errors.table(target)]
+            parts = [beats, self._block_table(block, target), self._block_table(errors, target)]
             for key, value in scores.items():
                 parts.append(zerocopy.to(value, target).rename(key))
-            if self.gpu:
-                import cudf
-
-                return cudf.concat(parts, axis=1)
-            import pandas as pd
-
-            return pd.concat(parts, axis=1)
+            return _concat(parts, target)
         plans = {k: zerocopy.explain(v, target) for k, v in scores.items()}
+        if self.gpu and target != "cudf":
+            plans |= {n: zerocopy.explain(b.tensor(), "numpy") for n, b in (("z", block), ("e", errors))}
         copied = sum(p.copied_bytes for p in plans.values())
         src = {"beats": beats, "latents": block.tensor(), "error": errors.tensor(), **scores}
         out = self.ledger.move(src, build, dst=target,
@@ -222,6 +240,24 @@ class ZeroCopy:
         entry.planned_copied_bytes = copied
         entry.reason = "; ".join(c for p in plans.values() for c in p.caveats if c.startswith("copied"))
         return out
+
+
+def _cudf() -> Any:
+    try:
+        import cudf
+    except ImportError:
+        return None
+    return cudf
+
+
+def _concat(parts: list[Any], target: str) -> Any:
+    if target == "cudf":
+        import cudf
+
+        return cudf.concat(parts, axis=1)
+    import pandas as pd
+
+    return pd.concat(parts, axis=1)
 
 
 def _host(x: Any) -> np.ndarray:

@@ -19,6 +19,8 @@ from zerocopy.demo.pipeline import Config, run
 def main(argv: list[str]) -> int:
     mode, config_path = argv
     cfg = Config(**json.loads(Path(config_path).read_text()))
+    if cfg.device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS
     if cfg.device == "cuda" and mode == "zerocopy":
         import zerocopy.memory as zm
 
