@@ -80,7 +80,8 @@ _REVERSED = {2: "(1, 0)", 3: "(2, 1, 0)", 4: "(3, 2, 1, 0)"}
 def _numpy_view(case: Case) -> tuple[str, str, str | None]:
     code = {"c": "D", "transpose": "D.T", "step": "D[::2]", "negative": "D[::-1]",
             "fortran": "np.asfortranarray(D)", "offset": "D[1:]",
-            "readonly": "np.frombuffer(D.tobytes(), D.dtype).reshape(D.shape)"}[case.view]
+            "readonly": "np.lib.stride_tricks.as_strided(D, writeable=False)",
+            "broadcast": "np.broadcast_to(D[:1], D.shape)"}[case.view]
     return code, "D" if case.view == "readonly" else code, None
 
 
@@ -94,6 +95,7 @@ def _torch_view(case: Case) -> tuple[str, str, str | None]:
         "step": (f"{base}[::2]", "D[::2]"),
         "offset": (f"{base}[1:]", "D[1:]"),
         "requires_grad": (f"{base}.requires_grad_()", "D"),
+        "conj": (f"{base}.conj()", "D.conj()"),  # a lazy view: torch sets a conjugate bit
     }[case.view]
     return code, expected, None
 
@@ -147,13 +149,13 @@ def _polars_series(case: Case, data: str = "D", mask: str = "M") -> str:
 
 
 _MASK = "M"
-_ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "offset", "readonly")
+_ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "offset", "readonly", "broadcast")
 
 KINDS: dict[str, Kind] = {
     "numpy.ndarray": Kind("numpy", "array", _numpy_view, _ARRAY_VIEWS_NUMPY),
     "numpy.masked": Kind("numpy", "array", lambda c: ("np.ma.array(D, mask=M)", "D", _MASK), nullable=True),
     "torch.tensor": Kind("torch", "array", _torch_view,
-                         ("c", "c", "transpose", "step", "offset", "requires_grad")),
+                         ("c", "c", "transpose", "step", "offset", "requires_grad", "conj")),
     "jax.array": Kind("jax", "array", lambda c: ("jnp.asarray(D)", "D", None)),
     "jax.transposed": Kind("jax", "array", lambda c: ("jnp.asarray(D).T", "D.T", None)),
     "tensorflow.tensor": Kind("tensorflow", "array", lambda c: ("tf.constant(D)", "D", None)),
@@ -326,7 +328,9 @@ def _shape(d: Draw, spec: Kind) -> tuple[int, ...]:
 
 
 def _view_fits(view: str, shape: tuple[int, ...], dtype: str) -> bool:
-    if view in ("step", "negative", "offset"):
+    if view == "conj":
+        return dtype.startswith("complex")
+    if view in ("step", "negative", "offset", "broadcast"):
         return len(shape) >= 1
     if view == "transpose":
         return len(shape) >= 2

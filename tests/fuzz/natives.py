@@ -371,6 +371,8 @@ def writable_alias(obj: Any) -> np.ndarray | None:
         data = np.asarray(obj.data) if isinstance(obj, np.ma.MaskedArray) else obj
         return data if data.flags.writeable else None
     if name == "torch":
+        if obj.is_conj() or obj.is_neg():  # lazy views: their NumPy form is a resolved copy
+            return None
         return _torch_numpy(obj)
     return None
 

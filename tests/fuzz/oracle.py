@@ -72,9 +72,12 @@ def _name(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}: {text}"
 
 
-def _raw(values: np.ndarray, mask: np.ndarray | None) -> tuple[bytes, bytes]:
+def _raw(values: np.ndarray, mask: np.ndarray | None) -> tuple[bytearray, bytearray]:
+    # bytearrays: a one-byte ``bytes`` is CPython's shared singleton, and memory written
+    # through a zero-copy result must never be the snapshot it is compared with.
     data = np.ascontiguousarray(values)
-    return data.view(np.uint8).tobytes() if data.size else b"", b"" if mask is None else mask.tobytes()
+    return (bytearray(data.view(np.uint8).tobytes() if data.size else b""),
+            bytearray(b"" if mask is None else mask.tobytes()))
 
 
 def _plain(case: Case, built: Built) -> bool:
