@@ -3,6 +3,7 @@ nulls are a validity bitmap, and a column may be split in chunks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -212,6 +213,13 @@ def _tensor_dtype(info: Info, options: Options) -> Refusal | None:
 
 
 _NUMERIC = checks.dtype_in("Polars", dtypes)
+
+
+def _typed_block_edge() -> Edge:
+    """The column-block edge, refusing columns without an array form first (a typed error
+    with Polars' own hint, before any detour through other frameworks is tried)."""
+    edge = block_edge(NAME, _columns, table_to_f_order, _READONLY)
+    return replace(edge, check=checks.all_of(_tensor_dtype, edge.check))
 _READONLY = "Polars memory is immutable: the NumPy view is read-only"
 
 EDGES = (
@@ -239,7 +247,7 @@ EDGES = (
          kinds=frozenset({TABLE})),
     Edge("pyarrow", NAME, "Arrow C stream", "pl.from_arrow(x, rechunk=False)", _arrow_to_frame, cost=8.0,
          kinds=frozenset({TABLE})),
-    block_edge(NAME, _columns, table_to_f_order, _READONLY),
+    _typed_block_edge(),
     # copy=True within Polars: clone() shares buffers, so the copy goes through new Arrow buffers.
     Edge(NAME, NAME, "copy", "Arrow buffers copied, then pl.from_arrow", _deep_copy, copies=True,
          immutable_result=True, cost=6.0, kinds=frozenset({COLUMN, TABLE})),
