@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 MXBIN  := $(MXVENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-mxnet demo test test-main test-mxnet bench lint clean
+.PHONY: setup setup-mxnet demo test test-main test-mxnet bench lint docs clean
 
 setup: $(VENV)/.installed
 
@@ -36,7 +36,15 @@ $(MXVENV)/.installed: requirements/mxnet.txt pyproject.toml
 demo: setup
 	$(BIN)/zerocopy demo --out out/demo
 
-test: lint test-main test-mxnet
+test: lint docs test-main test-mxnet
+
+# The documentation site from docs/ (MkDocs, built-in theme, offline), warnings as errors.
+$(VENV)/.docs-installed: requirements/docs.txt $(VENV)/.installed
+	$(BIN)/python -m pip install -q -r requirements/docs.txt
+	touch $@
+
+docs: setup $(VENV)/.docs-installed
+	$(BIN)/python -m mkdocs build --strict -q
 
 test-main: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
