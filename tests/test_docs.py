@@ -97,3 +97,32 @@ def test_docstring_examples(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _commands() -> list[tuple[str, str]]:
+    """Every `zerocopy ...` line of a console block in README.md and docs/*.md."""
+    found = []
+    for page in PAGES:
+        inside = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            fence = _FENCE.match(line)
+            if fence:
+                inside = not inside and fence.group(1) == "console"
+                continue
+            command = line.removeprefix("$ ").split("#")[0].strip()
+            if inside and command.startswith("zerocopy "):
+                found.append((page.name, command))
+    return found
+
+
+@pytest.mark.parametrize(("page", "command"), _commands())
+def test_documented_commands_parse(page: str, command: str) -> None:
+    import shlex
+
+    from zerocopy.cli import _parser
+
+    argv = shlex.split(command)[1:]
+    if argv == ["--version"]:
+        return
+    args = _parser(argv).parse_args(argv)  # a wrong option would exit 2 with a one-line error
+    assert args.command in argv
