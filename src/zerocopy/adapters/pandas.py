@@ -244,13 +244,29 @@ def inspect(x: Any) -> Info:
 
 
 def fast_key(x: Any) -> tuple[Any, ...] | None:
-    """What decides a route for a NumPy-backed Series (no nulls possible), read cheaply;
-    nullable and Arrow-backed columns, and frames, take the slow lane."""
+    """What decides a route for a NumPy-backed Series or a frame of one NumPy block (no nulls
+    possible), read cheaply; nullable and Arrow-backed columns and other frames take the slow
+    lane. (A frame's ``getattr(df, "dtype")`` would search its columns: never asked.)"""
+    if x.ndim == 2:
+        return _frame_key(x)
     dtype = getattr(x, "dtype", None)
     if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc":
         return None
     values = x.to_numpy()
     return (dtype, size_class(values.shape), values.strides)
+
+
+def _frame_key(df: Any) -> tuple[Any, ...] | None:
+    try:
+        blocks = df._mgr.blocks
+    except AttributeError:
+        return None
+    if len(blocks) != 1:
+        return None
+    values = blocks[0].values  # (columns, rows): its strides decide every check a frame meets
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "biufc":
+        return None
+    return ("frame", values.dtype, size_class(values.shape[::-1]), values.strides)
 
 
 def make(values: np.ndarray) -> Any:
