@@ -4,6 +4,17 @@ pandas 3 hands out read-only NumPy views (copy-on-write). A frame whose columns 
 consolidated block becomes a 2-D array without a copy. Tables cross to Arrow column by
 column: numeric columns as zero-copy buffers (NaN stays NaN: no NaN-to-null scan), nullable
 ones with their mask.
+
+Copy-on-write policy: other pandas objects (shallow copies, lazy copies, slices) may share a
+frame's memory, so a shared result must not be writable. Targets with a read-only flag or
+immutable memory (NumPy, JAX, TensorFlow, Arrow, Polars) share read-only. torch has no
+read-only tensors: under ``copy=None`` it gets a stated copy; only ``copy=False`` shares, and
+then writes through the tensor change the frame and every object sharing its memory (the
+plan's caveat says so), as they would after ``df.to_numpy().setflags(write=True)``.
+
+Nulls (masked ``Int32``/``Float32``/``boolean`` and Arrow-backed columns) never reach an
+array: ``NullValuesError`` names the columns and the fill. Facts are read from the block
+manager once per call, so a frame's cost grows with its blocks, not its columns.
 """
 
 from __future__ import annotations
