@@ -6,9 +6,10 @@ threshold, strictly greater than the ``half`` samples before it and not smaller 
 ``half`` samples after it (the first of equal maxima wins), and a whole window of
 ``width`` samples starting ``pre`` before it fits in the record.
 
-A beat record is ``(record i4, peak i4, rr f4, amp f4, window f4[width])``, written
-through an int32 and a float32 view of one byte buffer (so one kernel serves NumPy record
-arrays and GPU byte buffers alike).
+A beat is ``(record i4, peak i4, rr f4, amp f4, window f4[width])``. The cutting kernel
+writes through five array views, so the same kernel fills beat *records* (array of
+structures: strided field views of one byte buffer, the naive way) or the *columns* of a
+column block (structure of arrays, the zerocopy way), on the CPU and the GPU alike.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["META", "beat_dtype", "cut_beats_cpu", "cut_beats_gpu", "find_peaks_cpu", "find_peaks_gpu"]
+__all__ = ["META", "beat_dtype", "cut_beats_cpu", "cut_beats_gpu", "find_peaks_cpu", "find_peaks_gpu",
+           "record_views"]
 
 META = ("record", "peak", "rr", "amp")
 
@@ -75,25 +77,30 @@ def find_peaks_cpu(y: np.ndarray, thr: np.ndarray, half: int, pre: int, post: in
     return rows, cols
 
 
+def record_views(buffer, n: int, width: int) -> dict[str, object]:
+    """Field views of ``n`` beat records in a byte buffer (NumPy or CuPy): strided arrays."""
+    words = buffer.view("i4").reshape(n, 4 + width)
+    floats = words.view("f4")
+    return {"record": words[:, 0], "peak": words[:, 1], "rr": floats[:, 2], "amp": floats[:, 3],
+            "window": floats[:, 4:]}
+
+
 @numba.njit(cache=True, parallel=True)
-def _cut(y, rows, cols, record_of_row, pre, fs, rec_i, rec_f):
-    width = rec_f.shape[1] - 4
+def _cut(y, rows, cols, record_of_row, pre, fs, record, peak, rr, amp, window):
     for k in numba.prange(rows.shape[0]):
         r, p = rows[k], cols[k]
-        rec_i[k, 0] = record_of_row[r]
-        rec_i[k, 1] = p
-        rec_f[k, 2] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
-        rec_f[k, 3] = y[r, p]
-        for j in range(width):
-            rec_f[k, 4 + j] = y[r, p - pre + j]
+        record[k] = record_of_row[r]
+        peak[k] = p
+        rr[k] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
+        amp[k] = y[r, p]
+        for j in range(window.shape[1]):
+            window[k, j] = y[r, p - pre + j]
 
 
 def cut_beats_cpu(y: np.ndarray, rows: np.ndarray, cols: np.ndarray, record_of_row: np.ndarray,
-                  pre: int, width: int, fs: float, out: np.ndarray) -> np.ndarray:
-    """Write one beat record per peak into ``out`` (a uint8 buffer of len(rows) records)."""
-    words = out.view(np.int32).reshape(len(rows), 4 + width)
-    _cut(y, rows, cols, record_of_row, pre, np.float32(fs), words, words.view(np.float32))
-    return out.view(beat_dtype(width))
+                  pre: int, fs: float, out: dict[str, np.ndarray]) -> None:
+    """Write one beat per peak into the views ``out`` (records or columns, see module doc)."""
+    _cut(y, rows, cols, record_of_row, pre, np.float32(fs), *(out[name] for name in (*META, "window")))
 
 
 # ----------------------------------------------------------------------------------- GPU
@@ -128,18 +135,17 @@ def _gpu_kernels() -> dict[str, object]:
         mask[r, i] = 1 if ok else 0
 
     @cuda.jit
-    def cut(y, rows, cols, record_of_row, pre, fs, rec_i, rec_f):
+    def cut(y, rows, cols, record_of_row, pre, fs, record, peak, rr, amp, window):
         j, k = cuda.grid(2)   # x runs along a window
-        width = rec_f.shape[1] - 4
-        if k >= rows.shape[0] or j >= width:
+        if k >= rows.shape[0] or j >= window.shape[1]:
             return
         r, p = rows[k], cols[k]
-        rec_f[k, 4 + j] = y[r, p - pre + j]
+        window[k, j] = y[r, p - pre + j]
         if j == 0:
-            rec_i[k, 0] = record_of_row[r]
-            rec_i[k, 1] = p
-            rec_f[k, 2] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
-            rec_f[k, 3] = y[r, p]
+            record[k] = record_of_row[r]
+            peak[k] = p
+            rr[k] = (p - cols[k - 1]) / fs if k > 0 and rows[k - 1] == r else np.float32(np.nan)
+            amp[k] = y[r, p]
 
     _GPU.update(peak_mask=peak_mask, cut=cut)
     return _GPU
@@ -158,14 +164,11 @@ def find_peaks_gpu(y, thr, half: int, pre: int, post: int):
     return rows.astype(cupy.int32), cols.astype(cupy.int32)
 
 
-def cut_beats_gpu(y, rows, cols, record_of_row, pre: int, width: int, fs: float, out):
-    """GPU twin of :func:`cut_beats_cpu`; ``out`` is a CuPy uint8 buffer."""
-    kernels = _gpu_kernels()
-    n = len(rows)
-    words = out.view("i4").reshape(n, 4 + width)
+def cut_beats_gpu(y, rows, cols, record_of_row, pre: int, fs: float, out: dict[str, object]) -> None:
+    """GPU twin of :func:`cut_beats_cpu` (CuPy views)."""
+    n, width = out["window"].shape
     if n == 0:
-        return out
+        return
     grid = ((width + 31) // 32, (n + 7) // 8)
-    kernels["cut"][grid, (32, 8)](y, rows, cols, record_of_row, pre, np.float32(fs), words,
-                                  words.view("f4"))
-    return out
+    _gpu_kernels()["cut"][grid, (32, 8)](y, rows, cols, record_of_row, pre, np.float32(fs),
+                                         *(out[name] for name in (*META, "window")))

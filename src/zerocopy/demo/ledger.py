@@ -80,6 +80,8 @@ def shared_bytes(src: list[tuple[int, int]], out: list[tuple[int, int]]) -> tupl
 def _name(obj: Any) -> str:
     if isinstance(obj, dict):
         return "+".join(dict.fromkeys(_name(v) for v in obj.values()))
+    if hasattr(obj, "column_arrays"):
+        return "column block"
     try:
         return zerocopy.inspect(obj).framework
     except zerocopy.ZeroCopyError:
@@ -95,11 +97,11 @@ class Ledger:
         self.entries: list[Handoff] = []
 
     def move(self, src: Any, fn: Callable[[], Any], *, dst: str, call: str,
-             plan: Any = None, copies: bool | None = None, reason: str = "") -> Any:
+             plan: Any = None, planned: int | None = None, reason: str = "") -> Any:
         """Run ``fn`` (the hand-off of ``src``), time it and record what it copied.
 
-        ``plan`` is the ``zerocopy.explain`` plan of this hand-off; ``copies=True`` marks a
-        transform that writes new memory by design (records -> columns).
+        ``plan`` is the ``zerocopy.explain`` plan of this hand-off; ``planned`` the bytes a
+        documented zerocopy call (column-block views) promises to copy.
         """
         src_buffers = buffers(src)
         start = time.perf_counter()
@@ -108,14 +110,11 @@ class Ledger:
         seconds = time.perf_counter() - start
         out_buffers = buffers(out)
         _, copied = shared_bytes(src_buffers, out_buffers)
-        planned = None
         if plan is not None:
             planned = int(plan.copied_bytes)
             if plan.copies and not reason:
                 reason = "; ".join(c for c in plan.caveats if c.startswith("copied because")) \
                     or "; ".join(plan.caveats)
-        elif copies:
-            planned = sum(n for _, n in out_buffers)
         self.entries.append(Handoff(
             self.mode, self.stage, _name(src), dst, sum(n for _, n in src_buffers), copied,
             seconds, call, planned, reason))

@@ -318,21 +318,17 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
     n = len(peak_rows)
     progress(f"{n} R-peaks")
 
-    dt = beat_dtype(cfg.width)
     with clock.stage("beats", sync):
+        store, views = way.beat_store(n, cfg.width)
         if gpu:
             from zerocopy.demo.kernels import cut_beats_gpu
 
-            recs = cut_beats_gpu(y_kernel, peak_rows, peak_cols, cupy.asarray(record_of_row), pre, cfg.width,
-                                 fs, cupy.empty(n * dt.itemsize, cupy.uint8))
+            cut_beats_gpu(y_kernel, peak_rows, peak_cols, cupy.asarray(record_of_row), pre, fs, views)
         else:
-            import zerocopy
             from zerocopy.demo.kernels import cut_beats_cpu
 
-            buf = zerocopy.empty(n * dt.itemsize, np.uint8) if mode == "zerocopy" else \
-                np.empty(n * dt.itemsize, np.uint8)
-            recs = cut_beats_cpu(y, peak_rows, peak_cols, record_of_row, pre, cfg.width, fs, buf)
-        window, beats = way.beats(recs, cfg.width)
+            cut_beats_cpu(y, peak_rows, peak_cols, record_of_row, pre, fs, views)
+        window, beats = way.beats(store, cfg.width)
 
     tdev = "cuda" if gpu else "cpu"
     names = [f"z{i}" for i in range(cfg.latent)]
@@ -390,7 +386,7 @@ def _warm_up(cfg: Config) -> None:
     import torch
 
     import zerocopy
-    from zerocopy.demo.kernels import cut_beats_cpu, find_peaks_cpu
+    from zerocopy.demo.kernels import cut_beats_cpu, find_peaks_cpu, record_views
 
     tiny = zerocopy.empty((4, 256), np.float32)
     tiny[:] = np.sin(np.arange(256, dtype=np.float32))
@@ -398,8 +394,11 @@ def _warm_up(cfg: Config) -> None:
     frozen.flags.writeable = False   # NumPy views of JAX and pandas data are read-only
     for signal in (tiny, frozen):
         rows, cols = find_peaks_cpu(signal, np.zeros(4, np.float32), 2, 8, 8)
-        cut_beats_cpu(signal, rows, cols, np.arange(4, dtype=np.int32), 8, 16, 250.0,
-                      np.empty(len(rows) * beat_dtype(16).itemsize, np.uint8))
+        n = len(rows)
+        records = record_views(np.empty(n * beat_dtype(16).itemsize, np.uint8), n, 16)
+        columns = {name: np.empty_like(view) for name, view in records.items()}
+        for out in (records, columns):   # strided record fields and contiguous columns
+            cut_beats_cpu(signal, rows, cols, np.arange(4, dtype=np.int32), 8, 250.0, out)
     j = jnp.asarray(tiny)
     for obj, target in ((tiny, "jax"), (j, "numpy"), (tiny, "torch"), (torch.from_numpy(tiny), "jax"),
                         (pd.Series(tiny[0]), "numpy"), (tiny[0], "pandas")):

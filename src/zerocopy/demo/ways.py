@@ -21,9 +21,6 @@ from zerocopy.demo.ledger import Ledger
 
 __all__ = ["WAYS", "Naive", "ZeroCopy"]
 
-_LAYOUT_REASON = ("records -> columns: the fields of a beat record interleave, so every "
-                  "column is written once (layout engine, one pass)")
-
 
 class Naive:
     name = "naive"
@@ -58,13 +55,25 @@ class Naive:
                                     call=f"cupy.asarray(np.asarray({what}))")
         return self.ledger.move(x, lambda: np.asarray(x), dst="numpy", call=f"np.asarray({what})")
 
+    def beat_store(self, n: int, width: int) -> tuple[Any, dict[str, Any]]:
+        """Beat records (array of structures): one byte buffer and its field views."""
+        from zerocopy.demo.kernels import beat_dtype, record_views
+
+        if self.gpu:
+            import cupy
+
+            buffer = cupy.empty(n * beat_dtype(width).itemsize, cupy.uint8)
+        else:
+            buffer = np.empty(n, beat_dtype(width)).view(np.uint8)
+        return buffer, record_views(buffer, n, width)
+
     def beats(self, records: Any, width: int) -> tuple[Any, Any]:
         """(beats x window matrix, beats table) from beat records."""
+        from zerocopy.demo.kernels import beat_dtype
+
         if self.gpu:  # CuPy has no record dtype: users bring the records home
             import cupy
             import pandas as pd
-
-            from zerocopy.demo.kernels import beat_dtype
 
             def split():
                 host = cupy.asnumpy(records).view(beat_dtype(width))
@@ -75,9 +84,10 @@ class Naive:
             return window, table
         import pandas as pd
 
-        window = self.ledger.move(records, lambda: np.ascontiguousarray(records["window"]),
+        recs = records.view(beat_dtype(width))
+        window = self.ledger.move(recs, lambda: np.ascontiguousarray(recs["window"]),
                                   dst="numpy", call='np.ascontiguousarray(recs["window"])')
-        table = self.ledger.move(records, lambda: pd.DataFrame({n: records[n] for n in META}),
+        table = self.ledger.move(recs, lambda: pd.DataFrame({n: recs[n] for n in META}),
                                  dst="pandas", call="pd.DataFrame({name: recs[name] ...})")
         return window, table
 
@@ -158,49 +168,41 @@ class ZeroCopy:
     def to_numba(self, x: Any, what: str = "y") -> Any:
         return self._to(x, "numba", what)
 
-    def beats(self, records: Any, width: int) -> tuple[Any, Any]:
-        from zerocopy.demo.kernels import beat_dtype
-
-        dt = beat_dtype(width)
-        n = len(records) if not self.gpu else records.nbytes // dt.itemsize
+    def beat_store(self, n: int, width: int) -> tuple[Any, dict[str, Any]]:
+        """Two column blocks (structure of arrays): the beats table's columns, and the
+        beats x window matrix; the kernel writes straight into their column views."""
         device = "cuda" if self.gpu else "cpu"
-        block = zerocopy.column_block(n, {"window": ("f4", (width,))}, device=device)
-        window_dt = np.dtype({"names": ["window"], "formats": [("f4", (width,))],
-                              "offsets": [dt.fields["window"][1]], "itemsize": dt.itemsize})
-        meta_dt = np.dtype({"names": list(META), "formats": [dt.fields[m][0] for m in META],
-                            "offsets": [dt.fields[m][1] for m in META], "itemsize": dt.itemsize})
-        src = records if self.gpu else records.view(np.uint8).reshape(-1)
+        meta = zerocopy.column_block(n, {"record": "i4", "peak": "i4", "rr": "f4", "amp": "f4"},
+                                     device=device)
+        windows = zerocopy.column_block(n, {"window": ("f4", (width,))}, device=device)
+        return (meta, windows), {**meta.columns, **windows.columns}
 
-        def columns():
-            zerocopy.to_columns(src if self.gpu else records.view(window_dt), out=block,
-                                **({"dtype": window_dt} if self.gpu else {}))
-            return block.columns["window"]
-        window = self.ledger.move(records, columns, dst="column block", copies=True,
-                                  reason=_LAYOUT_REASON,
-                                  call="zerocopy.to_columns(recs, out=column_block(n, {'window': f4[w]}))")
+    def beats(self, store: Any, width: int) -> tuple[Any, Any]:
+        meta, windows = store
         target = self._table_target()
-
-        def meta():
-            if not self.gpu:
-                return zerocopy.to_columns(records.view(meta_dt), to="pandas")
-            if target == "cudf":
-                return zerocopy.to_columns(src, dtype=meta_dt, to="cudf")
-            columns = zerocopy.to_columns(src, dtype=meta_dt)   # CuPy columns, then one copy home
-            return _concat([zerocopy.to(c, "pandas").rename(n) for n, c in columns.items()], target)
-        table = self.ledger.move(records, meta, dst=target, copies=True, reason=_LAYOUT_REASON,
-                                 call=f"zerocopy.to_columns(recs[meta], to={target!r})")
+        window = self.ledger.move(windows, lambda: windows.columns["window"],
+                                  dst="cupy" if self.gpu else "numpy",
+                                  call="column_block(n, {'window': f4[w]}).columns['window']",
+                                  planned=0)
+        table = self.ledger.move(meta, lambda: self._block_table(meta, target), dst=target,
+                                 call=f"column_block(n, beat fields).table({target!r})",
+                                 planned=self._block_table_copies(meta, target))
         return window, table
 
     def _table_target(self) -> str:
         return "cudf" if self.gpu and _cudf() is not None else "pandas"
 
     def _block_table(self, block: Any, target: str) -> Any:
-        """A latent block as a table: a view on the CPU (and with cuDF); from a GPU block
-        without cuDF one copy home, then unstacked into pandas columns without another."""
+        """A column block as a table: views on the CPU (and with cuDF); a GPU block without
+        cuDF comes home column by column (one copy each)."""
         if block.device == "cpu" or target == "cudf":
             return block.table(target)
-        host = zerocopy.to(block.tensor(), "numpy")
-        return zerocopy.unstack(host, list(block.names), to=target)
+        return _concat([zerocopy.to(c, target).rename(n) for n, c in block.columns.items()], target)
+
+    def _block_table_copies(self, block: Any, target: str) -> int:
+        if block.device == "cpu" or target == "cudf":
+            return 0   # column views, documented as such (docs/layout.md)
+        return sum(zerocopy.explain(c, target).copied_bytes for c in block.columns.values())
 
     def to_torch(self, x: Any, what: str = "X") -> Any:
         return self._to(x, "torch", what)
@@ -229,9 +231,8 @@ class ZeroCopy:
                 parts.append(zerocopy.to(value, target).rename(key))
             return _concat(parts, target)
         plans = {k: zerocopy.explain(v, target) for k, v in scores.items()}
-        if self.gpu and target != "cudf":
-            plans |= {n: zerocopy.explain(b.tensor(), "numpy") for n, b in (("z", block), ("e", errors))}
-        copied = sum(p.copied_bytes for p in plans.values())
+        copied = sum(p.copied_bytes for p in plans.values()) + sum(
+            self._block_table_copies(b, target) for b in (block, errors))
         src = {"beats": beats, "latents": block.tensor(), "error": errors.tensor(), **scores}
         out = self.ledger.move(src, build, dst=target,
                                call=f"pd.concat([beats, block.table({target!r}), ..., "
