@@ -53,7 +53,13 @@ def _checked(policy: str) -> str:
 
 
 def set_copy_policy(policy: str) -> str:
-    """Set the process-wide policy; returns the previous one."""
+    """Set the process-wide policy; returns the previous one.
+
+    ``policy``: ``"allow"`` (default: copy silently), ``"warn"`` (:class:`CopyWarning`),
+    ``"log"`` (an INFO record on the ``zerocopy`` logger) or ``"raise"``
+    (:class:`~zerocopy.NotZeroCopyError`). Threads inside an :func:`on_copy` block keep
+    theirs. Raises :class:`~zerocopy.InvalidArgumentError` for any other value.
+    """
     global _process_policy, WATCHING  # noqa: PLW0603 (module flags the hot path reads)
     previous, _process_policy = _process_policy, _checked(policy)
     WATCHING = WATCHING or policy != "allow"
@@ -61,13 +67,18 @@ def set_copy_policy(policy: str) -> str:
 
 
 def copy_policy() -> str:
-    """The policy in force in this thread."""
+    """The policy in force in this thread: its :func:`on_copy` block's, else the process's."""
     return getattr(_state, "policy", None) or _process_policy
 
 
 @contextlib.contextmanager
 def on_copy(policy: str) -> Iterator[None]:
-    """Apply ``policy`` to copies made inside the ``with`` block (this thread only)."""
+    """Apply ``policy`` to copies made inside the ``with`` block (this thread only).
+
+    ``policy`` as in :func:`set_copy_policy`; only conversions under ``copy=None`` that
+    copy are concerned (``copy=True`` asked for a copy; ``copy=False`` never copies).
+    Raises :class:`~zerocopy.InvalidArgumentError` for an unknown policy.
+    """
     global WATCHING  # noqa: PLW0603 (a module flag the hot path reads)
     previous = getattr(_state, "policy", None)
     _state.policy = _checked(policy)
