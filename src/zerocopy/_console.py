@@ -72,13 +72,14 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
 
 
 @contextlib.contextmanager
-def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """A transient progress bar on stderr; yields ``step(label)`` to call after each item.
+def progress(total: int, description: str) -> Iterator[Callable[..., None]]:
+    """A transient progress bar on stderr; yields ``step(label, advance=1)`` to call after
+    each item (``advance=0`` only changes the label, e.g. while frameworks import).
 
     Drawn only on a terminal (``ZEROCOPY_PROGRESS=0`` turns it off there too)."""
     console = err()
     if not console.is_terminal or os.environ.get("ZEROCOPY_PROGRESS") == "0":
-        yield lambda label: None
+        yield lambda label, advance=1: None
         return
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("{task.fields[label]}", style="dim"),
@@ -86,8 +87,8 @@ def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
     with bar:
         task = bar.add_task(description, total=total, label="")
 
-        def step(label: str) -> None:
-            bar.update(task, advance=1, label=label)
+        def step(label: str, advance: int = 1) -> None:
+            bar.update(task, advance=advance, label=label)
 
         yield step
 

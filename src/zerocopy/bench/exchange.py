@@ -104,10 +104,12 @@ def _pointer(obj: Any) -> int:
 
 
 def run(sizes: list[int], pairs: list[tuple[str, str]],
-        step: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+        step: Callable[..., None] | None = None) -> list[dict[str, Any]]:
     """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar)."""
     import zerocopy
 
+    if step is not None:
+        step("importing the frameworks", advance=0)
     native = _native()
     rows = []
     for nbytes in sizes:
