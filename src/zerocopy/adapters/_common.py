@@ -15,7 +15,9 @@ __all__ = ["CapsuleProducer", "require"]
 def require(module_name: str, pip_name: str | None = None) -> ModuleType:
     """Import a framework on first use, or raise the typed error with an install hint."""
     module = sys.modules.get(module_name)
-    if module is not None:
+    # A module another thread is still importing is in sys.modules half-built; import_module
+    # waits for that thread (the import lock), so only a finished module takes the shortcut.
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
         return module
     try:
         return importlib.import_module(module_name)
