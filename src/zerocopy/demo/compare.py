@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EXACT", "TOLERANCE", "compare", "summary"]
+__all__ = ["EXACT", "TOLERANCE", "compare", "pipeline_seconds", "summary"]
 
 EXACT = ("peak_rows", "peak_cols", "window")   # bit for bit
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}        # latents, reconstruction errors, scores
@@ -35,7 +35,7 @@ def compare(work: Path, modes: tuple[str, str] = ("naive", "zerocopy")) -> dict[
     return checks
 
 
-def _pipeline_seconds(run: dict[str, Any]) -> float:
+def pipeline_seconds(run: dict[str, Any]) -> float:
     return sum(s["seconds"] for s in run["stages"] if s["stage"] != "startup")
 
 
@@ -44,7 +44,7 @@ def summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode, run in runs.items():
         out[mode] = {
-            "seconds": _pipeline_seconds(run),
+            "seconds": pipeline_seconds(run),
             "cpu_seconds": sum(s["cpu_seconds"] for s in run["stages"] if s["stage"] != "startup"),
             "startup_seconds": sum(s["seconds"] for s in run["stages"] if s["stage"] == "startup"),
             "handoff_seconds": sum(h["seconds"] for h in run["handoffs"]),
