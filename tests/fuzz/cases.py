@@ -17,11 +17,11 @@ from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-from tests.fuzz.natives import CPU, dtype_of, mod, same_values, values_of
+from tests.fuzz.natives import CPU, Column, columns_of, dtype_of, mod, same_values, values_of
 
 from zerocopy._dtypes import SHARED_DTYPES
 
-__all__ = ["KINDS", "Built", "Case", "Draw", "build", "draw_case", "namespace", "repro"]
+__all__ = ["KINDS", "Built", "Case", "Draw", "build", "draw_case", "holds", "namespace", "repro", "same_columns"]
 
 T = TypeVar("T")
 COPIES: tuple[bool | None, ...] = (None, True, False)
@@ -55,6 +55,7 @@ class Built:
     code: str                  # Python expression that builds obj (uses np, pa, pd, ...)
     expected: np.ndarray       # logical values, computed with NumPy only
     mask: np.ndarray | None    # expected nulls (True = null) or None
+    columns: list[Column] | None = None  # mixed-dtype tables: each column's dtype, values, nulls
 
 
 # --------------------------------------------------------------- kinds
@@ -148,6 +149,25 @@ def _polars_series(case: Case, data: str = "D", mask: str = "M") -> str:
     return f"pl.Series({_arrow(case, data, mask)})" if case.nulls else f"pl.Series({data})"
 
 
+def partner(dtype: str) -> str:
+    """The dtype of the odd columns of a mixed-dtype table."""
+    return "float64" if dtype == "int32" else "int32"
+
+
+def _mixed_column(case: Case, j: int, rows: str = ":") -> str:
+    return f"D[{rows}, {j}]" + (f".astype('{partner(case.dtype)}')" if j % 2 else "")
+
+
+def _mixed_arrow(case: Case) -> str:
+    return "pa.table(" + _columns(case, lambda j: _arrow(case, _mixed_column(case, j), f"M[:, {j}]")) + ")"
+
+
+def _mixed_polars(case: Case) -> str:
+    if case.nulls:
+        return f"pl.from_arrow({_mixed_arrow(case)})"
+    return "pl.DataFrame(" + _columns(case, lambda j: _mixed_column(case, j)) + ")"
+
+
 _MASK = "M"
 _ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "offset", "readonly", "broadcast")
 
@@ -209,6 +229,13 @@ KINDS: dict[str, Kind] = {
     "polars.chunked_frame": Kind("polars", "table", lambda c: (
         f"pl.concat([{_polars_frame(c, f':{_half(c)}')}, {_polars_frame(c, f'{_half(c)}:')}], rechunk=False)"
         if c.shape[1] else "pl.DataFrame(height=len(D))", "D", _MASK), nullable=True),
+    # Columns of two dtypes: case.dtype in even columns, partner(case.dtype) in odd ones.
+    "pandas.mixed_frame": Kind("pandas", "table", lambda c: (
+        "pd.DataFrame(" + _columns(c, lambda j: _mixed_column(c, j)) + ")", "D", None), min_columns=2),
+    "pyarrow.mixed_table": Kind("pyarrow", "table", lambda c: (_mixed_arrow(c), "D", _MASK), nullable=True,
+                                min_columns=2),
+    "polars.mixed_frame": Kind("polars", "table", lambda c: (_mixed_polars(c), "D", _MASK), nullable=True,
+                               min_columns=2),
 }
 KINDS_OF: dict[str, tuple[str, ...]] = {f: tuple(k for k in KINDS if k.startswith(f + ".")) for f in CPU}
 
@@ -283,9 +310,17 @@ def build(case: Case) -> Built:
             obj = eval(code, ns)
     except Exception as exc:
         raise BuildError(f"{code}: {type(exc).__name__}: {exc}") from exc
-    if dtype_of(obj) not in (case.dtype, None):
+    mixed = ".mixed" in case.kind
+    if dtype_of(obj) not in (case.dtype, None, "mixed" if mixed else None):
         raise BuildError(f"{code} holds {dtype_of(obj)}, not {case.dtype}")
-    return Built(obj, code, expected, mask if mask is not None and mask.any() else None)
+    columns = None
+    if mixed:
+        columns = []
+        for j in range(case.shape[1]):
+            values = np.array(eval(_mixed_column(case, j), scope), copy=True)
+            nulls = mask[:, j] if mask is not None and mask[:, j].any() else None
+            columns.append((partner(case.dtype) if j % 2 else case.dtype, values, nulls))
+    return Built(obj, code, expected, mask if mask is not None and mask.any() else None, columns)
 
 
 @cache
@@ -296,10 +331,21 @@ def buildable(kind: str, dtype: str, nulls: bool) -> bool:
     shape = (6, 2) if spec.layout == "table" else (6,)
     case = Case(kind, dtype, shape, spec.views[0], nulls, "arange", 7, None, "numpy")
     try:
-        built = build(case)
-        values, mask = values_of(built.obj)
+        return holds(build(case))
     except Exception:
         return False
+
+
+def same_columns(got: list[Column], want: list[Column]) -> bool:
+    return len(got) == len(want) and all(
+        d1 == d2 and same_values(v1, m1, v2, m2) for (d1, v1, m1), (d2, v2, m2) in zip(got, want, strict=True))
+
+
+def holds(built: Built) -> bool:
+    """Does the object hold what was built (read back by the independent readers)?"""
+    if built.columns is not None:
+        return same_columns(columns_of(built.obj), built.columns)
+    values, mask = values_of(built.obj)
     return same_values(values, mask, built.expected, built.mask)
 
 
@@ -311,7 +357,8 @@ def dtypes_for(kind: str) -> tuple[str, ...]:
 
 _ARRAY_NDIMS = (0, 1, 1, 2, 2, 2, 3, 4)
 _LENGTHS = (0, 1, 2, 3, 5, 8, 33, 100)
-_SIDES = (0, 1, 2, 3, 4)
+_SIDES = (1, 2, 3, 4)
+_EMPTY = (False,) * 7 + (True,)
 _WIDTHS = (0, 1, 1, 2, 2, 3)
 
 
@@ -324,7 +371,10 @@ def _shape(d: Draw, spec: Kind) -> tuple[int, ...]:
     ndim = d.choice(_ARRAY_NDIMS)
     if ndim == 1:
         return (d.choice(_LENGTHS),)
-    return tuple(d.choice(_SIDES) for _ in range(ndim))
+    shape = [d.choice(_SIDES) for _ in range(ndim)]
+    if ndim and d.choice(_EMPTY):  # size 0 now and then, not in half of all 4-D cases
+        shape[d.integer(0, ndim - 1)] = 0
+    return tuple(shape)
 
 
 def _view_fits(view: str, shape: tuple[int, ...], dtype: str) -> bool:
@@ -350,7 +400,9 @@ def draw_case(d: Draw, source: str | None = None, target: str | None = None) -> 
     nulls = spec.nullable and d.choice((False, True)) and buildable(kind, dtype, True)
     if kind == "numpy.masked":
         nulls = True  # its mask is drawn; a mask may still be all False
-    values = "arange" if nulls or kind.startswith("pandas.nullable") else d.choice(("arange", "bits"))
+    # Random bits would make NaN under a null or an int cast of NaN (mixed tables): values only.
+    plain_only = nulls or kind.startswith("pandas.nullable") or ".mixed" in kind
+    values = "arange" if plain_only else d.choice(("arange", "bits"))
     seed = d.integer(0, 2**31 - 1)
     return Case(kind, dtype, shape, view, bool(nulls), values, seed, d.choice(COPIES),
                 target or d.choice(CPU))

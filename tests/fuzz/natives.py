@@ -16,7 +16,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 
-__all__ = ["CPU", "NotNative", "dtype_of", "framework_of", "mod", "overlaps", "ranges_of", "same_values",
+__all__ = ["CPU", "NotNative", "columns_of", "dtype_of", "framework_of", "mod", "overlaps", "ranges_of", "same_values",
            "values_of", "writable_alias"]
 
 CPU = ("numpy", "torch", "jax", "tensorflow", "pyarrow", "pandas", "polars")
@@ -236,6 +236,21 @@ def values_of(obj: Any) -> Values:  # noqa: PLR0911, PLR0912 (one branch per fra
             return _stack([_polars_series(c) for c in obj.get_columns()], obj.height)
         return _polars_series(obj)
     raise NotNative(f"{type(obj).__module__}.{type(obj).__name__}")
+
+
+Column = tuple[str | None, np.ndarray, np.ndarray | None]  # dtype, values, null mask
+
+
+def columns_of(obj: Any) -> list[Column]:
+    """A table's columns one by one (dtypes may differ); NotNative for anything else."""
+    name = framework_of(obj)
+    if name == "pyarrow" and isinstance(obj, mod("pyarrow").Table | mod("pyarrow").RecordBatch):
+        return [(dtype_of(c), *_arrow_column(c)) for c in obj.columns]
+    if name == "pandas" and isinstance(obj, mod("pandas").DataFrame):
+        return [(dtype_of(obj.iloc[:, i]), *_pandas_series(obj.iloc[:, i])) for i in range(obj.shape[1])]
+    if name == "polars" and isinstance(obj, mod("polars").DataFrame):
+        return [(dtype_of(c), *_polars_series(c)) for c in obj.get_columns()]
+    raise NotNative(f"{type(obj).__module__}.{type(obj).__name__} is not a table")
 
 
 # --------------------------------------------------------------- memory ranges

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tests.fuzz.cases import KINDS, BuildError, Built, Case, build, repro
+from tests.fuzz.cases import KINDS, BuildError, Built, Case, build, holds, repro
 from tests.fuzz.natives import (
     NotNative,
+    columns_of,
     dtype_of,
     flip_first,
     framework_of,
@@ -80,11 +81,20 @@ def _raw(values: np.ndarray, mask: np.ndarray | None) -> tuple[bytearray, bytear
             bytearray(b"" if mask is None else mask.tobytes()))
 
 
+def _snapshot(built: Built) -> tuple[bytearray, ...]:
+    """The source's bytes (and nulls), column by column for mixed-dtype tables."""
+    if built.columns is None:
+        return _raw(*values_of(built.obj))
+    return tuple(part for _, values, mask in columns_of(built.obj) for part in _raw(values, mask))
+
+
 def _plain(case: Case, built: Built) -> bool:
     """A conversion any user expects to work (a copy allowed): plain numbers, no nulls,
     a shape the target holds."""
     if case.copy is False or case.nulls or case.dtype not in PLAIN_DTYPES or built.expected.size == 0:
         return False
+    if built.columns is not None:  # a mixed table: only a table target holds it as it is
+        return case.target in TABULAR
     if case.target not in TABULAR:
         return True
     layout = KINDS[case.kind].layout
@@ -137,6 +147,34 @@ def _check_result(v: Verdict, built: Built, result: Any) -> np.ndarray | None:
     return values
 
 
+def _check_columns(v: Verdict, built: Built, result: Any) -> None:
+    """A mixed-dtype table: a table target keeps every column's dtype, nulls and values;
+    an array would need one dtype, so any array result changed some column's dtype."""
+    assert built.columns is not None
+    if v.case.target not in TABULAR:
+        v.fail("dtype changed", f"a table of {v.case.dtype} and {built.columns[1][0]} columns became "
+               f"one {dtype_of(result)} array")
+        return
+    try:
+        got = columns_of(result)
+    except NotNative as exc:
+        v.fail("shape lost", f"the table became {exc}")
+        return
+    rows = built.expected.shape[0]
+    if len(got) != len(built.columns) or any(len(values) != rows for _, values, _ in got):
+        v.fail("shape lost", f"{len(built.columns)} columns of {rows} rows became "
+               f"{[len(values) for _, values, _ in got]}")
+        return
+    for j, ((d1, v1, m1), (d2, v2, m2)) in enumerate(zip(got, built.columns, strict=True)):
+        if d1 != d2:
+            v.fail("dtype changed", f"column {j}: {d2} became {d1}")
+        elif (m1 is None) != (m2 is None) or (m1 is not None and not np.array_equal(m1, m2)):
+            v.fail("null invented", f"column {j}: nulls {None if m2 is None else int(m2.sum())} became "
+                   f"{None if m1 is None else int(m1.sum())}")
+        elif not same_values(v1, m2, v2, m2):
+            v.fail("values differ", f"column {j} ({d2}): result bytes differ from the source's")
+
+
 def _check_sharing(v: Verdict, built: Built, result: Any, plan: Any) -> bool | None:
     """Compare what happened (pointer ranges) with what was promised; True if shared."""
     case = v.case
@@ -170,7 +208,7 @@ def _check_write(v: Verdict, built: Built, result: Any, plan: Any, before: tuple
     if alias is None or alias.size == 0 or built.mask is not None or built.expected.size == 0:
         return
     flip_first(alias)
-    seen = _raw(*values_of(built.obj)) != before
+    seen = _snapshot(built) != before
     independent = case.copy is True or (case.copy is None and plan is not None and plan.copies)
     if independent and seen:
         kind = "copy=True shares" if case.copy else "explain disagrees"
@@ -199,14 +237,13 @@ def judge(case: Case) -> Verdict:
     _housekeeping()
     built = build(case)
     v = Verdict(case, repro(case, built.code))
-    values, mask = values_of(built.obj)
-    if not same_values(values, mask, built.expected, built.mask):
+    if not holds(built):
         raise BuildError(f"the source does not hold what was built: {built.code}")
-    before = _raw(values, mask)
+    before = _snapshot(built)
     plan, plan_exc = _call(lambda: zerocopy.explain(built.obj, case.target, copy=case.copy))
     result, exc = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
     _check_errors(v, exc, plan_exc)
-    if _raw(*values_of(built.obj)) != before:
+    if _snapshot(built) != before:
         v.fail("source modified", "the source's values changed during the conversion")
     if exc is not None:
         v.outcome = f"error:{type(exc).__name__}"
@@ -217,7 +254,10 @@ def judge(case: Case) -> Verdict:
         v.fail("wrong type", f"a {type(result).__module__}.{type(result).__qualname__}, not a {case.target} object")
         v.outcome = "wrong type"
         return v
-    _check_result(v, built, result)
+    if built.columns is not None:
+        _check_columns(v, built, result)
+    else:
+        _check_result(v, built, result)
     shares = _check_sharing(v, built, result, plan if plan_exc is None else None)
     v.outcome = "shared" if shares else "copied"
     _check_write(v, built, result, plan if plan_exc is None else None, before)

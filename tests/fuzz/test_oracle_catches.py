@@ -23,8 +23,8 @@ REAL_EXPLAIN = zerocopy.explain
 
 
 def _case(copy: bool | None, *, kind: str = "numpy.ndarray", target: str = "torch", nulls: bool = False,
-          dtype: str = "float32") -> Case:
-    return Case(kind, dtype, (6,), "c" if kind == "numpy.ndarray" else "-", nulls, "arange", 3, copy, target)
+          dtype: str = "float32", shape: tuple[int, ...] = (6,)) -> Case:
+    return Case(kind, dtype, shape, "c" if kind == "numpy.ndarray" else "-", nulls, "arange", 3, copy, target)
 
 
 def _copy_anyway(obj: Any, target: str, copy: bool | None = None) -> Any:
@@ -62,6 +62,11 @@ def _write_source(obj: Any, target: str, copy: bool | None = None) -> Any:
     return REAL_TO(obj, target, copy=copy)
 
 
+def _cast_a_column(obj: Any, target: str, copy: bool | None = None) -> Any:
+    pl = pytest.importorskip("polars")
+    return REAL_TO(obj, target, copy=copy).with_columns(pl.col("c1").cast(pl.Float64))
+
+
 def _wrong_type(obj: Any, target: str, copy: bool | None = None) -> Any:
     return np.array(obj, copy=True)
 
@@ -84,12 +89,14 @@ SABOTAGE: list[tuple[str, Case, Callable[..., Any] | None, Callable[..., Any] | 
     ("null invented", _case(None, kind="pyarrow.array", target="numpy", nulls=True), _fill_nulls, None),
     ("source modified", _case(None), _write_source, None),
     ("wrong type", _case(None), _wrong_type, None),
+    ("dtype changed", _case(None, kind="pyarrow.mixed_table", target="polars", shape=(4, 2)), _cast_a_column, None),
     ("refused plain case", _case(None), _refuse, _refuse),
     ("explain disagrees", _case(None), None, _explain_refuses),
 ]
 
 
-@pytest.mark.parametrize(("kind", "case", "to", "explain"), SABOTAGE, ids=[s[0] for s in SABOTAGE])
+@pytest.mark.parametrize(("kind", "case", "to", "explain"), SABOTAGE,
+                         ids=[f"{s[0]} ({s[1].kind})" for s in SABOTAGE])
 def test_oracle_reports_each_broken_promise(monkeypatch: pytest.MonkeyPatch, kind: str, case: Case,
                                             to: Callable[..., Any] | None,
                                             explain: Callable[..., Any] | None) -> None:
