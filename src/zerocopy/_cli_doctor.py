@@ -14,6 +14,9 @@ from zerocopy.adapters import FRAMEWORKS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--protocols", action="store_true",
+                        help="also the protocols each framework exports and imports "
+                             "(shown anyway on a terminal 150 columns wide)")
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -53,10 +56,14 @@ def main(args: argparse.Namespace) -> int:
         return "broken" if row["installed"] else "missing"
 
     styles = {1: lambda s: {"ready": "green", "broken": "bold red", "missing": "yellow"}.get(s, "")}
-    console.print(table(
-        ("framework", "state", "version", "devices", "exports", "imports"),
-        [(r["name"], state(r), r["version"] or "-", ", ".join(r["devices"]) or "-",
-          "; ".join(r["exports"]), "; ".join(r["imports"])) for r in rows], styles=styles))
+    wide = console.width >= 150 or args.protocols  # protocols need room: fold them only if asked
+    columns = ("framework", "state", "version", "devices") + (("exports", "imports") if wide else ())
+    body = [(r["name"], state(r), r["version"] or "-", ", ".join(r["devices"]) or "-")
+            + (("; ".join(r["exports"]), "; ".join(r["imports"])) if wide else ()) for r in rows]
+    console.print(table(columns, body, styles=styles))
+    if not wide:
+        console.print("protocols each one exports and imports: zerocopy doctor --protocols (or --json)",
+                      style="dim", markup=False)
     notes = [f"{r['name']}: {r['error']}" for r in rows if r["error"]]
     if notes:
         console.print("\n[bold]missing or broken[/]")
