@@ -80,7 +80,7 @@ def _sync() -> None:
 @pytest.mark.parametrize("target", OTHERS)
 @pytest.mark.parametrize("dtype", CUDF_DTYPES)
 def test_cudf_series_to_each_gpu_framework_shares(target: str, dtype: str) -> None:
-    if dtype not in _held(target) or dtype == "bool":  # bool: cuDF stores bytes, checked below
+    if dtype not in _held(target):
         pytest.skip(f"{target} does not hold {dtype}")
     values = _values(dtype)
     series = cudf.Series(values)
@@ -99,7 +99,7 @@ def test_cudf_series_to_each_gpu_framework_shares(target: str, dtype: str) -> No
 @pytest.mark.parametrize("source", OTHERS)
 @pytest.mark.parametrize("dtype", CUDF_DTYPES)
 def test_each_gpu_framework_to_cudf(source: str, dtype: str) -> None:
-    if dtype not in _held(source) or dtype == "bool":
+    if dtype not in _held(source):
         pytest.skip(f"{source} does not hold {dtype}")
     values = _values(dtype)
     import cupy

@@ -183,6 +183,7 @@ _NULL_HINTS = {
               "na_value=value)), or drop them (dropna)",
     "polars": "fill them first (fill_null(value)), or drop them (drop_nulls)",
     "pyarrow": "fill them first (pyarrow.compute.fill_null(x, value)), or drop them (drop_null)",
+    "cudf": "fill them first (s.fillna(value)), or drop them (dropna)",
     "": "fill or drop the nulls first, or keep the data in a table framework",
 }
 
