@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -184,7 +185,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", default="all", help="e.g. numpy->torch,pandas->jax")
     parser.add_argument("--quick", action="store_true",
                         help="1 KiB and 1 MiB only (a few seconds of timing instead of a minute)")
-    parser.add_argument("--format", choices=("table", "markdown"), default="table")
+    parser.add_argument("--format", choices=("table", "markdown"), default=None,
+                        help="a table with the summary first, or markdown for notes "
+                             "(default: table on a terminal, markdown in a pipe or a log)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--gpu", action="store_true", help="GPU pairs (on a CUDA machine)")
 
@@ -216,7 +219,7 @@ def main(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "bench exchange") as step:
         warnings.simplefilter("ignore")  # pyarrow's legacy-capsule DeprecationWarning, etc.
         rows = run(sizes, pairs, step)
-    if args.format == "markdown":
+    if (args.format or ("table" if sys.stdout.isatty() else "markdown")) == "markdown":
         print(summary(rows))
         print()
         print(render(rows))

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Numba threads for our kernel (default: all cores)")
     parser.add_argument("--no-one-liners", action="store_true",
                         help="skip the frameworks' one-liners (faster)")
+    parser.add_argument("--format", choices=("table", "markdown"), default=None,
+                        help="tables with a summary first, or markdown for notes "
+                             "(default: table on a terminal, markdown in a pipe or a log)")
 
 
 @dataclass
@@ -488,6 +491,8 @@ def _ratios(rows: list[Row]) -> None:
 
 def _print(rows: list[Row], machine: dict[str, Any]) -> None:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    for line in summary(rows):
+        print(f"- {line}")
     section = None
     for r in rows:
         if r.section != section:
@@ -502,13 +507,51 @@ def _print(rows: list[Row], machine: dict[str, Any]) -> None:
         print(f"| `{r.label}` | {t} | {g} | " + " | ".join(cells) + " |")
 
 
+def summary(rows: list[Row]) -> list[str]:
+    """Per section: our best call against memcpy and against the best one-liner."""
+    lines = []
+    for section in dict.fromkeys(r.section for r in rows):
+        ours = [r for r in rows if r.section == section and r.kind.startswith("ours") and r.gbps]
+        if not ours:
+            continue
+        best = max(ours, key=lambda r: r.gbps or 0.0)
+        ratios = [f"{best.extra[k]:.2f}x {name}" for k, name in
+                  (("vs_memcpy", "memcpy"), ("vs_best_one_liner", "the best one-liner")) if k in best.extra]
+        lines.append(f"{section}: ours {best.gbps:.2f} GB/s" + (f" ({', '.join(ratios)})" if ratios else ""))
+    return lines
+
+
+def _show(rows: list[Row], machine: dict[str, Any]) -> None:
+    from zerocopy._console import out, table
+
+    console = out()
+    console.print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), style="dim",
+                  markup=False)
+    for line in summary(rows):
+        console.print(line, style="bold", markup=False)
+    for section in dict.fromkeys(r.section for r in rows):
+        body = []
+        for r in (r for r in rows if r.section == section):
+            body.append((r.label, f"{r.seconds * 1e3:.2f} ms" if r.seconds else "ERR",
+                         f"{r.median * 1e3:.2f} ms" if r.median else "",
+                         f"{r.gbps:.2f}" if r.gbps else r.note,
+                         *(f"{r.extra[k]:.2f}x" if k in r.extra else "" for k in
+                           ("vs_memcpy", "vs_fresh_memcpy", "vs_best_one_liner"))))
+        console.print()
+        console.print(table(("call", "best", "median", "GB/s", "vs memcpy", "vs fresh memcpy",
+                             "vs best one-liner"), body, title=section))
+
+
 def main(args: argparse.Namespace) -> int:
     rows = cpu_part(args) if not args.gpu else []
     if args.gpu:
         rows += gpu_part(args)
     _ratios(rows)
     machine = _machine(args.gpu)
-    _print(rows, machine)
+    if (getattr(args, "format", None) or ("table" if sys.stdout.isatty() else "markdown")) == "markdown":
+        _print(rows, machine)
+    else:
+        _show(rows, machine)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": machine, "rows": [asdict(r) | {"gbps": r.gbps} for r in rows]},
