@@ -147,8 +147,11 @@ def _pointer(s: Any) -> int:
     if hasattr(s.array, "_pa_array"):
         from zerocopy.adapters.pyarrow import _chunk_pointer
 
+        # The first chunk with data (as pyarrow's inspect): an empty chunk's buffer says
+        # nothing about where the data lives.
         chunks = s.array._pa_array.chunks
-        return _chunk_pointer(chunks[0]) if chunks else 0
+        first = next((c for c in chunks if len(c)), chunks[0] if chunks else None)
+        return _chunk_pointer(first) if first is not None else 0
     return int(_values(s).__array_interface__["data"][0])
 
 
