@@ -148,3 +148,13 @@ def test_matrix_table_summary_first(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("4 cells (2 ordered pairs x 2 dtypes): 2 zero-copy")
     assert any("Polars stores bool as bits" in line for line in lines)
+
+
+def test_bench_exchange_sizes_with_units_and_summary_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "exchange", "--pairs", "numpy->torch", "--sizes", "1KiB,64KB",
+                 "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine: ") and lines[1].startswith("zero-copy on both sides: 2 cells")
+    rows = [line for line in lines if line.startswith("| numpy->torch")]
+    assert [row.split(" | ")[1] for row in rows] == ["1 KiB", "62 KiB"]  # 64 kB = 62.5 KiB
+    assert all("| Z |" in row for row in rows)
