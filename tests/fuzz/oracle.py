@@ -37,7 +37,7 @@ __all__ = ["FAILURE_KINDS", "Verdict", "judge"]
 FAILURE_KINDS = (
     "untyped exception", "warning escaped", "copy=True shares", "copy=False copied", "shape lost",
     "dtype changed", "values differ", "null invented", "explain disagrees", "source modified",
-    "wrong type", "refused plain case",
+    "wrong type", "refused plain case", "nulls not named",
 )
 # dtypes every CPU framework holds as plain numbers: converting them (copy allowed) must work.
 PLAIN_DTYPES = ("int16", "int32", "uint8", "float32")
@@ -88,10 +88,12 @@ def _snapshot(built: Built) -> tuple[bytearray, ...]:
     return tuple(part for _, values, mask in columns_of(built.obj) for part in _raw(values, mask))
 
 
-def _plain(case: Case, built: Built) -> bool:
-    """A conversion any user expects to work (a copy allowed): plain numbers, no nulls,
-    a shape the target holds."""
-    if case.copy is False or case.nulls or case.dtype not in PLAIN_DTYPES or built.expected.size == 0:
+def _plain(case: Case, built: Built, *, nulls_aside: bool = False) -> bool:
+    """A conversion any user expects to work (a copy allowed): plain numbers, no nulls
+    (unless ``nulls_aside``: then the nulls are the only obstacle), a shape the target holds."""
+    if case.copy is False or case.dtype not in PLAIN_DTYPES or built.expected.size == 0:
+        return False
+    if case.nulls and not nulls_aside:
         return False
     if built.columns is not None:  # a mixed table: only a table target holds it as it is
         return case.target in TABULAR
@@ -249,6 +251,9 @@ def judge(case: Case) -> Verdict:
         v.outcome = f"error:{type(exc).__name__}"
         if isinstance(exc, zerocopy.ZeroCopyError) and _plain(case, built):
             v.fail("refused plain case", _name(exc))
+        elif (isinstance(exc, zerocopy.ZeroCopyError) and built.mask is not None and case.target not in TABULAR
+              and _plain(case, built, nulls_aside=True) and not isinstance(exc, zerocopy.NullValuesError)):
+            v.fail("nulls not named", f"nulls are the obstacle, but to() raised {_name(exc)}")
         return v
     if framework_of(result) != case.target:
         v.fail("wrong type", f"a {type(result).__module__}.{type(result).__qualname__}, not a {case.target} object")

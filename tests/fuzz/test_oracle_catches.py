@@ -75,6 +75,10 @@ def _refuse(obj: Any, target: str, copy: bool | None = None) -> Any:
     raise zerocopy.UnsupportedConversionError("refused")
 
 
+def _unsupported(obj: Any, target: str, copy: bool | None = None) -> Any:
+    raise zerocopy.UnsupportedDtypeError("not the nulls")
+
+
 def _explain_refuses(obj: Any, target: str, copy: bool | None = None) -> Any:
     raise zerocopy.NotZeroCopyError("no")
 
@@ -92,6 +96,7 @@ SABOTAGE: list[tuple[str, Case, Callable[..., Any] | None, Callable[..., Any] | 
     ("dtype changed", _case(None, kind="pyarrow.mixed_table", target="polars", shape=(4, 2)), _cast_a_column, None),
     ("refused plain case", _case(None), _refuse, _refuse),
     ("explain disagrees", _case(None), None, _explain_refuses),
+    ("nulls not named", _case(None, kind="pyarrow.array", target="torch", nulls=True), _unsupported, _unsupported),
 ]
 
 
