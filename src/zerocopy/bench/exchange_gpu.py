@@ -91,7 +91,9 @@ def _sync() -> None:
     cupy.cuda.runtime.deviceSynchronize()
 
 
-def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def run(sizes: list[int], pairs: list[tuple[str, str]],
+        step: Callable[..., None] | None = None) -> list[dict[str, Any]]:
+    """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar)."""
     import zerocopy
 
     names = sorted({n for p in pairs for n in p})
@@ -122,6 +124,8 @@ def run(sizes: list[int], pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
             _sync()
             rows.append(row)
+            if step is not None:
+                step(f"{row['pair']} {nbytes >> 20} MiB" if nbytes >= 1 << 20 else row["pair"])
         del sources
     return rows
 
@@ -175,9 +179,11 @@ def main(args: argparse.Namespace) -> int:
         _cli_args.sizes(args.sizes))
     pairs = (list(itertools.permutations(names, 2)) if getattr(args, "pairs", "all") == "all"
              else [tuple(p.split("->")) for p in args.pairs.split(",")])
-    with warnings.catch_warnings():
+    from zerocopy._console import progress
+
+    with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "GPU bench exchange") as step:
         warnings.simplefilter("ignore")
-        rows = run(sizes, pairs)  # type: ignore[arg-type]
+        rows = run(sizes, pairs, step)  # type: ignore[arg-type]
     print(render(rows))
     print()
     print(summary(rows))
