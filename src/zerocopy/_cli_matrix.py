@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true",
                         help="device arrays on cuda:0 between the GPU frameworks "
                              "(added by default where a GPU exists)")
+    parser.add_argument("--png", metavar="FILE",
+                        help="also draw the protocol grid and the conversion grids into FILE")
 
 
 def _has_gpu() -> bool:
@@ -94,6 +96,11 @@ def main(args: argparse.Namespace) -> int:
 
         err().print(f"skipped, not installed here: {_install_hints(missing)}", style="yellow",
                     markup=False)
+    if args.png:
+        from zerocopy._matrix_png import draw
+        from zerocopy._report import framework_report
+
+        draw(args.png, cells, gpu_cells, dtypes, framework_report())
     bugs = [c for c in cells + gpu_cells if c.reason.startswith("BUG")]
     return 1 if bugs else 0
 
