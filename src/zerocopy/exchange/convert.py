@@ -220,7 +220,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
 
     ``target``: a framework name (``"numpy"``, ``"torch"``, ``"jax"``, ``"tensorflow"``,
     ``"pyarrow"``, ``"pandas"``, ``"polars"``, ``"mxnet"``, ``"cupy"``, ``"numba"``,
-    ``"cudf"``), an alias (``"np"``, ``"pt"``, ``"tf"``, ``"pa"``, ``"pd"``, ``"pl"``...) or
+    ``"cudf"``), an alias (``"np"``, ``"pytorch"``, ``"tf"``, ``"pa"``, ``"pd"``, ``"pl"``...) or
     the module itself.
 
     ``copy=None`` shares when layout, dtype and device allow, and copies otherwise;
