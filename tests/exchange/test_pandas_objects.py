@@ -248,3 +248,13 @@ def test_copy_false_towards_arrow_and_polars_shares(name: str, target: str) -> N
     assert _first_buffer(result) == _address(memory)
     memory[0] = 42
     assert _first_column(result)[0] == 42
+
+
+@pytest.mark.parametrize("target", ["pyarrow", "polars", "pandas"])
+def test_string_columns_cross_to_tables_in_every_copy_mode(target: str) -> None:
+    s = pd.Series(["x", "yy", None] * 3)
+    for copy in (None, True, False):
+        out = zerocopy.to(s, target, copy=copy)
+        got = out.to_pylist() if hasattr(out, "to_pylist") else (
+            out.to_list() if hasattr(out, "to_list") else out.tolist())
+        assert [None if pd.isna(v) else v for v in got] == ["x", "yy", None] * 3

@@ -151,7 +151,10 @@ def _pointer(s: Any) -> int:
         # nothing about where the data lives.
         chunks = s.array._pa_array.chunks
         first = next((c for c in chunks if len(c)), chunks[0] if chunks else None)
-        return _chunk_pointer(first) if first is not None else 0
+        try:
+            return _chunk_pointer(first) if first is not None else 0
+        except ValueError:  # strings, lists...: no fixed-width data buffer to point at
+            return 0
     return int(_values(s).__array_interface__["data"][0])
 
 
