@@ -107,11 +107,13 @@ def cut_beats_cpu(y: np.ndarray, rows: np.ndarray, cols: np.ndarray, record_of_r
 # numba-cuda kernels, compiled on first use (never on a machine without a GPU).
 
 _GPU: dict[str, object] = {}
+cuda = None   # numba.cuda, imported by the first GPU call
 
 
 def _gpu_kernels() -> dict[str, object]:
     if _GPU:
         return _GPU
+    global cuda  # noqa: PLW0603 (a module global, as numba-cuda and its simulator expect)
     from numba import cuda
 
     @cuda.jit

@@ -22,9 +22,13 @@ def main(argv: list[str]) -> int:
     if cfg.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS
     if cfg.device == "cuda" and mode == "zerocopy":
+        import importlib.util
+
         import zerocopy.memory as zm
 
-        zm.share()
+        # the frameworks this pipeline allocates with on a GPU, before any of them starts
+        used = ["cupy", "numba", "torch", "jax"] + (["cudf"] if importlib.util.find_spec("cudf") else [])
+        zm.share(used)
     elif cfg.device == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
