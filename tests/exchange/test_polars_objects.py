@@ -171,3 +171,15 @@ def test_layout_tables_without_columns_keep_their_rows(to: str) -> None:
     if frame is not None:
         assert zerocopy.stack(frame).shape == (5, 0)
         assert tuple(zerocopy.stack(frame, to="torch").shape) == (5, 0)
+
+
+@pytest.mark.parametrize("kind", ["String", "Categorical"])
+def test_columns_built_at_export_are_a_stated_copy_to_arrow(kind: str) -> None:
+    s = _ODD[kind]()
+    for obj in (s, s.to_frame()):
+        plan = zerocopy.explain(obj, "pyarrow")
+        assert plan.copies and any("at export" in c for c in plan.caveats)
+        with pytest.raises(zerocopy.NotZeroCopyError, match="at export"):
+            zerocopy.to(obj, "pyarrow", copy=False)
+    assert zerocopy.to(s, "pyarrow").to_pylist() == s.to_list()
+    assert zerocopy.to(s, "polars", copy=True).to_list() == s.to_list()

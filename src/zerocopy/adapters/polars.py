@@ -61,12 +61,34 @@ def _series_pointer(s: Any) -> int:
     from zerocopy.adapters.pyarrow import _chunk_pointer
 
     # The Arrow C stream exports the chunks as they are (s.to_arrow() would rechunk the
-    # source in place); the first chunk's data buffer is where a view would start.
+    # source in place); the first chunk's data buffer is where a view would start. Types
+    # whose Arrow form is built on export have no pointer that says where the data lives.
+    if _built_on_export(str(s.dtype)):
+        return 0
     try:
         chunks = require("pyarrow").chunked_array(s)
         return _chunk_pointer(chunks.chunk(0)) if chunks.num_chunks else 0
     except Exception:  # types without a data buffer (nested): no view, no alignment question
         return 0
+
+
+# Polars keeps strings as views and categoricals under a global cache: their Arrow form
+# (large_string, a dictionary) is built at each export, i.e. copied.
+_BUILT = ("String", "Categorical", "Enum", "Binary", "Object")
+
+
+def _built_on_export(name: str) -> bool:
+    return any(word in name for word in _BUILT)
+
+
+def _arrow_as_is(info: Info, options: Options) -> Refusal | None:
+    names = info.extra.get("column_dtypes") or {info.dtype}
+    built = sorted(str(n).removeprefix("polars:") for n in names if _built_on_export(str(n)))
+    if not built:
+        return None
+    return Refusal(f"Polars builds the Arrow form of {', '.join(built)} at export "
+                   "(string views, categorical dictionaries): a copy",
+                   "cast to a numeric or temporal type to share, or let zerocopy copy (copy=None)")
 
 
 def _frame_info(df: Any) -> Info:
@@ -143,6 +165,18 @@ def _arrow_to_series(x: Any, options: Options) -> Any:
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
     return df.to_arrow()
+
+
+def _to_arrow_copy(x: Any, options: Options) -> Any:
+    """New Arrow buffers for every column (to_arrow() shares numeric ones)."""
+    from zerocopy.adapters.pyarrow import deep_copy
+
+    pl = _pl()
+    if isinstance(x, pl.DataFrame) and not x.width:  # rows without columns keep their rows
+        pa = require("pyarrow")
+        return pa.table({"_": pa.nulls(x.height)}).drop_columns(["_"])
+    arrow = x.to_arrow() if isinstance(x, pl.DataFrame) else _series_to_arrow(x, options)
+    return deep_copy(arrow)
 
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
@@ -240,11 +274,15 @@ EDGES = (
          copies=True, immutable_result=True,
          cost=10.0, result_kind=COLUMN, check=checks.all_of(_ndim1, _NUMERIC)),
     Edge(NAME, "pyarrow", "Arrow C data", "s.to_arrow()", _series_to_arrow, cost=2.0,
-         kinds=frozenset({COLUMN})),
+         kinds=frozenset({COLUMN}), check=_arrow_as_is),
+    Edge(NAME, "pyarrow", "copy", "s.to_arrow() into new Arrow buffers", _to_arrow_copy, copies=True,
+         immutable_result=True, cost=4.0, kinds=frozenset({COLUMN})),
     Edge("pyarrow", NAME, "Arrow C data", "pl.from_arrow(x, rechunk=False)", _arrow_to_series, cost=5.5,
          kinds=frozenset({COLUMN})),
     Edge(NAME, "pyarrow", "Arrow C stream", "df.to_arrow()", _frame_to_arrow, cost=5.0,
-         kinds=frozenset({TABLE})),
+         kinds=frozenset({TABLE}), check=_arrow_as_is),
+    Edge(NAME, "pyarrow", "copy", "df.to_arrow() into new Arrow buffers", _to_arrow_copy, copies=True,
+         immutable_result=True, cost=10.0, kinds=frozenset({TABLE})),
     Edge("pyarrow", NAME, "Arrow C stream", "pl.from_arrow(x, rechunk=False)", _arrow_to_frame, cost=8.0,
          kinds=frozenset({TABLE})),
     _typed_block_edge(),

@@ -250,8 +250,9 @@ def _keeps_kind(info: Info, hops: tuple[Hop, ...]) -> bool:
 def _first_fixable(rejected: list[tuple[tuple[Edge, ...], Refusal]]) -> Refusal:
     # The refusal nearest the target names the real obstacle (Polars -> JAX: the alignment
     # JAX checks, not the read-only flag that only NumPy's own DLPack exporter minds); among
-    # equals, the cheapest route's.
-    fixable = [refusal for _, refusal in rejected if refusal.fixable]
+    # equals, the cheapest route's. Routes that already copy say nothing about sharing.
+    sharing = [(r, refusal) for r, refusal in rejected if not any(e.copies for e in r)] or rejected
+    fixable = [refusal for _, refusal in sharing if refusal.fixable]
     if fixable:
         return min(fixable, key=lambda refusal: refusal.left)
     loud = [refusal for _, refusal in rejected if not refusal.quiet]
