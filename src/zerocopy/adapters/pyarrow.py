@@ -58,7 +58,11 @@ def _chunk_pointer(chunk: Any) -> int:
     data = buffers[1] if len(buffers) > 1 else None
     if data is None:
         return 0
-    return data.address + chunk.offset * chunk.type.bit_width // 8
+    try:
+        width = chunk.type.bit_width
+    except ValueError:  # strings, lists...: no fixed-width data buffer to point at
+        return 0
+    return data.address + chunk.offset * width // 8
 
 
 def _column_info(x: Any) -> Info:
