@@ -43,6 +43,7 @@ class Case:
     seed: int
     copy: bool | None
     target: str
+    again: bool = False        # convert twice: the second call may take the fast lane
 
     @property
     def source(self) -> str:
@@ -405,7 +406,7 @@ def draw_case(d: Draw, source: str | None = None, target: str | None = None) -> 
     values = "arange" if plain_only else d.choice(("arange", "bits"))
     seed = d.integer(0, 2**31 - 1)
     return Case(kind, dtype, shape, view, bool(nulls), values, seed, d.choice(COPIES),
-                target or d.choice(CPU))
+                target or d.choice(CPU), d.choice((False, False, False, True)))
 
 
 # --------------------------------------------------------------- repro
@@ -422,4 +423,8 @@ def repro(case: Case, code: str | None = None) -> str:
         code = _substitute(template, data_code(case), mask_code(case))
     used = [imp for name, imp in _IMPORTS if re.search(rf"\b{name}\.", code)]
     copy = "" if case.copy is None else f", copy={case.copy}"
-    return f"import {', '.join([*used, 'zerocopy'])}; zerocopy.to({code}, {case.target!r}{copy})"
+    imports = f"import {', '.join([*used, 'zerocopy'])}"
+    if case.again:
+        call = f"zerocopy.to(x, {case.target!r}{copy})"
+        return f"{imports}; x = {code}; {call}; {call}"
+    return f"{imports}; zerocopy.to({code}, {case.target!r}{copy})"

@@ -37,7 +37,7 @@ __all__ = ["FAILURE_KINDS", "Verdict", "judge"]
 FAILURE_KINDS = (
     "untyped exception", "warning escaped", "copy=True shares", "copy=False copied", "shape lost",
     "dtype changed", "values differ", "null invented", "explain disagrees", "source modified",
-    "wrong type", "refused plain case", "nulls not named",
+    "wrong type", "refused plain case", "nulls not named", "repeat differs",
 )
 # dtypes every CPU framework holds as plain numbers: converting them (copy allowed) must work.
 PLAIN_DTYPES = ("int16", "int32", "uint8", "float32")
@@ -233,8 +233,47 @@ def _housekeeping() -> None:
         mod("jax").clear_caches()
 
 
-def judge(case: Case) -> Verdict:
-    """Run one case; BuildError if the fuzzer could not build the source (a test-side fact)."""
+def _judge_call(v: Verdict, built: Built, plan: Any, plan_exc: BaseException | None, result: Any,
+                exc: BaseException | None) -> bool | None:
+    """Everything but the write test, for one call's outcome; True if the result shares."""
+    zerocopy, case = mod("zerocopy"), v.case
+    _check_errors(v, exc, plan_exc)
+    if exc is not None:
+        if isinstance(exc, zerocopy.ZeroCopyError) and _plain(case, built):
+            v.fail("refused plain case", _name(exc))
+        elif (isinstance(exc, zerocopy.ZeroCopyError) and built.mask is not None and case.target not in TABULAR
+              and _plain(case, built, nulls_aside=True) and not isinstance(exc, zerocopy.NullValuesError)):
+            v.fail("nulls not named", f"nulls are the obstacle, but to() raised {_name(exc)}")
+        return None
+    if framework_of(result) != case.target:
+        v.fail("wrong type", f"a {type(result).__module__}.{type(result).__qualname__}, not a {case.target} object")
+        return None
+    if built.columns is not None:
+        _check_columns(v, built, result)
+    else:
+        _check_result(v, built, result)
+    return _check_sharing(v, built, result, plan if plan_exc is None else None)
+
+
+def _outcome(result: Any, exc: BaseException | None, shares: bool | None) -> str:
+    if exc is not None:
+        return f"error:{type(exc).__name__}"
+    return "shared" if shares else "copied" if shares is not None else "wrong type"
+
+
+def _forget_routes() -> None:
+    """Empty zerocopy's route caches (private; skipped if they move)."""
+    convert = mod("zerocopy.exchange.convert")
+    for name in ("_ROUTES", "_FAST_ROUTES"):
+        cache = getattr(convert, name, None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
+def judge(case: Case, *, fresh: bool = False) -> Verdict:
+    """Run one case; BuildError if the fuzzer could not build the source (a test-side fact).
+    A failing case is run again with empty route caches, to say whether it depends on
+    conversions that came before it (the fast lane) or reproduces on its own."""
     zerocopy = mod("zerocopy")
     _housekeeping()
     built = build(case)
@@ -242,28 +281,25 @@ def judge(case: Case) -> Verdict:
     if not holds(built):
         raise BuildError(f"the source does not hold what was built: {built.code}")
     before = _snapshot(built)
+    if fresh:
+        _forget_routes()
     plan, plan_exc = _call(lambda: zerocopy.explain(built.obj, case.target, copy=case.copy))
     result, exc = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
-    _check_errors(v, exc, plan_exc)
     if _snapshot(built) != before:
         v.fail("source modified", "the source's values changed during the conversion")
-    if exc is not None:
-        v.outcome = f"error:{type(exc).__name__}"
-        if isinstance(exc, zerocopy.ZeroCopyError) and _plain(case, built):
-            v.fail("refused plain case", _name(exc))
-        elif (isinstance(exc, zerocopy.ZeroCopyError) and built.mask is not None and case.target not in TABULAR
-              and _plain(case, built, nulls_aside=True) and not isinstance(exc, zerocopy.NullValuesError)):
-            v.fail("nulls not named", f"nulls are the obstacle, but to() raised {_name(exc)}")
-        return v
-    if framework_of(result) != case.target:
-        v.fail("wrong type", f"a {type(result).__module__}.{type(result).__qualname__}, not a {case.target} object")
-        v.outcome = "wrong type"
-        return v
-    if built.columns is not None:
-        _check_columns(v, built, result)
-    else:
-        _check_result(v, built, result)
-    shares = _check_sharing(v, built, result, plan if plan_exc is None else None)
-    v.outcome = "shared" if shares else "copied"
-    _check_write(v, built, result, plan if plan_exc is None else None, before)
+    shares = _judge_call(v, built, plan, plan_exc, result, exc)
+    v.outcome = _outcome(result, exc, shares)
+    if case.again:  # the same call again: what the fast lane makes of it
+        again, exc2 = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
+        first = len(v.failures)
+        shares2 = _judge_call(v, built, plan, plan_exc, again, exc2)
+        v.failures[first:] = [(k, f"2nd call: {d}") for k, d in v.failures[first:]]
+        if _outcome(again, exc2, shares2) != v.outcome:
+            v.fail("repeat differs", f"1st call: {v.outcome}, 2nd call: {_outcome(again, exc2, shares2)}")
+    if exc is None and shares is not None:
+        _check_write(v, built, result, plan if plan_exc is None else None, before)
+    if v.failures and not fresh:
+        alone = judge(case, fresh=True)
+        v.repro += ("" if alone.failures else
+                    "   [passes with empty route caches: an earlier conversion's cached route decides]")
     return v

@@ -4,6 +4,7 @@ with 0 failures would prove nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,14 @@ def _unsupported(obj: Any, target: str, copy: bool | None = None) -> Any:
     raise zerocopy.UnsupportedDtypeError("not the nulls")
 
 
+_CALLS = [0]
+
+
+def _second_call_copies(obj: Any, target: str, copy: bool | None = None) -> Any:
+    _CALLS[0] += 1
+    return REAL_TO(obj, target, copy=True if _CALLS[0] % 2 == 0 else copy)
+
+
 def _explain_refuses(obj: Any, target: str, copy: bool | None = None) -> Any:
     raise zerocopy.NotZeroCopyError("no")
 
@@ -96,6 +105,7 @@ SABOTAGE: list[tuple[str, Case, Callable[..., Any] | None, Callable[..., Any] | 
     ("dtype changed", _case(None, kind="pyarrow.mixed_table", target="polars", shape=(4, 2)), _cast_a_column, None),
     ("refused plain case", _case(None), _refuse, _refuse),
     ("explain disagrees", _case(None), None, _explain_refuses),
+    ("repeat differs", dataclasses.replace(_case(None), again=True), _second_call_copies, None),
     ("nulls not named", _case(None, kind="pyarrow.array", target="torch", nulls=True), _unsupported, _unsupported),
 ]
 
