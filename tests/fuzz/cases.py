@@ -83,7 +83,7 @@ def _numpy_view(case: Case) -> tuple[str, str, str | None]:
     code = {"c": "D", "transpose": "D.T", "step": "D[::2]", "negative": "D[::-1]",
             "fortran": "np.asfortranarray(D)", "offset": "D[1:]",
             "readonly": "np.lib.stride_tricks.as_strided(D, writeable=False)",
-            "broadcast": "np.broadcast_to(D[:1], D.shape)"}[case.view]
+            "broadcast": "np.broadcast_to(D[:1], D.shape)", "inner_step": "D[..., ::2]"}[case.view]
     return code, "D" if case.view == "readonly" else code, None
 
 
@@ -98,6 +98,7 @@ def _torch_view(case: Case) -> tuple[str, str, str | None]:
         "offset": (f"{base}[1:]", "D[1:]"),
         "requires_grad": (f"{base}.requires_grad_()", "D"),
         "conj": (f"{base}.conj()", "D.conj()"),  # a lazy view: torch sets a conjugate bit
+        "expand": (f"{base}[:1].expand{_shape_code(case.shape)}", "np.broadcast_to(D[:1], D.shape)"),
     }[case.view]
     return code, expected, None
 
@@ -170,13 +171,14 @@ def _mixed_polars(case: Case) -> str:
 
 
 _MASK = "M"
-_ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "offset", "readonly", "broadcast")
+_ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "offset", "readonly", "broadcast",
+                      "inner_step")
 
 KINDS: dict[str, Kind] = {
     "numpy.ndarray": Kind("numpy", "array", _numpy_view, _ARRAY_VIEWS_NUMPY),
     "numpy.masked": Kind("numpy", "array", lambda c: ("np.ma.array(D, mask=M)", "D", _MASK), nullable=True),
     "torch.tensor": Kind("torch", "array", _torch_view,
-                         ("c", "c", "transpose", "step", "offset", "requires_grad", "conj")),
+                         ("c", "c", "transpose", "step", "offset", "requires_grad", "conj", "expand")),
     "jax.array": Kind("jax", "array", lambda c: ("jnp.asarray(D)", "D", None)),
     "jax.transposed": Kind("jax", "array", lambda c: ("jnp.asarray(D).T", "D.T", None)),
     "tensorflow.tensor": Kind("tensorflow", "array", lambda c: ("tf.constant(D)", "D", None)),
@@ -381,7 +383,7 @@ def _shape(d: Draw, spec: Kind) -> tuple[int, ...]:
 def _view_fits(view: str, shape: tuple[int, ...], dtype: str) -> bool:
     if view == "conj":
         return dtype.startswith("complex")
-    if view in ("step", "negative", "offset", "broadcast"):
+    if view in ("step", "negative", "offset", "broadcast", "expand", "inner_step"):
         return len(shape) >= 1
     if view == "transpose":
         return len(shape) >= 2
