@@ -110,12 +110,14 @@ def test_csv_rows_in_any_order_with_lead_names(tmp_path: Path) -> None:
     signals = simulate(params)
     n = signals.shape[2]
     table = pd.DataFrame({
-        "record": np.repeat([0, 1], 2 * n), "lead": np.tile(np.repeat(["II", "V5"], n), 2),
+        "record": np.repeat([100, 101], 2 * n), "lead": np.tile(np.repeat(["II", "V5"], n), 2),
         "time": np.tile(np.arange(n) / params.fs, 4), "value": signals.reshape(-1)})
     shuffled = table.sample(frac=1.0, random_state=0)
     shuffled.to_csv(tmp_path / "ecg.csv", index=False)
     df, shape = _layout(pd.read_csv(tmp_path / "ecg.csv"), None)
-    assert shape == {"records": 2, "leads": 2, "samples": n, "fs": params.fs, "lead_names": ["0", "1"]}
+    assert shape == {"records": 2, "leads": 2, "samples": n, "fs": params.fs, "lead_names": ["0", "1"],
+                     "record_ids": [100, 101]}
+    assert df["value"].dtype == np.float32   # the CSV's float64 cast once, the same both ways
     assert np.allclose(df["value"].to_numpy().reshape(signals.shape), signals, atol=1e-6)
     with pytest.raises(LayoutError, match="records differ in length"):
         _layout(table.iloc[:-1], None)

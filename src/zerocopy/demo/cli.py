@@ -121,7 +121,8 @@ def _run_way(mode: str, config: Path, console: Any) -> None:
                 status.update(line.strip().replace("[", "\\["))
                 console.print(line.rstrip(), highlight=False, markup=False)
         if proc.wait() != 0:
-            raise RuntimeError(f"the {mode} way failed (exit {proc.returncode}):\n" + "\n".join(tail))
+            last = [t for t in tail if t.strip() and not t.startswith(("I0000", "W0000", "WARNING: All"))]
+            raise RuntimeError(f"the {mode} way failed (exit {proc.returncode}): " + " | ".join(last[-4:]))
 
 
 def main(args: argparse.Namespace) -> int:

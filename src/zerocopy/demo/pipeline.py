@@ -85,8 +85,11 @@ def _layout(df: Any, shape: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]
                                   hint="rename the columns of your CSV/Parquet file"))
     if shape is not None:
         return df, shape
-    if str(df["lead"].dtype) in {"object", "str", "string"}:
-        df = df.assign(lead=df["lead"].astype("category").cat.codes.astype("int8"))
+    if str(df["value"].dtype) != "float32":   # CSV floats are float64: one explicit cast, both ways
+        df = df.assign(value=df["value"].astype("float32"))
+    for name in ("record", "lead"):   # names (strings) become codes, in sorted order
+        if df[name].dtype.kind not in "iu":
+            df = df.assign(**{name: df[name].astype("category").cat.codes.astype("int32")})
     df = df.sort_values(["record", "lead", "time"], ignore_index=True)
     sizes = df.groupby(["record", "lead"]).size()
     if len(set(sizes.to_numpy().tolist())) != 1:
@@ -96,8 +99,10 @@ def _layout(df: Any, shape: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]
     t = np.asarray(df["time"].to_numpy()[:2], dtype=np.float64)
     fs = round(1.0 / float(t[1] - t[0]))
     leads = int(df["lead"].nunique())
-    return df, {"records": int(len(sizes) // leads), "leads": leads, "samples": int(sizes.iloc[0]),
-                "fs": fs, "lead_names": [str(x) for x in range(leads)]}
+    records = sizes.index.get_level_values(0).unique()
+    return df, {"records": len(records), "leads": leads, "samples": int(sizes.iloc[0]),
+                "fs": fs, "lead_names": [str(x) for x in range(leads)],
+                "record_ids": [int(r) for r in records]}
 
 
 def _bandpass_mask(n: int, fs: float, lo: float = 0.5, hi: float = 40.0) -> np.ndarray:
@@ -291,7 +296,8 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
         rows, samples, fs = shape["records"] * shape["leads"], shape["samples"], float(shape["fs"])
         values = way.column(df, "value")
         signal = values.reshape(rows, samples)
-        record_of_row = np.repeat(np.arange(shape["records"], dtype=np.int32), shape["leads"])
+        ids = shape.get("record_ids", range(shape["records"]))
+        record_of_row = np.repeat(np.asarray(ids, dtype=np.int32), shape["leads"])
     progress(f"loaded {rows} signals x {samples} samples at {fs:g} Hz ({signal.nbytes / 2**20:.0f} MiB)")
 
     pre = cfg.width * 3 // 8
