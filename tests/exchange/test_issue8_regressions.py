@@ -331,6 +331,33 @@ def test_polars_non_numeric_columns_raise_typed_errors(kind: str, target: str) -
         zerocopy.explain(series, target)
 
 
+def _non_numeric(kind: str) -> Any:
+    stamps = np.array(["2020-01-01", "2021-06-30"], "datetime64[ns]")
+    makers = {
+        "numpy timedelta": lambda: np.array([1, 2], "timedelta64[s]"),
+        "pandas datetime": lambda: pd.Series(stamps),
+        "pandas categorical": lambda: pd.Series(["a", "b"], dtype="category"),
+        "pandas strings": lambda: pd.Series(["a", "b"]),
+        "arrow timestamp": lambda: pa.array(stamps),
+        "arrow strings": lambda: pa.array(["a", "b"]),
+        "arrow dictionary": lambda: pa.array(["a", "b"]).dictionary_encode(),
+        "polars datetime": lambda: pl.Series(stamps),
+        "polars decimal": lambda: pl.Series([1, 2]).cast(pl.Decimal(10, 2)),
+    }
+    return makers[kind]()
+
+
+@pytest.mark.parametrize("kind", ["numpy timedelta", "pandas datetime", "pandas categorical", "pandas strings",
+                                  "arrow timestamp", "arrow strings", "arrow dictionary", "polars datetime",
+                                  "polars decimal"])
+@pytest.mark.parametrize("target", ["torch", "jax", "tensorflow"])
+def test_non_numeric_columns_to_tensors_raise_typed_errors(kind: str, target: str) -> None:
+    """No tensor holds dates, strings, categories or decimals: a typed refusal, never the
+    framework's own error and never a silent reinterpretation as integers."""
+    with pytest.raises(zerocopy.ZeroCopyError):
+        zerocopy.to(_non_numeric(kind), target)
+
+
 def _has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
