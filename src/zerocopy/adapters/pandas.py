@@ -140,6 +140,7 @@ def _series_info(s: Any) -> Info:
                 pointer=lambda: _pointer(s), readonly=True, nulls=nulls,
                 extra={"signature": (str(s.dtype), chunks > 1), "bits": bits, "chunks": chunks,
                        "masked_nulls": bool(nulls) and getattr(array, "_mask", None) is not None,
+                       "arrow_foreign": () if _arrow_buffer(name, array) else (name,),
                        "write_guard": _COW, "null_columns": (s.name,)})
 
 
@@ -155,6 +156,9 @@ def _pointer(s: Any) -> int:
             return _chunk_pointer(first) if first is not None else 0
         except ValueError:  # strings, lists...: no fixed-width data buffer to point at
             return 0
+    array = s.array
+    if not isinstance(s.dtype, np.dtype) and not isinstance(getattr(array, "_data", None), np.ndarray):
+        return 0  # categorical, periods, time zones...: to_numpy() builds a new array each time
     return int(_values(s).__array_interface__["data"][0])
 
 
@@ -180,9 +184,12 @@ def _frame_info(df: Any) -> Info:
     names: list[str] = []
     nulls, null_at, chunks, masked_nulls = 0, [], 1, False
     contiguous, bits, plain = True, False, True
+    foreign: set[str] = set()
     for dtype, values, locs in blocks:
         name = _dtype_name(dtype)
         names.append(name)
+        if not _arrow_buffer(name, values):
+            foreign.add(name)
         if isinstance(values, np.ndarray):  # (columns, rows): a column is one row of it
             if values.shape[-1] > 1 and values.strides[-1] != values.itemsize:
                 contiguous = False
@@ -211,6 +218,7 @@ def _frame_info(df: Any) -> Info:
                        "blocks": len(blocks) if plain else -1,
                        "has_bool": "bool" in kinds, "column_dtypes": kinds, "bits": bits,
                        "chunks": chunks, "masked_nulls": masked_nulls, "write_guard": _COW,
+                       "arrow_foreign": tuple(sorted(foreign)),
                        "contiguous_columns": contiguous, "stacked_strides": stacked,
                        "null_columns": tuple(df.columns[i] for i in sorted(null_at)[:5])})
 
@@ -416,9 +424,27 @@ def _column_to_arrow_copy(s: Any) -> Any:
 
         return deep_copy(array._pa_array)
     mask = getattr(array, "_mask", None)
+    if mask is None and _dtype_name(s.dtype) not in SHARED_DTYPES:
+        return _converted_to_arrow(s)
     values = np.array(_values(s) if mask is None else array._data, copy=True)
     # pa.array over NumPy numbers wraps the buffer: ``values`` is ours alone, so that is fine.
     return pa.array(values, mask=mask if mask is not None and mask.any() else None)
+
+
+def _converted_to_arrow(s: Any) -> Any:
+    """pyarrow's own pandas converter for what has no Arrow buffer of its own (categorical,
+    time zones, periods, objects...), into new buffers; a typed error where it fails."""
+    pa = require("pyarrow")
+    from zerocopy.adapters.pyarrow import deep_copy
+
+    try:
+        return deep_copy(pa.array(s, from_pandas=True))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        from zerocopy.errors import UnsupportedDtypeError, message
+
+        raise UnsupportedDtypeError(message(
+            f"column {s.name!r} ({s.dtype}) has no Arrow form: {exc}",
+            hint="convert it to one type first (astype(str), pd.to_numeric(...))")) from exc
 
 
 def _arrow_to_frame(t: Any, options: Options) -> Any:
@@ -527,10 +553,22 @@ def _arrow_shares(info: Info, options: Options) -> Refusal | None:
     strided, or masked with nulls (a byte mask vs a validity bitmap)."""
     if info.extra.get("has_bool") or info.dtype == "bool":
         return Refusal("bool is bit-packed in Arrow", "bool columns copy; use uint8 to share")
+    foreign = info.extra.get("arrow_foreign", ())
+    if foreign:
+        return Refusal(f"{', '.join(map(str, foreign))} has no Arrow buffer of its own: pyarrow "
+                       "converts it (a copy)")
     if not info.extra.get("contiguous_columns", info.layout == "C"):
         return Refusal("the columns are strided (a row-major block or a step slice); "
                        "an Arrow column is one contiguous buffer")
     return None
+
+
+def _arrow_buffer(name: str, values: Any) -> bool:
+    """Do these values hold an Arrow-compatible buffer (numbers, Arrow-backed arrays incl.
+    pandas 3 strings, tz-naive NumPy times), rather than something pyarrow must convert?"""
+    if name in SHARED_DTYPES or hasattr(values, "_pa_array"):
+        return True
+    return name.startswith(("pandas:datetime64[", "pandas:timedelta64[")) and "," not in name
 
 
 def _masked_nulls(info: Info, options: Options) -> Refusal | None:
