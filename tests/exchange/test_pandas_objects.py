@@ -258,3 +258,30 @@ def test_string_columns_cross_to_tables_in_every_copy_mode(target: str) -> None:
         got = out.to_pylist() if hasattr(out, "to_pylist") else (
             out.to_list() if hasattr(out, "to_list") else out.tolist())
         assert [None if pd.isna(v) else v for v in got] == ["x", "yy", None] * 3
+
+
+_CONVERTED = {"category": lambda: pd.Series(["a", "b", "a"], dtype="category"),
+              "tz datetime": lambda: pd.Series(pd.date_range("2020", periods=3, tz="UTC")),
+              "object strings": lambda: pd.Series(["a", "b", None], dtype=object)}
+
+
+@pytest.mark.parametrize("target", ["pyarrow", "polars"])
+@pytest.mark.parametrize("kind", sorted(_CONVERTED))
+def test_columns_pyarrow_must_convert_are_a_stated_copy(kind: str, target: str) -> None:
+    s = _CONVERTED[kind]()
+    for obj in (s, s.to_frame("c")):
+        plan = zerocopy.explain(obj, target)
+        assert plan.copies and any("no Arrow buffer of its own" in c for c in plan.caveats)
+        for copy in (None, True):
+            out = zerocopy.to(obj, target, copy=copy)
+            table = out if target == "pyarrow" else out.to_arrow()
+            column = table.column(0) if hasattr(table, "column") else table
+            assert column.to_pylist() == pa.array(s, from_pandas=True).to_pylist()
+        with pytest.raises(zerocopy.NotZeroCopyError, match="no Arrow buffer"):
+            zerocopy.to(obj, target, copy=False)
+
+
+def test_mixed_object_column_to_arrow_is_a_typed_error() -> None:
+    s = pd.Series([1, "a", None], dtype=object)
+    with pytest.raises(zerocopy.UnsupportedDtypeError, match="no Arrow form"):
+        zerocopy.to(s, "pyarrow")

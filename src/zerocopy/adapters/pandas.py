@@ -19,6 +19,7 @@ manager once per call, so a frame's cost grows with its blocks, not its columns.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -601,6 +602,12 @@ def _ndim(n: int) -> Any:
 _READONLY = "pandas 3 hands out read-only views (copy-on-write); the result is read-only"
 
 
+def _typed_block_edge() -> Edge:
+    """The column-block edge, refusing dtypes no tensor holds first (no copy fixes those)."""
+    edge = block_edge(NAME, _columns_in_order, table_to_f_order, _READONLY)
+    return replace(edge, check=checks.all_of(_shared_numeric, edge.check))
+
+
 def _array_as_frame(info: Info, framework: str, kind: str | None) -> Info:
     """A (rows, k) array seen as a frame: column j is x[:, j], so the columns are contiguous
     only when the array is column-major (or has one row or one column)."""
@@ -628,7 +635,7 @@ EDGES = (
          project=table_to_f_order,
          kinds=frozenset({TABLE}), result_kind=ARRAY,
          check=checks.all_of(_shared_numeric, _one_block), caveat=lambda info: _READONLY),
-    block_edge(NAME, _columns_in_order, table_to_f_order, _READONLY),
+    _typed_block_edge(),
     Edge(NAME, "numpy", "copy", "aligned C-order array filled block by block", _frame_to_numpy_copy,
          copies=True, cost=12.0, kinds=frozenset({TABLE}), result_kind=ARRAY, check=_shared_numeric),
     Edge(NAME, "pyarrow", "Arrow buffers, column by column",
