@@ -249,14 +249,6 @@ def _columns_in_order(df: Any, *, copied: bool = False) -> list[np.ndarray]:
     return out
 
 
-def _block_count(df: Any) -> int:
-    # pandas' block manager is internal; if it moves, we only lose the zero-copy fast path.
-    try:
-        return len(df._mgr.blocks)
-    except AttributeError:
-        return -1
-
-
 def inspect(x: Any) -> Info:
     pd = _pd()
     if isinstance(x, pd.Series):
@@ -599,7 +591,8 @@ def _ndim(n: int) -> Any:
     return check
 
 
-_READONLY = "pandas 3 hands out read-only views (copy-on-write); the result is read-only"
+_READONLY = ("pandas 3 hands out read-only views (copy-on-write): the NumPy view is read-only, "
+             "and other pandas objects may share its memory")
 
 
 def _typed_block_edge() -> Edge:
