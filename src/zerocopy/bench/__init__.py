@@ -14,6 +14,7 @@ PARTS: dict[str, str] = {
     "exchange": "zerocopy.bench.exchange",
     "layout": "zerocopy.bench.layout",
     "memory": "zerocopy.bench.memory",
+    "dask": "zerocopy.bench.dask",
     "all": "zerocopy.bench.all",   # every part above, then report.md with PNG charts
 }
 

@@ -1,0 +1,229 @@
+"""``zerocopy bench dask``: one tensor between two Dask workers, zerocopy's serializers vs
+Dask's own, time and peak memory, side by side in one run.
+
+One LocalCluster of two worker processes (one thread each, TCP). For each case a tensor of
+``--mb`` MiB is made on worker A, then a task on worker B takes it (the transfer A -> B is
+what is timed, plus one tiny task). Each case runs first with Dask's default serializers,
+then ``zerocopy.dask.setup`` registers ours on both workers and the same cases run again.
+Peak memory is each worker's resident high-water mark (``VmHWM``, reset through
+``/proc/self/clear_refs`` before the transfer) minus its resident size before it: what the
+transfer made the sender and the receiver hold at their peak. The receiver must hold the
+tensor (``--mb``); anything above that on either side is a copy.
+
+``--gpu``: the same for a CUDA tensor (torch, CuPy, JAX) on a one-GPU machine: Dask's default
+sends CuPy only (host staging); torch CUDA tensors cannot be sent by Dask at all.
+
+Nothing here imports a framework or Dask at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+__all__ = ["add_arguments", "main", "make_tensor", "peak_reset", "peak_since_reset", "transfer"]
+
+MiB = 1 << 20
+# A tensor Dask cannot send leaves the receiving worker stuck on it, and the next transfer
+# between the pair times out: cases Dask's default fails on run last, and the workers are
+# restarted between the two serializers.
+CPU_CASES = (("torch", "float32"), ("jax", "float32"), ("tensorflow", "float32"),
+             ("torch", "bfloat16"))
+GPU_CASES = (("torch", "float32"), ("cupy", "float32"), ("jax", "float32"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mb", type=int, default=256, help="MiB per tensor (default 256)")
+    parser.add_argument("--repeat", type=int, default=3, help="transfers per case (median kept)")
+    parser.add_argument("--gpu", action="store_true", help="CUDA tensors instead (one GPU)")
+    parser.add_argument("--json", metavar="PATH", help="write all rows to PATH")
+
+
+# ---------------------------------------------------------------- run on the workers
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_reset() -> int:
+    """Reset this process's resident high-water mark; its resident bytes now."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_since_reset() -> int:
+    """This process's resident high-water mark (bytes) since ``peak_reset``."""
+    return _status_kib("VmHWM") * 1024
+
+
+def make_tensor(framework: str, dtype: str, nbytes: int, device: str = "cpu") -> Any:
+    """A ``framework`` tensor of ``nbytes`` bytes with a known pattern of bits."""
+    import numpy as np
+
+    import zerocopy
+    from zerocopy._dtypes import numpy_dtype
+
+    bits = zerocopy.empty(nbytes, np.uint8)
+    bits[:] = np.arange(nbytes, dtype=np.uint32).astype(np.uint8) if nbytes <= 16 * MiB else 7
+    bits[:: 4097] = np.arange(bits[:: 4097].size, dtype=np.uint32).astype(np.uint8)
+    values = bits.view(numpy_dtype(dtype))
+    return zerocopy.to(values, framework, copy=True, device=device if device != "cpu" else None)
+
+
+def _fingerprint(x: Any) -> tuple[str, int, bytes]:
+    """(dtype, nbytes, a sample of the bits): enough to tell the received tensor is exact."""
+    import zerocopy
+
+    host = zerocopy.to(x, "numpy")
+    raw = host.reshape(-1).view("uint8")
+    return (zerocopy.inspect(x).dtype, int(raw.nbytes), raw[:: 4097].tobytes())
+
+
+def _type_of(x: Any) -> str:
+    return f"{type(x).__module__}.{type(x).__qualname__}"
+
+
+def _received(x: Any) -> tuple[str, tuple[str, int, bytes]]:
+    return _type_of(x), _fingerprint(x)
+
+
+# ---------------------------------------------------------------- one transfer
+def transfer(client: Any, framework: str, dtype: str, nbytes: int, *, sender: str,
+             receiver: str, device: str = "cpu", timeout: float = 60) -> dict[str, Any]:
+    """Make the tensor on ``sender``, move it to ``receiver`` in a task; time, both peaks
+    above what each held before, and whether the received tensor is exact. A transfer the
+    serializer cannot make (the receiver then waits for ever) is given up after ``timeout``
+    seconds and reported as an error."""
+    source = client.submit(make_tensor, framework, dtype, nbytes, device, workers=[sender],
+                           allow_other_workers=False, pure=False)
+    expected = client.submit(_received, source, workers=[sender], allow_other_workers=False,
+                             pure=False).result()
+    before = client.run(peak_reset, workers=[sender, receiver])
+    start = time.perf_counter()
+    got = client.submit(_received, source, workers=[receiver], allow_other_workers=False,
+                        pure=False)
+    try:
+        received = got.result(timeout=timeout)
+        error = None
+    except Exception as exc:  # Dask's default cannot send some tensors at all
+        received, error = None, _why(client, sender, source.key, exc)
+    seconds = time.perf_counter() - start
+    peaks = client.run(peak_since_reset, workers=[sender, receiver])
+    client.cancel([got, source], force=True)
+    del source, got
+    client.run(gc.collect)
+    return {"framework": framework, "dtype": dtype, "device": device, "nbytes": nbytes,
+            "seconds": seconds if error is None else None, "error": error,
+            "exact": received == expected if error is None else False,
+            "sender_peak": peaks[sender] - before[sender],
+            "receiver_peak": peaks[receiver] - before[receiver]}
+
+
+def _serialize_error(key: Any, dask_worker: Any = None) -> str:
+    """Run on the sender: why its serializers cannot send the value of ``key`` ("" if they can)."""
+    from distributed.protocol import serialize
+
+    try:
+        serialize(dask_worker.data[key], on_error="raise")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0][:90]}"
+    return ""
+
+
+def _why(client: Any, sender: str, key: Any, exc: BaseException) -> str:
+    """The sender's serializer error if it has one, else what the wait ended with."""
+    reason = client.run(_serialize_error, key, workers=[sender])[sender]
+    return f"not sent: {reason or type(exc).__name__}"
+
+
+def _case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, workers: list[str],
+          device: str) -> dict[str, Any]:
+    runs = []
+    for _ in range(repeat):
+        runs.append(transfer(client, *case, nbytes, sender=workers[0], receiver=workers[1],
+                             device=device))
+        if runs[-1]["error"]:
+            break  # a serializer that cannot send it will not on the next try either
+    row = dict(runs[-1])
+    ok = [r["seconds"] for r in runs if r["seconds"] is not None]
+    row["seconds"] = statistics.median(ok) if ok else None
+    row["sender_peak"] = max(r["sender_peak"] for r in runs)
+    row["receiver_peak"] = max(r["receiver_peak"] for r in runs)
+    row["exact"] = all(r["exact"] for r in runs)
+    return row
+
+
+# ---------------------------------------------------------------- main
+def _cases(args: argparse.Namespace) -> tuple[tuple[tuple[str, str], ...], str]:
+    import importlib.util
+
+    cases = GPU_CASES if args.gpu else CPU_CASES
+    present = tuple(c for c in cases if importlib.util.find_spec(c[0]) is not None)
+    return present, "cuda" if args.gpu else "cpu"
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from distributed import Client, LocalCluster
+
+    import zerocopy.dask
+
+    cases, device = _cases(args)
+    nbytes = args.mb * MiB
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=0) as cluster, Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        for serializer in ("dask default", "zerocopy"):
+            if serializer == "zerocopy":
+                client.restart()
+                zerocopy.dask.setup(client, environment_on="none")
+                workers = sorted(client.scheduler_info()["workers"])
+            for case in cases:
+                rows.append({"serializer": serializer,
+                             **_case(client, case, nbytes, args.repeat, workers, device)})
+                print(_line(rows[-1]), flush=True)
+    return rows
+
+
+_HEAD = (f"{'case':<22} {'serializer':<13} {'seconds':>8} {'GB/s':>6} {'sender peak MiB':>16} "
+         f"{'receiver peak MiB':>18}  exact / note")
+
+
+def _line(row: dict[str, Any]) -> str:
+    label = f"{row['framework']} {row['dtype']} {row['device']}"
+    secs = row["seconds"]
+    rate = f"{row['nbytes'] / secs / 1e9:6.2f}" if secs else "     -"
+    note = "yes" if row["exact"] else (row["error"] or "NOT EXACT")
+    return (f"{label:<22} {row['serializer']:<13} {secs or 0:8.3f} {rate} "
+            f"{_mib(row['sender_peak']):>16} {_mib(row['receiver_peak']):>18}  {note}")
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / MiB:8.1f}"
+
+
+def main(args: argparse.Namespace) -> int:
+    from zerocopy.bench._timing import machine
+
+    print(f"zerocopy bench dask: {args.mb} MiB tensor, worker A -> worker B (TCP, LocalCluster "
+          f"of 2 processes), median of {args.repeat}; {machine()}")
+    print(_HEAD, flush=True)
+    rows = run(args)
+    print("\nside by side:\n" + _HEAD)
+    for row in rows:
+        print(_line(row))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"machine": machine(), "pid": os.getpid(), "rows": rows}, out, indent=1)
+    return 0 if all(r["exact"] for r in rows if r["serializer"] == "zerocopy") else 1
