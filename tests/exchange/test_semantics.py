@@ -189,3 +189,19 @@ def test_fast_lane_keys_on_every_fact_a_route_depends_on() -> None:
     readonly = zerocopy.empty(8, np.float32)
     readonly.flags.writeable = False
     assert pointer(zerocopy.to(readonly, "tensorflow", copy=False)) == pointer(readonly)
+
+
+def test_jax_array_over_a_column_major_buffer_keeps_its_layout_into_tensorflow() -> None:
+    # Found by the demo: JAX keeps an imported F-order layout; TensorFlow takes only row-major.
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    source = zerocopy.empty((5, 3), np.float32, order="F")
+    source[...] = np.arange(15, dtype=np.float32).reshape(5, 3)
+    array = zerocopy.to(source, "jax", copy=False)
+    assert zerocopy.inspect(array).layout == "F"
+    plan = zerocopy.explain(array, "tensorflow")
+    assert plan.copies
+    tensor = zerocopy.to(array, "tensorflow")
+    assert np.array_equal(tensor.numpy(), source)
+    with pytest.raises(zerocopy.NotZeroCopyError, match="C-contiguous"):
+        zerocopy.to(array, "tensorflow", copy=False)

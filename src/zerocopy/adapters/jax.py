@@ -86,9 +86,31 @@ def inspect(x: Any) -> Info:
     dtype = x.dtype
     name = _dtype_name(dtype)
     itemsize = dtype.itemsize
-    return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=None,
+    shape = tuple(x.shape)
+    return Info(NAME, x, kind=ARRAY, dtype=name, shape=shape, strides=_strides(x, shape, itemsize),
                 itemsize=itemsize, pointer=lambda: _pointer(x), device=_device_of(x),
                 readonly=True)
+
+
+def _minor_order(x: Any) -> tuple[int, ...] | None:
+    """The array's dimension order in memory when it is not row-major, else None. JAX
+    arrays imported through DLPack from column-major or transposed buffers keep that
+    layout, and importers such as TensorFlow's take only row-major data."""
+    if x.ndim < 2:
+        return None
+    order = tuple(x.format.layout.major_to_minor)
+    return None if order == tuple(range(x.ndim)) else order
+
+
+def _strides(x: Any, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+    order = _minor_order(x)
+    if order is None:
+        return None
+    strides, step = [0] * len(shape), itemsize
+    for dim in reversed(order):  # the most minor dimension moves by one element
+        strides[dim] = step
+        step *= max(shape[dim], 1)
+    return tuple(strides)
 
 
 def _pointer(x: Any) -> int:
@@ -106,7 +128,8 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     sharding = x.sharding
     if not sharding.is_fully_replicated or len(sharding.device_set) != 1:
         return None
-    return (x.dtype, size_class(x.shape), _device_key(next(iter(sharding.device_set))))
+    return (x.dtype, size_class(x.shape), _device_key(next(iter(sharding.device_set))),
+            _minor_order(x))
 
 
 def make(values: np.ndarray) -> Any:
@@ -175,7 +198,10 @@ def _immutable_caveat(info: Info) -> str | None:
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "np.asarray(x)", _to_numpy, cost=0.6,
-         check=checks.on_cpu("NumPy"), caveat=_immutable_caveat),
+         check=checks.all_of(checks.on_cpu("NumPy"),
+                             checks.layouts("np.asarray(jax array)", frozenset({"C"}),
+                                            "copies arrays that JAX keeps in another layout")),
+         caveat=_immutable_caveat),
     Edge(NAME, DLPACK, "DLPack legacy", "x  (Array.__dlpack__)", lambda x, o: x, cost=1.0),
     # Only Numba needs this door (it has no DLPack); DLPack stays cheaper for the others.
     Edge(NAME, CAI, "CUDA Array Interface v2", "x.block_until_ready().__cuda_array_interface__",

@@ -27,7 +27,7 @@ from zerocopy.exchange.info import ARRAY, TABLE, Info
 
 __all__ = ["Hop", "Plan", "make_plan", "routes"]
 
-MAX_HOPS = 4
+MAX_HOPS = 5
 
 
 @dataclass(frozen=True)
