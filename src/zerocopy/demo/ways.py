@@ -128,7 +128,7 @@ class Naive:
             lat = latents.detach().cpu().numpy()
             cudf = _cudf() if gpu else None
             if cudf is not None:
-                out = beats.copy() if hasattr(beats, "to_pandas") else cudf.DataFrame.from_pandas(beats)
+                out = beats.copy() if hasattr(beats, "to_pandas") else cudf.DataFrame(beats)
                 for i, n in enumerate(names):
                     out[n] = lat[:, i]
                 for key, value in scores.items():
