@@ -29,6 +29,7 @@ from zerocopy.dask._partitions import (  # noqa: E402
     by_worker,
     local,
     map_partitions_stage,
+    partitions,
     to,
     train_on_workers,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "installed",
     "local",
     "map_partitions_stage",
+    "partitions",
     "register",
     "registered",
     "report",

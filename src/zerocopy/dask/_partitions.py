@@ -22,7 +22,7 @@ from distributed import Future, futures_of, get_client, wait
 
 import zerocopy
 
-__all__ = ["PartitionOutput", "by_worker", "local", "map_partitions_stage", "to",
+__all__ = ["PartitionOutput", "by_worker", "local", "map_partitions_stage", "partitions", "to",
            "train_on_workers"]
 
 
@@ -51,6 +51,11 @@ def _partition_futures(collection: Any, client: Any) -> list[Future]:
     # a persisted collection's futures are its partitions' keys: (name, i[, j...]); the
     # graph may alias them under another name, so order by the block index
     return sorted(futures, key=lambda f: f.key[1:] if isinstance(f.key, tuple) else (f.key,))
+
+
+def partitions(collection: Any, *, client: Any = None) -> list[Future]:
+    """``collection`` persisted: the futures of its partitions, in partition order."""
+    return _partition_futures(collection, _client(client))
 
 
 def _convert(part: Any, target: str, options: dict[str, Any]) -> Any:
