@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HEAVY = ("torch", "jax", "jaxlib", "tensorflow", "pyarrow", "pandas", "polars", "cupy",
-         "numba", "mxnet", "cudf", "rmm", "rich")
+         "numba", "mxnet", "cudf", "rmm", "rich", "dask", "distributed")
 
 
 def test_import_and_numpy_round_trip_import_no_framework() -> None:
