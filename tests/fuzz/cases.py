@@ -179,8 +179,10 @@ KINDS: dict[str, Kind] = {
     "numpy.masked": Kind("numpy", "array", lambda c: ("np.ma.array(D, mask=M)", "D", _MASK), nullable=True),
     "torch.tensor": Kind("torch", "array", _torch_view,
                          ("c", "c", "transpose", "step", "offset", "requires_grad", "conj", "expand")),
-    "jax.array": Kind("jax", "array", lambda c: ("jnp.asarray(D)", "D", None)),
-    "jax.transposed": Kind("jax", "array", lambda c: ("jnp.asarray(D).T", "D.T", None)),
+    # jax.device_put, not jnp.asarray: the latter compiles a program per shape for unaligned
+    # input (seconds over a suite), and the array it gives is the same kind of object.
+    "jax.array": Kind("jax", "array", lambda c: ("jax.device_put(D)", "D", None)),
+    "jax.from_transposed": Kind("jax", "array", lambda c: ("jax.device_put(D.T)", "D.T", None)),
     "tensorflow.tensor": Kind("tensorflow", "array", lambda c: ("tf.constant(D)", "D", None)),
     "pyarrow.array": Kind("pyarrow", "column", lambda c: (_arrow(c), "D", _MASK), nullable=True),
     "pyarrow.sliced": Kind("pyarrow", "column", lambda c: (f"{_arrow(c)}.slice(1)", "D[1:]", "M[1:]"),
@@ -414,7 +416,7 @@ def draw_case(d: Draw, source: str | None = None, target: str | None = None) -> 
 # --------------------------------------------------------------- repro
 
 _IMPORTS = (("io", "io"), ("ml_dtypes", "ml_dtypes"), ("np", "numpy as np"), ("torch", "torch"),
-            ("jnp", "jax.numpy as jnp"), ("tf", "tensorflow as tf"), ("pa", "pyarrow as pa"),
+            ("jax", "jax"), ("jnp", "jax.numpy as jnp"), ("tf", "tensorflow as tf"), ("pa", "pyarrow as pa"),
             ("pq", "pyarrow.parquet as pq"), ("pd", "pandas as pd"), ("pl", "polars as pl"))
 
 
