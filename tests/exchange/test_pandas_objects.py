@@ -285,3 +285,15 @@ def test_mixed_object_column_to_arrow_is_a_typed_error() -> None:
     s = pd.Series([1, "a", None], dtype=object)
     with pytest.raises(zerocopy.UnsupportedDtypeError, match="no Arrow form"):
         zerocopy.to(s, "pyarrow")
+
+
+def test_layout_stack_reads_pandas_blocks_not_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    df = pd.DataFrame(np.arange(40, dtype="f4").reshape(10, 4))
+    expected = df.to_numpy().copy()
+
+    def refuse(self: Any) -> Any:
+        raise AssertionError("per-column iloc in zerocopy.stack")
+
+    monkeypatch.setattr(pd.DataFrame, "iloc", property(refuse))
+    assert same_bits(zerocopy.stack(df), expected)
+    assert same_bits(zerocopy.stack(df, order="F"), expected)

@@ -249,6 +249,19 @@ def _columns_in_order(df: Any, *, copied: bool = False) -> list[np.ndarray]:
     return out
 
 
+def column_views(df: Any) -> list[np.ndarray | None]:
+    """Each column's NumPy view where a NumPy block holds it (None for extension columns), in
+    column order, read from the block manager once (zerocopy.layout's tables use it)."""
+    out: list[np.ndarray | None] = [None] * df.shape[1]
+    for _, values, locs in _blocks(df):
+        if isinstance(values, np.ndarray):
+            for j, loc in enumerate(locs):
+                view = values[j].view()
+                view.flags.writeable = False  # copy-on-write: never a writable view
+                out[loc] = view
+    return out
+
+
 def inspect(x: Any) -> Info:
     pd = _pd()
     if isinstance(x, pd.Series):

@@ -157,8 +157,7 @@ def table_columns(table: object) -> tuple[list[str], list]:
         return list(table.column_names), [_arrow_to_numpy(c, n) for n, c in
                                           zip(table.column_names, table.columns, strict=True)]
     if name == "pandas":
-        return [str(c) for c in table.columns], [_pandas_to_numpy(table.iloc[:, i], str(c))
-                                                 for i, c in enumerate(table.columns)]
+        return [str(c) for c in table.columns], _pandas_columns(table)
     if name == "polars":
         return list(table.columns), [_polars_to_numpy(s) for s in table.get_columns()]
     if name == "cudf":
@@ -215,6 +214,16 @@ def _arrow_to_numpy(col, name: str) -> np.ndarray:
         raise _not_numeric(name, col.type)
     # Booleans are bit-packed in Arrow: the one primitive that must be unpacked (copied).
     return col.to_numpy(zero_copy_only=not pa.types.is_boolean(col.type))
+
+
+def _pandas_columns(df) -> list:
+    """NumPy views of the numeric block columns (the block manager read once, not an iloc
+    per column); extension and object columns through the checked per-column path."""
+    from ..adapters.pandas import column_views
+
+    views = column_views(df)
+    return [v if v is not None and v.dtype.kind in "biufcmM"
+            else _pandas_to_numpy(df.iloc[:, i], str(df.columns[i])) for i, v in enumerate(views)]
 
 
 def _pandas_to_numpy(series, name: str) -> np.ndarray:
