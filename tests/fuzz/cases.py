@@ -183,6 +183,10 @@ KINDS: dict[str, Kind] = {
     # input (seconds over a suite), and the array it gives is the same kind of object.
     "jax.array": Kind("jax", "array", lambda c: ("jax.device_put(D)", "D", None)),
     "jax.from_transposed": Kind("jax", "array", lambda c: ("jax.device_put(D.T)", "D.T", None)),
+    # Imported from a transposed (column-major) torch tensor: JAX keeps that layout.
+    "jax.column_major": Kind("jax", "array", lambda c: (
+        f"jax.dlpack.from_dlpack(torch.tensor(D.T).permute{_REVERSED[len(c.shape)]})" if len(c.shape) > 1
+        else "jax.dlpack.from_dlpack(torch.tensor(D))", "D", None)),
     "tensorflow.tensor": Kind("tensorflow", "array", lambda c: ("tf.constant(D)", "D", None)),
     "pyarrow.array": Kind("pyarrow", "column", lambda c: (_arrow(c), "D", _MASK), nullable=True),
     "pyarrow.sliced": Kind("pyarrow", "column", lambda c: (f"{_arrow(c)}.slice(1)", "D[1:]", "M[1:]"),
