@@ -18,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol, TypeVar, runtime_checkable
 
+from zerocopy.errors import InvalidArgumentError, message
+
 __all__ = [
     "DIRECT",
     "MemoryResource",
@@ -50,7 +52,8 @@ class ResourceAdaptor:
 
     def __init__(self, upstream: MemoryResource) -> None:
         if not isinstance(upstream, MemoryResource):
-            raise TypeError(f"upstream must have allocate/deallocate, got {type(upstream).__name__}")
+            raise InvalidArgumentError(message("upstream must have allocate/deallocate",
+                                               got=type(upstream).__name__))
         self.upstream = upstream
 
     def allocate(self, nbytes: int, stream: int | None = None, *,

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
-from zerocopy.errors import DeviceError, FrameworkNotInstalledError, message
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.memory._cudart import UINT64_MAX
 from zerocopy.memory.adaptors.failure import Callback, OutOfMemoryCallbackAdaptor, release_caches
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
@@ -88,7 +88,7 @@ class SharedPool:
             return
         trim = getattr(self.base, "trim", None)
         if trim is None:
-            raise TypeError(f"{type(self.base).__name__} has no trim()")
+            raise InvalidArgumentError(message(f"{type(self.base).__name__} has no trim()"))
         trim(keep)
 
     def handoff(self, consumer: int | str, producer: int = 0) -> int | None:
@@ -136,7 +136,7 @@ def _consumer_stream(consumer: int | str) -> int | None:
     if isinstance(consumer, int):
         return consumer
     if consumer != "jax":
-        raise ValueError(message("handoff() takes a stream handle or 'jax'", got=repr(consumer)))
+        raise InvalidArgumentError(message("handoff() takes a stream handle or 'jax'", got=repr(consumer)))
     import sys
 
     jax = sys.modules.get("jax")

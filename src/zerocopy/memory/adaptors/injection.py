@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from zerocopy.errors import message
+from zerocopy.errors import InvalidArgumentError, message
 from zerocopy.memory._oom import oom_error
 from zerocopy.memory.resource import MemoryResource, ResourceAdaptor
 
@@ -18,7 +18,7 @@ __all__ = ["FailureInjectionAdaptor"]
 class FailureInjectionAdaptor(ResourceAdaptor):
     def __init__(self, upstream: MemoryResource, *, every: int) -> None:
         if every < 1:
-            raise ValueError(message("every must be at least 1", got=str(every)))
+            raise InvalidArgumentError(message("every must be at least 1", got=str(every)))
         super().__init__(upstream)
         self.every = every
         self.calls = 0

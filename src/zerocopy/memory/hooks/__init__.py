@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 
+from zerocopy.errors import InvalidArgumentError, message
+
 __all__ = ["HOOKS", "Capabilities", "Installation", "capability_table", "hook"]
 
 # framework -> hook module, in the order share() routes them.
@@ -80,7 +82,8 @@ def hook(framework: str) -> ModuleType:
     try:
         return importlib.import_module(HOOKS[framework])
     except KeyError:
-        raise KeyError(f"no memory hook for {framework!r}; known: {', '.join(HOOKS)}") from None
+        raise InvalidArgumentError(message(f"No memory hook for {framework!r}",
+                                           expected=", ".join(HOOKS))) from None
 
 
 def capability_table() -> list[Capabilities]:

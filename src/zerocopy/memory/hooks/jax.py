@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from zerocopy.errors import FrameworkStartedError, message
+from zerocopy.errors import FrameworkStartedError, InvalidArgumentError, message
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource
@@ -84,7 +84,7 @@ def install(resource: MemoryResource, *, limit: int | None = None,
             mode: str | None = None) -> Installation:
     check(mode)
     if limit is not None:
-        raise ValueError(message("JAX has no per-allocation hook, so zerocopy cannot limit it",
+        raise InvalidArgumentError(message("JAX has no per-allocation hook, so zerocopy cannot limit it",
                                  got=f"limit={limit}",
                                  hint="leave JAX out of limits=; the global pool is still shared"))
     undo = set_env(ENV) if not started() else (lambda: None)

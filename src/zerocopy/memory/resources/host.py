@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 import threading
 
-from zerocopy.errors import OutOfMemoryError, message
+from zerocopy.errors import InvalidArgumentError, OutOfMemoryError, message
 
 __all__ = ["HostMemoryResource", "host_buffer"]
 
@@ -29,7 +29,7 @@ class HostMemoryResource:
 
     def __init__(self, alignment: int = 256) -> None:
         if alignment <= 0 or alignment & (alignment - 1):
-            raise ValueError(message("alignment must be a power of two", got=str(alignment)))
+            raise InvalidArgumentError(message("alignment must be a power of two", got=str(alignment)))
         self.alignment = alignment
         self._live: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -37,7 +37,7 @@ class HostMemoryResource:
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
         if nbytes < 0:
-            raise ValueError(message("cannot allocate a negative size", got=str(nbytes)))
+            raise InvalidArgumentError(message("cannot allocate a negative size", got=str(nbytes)))
         # aligned_alloc wants a multiple of the alignment, and never 0 bytes: every
         # allocation gets its own pointer, as cudaMalloc-like allocators do.
         rounded = max(self.alignment, -(-nbytes // self.alignment) * self.alignment)
@@ -54,13 +54,13 @@ class HostMemoryResource:
         with self._lock:
             size = self._live.pop(ptr, None)
         if size is None:
-            raise ValueError(message(
+            raise InvalidArgumentError(message(
                 "pointer was not allocated by this resource, or was freed twice",
                 got=hex(ptr), hint="free each pointer once, through the resource that made it"))
         if size != nbytes:
             with self._lock:  # keep the allocation: the caller's bookkeeping is wrong, not ours
                 self._live[ptr] = size
-            raise ValueError(message("deallocate size differs from the allocated size",
+            raise InvalidArgumentError(message("deallocate size differs from the allocated size",
                                      expected=str(size), got=str(nbytes)))
         _libc.free(ptr)
 
