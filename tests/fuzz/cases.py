@@ -176,6 +176,7 @@ _ARRAY_VIEWS_NUMPY = ("c", "c", "transpose", "step", "negative", "fortran", "off
 
 KINDS: dict[str, Kind] = {
     "numpy.ndarray": Kind("numpy", "array", _numpy_view, _ARRAY_VIEWS_NUMPY),
+    "numpy.from_torch": Kind("numpy", "array", lambda c: ("np.from_dlpack(torch.tensor(D))", "D", None)),
     "numpy.masked": Kind("numpy", "array", lambda c: ("np.ma.array(D, mask=M)", "D", _MASK), nullable=True),
     "torch.tensor": Kind("torch", "array", _torch_view,
                          ("c", "c", "transpose", "step", "offset", "requires_grad", "conj", "expand")),
@@ -188,6 +189,9 @@ KINDS: dict[str, Kind] = {
         f"jax.dlpack.from_dlpack(torch.tensor(D.T).permute{_REVERSED[len(c.shape)]})" if len(c.shape) > 1
         else "jax.dlpack.from_dlpack(torch.tensor(D))", "D", None)),
     "tensorflow.tensor": Kind("tensorflow", "array", lambda c: ("tf.constant(D)", "D", None)),
+    # Over memory TensorFlow does not own (a torch tensor's, through DLPack).
+    "tensorflow.from_torch": Kind("tensorflow", "array", lambda c: (
+        "tf.experimental.dlpack.from_dlpack(torch.tensor(D).__dlpack__())", "D", None)),
     "pyarrow.array": Kind("pyarrow", "column", lambda c: (_arrow(c), "D", _MASK), nullable=True),
     "pyarrow.sliced": Kind("pyarrow", "column", lambda c: (f"{_arrow(c)}.slice(1)", "D[1:]", "M[1:]"),
                            nullable=True),
