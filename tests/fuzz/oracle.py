@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tests.fuzz.cases import KINDS, BuildError, Built, Case, build, holds, repro
+from tests.fuzz.cases import KINDS, BuildError, Built, Case, build, holds, repro, same_columns
 from tests.fuzz.natives import (
     NotNative,
     columns_of,
@@ -37,7 +37,7 @@ __all__ = ["FAILURE_KINDS", "Verdict", "judge"]
 FAILURE_KINDS = (
     "untyped exception", "warning escaped", "copy=True shares", "copy=False copied", "shape lost",
     "dtype changed", "values differ", "null invented", "explain disagrees", "source modified",
-    "wrong type", "refused plain case", "nulls not named", "repeat differs",
+    "wrong type", "refused plain case", "nulls not named", "repeat differs", "dangling result",
 )
 # dtypes every CPU framework holds as plain numbers: converting them (copy allowed) must work.
 PLAIN_DTYPES = ("int16", "int32", "uint8", "float32")
@@ -203,7 +203,7 @@ def _check_sharing(v: Verdict, built: Built, result: Any, plan: Any) -> bool | N
     return shares
 
 
-def _check_write(v: Verdict, built: Built, result: Any, plan: Any, before: tuple[bytes, bytes]) -> None:
+def _check_write(v: Verdict, built: Built, result: Any, said_copy: bool | None, before: tuple[bytearray, ...]) -> None:
     """Write through a writable result; a copy must not show it in the source, a share must."""
     case = v.case
     alias = writable_alias(result)
@@ -211,7 +211,7 @@ def _check_write(v: Verdict, built: Built, result: Any, plan: Any, before: tuple
         return
     flip_first(alias)
     seen = _snapshot(built) != before
-    independent = case.copy is True or (case.copy is None and plan is not None and plan.copies)
+    independent = case.copy is True or (case.copy is None and bool(said_copy))
     if independent and seen:
         kind = "copy=True shares" if case.copy else "explain disagrees"
         v.fail(kind, "a write to the result changed the source")
@@ -231,6 +231,21 @@ def _housekeeping() -> None:
     _JUDGED[0] += 1
     if _JUDGED[0] % _CLEAR_EVERY == 0:
         mod("jax").clear_caches()
+
+
+def _check_lifetime(v: Verdict, built: Built, result: Any) -> None:
+    """A zero-copy result keeps its memory alive: with every other reference to the source
+    dropped, the result still holds the source's values."""
+    built.obj = None
+    if built.columns is not None:
+        if not same_columns(columns_of(result), built.columns):
+            v.fail("dangling result", "after the source was dropped, the result's columns changed")
+        return
+    values, _ = values_of(result)
+    if values.shape != built.expected.shape:
+        values = values.reshape(built.expected.shape)
+    if not same_values(values, built.mask, built.expected, built.mask):
+        v.fail("dangling result", "after the source was dropped, the result's values changed")
 
 
 def _judge_call(v: Verdict, built: Built, plan: Any, plan_exc: BaseException | None, result: Any,
@@ -289,6 +304,7 @@ def judge(case: Case, *, fresh: bool = False) -> Verdict:
         v.fail("source modified", "the source's values changed during the conversion")
     shares = _judge_call(v, built, plan, plan_exc, result, exc)
     v.outcome = _outcome(result, exc, shares)
+    again, exc2 = None, None
     if case.again:  # the same call again: what the fast lane makes of it
         again, exc2 = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
         first = len(v.failures)
@@ -296,8 +312,13 @@ def judge(case: Case, *, fresh: bool = False) -> Verdict:
         v.failures[first:] = [(k, f"2nd call: {d}") for k, d in v.failures[first:]]
         if _outcome(again, exc2, shares2) != v.outcome:
             v.fail("repeat differs", f"1st call: {v.outcome}, 2nd call: {_outcome(again, exc2, shares2)}")
-    if exc is None and shares is not None:
-        _check_write(v, built, result, plan if plan_exc is None else None, before)
+    said_copy = plan.copies if plan is not None and plan_exc is None else None
+    # A plan's Info and an error's traceback hold the source: only the result may keep it now.
+    del plan, plan_exc, again, exc2
+    if shares and not v.failures and (writable_alias(result) is None or case.seed % 4 == 0):
+        _check_lifetime(v, built, result)
+    elif exc is None and shares is not None:
+        _check_write(v, built, result, said_copy, before)
     if v.failures and not fresh:
         alone = judge(case, fresh=True)
         v.repro += ("" if alone.failures else

@@ -80,6 +80,18 @@ def _unsupported(obj: Any, target: str, copy: bool | None = None) -> Any:
     raise zerocopy.UnsupportedDtypeError("not the nulls")
 
 
+def _dangling(obj: Any, target: str, copy: bool | None = None) -> Any:
+    """Shares the source's memory without keeping the source alive (and, to be sure the
+    damage shows, scribbles over it when the source dies)."""
+    import ctypes
+    import weakref
+
+    address = obj.__array_interface__["data"][0]
+    result = torch.from_numpy(np.ctypeslib.as_array((ctypes.c_float * obj.size).from_address(address)))
+    weakref.finalize(obj, result.fill_, 7.0)
+    return result
+
+
 _CALLS = [0]
 
 
@@ -106,6 +118,7 @@ SABOTAGE: list[tuple[str, Case, Callable[..., Any] | None, Callable[..., Any] | 
     ("refused plain case", _case(None), _refuse, _refuse),
     ("explain disagrees", _case(None), None, _explain_refuses),
     ("repeat differs", dataclasses.replace(_case(None), again=True), _second_call_copies, None),
+    ("dangling result", dataclasses.replace(_case(None), seed=4), _dangling, None),
     ("nulls not named", _case(None, kind="pyarrow.array", target="torch", nulls=True), _unsupported, _unsupported),
 ]
 
