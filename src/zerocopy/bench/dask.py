@@ -7,7 +7,8 @@ what is timed, plus one tiny task). Each case runs first with Dask's default ser
 then ``zerocopy.dask.setup`` registers ours on both workers and the same cases run again.
 Peak memory is each worker's resident high-water mark (``VmHWM``, reset through
 ``/proc/self/clear_refs`` before the transfer) minus its resident size before it: what the
-transfer made the sender and the receiver hold at their peak. The receiver must hold the
+transfer made the sender and the receiver hold at their peak, after a 1 MiB warm-up transfer
+of the same case (framework imports are not counted). The receiver must hold the
 tensor (``--mb``); anything above that on either side is a copy.
 
 ``--gpu``: the same for a CUDA tensor (torch, CuPy, JAX) on a one-GPU machine: Dask's default
@@ -149,6 +150,9 @@ def _why(client: Any, sender: str, key: Any, exc: BaseException) -> str:
 
 def _case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, workers: list[str],
           device: str) -> dict[str, Any]:
+    # warm-up: both workers import the framework and run the same path once (importing torch
+    # or TensorFlow alone raises a worker's resident peak by hundreds of MiB)
+    transfer(client, *case, MiB, sender=workers[0], receiver=workers[1], device=device)
     runs = []
     for _ in range(repeat):
         runs.append(transfer(client, *case, nbytes, sender=workers[0], receiver=workers[1],
