@@ -209,7 +209,10 @@ def test_null_opt_in_when_offered(policy: str) -> None:
         with pytest.raises(TypeError):  # no silent acceptance of an unknown keyword
             zerocopy.to(frame, "numpy", nulls=policy)  # type: ignore[call-arg]
         return
-    result = zerocopy.to(frame, "numpy", nulls=policy)  # type: ignore[call-arg]
+    try:
+        result = zerocopy.to(frame, "numpy", nulls=policy)  # type: ignore[call-arg]
+    except zerocopy.InvalidArgumentError:
+        return  # this policy is not one the library offers (a typed refusal of the name)
     if policy == "nan":
         assert np.isnan(result[1]) and result[0] == 1.0 and result[2] == 3.0
     else:
