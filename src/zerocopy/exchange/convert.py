@@ -306,6 +306,8 @@ def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | No
 
 
 def _report_copy(source: Any, info: Info | None, target: Any) -> None:
+    if copies.copy_policy() == "allow":  # watching, but not in this thread or not any more
+        return
     chosen = plan(source, target)
     reasons = [c.removeprefix("copied because ") for c in chosen.caveats if c.startswith("copied because")]
     copies.copied((info or chosen.source).describe(), chosen.target, chosen.copied_bytes,

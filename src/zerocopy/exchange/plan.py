@@ -236,9 +236,21 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
         if _keeps_kind(info, hops):
             return plan
         fallback = fallback or plan
-    if fallback is not None:
+    # A route that changes the kind (a table arriving as a tensor) only where the target
+    # cannot keep the kind at all: a table refused as a table must not come back a tensor.
+    if fallback is not None and (info.kind != TABLE or not any(
+            _kind_after(route, TABLE) == TABLE for route in candidates)):
         return fallback
     raise _no_route_error(info, target, options, candidates, rejected)
+
+
+def _kind_after(route: tuple[Edge, ...], kind: str) -> str | None:
+    """The kind a route delivers, or None where one of its edges does not take the kind."""
+    for edge in route:
+        if kind not in edge.kinds:
+            return None
+        kind = edge.result_kind or kind
+    return kind
 
 
 def _keeps_kind(info: Info, hops: tuple[Hop, ...]) -> bool:
