@@ -25,7 +25,7 @@ def _matrix(n: int, k: int, w: int, shift: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("n", [0, 1, 31, 64, 65, 1000, 300_001])
 def test_uniform_round_trip(n: int, k: int, w: int) -> None:
     a = _matrix(n, k, w)
-    assert _cpu._uniform(_plan_for(a)) is not None or n == 0
+    assert _plan_for(a).uniform is not None
     cols = to_columns(a, copy=True)
     for j in range(k):
         assert np.array_equal(cols[str(j)], a[:, j])
@@ -65,17 +65,21 @@ def test_uniform_permuted_fields_and_stack() -> None:
 
 def test_not_uniform_goes_generic() -> None:
     dt = np.dtype([("a", "f4"), ("b", "f8")])
-    recs = np.zeros(10, dt)
-    plan = _cpu.CopyPlan(10)
-    for name in dt.names:
-        plan.add(recs.ctypes.data + dt.fields[name][1], dt.itemsize, 0, 8, dt[name].itemsize)
-    assert _cpu._uniform(plan) is None
+    plan = _cpu.Moves((dt.fields[name][1], dt.itemsize, 0, 8, dt[name].itemsize)
+                      for name in dt.names)
+    assert plan.uniform is None
 
 
-def _plan_for(a: np.ndarray) -> _cpu.CopyPlan:
-    n, k = a.shape
+def test_small_copies_run_on_the_calling_thread() -> None:
+    # Under 1 MiB: the serial kernels (no thread pool to wake), same bytes as the large path.
+    for k, w in [(3, 4), (5, 8)]:
+        a = _matrix(1000, k, w)
+        cols = to_columns(a, copy=True)
+        assert all(np.array_equal(cols[str(j)], a[:, j]) for j in range(k))
+        assert np.array_equal(to_records(cols, dtype=a.dtype), a)
+
+
+def _plan_for(a: np.ndarray) -> _cpu.Moves:
+    k = a.shape[1]
     w = a.dtype.itemsize
-    plan = _cpu.CopyPlan(n)
-    for j in range(k):
-        plan.add(a.ctypes.data + j * w, k * w, 1 << 40 + j, w, w)
-    return plan
+    return _cpu.Moves((j * w, k * w, 1 << 40 + j, w, w) for j in range(k))

@@ -15,6 +15,11 @@ Why blocks of rows: the rows are split into blocks of about 128 KiB of records; 
 thread moves every field of one block while that block sits in its L2 cache, so the
 record memory is read from DRAM once, not once per field.
 
+A layout's copies are planned once (:class:`Moves`, offsets relative to a source and a
+destination base address, cached by the callers per layout), so a call only adds the two
+base addresses. Copies under 1 MiB run on the calling thread (a serial twin of each
+kernel): waking a thread pool costs more than they do, far more on a busy machine.
+
 Uniform records (``k`` fields of one 1/2/4/8-byte width, back to back, columns
 contiguous: an ``(N, k)`` array <-> ``k`` columns, a table <-> a C-order tensor) take a
 specialised pair of kernels compiled per ``(k, width)`` (see
@@ -25,121 +30,145 @@ registers, whole runs streamed to memory.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CopyPlan", "run"]
+__all__ = ["Moves", "moves", "run"]
 
 _BLOCK_BYTES = 128 * 1024
 # Below this many bytes, starting threads costs more than it saves.
 _PARALLEL_BYTES = 1 << 20
 
-_kernel: list[object] = []  # the compiled kernel, or None without Numba; set on first use
+_kernel: list[object] = []  # the _cpu_numba module, or None without Numba; set on first use
 # Uniform records of more fields than this use the generic kernel (code size, compile time).
 _MAX_UNIFORM_FIELDS = 64
 
 
-@dataclass
-class CopyPlan:
-    """Strided byte-field copies over ``n`` rows; ``keep`` holds the arrays the addresses need."""
+class Moves:
+    """Strided byte-field copies, planned once per layout.
 
-    n: int
-    src: list[int] = field(default_factory=list)
-    sstride: list[int] = field(default_factory=list)
-    dst: list[int] = field(default_factory=list)
-    dstride: list[int] = field(default_factory=list)
-    width: list[int] = field(default_factory=list)
-    keep: list[object] = field(default_factory=list)
+    ``entries``: ``(src, sstride, dst, dstride, width)`` per field: ``width`` bytes per row
+    from ``sbase + src + i * sstride`` to ``dbase + dst + i * dstride``, the bases given
+    per call (:func:`run`). ``zeros``: ``(dst, dstride, width)`` byte ranges to fill with
+    zeros (record padding), cut here into aligned 8/4/2/1-byte pieces.
+    """
 
-    def add(self, src: int, sstride: int, dst: int, dstride: int, width: int) -> None:
-        if width:
-            self.src.append(src)
-            self.sstride.append(sstride)
-            self.dst.append(dst)
-            self.dstride.append(dstride)
-            self.width.append(width)
+    __slots__ = ("cols", "dst", "dstride", "fields", "order", "rec", "row_bytes", "src",
+                 "sstride", "uniform", "width")
 
-    def zero(self, dst: int, dstride: int, width: int) -> None:
-        """Fill ``width`` bytes per row with zeros (record padding): a stride-0 source.
-
-        The gap is cut into aligned 8/4/2/1-byte pieces so each runs in a tight loop.
-        """
-        zeros = np.zeros(8, np.uint8)
-        self.keep.append(zeros)
-        pos, end = 0, width
-        while pos < end:
-            piece = 8
-            while piece > 1 and ((dst + pos) % piece or pos + piece > end):
-                piece //= 2
-            self.add(zeros.ctypes.data, 0, dst + pos, dstride, piece)
-            pos += piece
-
-    @property
-    def row_bytes(self) -> int:
-        return sum(self.width)
+    def __init__(self, entries, zeros=()) -> None:
+        rows = list(entries)
+        self.fields = len(rows)
+        for dst, dstride, width in zeros:
+            pos = 0
+            while pos < width:
+                piece = 8
+                while piece > 1 and ((dst + pos) % piece or pos + piece > width):
+                    piece //= 2
+                rows.append((0, 0, dst + pos, dstride, -piece))
+                pos += piece
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+        self.src, self.sstride, self.dst, self.dstride, self.width = (
+            np.asarray(c, np.int64) for c in cols)
+        self.row_bytes = int(np.abs(self.width).sum())
+        self.uniform, self.order = _uniform(rows)
+        if self.uniform is not None:  # the record's start and the columns in field order
+            rec_side, col_side = ((self.src, self.dst) if self.uniform[0] == "gather"
+                                  else (self.dst, self.src))
+            self.rec = int(rec_side[self.order[0]])
+            self.cols = col_side[self.order]
 
 
-def run(plan: CopyPlan) -> None:
-    """Execute a plan: Numba when available, else a NumPy loop over the entries."""
-    if plan.n == 0 or not plan.width:
-        return
-    kernel = _numba_kernel()
-    if kernel is None:
-        _run_numpy(plan)
-        return
-    # Small copies go as one block (one thread): waking threads would cost more.
-    small = plan.n * plan.row_bytes < _PARALLEL_BYTES
-    if _run_uniform(plan, small):
-        return
-    block = plan.n if small else max(64, _BLOCK_BYTES // max(1, plan.row_bytes))
-    arrays = [np.asarray(v, np.int64) for v in
-              (plan.src, plan.sstride, plan.dst, plan.dstride, plan.width)]
-    kernel(plan.n, *arrays, block)
+    def addresses(self, per_field: list[int]) -> np.ndarray:
+        """Per-call offsets: ``per_field`` for the fields, 0 for the padding pieces."""
+        return np.asarray(per_field + [0] * (len(self.width) - self.fields), np.int64)
 
 
-def _uniform(plan: CopyPlan) -> tuple[str, int, int, list[int]] | None:
-    """``(direction, k, width, column addresses)`` when the plan is a uniform transpose.
+_cache: dict[tuple, Moves] = {}
+
+
+def moves(key: tuple, make) -> Moves:
+    """The cached :class:`Moves` for ``key``, made by ``make()`` the first time."""
+    found = _cache.get(key)
+    if found is None:
+        if len(_cache) > 512:  # layouts seen once each: start over rather than grow
+            _cache.clear()
+        found = _cache[key] = make()
+    return found
+
+
+def _uniform(rows: list[tuple[int, int, int, int, int]]):
+    """``((direction, k, width), field order)`` when the moves are a uniform transpose.
 
     Records -> columns ("gather"): every entry reads ``width`` bytes with record stride
-    ``k * width`` from one record block whose fields are exactly ``0, w, ..., (k-1) w``,
-    and writes a contiguous column. Columns -> records ("scatter") is the mirror image.
-    Column addresses come in field order; the record address is first in the list.
+    ``k * width`` from one record block whose fields are exactly ``0, w, ..., (k-1) w``
+    past its first, and writes a contiguous column. Columns -> records ("scatter") is the
+    mirror image. The order lists the entries by record offset (the kernels' field order).
     """
-    k = len(plan.width)
-    w = plan.width[0]
-    if k < 2 or k > _MAX_UNIFORM_FIELDS or w not in (1, 2, 4, 8):
-        return None
-    if any(x != w for x in plan.width):
-        return None
-    for direction, rec, rstride, col, cstride in (
-            ("gather", plan.src, plan.sstride, plan.dst, plan.dstride),
-            ("scatter", plan.dst, plan.dstride, plan.src, plan.sstride)):
-        if any(x != k * w for x in rstride) or any(x != w for x in cstride):
+    k = len(rows)
+    if k < 2 or k > _MAX_UNIFORM_FIELDS:
+        return None, None
+    w = rows[0][4]
+    if w not in (1, 2, 4, 8) or any(r[4] != w for r in rows):
+        return None, None
+    for direction, rec, rstride, cstride in (("gather", 0, 1, 3), ("scatter", 2, 3, 1)):
+        if any(r[rstride] != k * w or r[cstride] != w for r in rows):
             continue
-        base = min(rec)
-        order = sorted(range(k), key=lambda e: rec[e])
-        if [rec[e] - base for e in order] != [j * w for j in range(k)]:
-            continue
-        return direction, k, w, [base] + [col[e] for e in order]
-    return None
+        order = sorted(range(k), key=lambda e: rows[e][rec])
+        base = rows[order[0]][rec]
+        if [rows[e][rec] - base for e in order] == [j * w for j in range(k)]:
+            return (direction, k, w), np.asarray(order, np.int64)
+    return None, None
 
 
-def _run_uniform(plan: CopyPlan, small: bool) -> bool:
-    found = _uniform(plan)
-    if found is None:
-        return False
-    from . import _cpu_numba  # the caller made sure Numba imports
+def run(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray | None = None,
+        dst: np.ndarray | None = None) -> None:
+    """Execute ``moves`` over ``n`` rows between the two base addresses.
 
-    direction, k, w, addrs = found
-    gather, scatter = _cpu_numba.transpose_kernels(k, w)
-    cols = np.asarray(addrs[1:], np.int64)
-    chunks = 1 if small else _threads()
-    if direction == "gather":
-        gather(plan.n, addrs[0], cols, chunks)
+    ``src`` / ``dst``: per-call offsets replacing the planned ones (absolute column
+    addresses with a base of 0, for columns that are separate arrays).
+    """
+    if n == 0 or not moves.row_bytes:
+        return
+    kernels = _numba()
+    small = n * moves.row_bytes < _PARALLEL_BYTES
+    # A small copy takes the uniform kernels only once compiled (by a large one): it would
+    # not repay their compilation.
+    if kernels is not None and moves.uniform is not None and (
+            not small or moves.uniform[1:] in kernels.compiled_transposers):
+        _run_uniform(kernels, n, sbase, dbase, moves, src, dst, small)
+        return
+    src = moves.src if src is None else src
+    dst = moves.dst if dst is None else dst
+    if kernels is None:
+        _run_numpy(n, sbase, dbase, moves, src, dst)
+    elif small:
+        kernels.copy_fields_serial(n, sbase, src, moves.sstride, dbase, dst, moves.dstride,
+                                   moves.width)
     else:
-        scatter(plan.n, cols, addrs[0], chunks)
-    return True
+        block = max(64, _BLOCK_BYTES // moves.row_bytes)
+        kernels.copy_fields_parallel(n, sbase, src, moves.sstride, dbase, dst,
+                                     moves.dstride, moves.width, block)
+
+
+def _run_uniform(kernels, n: int, sbase: int, dbase: int, moves: Moves, src, dst,
+                 small: bool) -> None:
+    direction, k, w = moves.uniform
+    gather, scatter, gather_serial, scatter_serial = kernels.transpose_kernels(k, w)
+    if direction == "gather":
+        rec = sbase + (moves.rec if src is None else int(src[moves.order[0]]))
+        cols = moves.cols if dst is None else dst[moves.order]
+        if small:
+            gather_serial(n, rec, cols, dbase)
+        else:
+            gather(n, rec, cols, dbase, _threads())
+    else:
+        rec = dbase + (moves.rec if dst is None else int(dst[moves.order[0]]))
+        cols = moves.cols if src is None else src[moves.order]
+        if small:
+            scatter_serial(n, cols, sbase, rec)
+        else:
+            scatter(n, cols, sbase, rec, _threads())
 
 
 def _threads() -> int:
@@ -148,10 +177,14 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _run_numpy(plan: CopyPlan) -> None:
-    for s, ss, d, ds, w in zip(plan.src, plan.sstride, plan.dst, plan.dstride, plan.width,
-                               strict=True):
-        np.copyto(_byte_view(d, plan.n, ds, w), _byte_view(s, plan.n, ss, w))
+def _run_numpy(n: int, sbase: int, dbase: int, moves: Moves, src, dst) -> None:
+    for s, ss, d, ds, w in zip(src.tolist(), moves.sstride.tolist(), dst.tolist(),
+                               moves.dstride.tolist(), moves.width.tolist(), strict=True):
+        target = _byte_view(dbase + d, n, ds, abs(w))
+        if w < 0:
+            target[...] = 0
+        else:
+            np.copyto(target, _byte_view(sbase + s, n, ss, w))
 
 
 def _byte_view(addr: int, n: int, stride: int, width: int) -> np.ndarray:
@@ -163,13 +196,13 @@ def _byte_view(addr: int, n: int, stride: int, width: int) -> np.ndarray:
                                            strides=(stride, 1))
 
 
-def _numba_kernel():
-    """The compiled kernel; Numba is imported on first use so importing us stays cheap."""
+def _numba():
+    """The kernels module; Numba is imported on first use so importing us stays cheap."""
     if not _kernel:
         try:
             from . import _cpu_numba
         except ImportError:  # Numba is an optional extra: fall back to NumPy
             _kernel.append(None)
         else:
-            _kernel.append(_cpu_numba.copy_fields_parallel)
+            _kernel.append(_cpu_numba)
     return _kernel[0]

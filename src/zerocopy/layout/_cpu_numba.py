@@ -17,7 +17,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["copy_fields_parallel", "transpose_kernels"]
+__all__ = ["compiled_transposers", "copy_fields_parallel", "copy_fields_serial",
+           "transpose_kernels"]
 
 
 def _memory_ops(bits: int):
@@ -112,49 +113,79 @@ _load4, _store4 = _memory_ops(32)
 _load8, _store8 = _memory_ops(64)
 
 
+@numba.njit(cache=True)
+def _copy_rows(r0, r1, sbase, src, sstride, dbase, dst, dstride, width):  # noqa: PLR0912 (one Numba kernel)
+    """Rows ``[r0, r1)`` of every entry; a negative width writes that many zero bytes."""
+    for e in range(width.shape[0]):
+        w = width[e]
+        d = dbase + dst[e]
+        ds = dstride[e]
+        if w < 0:  # record padding, cut into aligned 8/4/2/1-byte pieces by the planner
+            if w == -8:
+                for i in range(r0, r1):
+                    _store8(d + i * ds, np.uint64(0))
+            elif w == -4:
+                for i in range(r0, r1):
+                    _store4(d + i * ds, np.uint32(0))
+            elif w == -2:
+                for i in range(r0, r1):
+                    _store2(d + i * ds, np.uint16(0))
+            else:
+                for i in range(r0, r1):
+                    for j in range(-w):
+                        _store1(d + i * ds + j, np.uint8(0))
+            continue
+        s = sbase + src[e]
+        ss = sstride[e]
+        # One loop per common width keeps the inner loops tight; the last one is
+        # generic (sub-arrays, complex128, odd sizes): 8-byte words, then 4/2/1.
+        if w == 4:
+            for i in range(r0, r1):
+                _store4(d + i * ds, _load4(s + i * ss))
+        elif w == 8:
+            for i in range(r0, r1):
+                _store8(d + i * ds, _load8(s + i * ss))
+        elif w == 1:
+            for i in range(r0, r1):
+                _store1(d + i * ds, _load1(s + i * ss))
+        elif w == 2:
+            for i in range(r0, r1):
+                _store2(d + i * ds, _load2(s + i * ss))
+        else:
+            for i in range(r0, r1):
+                so = s + i * ss
+                do = d + i * ds
+                j = 0
+                while j + 8 <= w:
+                    _store8(do + j, _load8(so + j))
+                    j += 8
+                if j + 4 <= w:  # tails (and padding gaps such as 6 bytes) as 4/2/1
+                    _store4(do + j, _load4(so + j))
+                    j += 4
+                if j + 2 <= w:
+                    _store2(do + j, _load2(so + j))
+                    j += 2
+                if j < w:
+                    _store1(do + j, _load1(so + j))
+
+
 @numba.njit(parallel=True, cache=True)
-def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):  # noqa: PLR0912 (one Numba kernel)
-    """Blocks of rows across threads; every field of a block while it is in cache."""
+def copy_fields_parallel(n, sbase, src, sstride, dbase, dst, dstride, width, block):
+    """Blocks of rows across threads; every field of a block while it is in cache.
+
+    Entry ``e`` copies ``width[e]`` bytes per row from ``sbase + src[e] + i * sstride[e]``
+    to ``dbase + dst[e] + i * dstride[e]`` (a negative width: that many zero bytes).
+    """
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
         r0 = b * block
-        r1 = min(n, r0 + block)
-        for e in range(width.shape[0]):
-            w = width[e]
-            s = src[e]
-            ss = sstride[e]
-            d = dst[e]
-            ds = dstride[e]
-            # One loop per common width keeps the inner loops tight; the last one is
-            # generic (sub-arrays, complex128, odd sizes): 8-byte words, then 4/2/1.
-            if w == 4:
-                for i in range(r0, r1):
-                    _store4(d + i * ds, _load4(s + i * ss))
-            elif w == 8:
-                for i in range(r0, r1):
-                    _store8(d + i * ds, _load8(s + i * ss))
-            elif w == 1:
-                for i in range(r0, r1):
-                    _store1(d + i * ds, _load1(s + i * ss))
-            elif w == 2:
-                for i in range(r0, r1):
-                    _store2(d + i * ds, _load2(s + i * ss))
-            else:
-                for i in range(r0, r1):
-                    so = s + i * ss
-                    do = d + i * ds
-                    j = 0
-                    while j + 8 <= w:
-                        _store8(do + j, _load8(so + j))
-                        j += 8
-                    if j + 4 <= w:  # tails (and padding gaps such as 6 bytes) as 4/2/1
-                        _store4(do + j, _load4(so + j))
-                        j += 4
-                    if j + 2 <= w:
-                        _store2(do + j, _load2(so + j))
-                        j += 2
-                    if j < w:
-                        _store1(do + j, _load1(so + j))
+        _copy_rows(r0, min(n, r0 + block), sbase, src, sstride, dbase, dst, dstride, width)
+
+
+@numba.njit(cache=True)
+def copy_fields_serial(n, sbase, src, sstride, dbase, dst, dstride, width):
+    """:func:`copy_fields_parallel` on the calling thread: small copies wake no threads."""
+    _copy_rows(0, n, sbase, src, sstride, dbase, dst, dstride, width)
 
 
 # ------------------------------------------------------------------ uniform records
@@ -162,25 +193,29 @@ def copy_fields_parallel(n, src, sstride, dst, dstride, width, block):  # noqa: 
 _INDEXED = {w: _indexed_ops(8 * w) for w in (1, 2, 4, 8)}
 _RUN_BYTES = 256  # bytes of each column per tile: 4 cache lines, one streaming burst
 _STREAM = platform.machine().lower() in {"x86_64", "amd64"}
-_transposers: dict[tuple[int, int], tuple[object, object]] = {}
+_transposers: dict[tuple[int, int], tuple[object, object, object, object]] = {}
+compiled_transposers = _transposers.keys()  # (k, w) pairs made so far (a live view)
 
 
 def transpose_kernels(k: int, w: int):
-    """``(gather, scatter)`` kernels for records of ``k`` fields of ``w`` bytes each.
+    """``(gather, scatter, gather_serial, scatter_serial)`` for records of ``k`` fields of
+    ``w`` bytes each.
 
-    ``gather(n, rec, cols, nchunks)``: records at ``rec`` (``k * w`` bytes each, back to
-    back) -> ``k`` contiguous columns at the addresses ``cols``; ``scatter(n, cols, rec,
-    nchunks)`` the way back. ``k``, ``w`` and the tile height ``T`` (256 bytes of each
-    column) are constants of the compiled code, so the record side is an interleaved
-    access that LLVM turns into wide loads/stores and in-register shuffles. A tile is
-    transposed through a ``(k, T)`` scratch block in L1, so the vectorised loop has one
-    load and one store stream (no aliasing checks between ``k`` column pointers), and
-    the memory side is whole 256-byte runs per column and ``256 * k`` bytes of records.
-    On x86 those runs are written with streaming stores where 64-byte aligned (no
-    read-for-ownership, as memcpy does for large copies). The rows are cut into
-    ``nchunks`` contiguous chunks, one ``prange`` iteration each (one scratch block per
-    chunk). Compiled once per ``(k, w)`` per process (about 1.5 s): Numba's disk cache
-    did not hit for these closures (their intrinsic cells change its key), so it is off.
+    ``gather(n, rec, cols, cbase, nchunks)``: records at ``rec`` (``k * w`` bytes each,
+    back to back) -> ``k`` contiguous columns at the addresses ``cbase + cols[j]``;
+    ``scatter(n, cols, cbase, rec, nchunks)`` the way back; the ``_serial`` twins take no
+    ``nchunks`` and run on the calling thread (small copies: no threads to wake). ``k``,
+    ``w`` and the tile height ``T`` (256 bytes of each column) are constants of the
+    compiled code, so the record side is an interleaved access that LLVM turns into wide
+    loads/stores and in-register shuffles. A tile is transposed through a ``(k, T)``
+    scratch block in L1, so the vectorised loop has one load and one store stream (no
+    aliasing checks between ``k`` column pointers), and the memory side is whole
+    256-byte runs per column and ``256 * k`` bytes of records. On x86 those runs are
+    written with streaming stores where 64-byte aligned (no read-for-ownership, as memcpy
+    does for large copies). The rows are cut into ``nchunks`` contiguous chunks, one
+    ``prange`` iteration each (one scratch block per chunk). Compiled once per ``(k, w)``
+    per process (about 1.5 s): Numba's disk cache did not hit for these closures (their
+    intrinsic cells change its key), so it is off.
     """
     key = (k, w)
     if key not in _transposers:
@@ -200,65 +235,86 @@ def _put(dst, src, nbytes, full, run, stream):
         _memcpy(dst, src, nbytes)
 
 
-def _make_transposers(k: int, w: int, stream: bool):
+def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four small kernels)
     load, store = _INDEXED[w]
     tile = _RUN_BYTES // w  # rows per tile
     run = _RUN_BYTES
     row_bytes = k * w
 
+    @numba.njit
+    def gather_tiles(n, rec, cols, cbase, b0, b1, scratch):
+        """Tiles ``[b0, b1)``; ``scratch``: ``k * 256`` bytes (alive while we run)."""
+        t = scratch.ctypes.data
+        for b in range(b0, b1):
+            r0 = b * tile
+            m = min(tile, n - r0)
+            s = rec + r0 * row_bytes
+            if m == tile:
+                for i in range(tile):
+                    for j in range(k):
+                        store(t, j * tile + i, load(s, i * k + j))
+            else:
+                for i in range(m):
+                    for j in range(k):
+                        store(t, j * tile + i, load(s, i * k + j))
+            for j in range(k):
+                _put(cbase + cols[j] + r0 * w, t + j * run, m * w, m == tile, run, stream)
+        if stream:
+            _store_fence()
+
+    @numba.njit
+    def scatter_tiles(n, cols, cbase, rec, b0, b1, scratch, recs):
+        """Tiles ``[b0, b1)``; ``scratch``, ``recs``: a tile's columns and records."""
+        t = scratch.ctypes.data
+        u = recs.ctypes.data
+        for b in range(b0, b1):
+            r0 = b * tile
+            m = min(tile, n - r0)
+            d = rec + r0 * row_bytes
+            if m == tile:
+                for j in range(k):
+                    _memcpy(t + j * run, cbase + cols[j] + r0 * w, run)
+                for i in range(tile):
+                    for j in range(k):
+                        store(u, i * k + j, load(t, j * tile + i))
+                for q in range(k):
+                    _put(d + q * run, u + q * run, run, True, run, stream)
+            else:
+                for j in range(k):
+                    _memcpy(t + j * run, cbase + cols[j] + r0 * w, m * w)
+                for i in range(m):
+                    for j in range(k):
+                        store(d, i * k + j, load(t, j * tile + i))
+        if stream:
+            _store_fence()
+
     @numba.njit(parallel=True)
-    def gather(n, rec, cols, nchunks):
+    def gather(n, rec, cols, cbase, nchunks):
         ntiles = (n + tile - 1) // tile
         per = (ntiles + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
             scratch = np.empty(k * _RUN_BYTES, np.uint8)  # once per chunk of tiles
-            t = scratch.ctypes.data
-            for b in range(c * per, min(ntiles, (c + 1) * per)):
-                r0 = b * tile
-                m = min(tile, n - r0)
-                s = rec + r0 * row_bytes
-                if m == tile:
-                    for i in range(tile):
-                        for j in range(k):
-                            store(t, j * tile + i, load(s, i * k + j))
-                else:
-                    for i in range(m):
-                        for j in range(k):
-                            store(t, j * tile + i, load(s, i * k + j))
-                for j in range(k):
-                    _put(cols[j] + r0 * w, t + j * run, m * w, m == tile, run, stream)
-            if stream:
-                _store_fence()
+            gather_tiles(n, rec, cols, cbase, c * per, min(ntiles, (c + 1) * per), scratch)
 
     @numba.njit(parallel=True)
-    def scatter(n, cols, rec, nchunks):
+    def scatter(n, cols, cbase, rec, nchunks):
         ntiles = (n + tile - 1) // tile
         per = (ntiles + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
             scratch = np.empty(k * _RUN_BYTES, np.uint8)  # the tile's columns
             recs = np.empty(k * _RUN_BYTES, np.uint8)     # the tile's records
-            t = scratch.ctypes.data
-            u = recs.ctypes.data
-            for b in range(c * per, min(ntiles, (c + 1) * per)):
-                r0 = b * tile
-                m = min(tile, n - r0)
-                if m == tile:
-                    for j in range(k):
-                        _memcpy(t + j * run, cols[j] + r0 * w, run)
-                    for i in range(tile):
-                        for j in range(k):
-                            store(u, i * k + j, load(t, j * tile + i))
-                    d = rec + r0 * row_bytes
-                    for q in range(k):
-                        _put(d + q * run, u + q * run, run, True, run, stream)
-                else:
-                    for j in range(k):
-                        _memcpy(t + j * run, cols[j] + r0 * w, m * w)
-                    d = rec + r0 * row_bytes
-                    for i in range(m):
-                        for j in range(k):
-                            store(d, i * k + j, load(t, j * tile + i))
-            if stream:
-                _store_fence()
+            scatter_tiles(n, cols, cbase, rec, c * per, min(ntiles, (c + 1) * per),
+                          scratch, recs)
 
-    return gather, scatter
+    @numba.njit
+    def gather_serial(n, rec, cols, cbase):
+        scratch = np.empty(k * _RUN_BYTES, np.uint8)
+        gather_tiles(n, rec, cols, cbase, 0, (n + tile - 1) // tile, scratch)
+
+    @numba.njit
+    def scatter_serial(n, cols, cbase, rec):
+        scratch = np.empty(k * _RUN_BYTES, np.uint8)
+        recs = np.empty(k * _RUN_BYTES, np.uint8)
+        scatter_tiles(n, cols, cbase, rec, 0, (n + tile - 1) // tile, scratch, recs)
+
+    return gather, scatter, gather_serial, scatter_serial

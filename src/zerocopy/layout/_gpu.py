@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ._layout import RecordLayout
 
-__all__ = ["gather", "kernel_source", "scatter"]
+__all__ = ["Launch", "gather", "kernel_source", "scatter"]
 
 _THREADS = 256
 _TILE_BYTES = 8 * 1024    # record bytes per tile: 32 B per thread of 256, each direction
@@ -276,8 +276,7 @@ def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
 
 
 def _kernel(layout: RecordLayout, direction: str, rec_align: int, col_aligns: list[int]):
-    key = (tuple((f.offset, f.width) for f in layout.fields), layout.itemsize, direction,
-           rec_align, tuple(col_aligns))
+    key = (layout, direction, rec_align, tuple(col_aligns))  # a layout hashes once
     if key not in _cache:
         import cupy
 
@@ -292,21 +291,44 @@ def _align(ptr: int) -> int:
     return _pow2_divisor(ptr, 16)
 
 
-def _launch(layout: RecordLayout, direction: str, records, n: int, columns: list) -> None:
-    import cupy
+class Launch:
+    """Launches for one layout and one fixed set of columns (a block's, cached with it).
 
-    if n == 0 or not layout.fields:
-        if direction == "scatter" and n:
-            records.fill(0)
-        return
-    col_aligns = [_align(c.data.ptr) for c in columns]
-    kernel, tiled = _kernel(layout, direction, _align(records.data.ptr), col_aligns)
-    if tiled:
-        tile = _tile(layout.itemsize)[0]
-        grid = min(-(-n // tile), 2**31 - 1)
-    else:
-        grid = min(-(-n // _THREADS), 65535)
-    kernel((grid,), (_THREADS,), (records, cupy.int64(n), *columns))
+    Everything but the record buffer is known in advance: the columns, their alignment,
+    the tile; the kernel is looked up per record alignment. A call costs one pointer
+    read, one dictionary lookup and the launch itself.
+    """
+
+    def __init__(self, layout: RecordLayout, direction: str, columns: list) -> None:
+        self.layout, self.direction = layout, direction
+        self.columns = tuple(columns)
+        self.col_aligns = [_align(c.data.ptr) for c in columns]
+        self.kernels: dict[int, tuple[object, int]] = {}
+
+    def __call__(self, records, n: int) -> None:
+        if n == 0 or not self.layout.fields:
+            if self.direction == "scatter" and n:
+                records.fill(0)
+            return
+        align = _align(records.data.ptr)
+        entry = self.kernels.get(align)
+        if entry is None:
+            kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns)
+            entry = self.kernels[align] = (kernel, _tile(self.layout.itemsize)[0] if tiled
+                                           else 0)
+        kernel, tile = entry
+        grid = min(-(-n // tile), 2**31 - 1) if tile else min(-(-n // _THREADS), 65535)
+        kernel((grid,), (_THREADS,), (records, _int64(n), *self.columns))
+
+
+def _int64(n: int):
+    import numpy as np
+
+    return np.int64(n)
+
+
+def _launch(layout: RecordLayout, direction: str, records, n: int, columns: list) -> None:
+    Launch(layout, direction, columns)(records, n)
 
 
 def gather(records, n: int, layout: RecordLayout, columns: list) -> None:

@@ -9,6 +9,7 @@ that overlap when writing) live here, once.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -92,12 +93,9 @@ class RecordLayout:
 
     @classmethod
     def from_dtype(cls, dtype: np.dtype) -> RecordLayout:
-        dtype = np.dtype(dtype)
-        if dtype.names is None:
-            raise LayoutError(message(
-                "a record description needs named fields", expected="a structured dtype",
-                got=str(dtype), hint="pass e.g. [('x', 'f4'), ('y', 'i8')]"))
-        return cls(tuple(_leaves(dtype, "", 0)), dtype.itemsize)
+        """The layout of a structured dtype: one object per dtype (cached), so that the
+        plans and kernels keyed on it are found again on the next call."""
+        return _from_dtype(np.dtype(dtype))
 
     @classmethod
     def build(cls, names: Sequence[str], dtypes: Sequence[np.dtype],
@@ -105,12 +103,17 @@ class RecordLayout:
               aligned: bool = False) -> RecordLayout:
         """Lay out columns as a packed record, or as a C struct would (``aligned=True``)."""
         shapes = shapes or [()] * len(names)
-        formats = [np.dtype((np.dtype(d), s)) if s else np.dtype(d)
-                   for d, s in zip(dtypes, shapes, strict=True)]
-        return cls.from_dtype(np.dtype({"names": list(names), "formats": formats},
-                                       align=aligned))
+        return _built(tuple(names), tuple(np.dtype(d) for d in dtypes),
+                      tuple(tuple(s) for s in shapes), aligned)
 
-    @property
+    def __hash__(self) -> int:  # plan caches key on layouts: hash the fields once
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.fields, self.itemsize))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
@@ -132,6 +135,10 @@ class RecordLayout:
 
     def gaps(self) -> list[tuple[int, int]]:
         """Byte ranges ``[start, end)`` of the record that no field covers (padding)."""
+        return list(self._gaps)
+
+    @functools.cached_property
+    def _gaps(self) -> tuple[tuple[int, int], ...]:
         out, pos = [], 0
         for start, end in sorted((f.offset, f.offset + f.width) for f in self.fields):
             if start > pos:
@@ -139,19 +146,26 @@ class RecordLayout:
             pos = max(pos, end)
         if pos < self.itemsize:
             out.append((pos, self.itemsize))
-        return out
+        return tuple(out)
 
     def check_writable(self) -> None:
         """Writing records needs every byte to come from exactly one field."""
+        if self.__dict__.get("_writable"):
+            return
         pairs = self.overlaps()
         if pairs:
             raise LayoutError(message(
                 "the record description has overlapping fields", expected="disjoint fields",
                 got=", ".join(f"{a!r} and {b!r}" for a, b in pairs),
                 hint="give each field its own bytes (numpy align=True lays them out)"))
+        object.__setattr__(self, "_writable", True)
 
     def to_dtype(self) -> np.dtype:
         """The flat structured dtype (dotted names for what was nested)."""
+        return self._dtype
+
+    @functools.cached_property
+    def _dtype(self) -> np.dtype:
         return np.dtype({"names": list(self.names),
                          "formats": [f.column_dtype for f in self.fields],
                          "offsets": [f.offset for f in self.fields],
@@ -159,6 +173,10 @@ class RecordLayout:
 
     def uniform_dtype(self) -> np.dtype | None:
         """The one scalar dtype of a record of back-to-back scalar fields, else None."""
+        return self._uniform
+
+    @functools.cached_property
+    def _uniform(self) -> np.dtype | None:
         if not self.fields:
             return None
         dt = self.fields[0].dtype
@@ -175,6 +193,22 @@ class RecordLayout:
                          f"[{f.offset}, {f.offset + f.width})")
         lines += [f"  (padding)        bytes [{a}, {b})" for a, b in self.gaps()]
         return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=512)
+def _from_dtype(dtype: np.dtype) -> RecordLayout:
+    if dtype.names is None:
+        raise LayoutError(message(
+            "a record description needs named fields", expected="a structured dtype",
+            got=str(dtype), hint="pass e.g. [('x', 'f4'), ('y', 'i8')]"))
+    return RecordLayout(tuple(_leaves(dtype, "", 0)), dtype.itemsize)
+
+
+@functools.lru_cache(maxsize=512)
+def _built(names: tuple[str, ...], dtypes: tuple[np.dtype, ...],
+           shapes: tuple[tuple[int, ...], ...], aligned: bool) -> RecordLayout:
+    formats = [np.dtype((d, s)) if s else d for d, s in zip(dtypes, shapes, strict=True)]
+    return _from_dtype(np.dtype({"names": list(names), "formats": formats}, align=aligned))
 
 
 def record_layout(description: object, *, aligned: bool | None = None) -> RecordLayout:

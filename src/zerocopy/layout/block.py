@@ -38,6 +38,12 @@ class ColumnBlock:
         self._dtypes = tuple(dtypes)
         self._shapes = tuple(tuple(s) for s in shapes)
         self._offsets = tuple(offsets)
+        # Filled on first use by the layout calls: the column views, the buffer's address
+        # and the plans made for this block (a call with out=block then only checks and
+        # launches; see records.py).
+        self._views: tuple | None = None
+        self._address: int | None = None
+        self.plans: dict = {}
 
     @property
     def device(self) -> str:
@@ -53,6 +59,19 @@ class ColumnBlock:
         ok = all(d == dt and o == i * step for i, (d, o) in
                  enumerate(zip(self._dtypes, self._offsets, strict=True)))
         return dt if ok else None
+
+    def views(self) -> tuple:
+        """The column views, made once (what the layout calls hand out and launch on)."""
+        if self._views is None:
+            self._views = tuple(self.column_arrays())
+        return self._views
+
+    def address(self) -> int:
+        """The buffer's address (it never moves)."""
+        if self._address is None:
+            buf = self.buffer
+            self._address = buf.ctypes.data if isinstance(buf, np.ndarray) else buf.data.ptr
+        return self._address
 
     def column_arrays(self) -> list:
         """Typed views (NumPy or CuPy) of the columns, in order."""

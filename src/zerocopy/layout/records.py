@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import LayoutError, NotZeroCopyError, UnsupportedDtypeError, message
+from ..errors import (
+    LayoutError,
+    NotZeroCopyError,
+    UnsupportedDtypeError,
+    ZeroCopyError,
+    message,
+)
 from . import _cpu, _interop
 from ._layout import Field, RecordLayout, check_column_dtype, record_layout
 from .block import ColumnBlock, column_block
@@ -123,6 +129,10 @@ def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | 
     ``copy``: None copies only when needed (an F-order ``(N, k)`` input gives views),
     True always copies, False raises :class:`NotZeroCopyError` rather than copy.
     """
+    if isinstance(out, ColumnBlock) and copy is not False and to in (None, "block"):
+        done = _gather_into_block(records, dtype, names, out, to)
+        if done is not None:
+            return done
     src = _source(records, dtype, names)
     if names is not None and not _is_matrix(src):
         src.layout = src.layout.select(list(names))
@@ -143,6 +153,97 @@ def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | 
                                       got="a mapping of arrays"))
         return block
     return _finish(src.layout.names, columns, to, src)
+
+
+# ------------------------------------------------------------ repeated calls into a block
+#
+# A call with out=<ColumnBlock> (and to_records from one) is planned once per kind of
+# input and kept on the block: the layout, the checks of the block's columns, the copy
+# plan (CPU) or kernel launch (GPU). A later call of the same kind checks only what can
+# change between calls (row count, contiguity, writability), reads two addresses and
+# runs: a few microseconds whatever the field count. Anything else takes the general
+# path, which also raises every error.
+
+
+def _array_kind(obj: object) -> bool | None:
+    """False for a NumPy array, True for a CuPy array, None for anything else."""
+    if type(obj) is np.ndarray:
+        return False
+    return True if _interop.array_framework(obj) == "cupy" else None
+
+
+def _gather_into_block(records, dtype, names, block: ColumnBlock, to):
+    gpu = _array_kind(records)
+    if gpu is None or gpu != (block.device == "cuda") or records.shape[0] < 2:
+        return None
+    if dtype is not None and not isinstance(dtype, np.dtype):
+        return None
+    if dtype is None and records.ndim != (1 if records.dtype.names else 2):
+        return None
+    key = ("gather", records.dtype, records.strides, records.ndim, dtype,
+           None if names is None else tuple(names))
+    plan = block.plans.get(key)
+    if plan is None:
+        plan = block.plans[key] = _gather_plan(records, dtype, names, block)
+    n = _record_count(records, plan, dtype is not None, gpu)
+    if n is None or n != block.n_rows or (not gpu and not block.buffer.flags.writeable):
+        return None
+    if gpu:
+        plan.launch(records, n)
+    else:
+        _cpu.run(n, records.ctypes.data, block.address(), plan.moves)
+    return block if to == "block" else dict(zip(plan.names, plan.columns, strict=True))
+
+
+def _record_count(records, plan, raw: bool, gpu: bool) -> int | None:
+    """Records in ``records`` for ``plan``, or None where the general path must decide."""
+    if plan is False:
+        return None
+    if raw:  # bytes: a whole number of contiguous records
+        if not records.flags.c_contiguous or records.nbytes % plan.itemsize:
+            return None
+        return records.nbytes // plan.itemsize
+    if gpu and not records.flags.c_contiguous:
+        return None
+    return records.shape[0]
+
+
+class _Plan:
+    """What a repeated call needs: names, columns, record size, and the move."""
+
+    __slots__ = ("columns", "framework", "itemsize", "launch", "layout", "moves", "names",
+                 "structured")
+
+
+def _gather_plan(records, dtype, names, block: ColumnBlock):
+    """The plan for this kind of records into ``block``, or False (general path)."""
+    try:
+        src = _source(records, dtype, names)
+        if names is not None and not _is_matrix(src):
+            src.layout = src.layout.select(list(names))
+        if src.n != block.n_rows:
+            return False
+        views = dict(zip(block.names, block.views(), strict=True))
+        _, columns = _outputs(src, views)
+    except ZeroCopyError:
+        return False  # the general path raises it again, with its message
+    if any(c is not views[f.name] for c, f in zip(columns, src.layout.fields, strict=True)):
+        return False
+    plan = _Plan()
+    plan.names, plan.columns = list(src.layout.names), columns
+    plan.itemsize, plan.layout = src.layout.itemsize, src.layout
+    if src.gpu:
+        from . import _gpu
+
+        plan.launch = _gpu.Launch(src.layout, "gather", columns)
+        if src.stride != src.layout.itemsize:
+            return False
+    else:
+        base = block.address()
+        plan.moves = _cpu.Moves((f.offset, src.stride, c.ctypes.data - base, c.strides[0],
+                                 f.width) for f, c in zip(src.layout.fields, columns,
+                                                          strict=True))
+    return plan
 
 
 def _is_matrix(src: _Source) -> bool:
@@ -208,11 +309,13 @@ def _move_gather(src: _Source, columns: list) -> None:
         flat = base.reshape(-1).view("u1")
         _gpu.gather(flat, src.n, src.layout, columns)
         return
-    plan = _cpu.CopyPlan(src.n, keep=[src.base, *columns])
-    addr = src.address()
-    for f, col in zip(src.layout.fields, columns, strict=True):
-        plan.add(addr + f.offset, src.stride, col.ctypes.data, col.strides[0], f.width)
-    _cpu.run(plan)
+    layout, stride = src.layout, src.stride
+    strides = tuple(c.strides[0] for c in columns)
+    moves = _cpu.moves(("gather", layout, stride, strides), lambda: _cpu.Moves(
+        (f.offset, stride, 0, cs, f.width) for f, cs in zip(layout.fields, strides,
+                                                              strict=True)))
+    _cpu.run(src.n, src.address(), 0, moves,
+             dst=moves.addresses([c.ctypes.data for c in columns]))
 
 
 def _finish(names: Sequence[str], columns: list, to: str | None, src: _Source):
@@ -240,6 +343,10 @@ def to_records(columns: object, *, aligned: bool = False, dtype: object = None,
     ``out``: a buffer to write the records into (structured array, uint8, or (N, k)).
     ``to``: framework of the result (default: the caller's, NumPy for tables).
     """
+    if isinstance(columns, ColumnBlock):
+        done = _scatter_from_block(columns, aligned, dtype, out, structured, to)
+        if done is not None:
+            return done
     names, cols = _interop.table_columns(columns)
     gpu = bool(cols) and not isinstance(cols[0], np.ndarray)
     n = _common_length(names, cols)
@@ -251,6 +358,72 @@ def to_records(columns: object, *, aligned: bool = False, dtype: object = None,
     buf = _record_buffer(out, n, layout, gpu)
     _move_scatter(cols, n, layout, buf, gpu)
     return _shape_result(buf, n, layout, structured, framework, gpu)
+
+
+def _scatter_from_block(block: ColumnBlock, aligned, dtype, out, structured, to):
+    """to_records from a block, planned once per kind of call (see _gather_into_block)."""
+    if dtype is not None and not isinstance(dtype, np.dtype):
+        return None
+    gpu = block.device == "cuda"
+    n = block.n_rows
+    if n < 2 or (out is not None and _array_kind(out) is not gpu):
+        return None
+    key = ("scatter", bool(aligned), dtype, structured, to)
+    plan = block.plans.get(key)
+    if plan is None:
+        plan = block.plans[key] = _scatter_plan(block, aligned, dtype, structured, to)
+    if plan is False:
+        return None
+    nbytes = n * plan.itemsize
+    if out is None:
+        buf = _new_records(nbytes, gpu)
+    else:
+        if not out.flags.c_contiguous or out.nbytes != nbytes or (
+                not gpu and not out.flags.writeable):
+            return None
+        buf = out.reshape(-1).view(np.uint8 if not gpu else "u1")
+    if gpu:
+        plan.launch(buf, n)
+    else:
+        _cpu.run(n, block.address(), buf.ctypes.data, plan.moves)
+    return _shape_result(buf, n, plan.layout, plan.structured, plan.framework, gpu)
+
+
+def _new_records(nbytes: int, gpu: bool):
+    if gpu:
+        import cupy
+
+        return cupy.empty(nbytes, cupy.uint8)
+    return np.empty(nbytes, np.uint8)
+
+
+def _scatter_plan(block: ColumnBlock, aligned, dtype, structured, to):
+    """The plan for to_records(block, ...) of this kind, or False (general path)."""
+    gpu = block.device == "cuda"
+    names, views = list(block.names), list(block.views())
+    try:
+        layout, cols, want_matrix = _target_layout(names, views, aligned, dtype, gpu)
+        layout.check_writable()
+    except ZeroCopyError:
+        return False
+    by_name = dict(zip(names, views, strict=True))
+    if any(c is not by_name[f.name] for c, f in zip(cols, layout.fields, strict=True)):
+        return False  # a cast or a copy per call: the general path
+    plan = _Plan()
+    framework = to or ("cupy" if gpu else "numpy")
+    plan.layout, plan.itemsize = layout, layout.itemsize
+    plan.structured = (framework == "numpy" and not want_matrix) if structured is None \
+        else structured
+    plan.framework = framework
+    if gpu:
+        from . import _gpu
+
+        plan.launch = _gpu.Launch(layout, "scatter", cols)
+    else:
+        base = block.address()
+        plan.moves = _scatter_moves(layout, [c.strides[0] for c in cols],
+                                    [c.ctypes.data - base for c in cols])
+    return plan
 
 
 def _common_length(names: list[str], cols: list) -> int:
@@ -331,13 +504,18 @@ def _move_scatter(cols: list, n: int, layout: RecordLayout, buf, gpu: bool) -> N
 
         _gpu.scatter(cols, n, layout, buf)
         return
-    plan = _cpu.CopyPlan(n, keep=[buf, *cols])
-    base = buf.ctypes.data
-    for f, col in zip(layout.fields, cols, strict=True):
-        plan.add(col.ctypes.data, col.strides[0], base + f.offset, layout.itemsize, f.width)
-    for start, end in layout.gaps():
-        plan.zero(base + start, layout.itemsize, end - start)
-    _cpu.run(plan)
+    strides = tuple(c.strides[0] for c in cols)
+    moves = _cpu.moves(("scatter", layout, strides), lambda: _scatter_moves(layout, strides))
+    _cpu.run(n, 0, buf.ctypes.data, moves, src=moves.addresses([c.ctypes.data for c in cols]))
+
+
+def _scatter_moves(layout: RecordLayout, strides, offsets=None) -> _cpu.Moves:
+    """Columns (at ``offsets`` from a base, or per call) -> records, padding zeroed."""
+    offsets = offsets or [0] * len(strides)
+    size = layout.itemsize
+    return _cpu.Moves(((o, cs, f.offset, size, f.width) for f, cs, o in
+                       zip(layout.fields, strides, offsets, strict=True)),
+                      ((a, size, b - a) for a, b in layout.gaps()))
 
 
 def _shape_result(buf, n: int, layout: RecordLayout, structured: bool, framework: str,
