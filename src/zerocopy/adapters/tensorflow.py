@@ -1,16 +1,35 @@
 """TensorFlow eager tensors. Immutable; DLPack import takes legacy capsules only, and only
-C-contiguous ones (no step slices, no transposes)."""
+C-contiguous ones (no step slices, no transposes).
+
+On the GPU, TensorFlow's DLPack has no stream argument either way:
+
+* Export (TF -> others): ``EagerTensor.__dlpack__`` raises on any ``stream=``, which every
+  GPU importer (CuPy, torch, JAX) passes, so the edge hands them a small producer that
+  takes the stream and returns TF's capsule. No ordering is lost: TF's export waits for
+  the device itself (``TFE_TensorHandleDevicePointer`` syncs the GPU; "ensures the
+  underlying data memory is ready when returns", tf.experimental.dlpack.to_dlpack).
+* Import (others -> TF): ``tf.experimental.dlpack.from_dlpack`` takes a capsule and no
+  stream, and TF later reads on its own streams, which cannot be made to wait on the
+  device. So the consumer must synchronise: the edge asks the producer to order its work
+  onto the legacy stream (or the ``stream=`` given to ``zerocopy.to``), then waits for that
+  stream on the host before TF sees the memory (JAX: ``block_until_ready``).
+  ``stream=zerocopy.NO_SYNC`` skips both waits.
+
+A tensor's device is where its memory is (``backing_device``), not where its op ran: TF
+keeps int32 results of GPU ops in host memory, and exports them as CPU tensors."""
 
 from __future__ import annotations
 
+import sys
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
-from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
-from zerocopy.exchange import checks
+from zerocopy.errors import DeviceError, UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.exchange import checks, streams
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
@@ -37,9 +56,17 @@ def devices() -> list[str]:
     return [d.name.replace("/physical_device:", "").lower() for d in _tf().config.list_physical_devices()]
 
 
+def _device_name(x: Any) -> str:
+    # Where the memory is: int32 results of GPU ops live in host memory (x.device says GPU).
+    try:
+        return str(x.backing_device or x.device or "")
+    except (AttributeError, ValueError, RuntimeError):
+        return str(x.device or "")
+
+
 def _device_of(x: Any) -> tuple[str, int]:
     # '/job:localhost/replica:0/task:0/device:GPU:0'
-    kind, _, index = (x.device or "device:CPU:0").rpartition("device:")[2].partition(":")
+    kind, _, index = (_device_name(x) or "device:CPU:0").rpartition("device:")[2].partition(":")
     return ("cpu" if kind == "CPU" else "cuda", int(index or 0) if kind != "CPU" else 0)
 
 
@@ -68,7 +95,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for an eager tensor (always C-ordered, immutable)."""
     if not hasattr(x, "_id"):
         return None
-    return (x.dtype, size_class(tuple(x.shape)), x.device)
+    return (x.dtype, size_class(tuple(x.shape)), _device_name(x))
 
 
 def make(values: np.ndarray) -> Any:
@@ -77,6 +104,25 @@ def make(values: np.ndarray) -> Any:
 
 def to_host(x: Any) -> np.ndarray:
     return x.numpy()
+
+
+@cache
+def gpu_count() -> int:
+    """GPUs this TensorFlow can use (0 for tensorflow-cpu, or when its CUDA libraries are missing)."""
+    return len(_tf().config.list_physical_devices("GPU"))
+
+
+def move(x: Any, device: tuple[str, int]) -> Any:
+    """A copy of ``x`` (a tensor, or a NumPy array) on ``device``, as a TensorFlow tensor."""
+    tf = _tf()
+    if device[0] != "cpu" and device[1] >= gpu_count():
+        raise DeviceError(message(
+            f"TensorFlow sees no GPU {device[1]} (it sees {gpu_count()})",
+            hint="a GPU TensorFlow needs its CUDA libraries: pip install tensorflow[and-cuda]"))
+    where = "/CPU:0" if device[0] == "cpu" else f"/GPU:{device[1]}"
+    with tf.device(where):
+        # Across devices tf.identity always makes a new buffer (the caller moves only then).
+        return tf.identity(tf.constant(x) if isinstance(x, np.ndarray) else x)
 
 
 # --------------------------------------------------------------- edges
@@ -91,20 +137,95 @@ def _no_bfloat16_scalar(info: Info, options: Options) -> Refusal | None:
     return None
 
 
+class _GPUExport:
+    """TF's GPU export for importers that pass ``stream=`` (all of them on CUDA): TF's own
+    ``__dlpack__`` refuses any stream, and its export has already waited for the device."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor = tensor
+
+    def __dlpack_device__(self) -> Any:
+        return self.tensor.__dlpack_device__()
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: bool | None = None) -> Any:
+        if copy:
+            raise BufferError("TensorFlow's DLPack export never copies")
+        if dl_device is not None and tuple(dl_device) != tuple(self.__dlpack_device__()):
+            raise BufferError("TensorFlow's DLPack export cannot move data between devices")
+        return _tf().experimental.dlpack.to_dlpack(self.tensor)
+
+
+def _to_dlpack(x: Any, options: Options) -> Any:
+    return _GPUExport(x) if _device_of(x)[0] == "cuda" else x
+
+
+_CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
+def _host_wait(stream: int) -> None:
+    cupy = sys.modules.get("cupy")
+    if cupy is None:
+        try:
+            import cupy
+        except ImportError:
+            cupy = None
+    if cupy is not None:
+        cupy.cuda.runtime.streamSynchronize(stream)
+        return
+    from cuda.bindings import runtime
+
+    err = runtime.cudaStreamSynchronize(stream)[0]
+    if int(err) != 0:
+        raise RuntimeError(f"cudaStreamSynchronize failed: CUDA runtime error {int(err)}")
+
+
+def _ready_capsule(x: Any, stream: Any) -> Any:
+    """A capsule of ``x`` whose pending writes have finished (TF cannot wait on the device)."""
+    raw = streams.handle(stream)
+    if raw is streams.NO_SYNC:
+        return streams.dlpack_source(x, streams.NO_SYNC).__dlpack__()
+    if (type(x).__module__ or "").partition(".")[0] in ("jax", "jaxlib"):
+        x.block_until_ready()  # JAX: wait for this array only
+        return x.__dlpack__()
+    ordered_on = raw or streams.LEGACY
+    capsule = x.__dlpack__(stream=ordered_on)  # the producer orders its work onto that stream
+    _host_wait(ordered_on)
+    return capsule
+
+
 def _from_dlpack(x: Any, options: Options) -> Any:
-    return _tf().experimental.dlpack.from_dlpack(x.__dlpack__())
+    tf = _tf()
+    kind, index = (int(v) for v in x.__dlpack_device__())
+    if kind not in _CUDA_DEVICES:
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    if index >= gpu_count():
+        raise DeviceError(message(
+            f"TensorFlow sees no GPU {index}, so it cannot take this CUDA tensor (it sees {gpu_count()})",
+            hint="install a GPU TensorFlow (pip install tensorflow[and-cuda]), or pass device='cpu' "
+                 "to copy the data to the host on purpose"))
+    return tf.experimental.dlpack.from_dlpack(_ready_capsule(x, options.stream))
 
 
 EDGES = (
     Edge(NAME, "numpy", "buffer protocol", "np.asarray(x)", _to_numpy, cost=0.6,
          check=checks.all_of(checks.on_cpu("NumPy"), _no_bfloat16_scalar),
          caveat=lambda info: "TensorFlow tensors are immutable: the NumPy view is read-only"),
-    Edge(NAME, DLPACK, "DLPack legacy", "x  (EagerTensor.__dlpack__)", lambda x, o: x, cost=1.0),
+    # GPU: a producer that takes the importer's stream (TF's own refuses any); TF's export
+    # waits for the device, so no ordering is lost.
+    Edge(NAME, DLPACK, "DLPack legacy",
+         "x  (EagerTensor.__dlpack__; on GPU tf.experimental.dlpack.to_dlpack(x))", _to_dlpack, cost=1.0),
     # copy=True within TensorFlow: tf.identity may return the same buffer; DeepCopy never does.
     Edge(NAME, NAME, "copy", "tf.raw_ops.DeepCopy(x=x)", lambda x, o: _tf().raw_ops.DeepCopy(x=x),
          copies=True, immutable_result=True, cost=4.0),
+    # GPU: TF takes no stream, so the producer's stream is waited for on the host first.
     Edge(DLPACK, NAME, "DLPack legacy capsule",
          "tf.experimental.dlpack.from_dlpack(x.__dlpack__())", _from_dlpack, cost=2.0,
+         caveat=lambda info: ("TensorFlow's DLPack import takes no stream: zerocopy waits on the host "
+                              "for the producer's stream before TensorFlow reads the memory")
+         if info.device[0] == "cuda" else None,
          check=checks.all_of(
              checks.layouts("TensorFlow", frozenset({"C"}),
                             "imports only C-contiguous DLPack tensors (no step slices, no transposes)"),
