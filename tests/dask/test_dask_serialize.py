@@ -211,3 +211,16 @@ def test_gpu_producer_stream_is_waited_on_before_the_frame() -> None:
     cupy.cuda.runtime.memcpy(host.ctypes.data, frames[0].__cuda_array_interface__["data"][0],
                              host.nbytes, cupy.cuda.runtime.memcpyDeviceToHost)
     assert np.all(host == 3.0)
+
+
+@pytest.mark.parametrize("framework", [f for f in ("tensorflow", "jax") if f in FRAMEWORKS])
+def test_an_unaligned_frame_is_copied_once_for_tensorflow_and_jax(framework: str) -> None:
+    """TensorFlow aborts the process on its first op over an unaligned host tensor."""
+    src = np.arange(1000, dtype=np.float32)
+    header, _ = zd.serialize_host(zerocopy.to(src, framework))
+    buffer = zerocopy.empty(src.nbytes + 64, np.uint8)
+    received = buffer[16:16 + src.nbytes]
+    received[:] = src.view(np.uint8)
+    y = zd.deserialize_host(header, [memoryview(received)])
+    assert pointer(y) % 64 == 0 and pointer(y) != received.ctypes.data
+    assert float(zerocopy.to(y[::7], "numpy").sum()) == float(src[::7].sum())

@@ -4,7 +4,8 @@
 frame, a ``memoryview`` over the tensor's own bytes (no pickle, no copy for C-contiguous
 data); device data is staged to host once (said in the header: ``"staged": true``). The
 receiver views the frame as NumPy and hands it to ``zerocopy.to`` (zero-copy where the
-framework allows; JAX needs 64-byte alignment, which a received frame rarely has).
+framework allows; TensorFlow and JAX need 64-byte alignment, which a received frame has
+only by chance: otherwise one copy).
 
 ``cuda`` family (device-aware transports such as UCX): device data leaves as one device
 frame over the tensor's own memory, after the producer's stream has finished writing it
@@ -39,6 +40,8 @@ FRAMEWORKS: dict[str, tuple[str, str | None]] = {
 # Dask's own host path for CuPy and Numba stages once and is kept; we add the cuda family.
 _HOST_FAMILY = ("torch", "jax", "tensorflow")
 _DEVICE_FAMILY = ("torch", "jax", "cupy", "numba")
+
+_NEEDS_ALIGNMENT = ("tensorflow", "jax")  # host tensors they import must be 64-byte aligned
 
 _registered: dict[str, list[str]] = {}
 
@@ -87,9 +90,11 @@ def serialize_host(obj: Any) -> tuple[dict[str, Any], list[memoryview]]:
 
 def deserialize_host(header: dict[str, Any], frames: list[Any]) -> Any:
     """The tensor of ``header["framework"]`` over the received frame (zero-copy where the
-    framework takes the frame's memory; on its current device if the sender's was a GPU)."""
+    framework takes the frame's memory; on its current device if the sender's was a GPU).
+    TensorFlow and JAX take only 64-byte aligned memory: an unaligned frame is copied once."""
     import zerocopy
     from zerocopy._dtypes import numpy_dtype
+    from zerocopy.adapters.numpy import aligned
 
     (frame,) = frames
     view = memoryview(frame).cast("B") if not isinstance(frame, (bytes, bytearray)) else memoryview(frame)
@@ -97,6 +102,10 @@ def deserialize_host(header: dict[str, Any], frames: list[Any]) -> Any:
         view = memoryview(bytearray(view))  # a writable tensor needs writable memory: one copy
     array = np.frombuffer(view, dtype=numpy_dtype(header["dtype"])).reshape(header["shape"])
     framework = header["framework"]
+    if framework in _NEEDS_ALIGNMENT and array.ctypes.data % 64:
+        # TensorFlow aborts the process on its first op over an unaligned host tensor
+        # (tensor.h IsAligned), JAX copies it anyway: one copy to a 64-byte aligned buffer
+        array = aligned(array)
     device = "cuda" if header["device"][0] != "cpu" else None
     result = zerocopy.to(array, framework, device=device)
     return _finish(result, framework, header["extra"])
