@@ -21,7 +21,8 @@ from tests.fuzz.natives import CPU, Column, columns_of, dtype_of, mod, same_valu
 
 from zerocopy._dtypes import SHARED_DTYPES
 
-__all__ = ["KINDS", "Built", "Case", "Draw", "build", "draw_case", "holds", "namespace", "repro", "same_columns"]
+__all__ = ["KINDS", "Built", "Case", "Draw", "build", "draw_case", "holds", "namespace", "options", "repro",
+           "same_columns", "target_arg"]
 
 T = TypeVar("T")
 COPIES: tuple[bool | None, ...] = (None, True, False)
@@ -44,6 +45,8 @@ class Case:
     copy: bool | None
     target: str
     again: bool = False        # convert twice: the second call may take the fast lane
+    spelling: str = "name"     # the target as "name", "alias" ("pd", "tf"...) or "module" (pd, tf...)
+    device: str | None = None  # device="cpu" said explicitly (another path through to())
 
     @property
     def source(self) -> str:
@@ -418,7 +421,8 @@ def draw_case(d: Draw, source: str | None = None, target: str | None = None) -> 
     values = "arange" if plain_only else d.choice(("arange", "bits"))
     seed = d.integer(0, 2**31 - 1)
     return Case(kind, dtype, shape, view, bool(nulls), values, seed, d.choice(COPIES),
-                target or d.choice(CPU), d.choice((False, False, False, True)))
+                target or d.choice(CPU), d.choice((False, False, False, True)),
+                d.choice(("name",) * 6 + ("alias", "module")), d.choice((None,) * 7 + ("cpu",)))
 
 
 # --------------------------------------------------------------- repro
@@ -428,15 +432,40 @@ _IMPORTS = (("io", "io"), ("ml_dtypes", "ml_dtypes"), ("np", "numpy as np"), ("t
             ("pq", "pyarrow.parquet as pq"), ("pd", "pandas as pd"), ("pl", "polars as pl"))
 
 
+_ALIASES = {"numpy": "np", "torch": "pytorch", "jax": "jnp", "tensorflow": "tf", "pyarrow": "pa",
+            "pandas": "pd", "polars": "pl"}
+_MODULES = {"numpy": "np", "torch": "torch", "jax": "jax", "tensorflow": "tf", "pyarrow": "pa",
+            "pandas": "pd", "polars": "pl"}
+
+
+def target_code(case: Case) -> str:
+    if case.spelling == "alias":
+        return repr(_ALIASES[case.target])
+    if case.spelling == "module":
+        return _MODULES[case.target]
+    return repr(case.target)
+
+
+def target_arg(case: Case) -> Any:
+    """The target as this case spells it (a module object for "module")."""
+    return eval(target_code(case), namespace()) if case.spelling == "module" else eval(target_code(case))
+
+
+def options(case: Case) -> dict[str, Any]:
+    found: dict[str, Any] = {} if case.copy is None else {"copy": case.copy}
+    return found if case.device is None else {**found, "device": case.device}
+
+
 def repro(case: Case, code: str | None = None) -> str:
     """A line a user can paste into Python to see the same behaviour."""
     if code is None:
         template = KINDS[case.kind].make(case)[0]
         code = _substitute(template, data_code(case), mask_code(case))
-    used = [imp for name, imp in _IMPORTS if re.search(rf"\b{name}\.", code)]
-    copy = "" if case.copy is None else f", copy={case.copy}"
+    target = target_code(case)
+    used = [imp for name, imp in _IMPORTS if re.search(rf"\b{name}\.", f"{code} {target}.")]
+    extra = "".join(f", {k}={v!r}" for k, v in options(case).items())
     imports = f"import {', '.join([*used, 'zerocopy'])}"
     if case.again:
-        call = f"zerocopy.to(x, {case.target!r}{copy})"
+        call = f"zerocopy.to(x, {target}{extra})"
         return f"{imports}; x = {code}; {call}; {call}"
-    return f"{imports}; zerocopy.to({code}, {case.target!r}{copy})"
+    return f"{imports}; zerocopy.to({code}, {target}{extra})"

@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tests.fuzz.cases import KINDS, BuildError, Built, Case, build, holds, repro, same_columns
+from tests.fuzz.cases import (
+    KINDS,
+    BuildError,
+    Built,
+    Case,
+    build,
+    holds,
+    options,
+    repro,
+    same_columns,
+    target_arg,
+)
 from tests.fuzz.natives import (
     NotNative,
     columns_of,
@@ -298,15 +309,16 @@ def judge(case: Case, *, fresh: bool = False) -> Verdict:
     before = _snapshot(built)
     if fresh:
         _forget_routes()
-    plan, plan_exc = _call(lambda: zerocopy.explain(built.obj, case.target, copy=case.copy))
-    result, exc = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
+    target, kwargs = target_arg(case), options(case)
+    plan, plan_exc = _call(lambda: zerocopy.explain(built.obj, target, **kwargs))
+    result, exc = _call(lambda: zerocopy.to(built.obj, target, **kwargs))
     if _snapshot(built) != before:
         v.fail("source modified", "the source's values changed during the conversion")
     shares = _judge_call(v, built, plan, plan_exc, result, exc)
     v.outcome = _outcome(result, exc, shares)
     again, exc2 = None, None
     if case.again:  # the same call again: what the fast lane makes of it
-        again, exc2 = _call(lambda: zerocopy.to(built.obj, case.target, copy=case.copy))
+        again, exc2 = _call(lambda: zerocopy.to(built.obj, target, **kwargs))
         first = len(v.failures)
         shares2 = _judge_call(v, built, plan, plan_exc, again, exc2)
         v.failures[first:] = [(k, f"2nd call: {d}") for k, d in v.failures[first:]]
