@@ -109,3 +109,28 @@ def test_layouts_are_made_once_per_dtype() -> None:
     assert built is RecordLayout.build(("x", "y"), [np.dtype("f4"), np.dtype("i8")],
                                        aligned=True)
     assert built.gaps() == [(4, 8)] and built.gaps() is not built.gaps()
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("shift", [0, 8, 20])
+def test_large_mixed_records_streamed_columns(aligned: bool, shift: int) -> None:
+    # Over 1 MiB: the streamed records -> columns kernel, aligned and unaligned columns,
+    # a partial last tile.
+    dt = np.dtype([("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?"),
+                   ("f", "c16"), ("g", "u2", (3,))], align=aligned)
+    n = 70_001
+    aos = random_records(dt, n, seed=shift)
+    cols = {}
+    for j, name in enumerate(dt.names):
+        sub = dt.fields[name][0]
+        raw = np.zeros(n * sub.itemsize + 64 + shift + j, np.uint8)
+        start = (-raw.ctypes.data) % 64 + shift + j  # column starts off any cache line
+        cols[name] = raw[start:start + n * sub.itemsize].view(sub.base).reshape(
+            n, *sub.shape)
+    got = to_columns(aos, out=cols)
+    for name in dt.names:
+        assert got[name].tobytes() == np.ascontiguousarray(aos[name]).tobytes()
+    block = _block_for(dt, n)
+    to_columns(aos, out=block)
+    for name in dt.names:
+        assert block.columns[name].tobytes() == np.ascontiguousarray(aos[name]).tobytes()

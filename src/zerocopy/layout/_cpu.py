@@ -36,6 +36,7 @@ import numpy as np
 __all__ = ["Moves", "moves", "run"]
 
 _BLOCK_BYTES = 128 * 1024
+_TILE_BYTES = 16 * 1024
 # Below this many bytes, starting threads costs more than it saves.
 _PARALLEL_BYTES = 1 << 20
 
@@ -54,7 +55,7 @@ class Moves:
     """
 
     __slots__ = ("cols", "dst", "dstride", "fields", "order", "rec", "row_bytes", "src",
-                 "sstride", "uniform", "width")
+                 "sstride", "streamed", "tile", "uniform", "width")
 
     def __init__(self, entries, zeros=()) -> None:
         rows = list(entries)
@@ -72,6 +73,9 @@ class Moves:
             np.asarray(c, np.int64) for c in cols)
         self.row_bytes = int(np.abs(self.width).sum())
         self.uniform, self.order = _uniform(rows)
+        self.streamed = self.uniform is None and _streamed(rows)
+        # Rows per tile of the streamed kernels: ~16 KiB of records, a multiple of 64.
+        self.tile = max(64, (_TILE_BYTES // max(1, self.row_bytes)) // 64 * 64)
         if self.uniform is not None:  # the record's start and the columns in field order
             rec_side, col_side = ((self.src, self.dst) if self.uniform[0] == "gather"
                                   else (self.dst, self.src))
@@ -95,6 +99,11 @@ def moves(key: tuple, make) -> Moves:
             _cache.clear()
         found = _cache[key] = make()
     return found
+
+
+def _streamed(rows: list[tuple[int, int, int, int, int]]) -> bool:
+    """Every entry writes a contiguous column (records -> columns): the streamed kernel."""
+    return bool(rows) and all(r[4] > 0 and r[3] == r[4] for r in rows)
 
 
 def _uniform(rows: list[tuple[int, int, int, int, int]]):
@@ -145,6 +154,9 @@ def run(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray | None = N
     elif small:
         kernels.copy_fields_serial(n, sbase, src, moves.sstride, dbase, dst, moves.dstride,
                                    moves.width)
+    elif moves.streamed:
+        kernels.gather_streamed(n, moves.tile, sbase, src, moves.sstride, dbase, dst,
+                                moves.width, _threads())
     else:
         block = max(64, _BLOCK_BYTES // moves.row_bytes)
         kernels.copy_fields_parallel(n, sbase, src, moves.sstride, dbase, dst,
