@@ -83,9 +83,7 @@ def serialize_host(obj: Any) -> tuple[dict[str, Any], list[memoryview]]:
     if not host.flags.c_contiguous:
         host, copied = np.ascontiguousarray(host), "strided source made contiguous"
     frame = memoryview(host.reshape(-1).view(np.uint8))
-    header = _header(info, framework, extra, staged=staged, copied=copied)
-    header["compression"] = (False,)  # tensors rarely compress; never split nor compress
-    return header, [frame]
+    return _header(info, framework, extra, staged=staged, copied=copied), [frame]
 
 
 def deserialize_host(header: dict[str, Any], frames: list[Any]) -> Any:
