@@ -223,3 +223,19 @@ def test_an_unaligned_frame_is_copied_once_for_tensorflow_and_jax(framework: str
     y = zd.deserialize_host(header, [memoryview(received)])
     assert pointer(y) % 64 == 0 and pointer(y) != received.ctypes.data
     assert float(zerocopy.to(y[::7], "numpy").sum()) == float(src[::7].sum())
+
+
+def test_environment_is_what_share_sets_before_the_frameworks_start() -> None:
+    assert zd.environment(["jax"]) == {"XLA_PYTHON_CLIENT_ALLOCATOR": "cuda_async",
+                                       "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert zd.environment(["torch"]) == {"PYTORCH_ALLOC_CONF": "backend:cudaMallocAsync",
+                                         "PYTORCH_CUDA_ALLOC_CONF": "backend:cudaMallocAsync"}
+    assert zd.environment(["torch"], {"torch": "pluggable"}) == {}   # set by a hook, not by env
+    assert zd.environment(["tensorflow"]) == {"TF_GPU_ALLOCATOR": "cuda_malloc_async"}
+
+
+def test_setup_refuses_unknown_arguments_before_touching_the_cluster() -> None:
+    with pytest.raises(zerocopy.InvalidArgumentError, match="unknown framework"):
+        zd.setup(None, frameworks=["torch", "nope"])
+    with pytest.raises(zerocopy.InvalidArgumentError, match="environment_on"):
+        zd.setup(None, environment_on="sometimes")
