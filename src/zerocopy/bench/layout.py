@@ -7,7 +7,9 @@ Ratios are to the prefaulted memcpy; fresh-allocation figures are also shown aga
 fresh memcpy, because page faults, not copying, bound any call that allocates.
 Cases: AoS -> SoA and SoA -> AoS for 4 x float32 (16 B), a mixed record (int64, float32,
 float32, int8, bool) packed (18 B) and aligned (24 B); table -> C-order tensor and
-C-order tensor -> table for 8 float32 columns.
+C-order tensor -> table for 8 float32 columns; host overhead: each call with ``out=`` on
+64 records of 2, 8 and 32 fields, microseconds per call (best and median of interleaved
+rounds; the work itself is well under a microsecond).
 
 GPU (``--gpu``): (N, k) float32 for k = 2, 3, 4, 8, 16, 32 and the mixed record packed and
 aligned, both directions: our kernel and our API call against the device-to-device copy,
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed runs per row (best and median kept)")
     parser.add_argument("--only", metavar="WORDS",
                         help="run only the CPU cases whose label contains one of these "
-                             "comma-separated words (4xf32, packed, aligned, table)")
+                             "comma-separated words (4xf32, packed, aligned, table, overhead)")
     parser.add_argument("--threads", type=int, default=None,
                         help="Numba threads for our kernel (default: all cores)")
     parser.add_argument("--no-one-liners", action="store_true",
@@ -299,6 +301,51 @@ def _untable_one_liners(sec: str, a, names, repeat: int) -> list[Row]:
     return rows
 
 
+def _overhead_cases(repeat: int) -> list[Row]:
+    """Per-call host cost of the layout calls with ``out=`` on 64 records (k = 2, 8, 32)."""
+    import timeit
+
+    import numpy as np
+
+    from zerocopy.layout import column_block, stack, to_columns, to_records
+
+    rows: list[Row] = []
+    n = 64
+    for k in (2, 8, 32):
+        kinds = {"float32": np.dtype([(f"f{i}", "f4") for i in range(k)]),
+                 "mixed aligned": np.dtype([(f"f{i}", MIXED[i % 5][1]) for i in range(k)],
+                                           align=True)}
+        for kind, dt in kinds.items():
+            sec = f"host overhead, {k} fields {kind}, {n} records (us per call)"
+            aos = np.zeros(n, dt)
+            block = column_block(n, {f: dt.fields[f][0] for f in dt.names})
+            cols = {f: np.zeros(n, dt.fields[f][0]) for f in dt.names}
+            buf = np.zeros(n, dt)
+            calls = {"to_columns(aos, out=block)": lambda a=aos, b=block: to_columns(a, out=b),
+                     "to_records(block, dtype=dt, out=buf)":
+                         lambda b=block, d=dt, o=buf: to_records(b, dtype=d, out=o),
+                     "to_columns(aos, out=dict of arrays)":
+                         lambda a=aos, c=cols: to_columns(a, out=c),
+                     "to_records(dict of arrays, dtype=dt, out=buf)":
+                         lambda c=cols, d=dt, o=buf: to_records(c, dtype=d, out=o)}
+            if kind == "float32":
+                t = np.zeros((n, k), np.float32)
+                calls["stack(block, out=t)"] = lambda b=block, t=t: stack(b, out=t)
+            times: dict[str, list[float]] = {label: [] for label in calls}
+            for fn in calls.values():
+                fn()  # plan, compile
+            for _ in range(max(5, 2 * repeat)):  # interleaved rounds: the noise hits all alike
+                for label, fn in calls.items():
+                    times[label].append(min(timeit.repeat(fn, number=200, repeat=2)) / 200)
+            for label, ts in times.items():
+                ts.sort()
+                med = ts[len(ts) // 2]
+                rows.append(Row(sec, f"ours: {label}", ts[0], 0, "overhead",
+                                note=f"{ts[0] * 1e6:.1f} us (median {med * 1e6:.1f} us)",
+                                median=med))
+    return rows
+
+
 def _maybe(module: str):
     import importlib
 
@@ -326,13 +373,17 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
              (np.dtype(MIXED), "mixed packed"), (np.dtype(MIXED, align=True), "mixed aligned")]
     cases = [(d, label) for d, label in cases if not only or any(w in label for w in only)]
     tables = not only or "table" in only
-    with progress(len(cases) + tables, "bench layout") as step:
+    overhead = not only or "overhead" in only
+    with progress(len(cases) + tables + overhead, "bench layout") as step:
         for dtype, label in cases:
             rows += _aos_cases(dtype, label, args.repeat, one, nbytes)
             step(label)
         if tables:
             rows += _table_cases(nbytes, args.repeat, one)
             step("table <-> tensor")
+        if overhead:
+            rows += _overhead_cases(args.repeat)
+            step("host overhead")
     return rows
 
 
@@ -511,6 +562,11 @@ def summary(rows: list[Row]) -> list[str]:
     """Per section: our best call against memcpy and against the best one-liner."""
     lines = []
     for section in dict.fromkeys(r.section for r in rows):
+        costs = [r for r in rows if r.section == section and r.kind == "overhead" and r.seconds]
+        if costs:
+            worst = max(costs, key=lambda r: r.seconds or 0.0)
+            lines.append(f"{section}: {min(r.seconds for r in costs) * 1e6:.1f}-"
+                         f"{(worst.seconds or 0.0) * 1e6:.1f} us (slowest: {worst.label})")
         ours = [r for r in rows if r.section == section and r.kind.startswith("ours") and r.gbps]
         if not ours:
             continue
