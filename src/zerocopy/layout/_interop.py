@@ -182,6 +182,8 @@ def table_rows(table: object) -> int:
 
 
 def _as_array(value: object):
+    if type(value) is np.ndarray:  # the common case, without the framework questions
+        return value
     return as_cupy(value) if is_gpu(value) else as_numpy(value)
 
 

@@ -458,7 +458,8 @@ def _target_layout(names, cols, aligned, dtype, gpu):
 
 
 def _fit_column(col, f: Field, gpu: bool):
-    check_column_dtype(np.dtype(col.dtype), f.name)
+    if col.dtype != f.dtype:  # the field's own dtype passed these checks already
+        check_column_dtype(np.dtype(col.dtype), f.name)
     if tuple(col.shape[1:]) != f.shape:
         raise LayoutError(message(f"column {f.name!r} does not fit its field",
                                   expected=f"rows of shape {f.shape}",
