@@ -12,12 +12,20 @@ from zerocopy.errors import FrameworkNotInstalledError, message
 __all__ = ["CapsuleProducer", "require"]
 
 
+# Modules seen fully imported: the hot path (every conversion step) asks only whether
+# sys.modules still holds the same object.
+_READY: dict[str, ModuleType] = {}
+
+
 def require(module_name: str, pip_name: str | None = None) -> ModuleType:
     """Import a framework on first use, or raise the typed error with an install hint."""
     module = sys.modules.get(module_name)
+    if module is not None and _READY.get(module_name) is module:
+        return module
     # A module another thread is still importing is in sys.modules half-built; import_module
     # waits for that thread (the import lock), so only a finished module takes the shortcut.
     if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        _READY[module_name] = module
         return module
     try:
         return importlib.import_module(module_name)

@@ -92,9 +92,14 @@ def fast_key(x: np.ndarray) -> tuple[Any, ...] | None:
     if type(x) is not np.ndarray:  # masked arrays and other subclasses: the slow lane
         return None
     flags = x.flags
-    if not flags.c_contiguous or min(x.strides, default=0) < 0:
+    if not flags.c_contiguous:
         return None
-    return (x.dtype, size_class(x.shape), flags.writeable)
+    shape = x.shape
+    if len(shape) == 1 and shape[0] > 1:  # C-contiguous with 2+ items: a positive stride
+        return (x.dtype, 2, flags.writeable)  # size_class((n,)) without the call
+    if min(x.strides, default=0) < 0:
+        return None
+    return (x.dtype, size_class(shape), flags.writeable)
 
 
 def make(values: np.ndarray) -> np.ndarray:

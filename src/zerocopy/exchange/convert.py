@@ -261,7 +261,11 @@ def _typed(exc: Exception, obj: Any, target: Any) -> ZeroCopyError:
 def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any) -> Any:
     if copy is not None and copy is not True and copy is not False:
         _checked_copy(copy)  # before the fast lane: 1 == True would find True's route
-    keyer = _fast_keyer(obj) if device is None and stream is None else None
+    keyer = None
+    if device is None and stream is None:
+        keyer = _FAST_KEYERS.get(type(obj), _fast_keyer)
+        if keyer is _fast_keyer:  # a class not seen yet
+            keyer = _fast_keyer(obj)
     fast_key = keyer(obj) if keyer is not None else None
     if fast_key is not None:
         route = _FAST_ROUTES.get((type(obj), fast_key, target, copy))
