@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from layout_support import field_bytes, random_records, record_dtypes, reference_records
 
+from zerocopy.errors import LayoutError
 from zerocopy.layout import column_block, stack, to_columns, to_records, unstack
 
 pytestmark = pytest.mark.gpu
@@ -139,3 +140,33 @@ def test_gpu_stack_and_unstack():
     assert block_cols["b"].data.ptr == f[:, 1].data.ptr
     again = stack(block_cols, order="F", copy=False)
     assert again.data.ptr == f.data.ptr
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_gpu_repeated_calls_with_a_block(mixed):
+    # The plan kept on a CUDA block (checked columns, compiled kernel, launch parameters)
+    # gives the same bytes call after call, for raw bytes and an (N, k) matrix, and
+    # to_records / stack from the block.
+    import cupy
+
+    dt = (np.dtype([("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")],
+                   align=True) if mixed else np.dtype([(f"f{i}", "f4") for i in range(8)]))
+    n = 4099
+    block = column_block(n, {f: dt.fields[f][0] for f in dt.names}, device="cuda")
+    out = cupy.zeros(n * dt.itemsize, cupy.uint8)
+    for seed in range(3):
+        aos = random_records(dt, n, seed)
+        dev = cupy.asarray(aos.view(np.uint8))
+        cols = to_columns(dev, dtype=dt, out=block)
+        for name in dt.names:
+            assert cols[name].get().tobytes() == field_bytes(aos, name), name
+        rec = to_records(block, dtype=dt, out=out)
+        assert rec.get().tobytes() == reference_records(aos, dt)
+        if not mixed:
+            mat = dev.view(cupy.float32).reshape(n, len(dt.names))
+            to_columns(mat, names=list(dt.names), out=block)
+            t = cupy.zeros((n, len(dt.names)), cupy.float32)
+            assert stack(block, out=t) is not None
+            assert t.get().tobytes() == aos.tobytes()
+    with pytest.raises(LayoutError):  # another row count: the general path's check
+        to_columns(cupy.zeros((n + 1) * dt.itemsize, cupy.uint8), dtype=dt, out=block)
