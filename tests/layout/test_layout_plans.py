@@ -134,3 +134,17 @@ def test_large_mixed_records_streamed_columns(aligned: bool, shift: int) -> None
     to_columns(aos, out=block)
     for name in dt.names:
         assert block.columns[name].tobytes() == np.ascontiguousarray(aos[name]).tobytes()
+
+
+def test_numpy_fallback_with_padding_and_empty_fields(monkeypatch) -> None:
+    from zerocopy.layout import _cpu
+
+    monkeypatch.setattr(_cpu, "_kernel", [None])
+    dt = np.dtype({"names": ["a", "z", "b"], "formats": ["i1", ("f4", (0,)), "i8"],
+                   "offsets": [0, 1, 8], "itemsize": 24})
+    aos = random_records(dt, 9)
+    cols = to_columns(aos)
+    assert cols["b"].tobytes() == np.ascontiguousarray(aos["b"]).tobytes()
+    recs = to_records(cols, dtype=dt).view(np.uint8).reshape(9, 24)
+    assert not recs[:, 1:8].any() and not recs[:, 16:].any()
+    assert recs[:, 8:16].tobytes() == np.ascontiguousarray(aos["b"]).tobytes()

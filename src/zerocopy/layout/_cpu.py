@@ -192,6 +192,8 @@ def _threads() -> int:
 def _run_numpy(n: int, sbase: int, dbase: int, moves: Moves, src, dst) -> None:
     for s, ss, d, ds, w in zip(src.tolist(), moves.sstride.tolist(), dst.tolist(),
                                moves.dstride.tolist(), moves.width.tolist(), strict=True):
+        if not w:
+            continue
         target = _byte_view(dbase + d, n, ds, abs(w))
         if w < 0:
             target[...] = 0
