@@ -148,3 +148,27 @@ def test_numpy_fallback_with_padding_and_empty_fields(monkeypatch) -> None:
     recs = to_records(cols, dtype=dt).view(np.uint8).reshape(9, 24)
     assert not recs[:, 1:8].any() and not recs[:, 16:].any()
     assert recs[:, 8:16].tobytes() == np.ascontiguousarray(aos["b"]).tobytes()
+
+
+@pytest.mark.parametrize("shift", [0, 16, 40])
+def test_large_padded_records_streamed(shift: int) -> None:
+    # Over 1 MiB, records with padding: built in a zeroed scratch tile and streamed out,
+    # into buffers on and off cache lines, with a partial last tile; padding always zero.
+    dt = np.dtype([("a", "i1"), ("b", "i8"), ("c", "f4"), ("d", "u2", (3,)), ("e", "?")],
+                  align=True)
+    n = 90_017
+    aos = random_records(dt, n, seed=shift)
+    cols = to_columns(aos, copy=True)
+    raw = np.full(n * dt.itemsize + 64 + shift, 0xEE, np.uint8)
+    start = (-raw.ctypes.data) % 64 + shift
+    out = raw[start:start + n * dt.itemsize]
+    got = to_records(cols, dtype=dt, out=out)
+    assert got.tobytes() == to_records(cols, dtype=dt).tobytes()
+    layout = record_layout(dt)
+    rows = got.view(np.uint8).reshape(n, dt.itemsize)
+    for a, b in layout.gaps():
+        assert not rows[:, a:b].any()
+    for name in dt.names:
+        assert np.ascontiguousarray(got[name]).tobytes() == cols[name].tobytes()
+    assert (raw[:start] == 0xEE).all()  # nothing written outside the buffer
+    assert (raw[start + n * dt.itemsize:] == 0xEE).all()

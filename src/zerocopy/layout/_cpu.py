@@ -73,7 +73,7 @@ class Moves:
             np.asarray(c, np.int64) for c in cols)
         self.row_bytes = int(np.abs(self.width).sum())
         self.uniform, self.order = _uniform(rows)
-        self.streamed = self.uniform is None and _streamed(rows)
+        self.streamed = None if self.uniform is not None else _streamed(rows)
         # Rows per tile of the streamed kernels: ~16 KiB of records, a multiple of 64.
         self.tile = max(64, (_TILE_BYTES // max(1, self.row_bytes)) // 64 * 64)
         if self.uniform is not None:  # the record's start and the columns in field order
@@ -101,9 +101,22 @@ def moves(key: tuple, make) -> Moves:
     return found
 
 
-def _streamed(rows: list[tuple[int, int, int, int, int]]) -> bool:
-    """Every entry writes a contiguous column (records -> columns): the streamed kernel."""
-    return bool(rows) and all(r[4] > 0 and r[3] == r[4] for r in rows)
+def _streamed(rows: list[tuple[int, int, int, int, int]]) -> str | None:
+    """"gather" when every entry writes a contiguous column; "scatter" when the entries
+    fill records of one size exactly, padding included (each byte once), and there is
+    padding (see :mod:`._cpu_numba`); else None."""
+    if not rows:
+        return None
+    if all(r[4] > 0 and r[3] == r[4] for r in rows):
+        return "gather"
+    size = rows[0][3]
+    spans = sorted((r[2], r[2] + abs(r[4])) for r in rows if r[4])
+    if (size <= 0 or not spans or any(r[3] != size for r in rows) or spans[0][0] < 0
+            or spans[-1][1] > size or all(r[4] >= 0 for r in rows)):
+        return None
+    covered = sum(b - a for a, b in spans)
+    disjoint = all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+    return "scatter" if covered == size and disjoint else None
 
 
 def _uniform(rows: list[tuple[int, int, int, int, int]]):
@@ -154,9 +167,12 @@ def run(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray | None = N
     elif small:
         kernels.copy_fields_serial(n, sbase, src, moves.sstride, dbase, dst, moves.dstride,
                                    moves.width)
-    elif moves.streamed:
+    elif moves.streamed == "gather":
         kernels.gather_streamed(n, moves.tile, sbase, src, moves.sstride, dbase, dst,
                                 moves.width, _threads())
+    elif moves.streamed == "scatter":
+        kernels.scatter_streamed(n, moves.tile, int(moves.dstride[0]), sbase, src,
+                                 moves.sstride, dbase, dst, moves.width, _threads())
     else:
         block = max(64, _BLOCK_BYTES // moves.row_bytes)
         kernels.copy_fields_parallel(n, sbase, src, moves.sstride, dbase, dst,
