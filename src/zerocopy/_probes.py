@@ -111,7 +111,9 @@ def _make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
 
         return pa.Array.from_buffers(pa.from_numpy_dtype(base.dtype), len(base),
                                      [None, pa.py_buffer(base)]), base
-    source = adapter(name).make(data)
+    # A private copy: jax.device_put may alias an aligned host buffer, and the caller's
+    # `data` is what the probe's values are compared against.
+    source = adapter(name).make(data.copy())
     return source, writable_alias(source)
 
 

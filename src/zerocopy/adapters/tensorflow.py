@@ -196,6 +196,16 @@ def _ready_capsule(x: Any, stream: Any) -> Any:
     return capsule
 
 
+_ALIGNED = checks.aligned("TensorFlow", 64)
+
+
+def _host_aligned(info: Info, options: Options) -> Refusal | None:
+    # TensorFlow's DLPack import accepts any host pointer, but its CPU kernels (Eigen)
+    # abort the whole process on the first operation over a buffer that is not 64-byte
+    # aligned ("Check failed: IsAligned()"). Device buffers are not checked that way.
+    return _ALIGNED(info, options) if info.device[0] == "cpu" else None
+
+
 def _from_dlpack(x: Any, options: Options) -> Any:
     tf = _tf()
     kind, index = (int(v) for v in x.__dlpack_device__())
@@ -229,5 +239,6 @@ EDGES = (
          check=checks.all_of(
              checks.layouts("TensorFlow", frozenset({"C"}),
                             "imports only C-contiguous DLPack tensors (no step slices, no transposes)"),
-             checks.dtype_in("TensorFlow", dtypes))),
+             checks.dtype_in("TensorFlow", dtypes), _host_aligned),
+         needs_pointer=True),
 )

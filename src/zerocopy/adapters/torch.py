@@ -12,6 +12,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters._common import require
+from zerocopy.adapters.numpy import aligned_copy
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
@@ -207,7 +208,7 @@ EDGES = (
              checks.write_guard("torch")),
          caveat=_writable_caveat),
     Edge(NAME, "numpy", "copy", "x.detach().resolve_conj().resolve_neg().numpy() (copy)",
-         lambda x, o: to_host(x).copy(), copies=True, cost=3.0, check=checks.on_cpu("NumPy")),
+         lambda x, o: aligned_copy(to_host(x)), copies=True, cost=3.0, check=checks.on_cpu("NumPy")),
     Edge(NAME, DLPACK, "DLPack v1", "x.detach()  (Tensor.__dlpack__)", _detach, cost=1.0,
          check=_plain_bits, caveat=_grad_caveat),
     # CUDA: the CUDA Array Interface is the cheaper door (anchors: torch->cupy 7 us against
