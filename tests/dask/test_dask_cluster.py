@@ -6,6 +6,7 @@ tensors where they live (pointer and write proven on the worker), stages and the
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,18 @@ MiB = 1 << 20
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit=0) as cluster, Client(cluster) as client:
+        before = dict(os.environ)
         client.installed_at_setup = zd.setup(client, environment_on="all")  # type: ignore[attr-defined]
+        client.environ_changed = {k for k in set(before) | set(os.environ)  # type: ignore[attr-defined]
+                                  if before.get(k) != os.environ.get(k)}
         client.cluster_handle = cluster  # type: ignore[attr-defined]
         yield client
+
+
+def test_setup_leaves_the_clients_own_environment_alone(client: Any) -> None:
+    # A LocalCluster's nannies live in the client's process: the allocator settings are for
+    # the workers only (they leaked into the client, and from there into later subprocesses).
+    assert not client.environ_changed & set(zd.environment())
 
 
 def _workers(client: Any) -> list[str]:

@@ -88,10 +88,11 @@ class EnvironmentPlugin(NannyPlugin):
         for key in _TORCH_KEYS:
             if key in env:
                 env[key] = _merge_torch_conf(nanny.env.get(key) or os.environ.get(key))
+        # nanny.env is applied in the worker process before it runs anything of ours or the
+        # user's, which is early enough for the allocators. Not pre_spawn_env: Dask writes
+        # that into the nanny's own process, and a LocalCluster's nannies live in the
+        # client's process, whose environment must stay the user's.
         nanny.env.update(env)
-        pre_spawn = getattr(nanny, "pre_spawn_env", None)
-        if isinstance(pre_spawn, dict):  # set in the nanny before the process is spawned
-            pre_spawn.update(env)
 
 
 class ZeroCopyWorkerPlugin(WorkerPlugin):

@@ -34,9 +34,18 @@ def release_caches(nbytes: int, framework: str | None, attempt: int) -> bool:
         released = False
         for name, module_name in HOOKS.items():
             if name != framework and name in sys.modules:
-                released |= bool(importlib.import_module(module_name).release_cache())
+                released |= _release(module_name)
         return released
     return False
+
+
+def _release(module_name: str) -> bool:
+    # Asking a cache to shrink must never turn one error into another: a framework that is
+    # imported but has no usable device (numba.cuda without a driver) simply frees nothing.
+    try:
+        return bool(importlib.import_module(module_name).release_cache())
+    except Exception:
+        return False
 
 
 class OutOfMemoryCallbackAdaptor(ResourceAdaptor):

@@ -122,7 +122,7 @@ def framework_stats() -> dict[str, int] | None:
 
 def release_cache() -> bool:
     numba_cuda = sys.modules.get("numba.cuda")
-    if numba_cuda is None:
+    if numba_cuda is None or not numba_cuda.is_available():  # imported, but no device/driver
         return False
     context = numba_cuda.current_context()
     context.deallocations.clear()  # run Numba's deferred frees now
