@@ -205,3 +205,19 @@ def test_jax_array_over_a_column_major_buffer_keeps_its_layout_into_tensorflow()
     assert np.array_equal(tensor.numpy(), source)
     with pytest.raises(zerocopy.NotZeroCopyError, match="C-contiguous"):
         zerocopy.to(array, "tensorflow", copy=False)
+
+
+def test_a_route_cached_with_jax_x64_on_never_narrows_after_it_is_turned_off() -> None:
+    # Found by the clean-clone CI run: a route planned while x64 was on stayed cached.
+    jax = pytest.importorskip("jax")
+    source = zerocopy.empty((3, 2), np.int64)
+    source[...] = 2**40
+    was = jax.config.read("jax_enable_x64")
+    try:
+        jax.config.update("jax_enable_x64", True)
+        assert zerocopy.to(source, "jax").dtype == np.int64
+        jax.config.update("jax_enable_x64", False)
+        with pytest.raises(zerocopy.UnsupportedDtypeError, match="64-bit mode"):
+            zerocopy.to(source, "jax")
+    finally:
+        jax.config.update("jax_enable_x64", was)

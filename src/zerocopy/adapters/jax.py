@@ -163,8 +163,20 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
 
 
 def _from_dlpack(x: Any, options: Options) -> Any:
+    # The plan refused 64-bit data without x64, but a cached route outlives the setting
+    # (jax.config.update after the first conversion): JAX would narrow silently, so the
+    # hop checks the setting itself when the data is wide.
+    if _wide(x) and not x64_enabled():
+        raise UnsupportedDtypeError(message(
+            f"JAX runs without 64-bit mode and would silently narrow {x.dtype} to 32 bits",
+            hint="enable it with jax.config.update('jax_enable_x64', True) at start-up"))
     # copy=False: the plan already decided this hop shares; JAX must not copy behind it.
     return _jax().dlpack.from_dlpack(streams.dlpack_source(x, options.stream), copy=False)
+
+
+def _wide(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)  # NumPy, torch, CuPy, our exporter (a name)
+    return dtype is not None and str(dtype).removeprefix("torch.") in _WIDE
 
 
 def _to_cai(x: Any, options: Options) -> cai.CAIExporter:
