@@ -323,7 +323,7 @@ def _keep_promise(info: Info, source: Any, result: Any, name: str, copy: bool,
     """``copy=True`` never shares, ``copy=False`` never copies: checked on the result itself,
     so a framework that copies or shares behind its edge's back cannot break the promise."""
     shares = shares_memory(source, result, info)
-    if shares is None or shares is (not copy):
+    if shares is None or shares != copy:  # kept: copy=False shares, copy=True does not
         return result
     if copy is False:
         raise NotZeroCopyError(message(
