@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from zerocopy._units import human_bytes as _b  # short: it fills table rows
 from zerocopy.dask._plugins import (
     ENV_PLUGIN,
     EnvironmentPlugin,
@@ -103,8 +104,6 @@ class ClusterReport:
         return {"workers": self.workers, "rows": self.rows()}
 
     def format(self) -> str:
-        from zerocopy.memory.report import _b
-
         lines = [f"zerocopy memory report, {len(self.workers)} worker(s)",
                  f"{'worker':<24} {'pool reserved':>13} {'(peak)':>10} {'used':>10} {'(peak)':>10} "
                  f"{'events':>6} {'leaks':>5}  frameworks (current/peak)"]

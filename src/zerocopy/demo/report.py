@@ -7,20 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy._units import human_bytes as _b  # short: it fills table rows
+
 __all__ = ["print_report", "write_report"]
 
 MODES = ("naive", "zerocopy")
 COLORS = {"naive": "#d95f02", "zerocopy": "#1b9e77"}
-
-
-def _b(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _x(r: float | None) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from zerocopy._units import human_bytes
 from zerocopy.errors import (
     NotZeroCopyError,
     NullValuesError,
@@ -41,7 +42,7 @@ class Hop:
         return self.before.nbytes if self.edge.copies else 0
 
     def describe(self) -> str:
-        action = f"COPY {_bytes(self.copied_bytes)}" if self.edge.copies else "zero-copy"
+        action = f"COPY {human_bytes(self.copied_bytes)}" if self.edge.copies else "zero-copy"
         return (f"{self.edge.source} -> {self.edge.target}  via {self.edge.protocol}: "
                 f"{self.edge.call}  [{action}]")
 
@@ -75,7 +76,7 @@ class Plan:
         return obj
 
     def __str__(self) -> str:
-        verdict = (f"COPIES {_bytes(self.copied_bytes)}" if self.copies else "ZERO-COPY")
+        verdict = (f"COPIES {human_bytes(self.copied_bytes)}" if self.copies else "ZERO-COPY")
         lines = [f"{self.source.describe()}  ->  {self.target}: {verdict}"]
         if not self.hops:
             lines.append("  (already a native object of the target: returned as is)")
@@ -102,14 +103,6 @@ class Plan:
         from zerocopy._display import plan_rich
 
         return plan_rich(self)
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def _route_text(route: tuple[Edge, ...]) -> str:

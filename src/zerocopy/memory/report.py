@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from zerocopy._units import human_bytes as _b  # short: it fills table rows
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor, Stats
 from zerocopy.memory.adaptors.tracking import Allocation, TrackingAdaptor
@@ -104,16 +105,6 @@ class MemoryReport:
         from zerocopy._display import report_rich
 
         return report_rich(self)
-
-
-def _b(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 def _pool_state(resource: MemoryResource | None) -> PoolState | None:
