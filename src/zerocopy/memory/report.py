@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zerocopy._units import human_bytes as _b  # short: it fills table rows
+from zerocopy.memory._active import active
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor, Stats
 from zerocopy.memory.adaptors.tracking import Allocation, TrackingAdaptor
@@ -148,8 +149,6 @@ def _usage(shared: Any, stats: StatisticsAdaptor | None,
 def report(shared: Any = None, *, resource: MemoryResource | None = None) -> MemoryReport:
     """Report on ``shared`` (default: the active ``share()``), or on a bare ``resource``."""
     if shared is None and resource is None:
-        from zerocopy.memory.share import active
-
         shared = active()
     if resource is None:
         resource = shared.resource if shared is not None else get_current_resource()

@@ -12,13 +12,14 @@ has been checked, so a framework that started too early fails the call with no h
 from __future__ import annotations
 
 import importlib.util
-import threading
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
-from zerocopy.memory._cudart import UINT64_MAX
+from zerocopy.memory._active import LOCK, active, set_active
+from zerocopy.memory._cudart import UINT64_MAX, runtime
 from zerocopy.memory.adaptors.failure import Callback, OutOfMemoryCallbackAdaptor, release_caches
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.logging import LoggingAdaptor
@@ -26,12 +27,11 @@ from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
 from zerocopy.memory.adaptors.tracking import TrackingAdaptor
 from zerocopy.memory.governance import PoolGovernor
 from zerocopy.memory.hooks import HOOKS, Capabilities, Installation, hook
+from zerocopy.memory.report import MemoryReport, report
 from zerocopy.memory.resource import MemoryResource, find, layers, set_current_resource
+from zerocopy.memory.resources.device_pool import DevicePoolResource
 
 __all__ = ["SharedPool", "active", "installed_frameworks", "share", "unshare"]
-
-_active: SharedPool | None = None
-_active_lock = threading.Lock()
 
 
 def installed_frameworks() -> list[str]:
@@ -105,14 +105,11 @@ class SharedPool:
         handoff(stream, producer)
         return stream
 
-    def report(self) -> Any:
-        from zerocopy.memory.report import report
-
+    def report(self) -> MemoryReport:
         return report(self)
 
     def undo(self) -> None:
         """Undo every installation (newest first), stop governance, close the log."""
-        global _active  # noqa: PLW0603 (one shared pool per process, by design)
         for inst in reversed(list(self.installations.values())):
             inst.undo()
         if self.governor is not None:
@@ -121,9 +118,9 @@ class SharedPool:
         if logger is not None:
             logger.close()
         set_current_resource(self._previous, self.device)
-        with _active_lock:
-            if _active is self:
-                _active = None
+        with LOCK:
+            if active() is self:
+                set_active(None)
 
     def __enter__(self) -> SharedPool:
         return self
@@ -137,8 +134,6 @@ def _consumer_stream(consumer: int | str) -> int | None:
         return consumer
     if consumer != "jax":
         raise InvalidArgumentError(message("handoff() takes a stream handle or 'jax'", got=repr(consumer)))
-    import sys
-
     jax = sys.modules.get("jax")
     if jax is None:
         return None
@@ -168,8 +163,6 @@ def _chain(base: MemoryResource, *, limit: int | None, limits: Mapping[str, int]
 def _has_gpu() -> bool:
     """A CUDA device is visible to this process (asked through the runtime binding)."""
     try:
-        from zerocopy.memory._cudart import runtime
-
         runtime().get_device()
     except Exception:  # no binding, no driver or no device: all mean "no GPU" here
         return False
@@ -222,20 +215,17 @@ def share(frameworks: Iterable[str] | None = None, *, resource: MemoryResource |
     frameworks named in ``frameworks`` raise ``DeviceError``; by default (every installed
     framework) a ``RuntimeWarning`` says none was routed (``share([])`` stays valid).
     """
-    global _active  # noqa: PLW0603 (one shared pool per process, by design)
     names = _resolve(frameworks)
     modes, limits = dict(modes or {}), dict(limits or {})
     for name in names:
         hook(name).check(modes.get(name))
     if names and not _has_gpu():
         names = _without_gpu(names, named=frameworks is not None)
-    with _active_lock:
-        if _active is not None:
+    with LOCK:
+        if active() is not None:
             raise RuntimeError(message("a shared pool is already active",
                                        hint="call .undo() on it (or zerocopy.memory.unshare()) first"))
         if resource is None:
-            from zerocopy.memory.resources.device_pool import DevicePoolResource
-
             resource = DevicePoolResource(device)
         chain = _chain(resource, limit=limit, limits=limits, on_oom=on_oom, track=track,
                        capture_stacks=capture_stacks, log=log, statistics=statistics)
@@ -251,7 +241,7 @@ def share(frameworks: Iterable[str] | None = None, *, resource: MemoryResource |
         shared._previous = set_current_resource(chain, device)
         _start_governance(shared, resource, governance, release_threshold, interval,
                           protect_caches)
-        _active = shared
+        set_active(shared)
     return shared
 
 
@@ -270,13 +260,8 @@ def _start_governance(shared: SharedPool, base: MemoryResource, governance: bool
     shared.governor = governor.start()
 
 
-def active() -> SharedPool | None:
-    """The shared pool ``share()`` set up, or None."""
-    return _active
-
-
 def unshare() -> None:
     """Undo the active ``share()``, if any (what the test fixture calls after each test)."""
-    shared = _active
+    shared = active()
     if shared is not None:
         shared.undo()
