@@ -8,9 +8,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from zerocopy import copies
+from zerocopy import _cuda, copies
 from zerocopy._detect import framework_of
-from zerocopy.adapters import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
 from zerocopy.errors import (
     DeviceError,
     FrameworkError,
@@ -26,6 +25,7 @@ from zerocopy.exchange import cai, streams
 from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
 from zerocopy.exchange.info import Info
 from zerocopy.exchange.plan import Hop, Plan, make_plan
+from zerocopy.registry import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
 
 __all__ = ["explain", "inspect", "to"]
 
@@ -164,10 +164,8 @@ def _device_of(spec: Any) -> tuple[str, int]:
 
 
 def _current_cuda() -> int:
-    from zerocopy.exchange.streams import runtime
-
     try:
-        return runtime().current_device()
+        return _cuda.current_device()
     except (ImportError, ZeroCopyError, RuntimeError) as exc:
         raise DeviceError(message(
             "No CUDA device can be used here", got=f"{type(exc).__name__}: {exc}",
@@ -280,7 +278,7 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any) -> A
             return _to(moved, name, None if copy is not False else False, None, stream)
     options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
     route, sensitive = _route_for(info, name, copy, device, options)
-    on_one_device = info.device[0] == "cpu" or cai.single_gpu()
+    on_one_device = info.device[0] == "cpu" or _cuda.single_gpu()
     if fast_key is not None and not sensitive and on_one_device and isinstance(target, str | type(sys)):
         with _ROUTES_LOCK:
             if len(_FAST_ROUTES) >= _MAX_CACHED:
@@ -300,7 +298,7 @@ def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | No
         for edge in route:
             obj = edge.run(obj, options)
     else:
-        with streams.on_device(gpu):  # several GPUs: convert where the data lives
+        with _cuda.on_device(gpu):  # several GPUs: convert where the data lives
             for edge in route:
                 obj = edge.run(obj, options)
     if options.copy is None:
