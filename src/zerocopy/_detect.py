@@ -8,27 +8,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from zerocopy.registry import RECORDS
+
 __all__ = ["framework_of", "top_module"]
 
-# Top-level module of a class -> framework name. Several frameworks ship their classes
-# from private top-level packages (jax arrays come from ``jaxlib``).
+# Top-level module of a class -> framework name, from the registry's records. Several
+# frameworks ship their classes from private top-level packages (jax arrays from ``jaxlib``).
 _MODULE_TO_FRAMEWORK: dict[str, str] = {
-    "numpy": "numpy",
-    "torch": "torch",
-    "jax": "jax",
-    "jaxlib": "jax",
-    "tensorflow": "tensorflow",
-    "keras": "tensorflow",
-    "pyarrow": "pyarrow",
-    "pandas": "pandas",
-    "polars": "polars",
-    "mxnet": "mxnet",
-    "cupy": "cupy",
-    "cupy_backends": "cupy",
-    "numba": "numba",
-    "numba_cuda": "numba",
-    "cudf": "cudf",
-}
+    module: framework.name for framework in RECORDS for module in framework.modules}
 
 
 def top_module(cls: type) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -49,10 +49,9 @@ class Framework:
     main_env: bool = True       # installs beside the others; False: tests run in an env of its own
     device_probe: bool = False  # zerocopy.testing builds device arrays of it (the GPU matrix)
 
-    def loaded(self, modules: Iterable[str]) -> bool:
-        """True if one of its modules is among ``modules`` (pass ``sys.modules``)."""
-        present = set(modules)
-        return any(module in present for module in self.modules)
+    def loaded(self, modules: Container[str]) -> bool:
+        """True if one of its modules is in ``modules`` (pass ``sys.modules``: nothing is imported)."""
+        return any(module in modules for module in self.modules)
 
 
 RECORDS: tuple[Framework, ...] = (

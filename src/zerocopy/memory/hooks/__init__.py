@@ -1,8 +1,9 @@
-"""One module per framework, all of the same shape (the registry below is the only list).
+"""One module per framework with a GPU pool, all of the same shape (``zerocopy.registry``
+names them: a record's ``hook_module``).
 
 Each hook module has:
 
-- ``NAME``, ``INSTALL_HINT``
+- ``NAME``, ``PACKAGE`` (installed means: importable), ``INSTALL_HINT``, ``MODES``
 - ``capabilities(mode=None) -> Capabilities``: what zerocopy can do for it, as data
 - ``check(mode=None)``: raise ``FrameworkStartedError`` if it is too late to route it
 - ``install(resource, *, limit=None, mode=None) -> Installation`` (undoable where possible);
@@ -22,19 +23,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 
+from zerocopy import registry
 from zerocopy.errors import InvalidArgumentError, message
 
 __all__ = ["HOOKS", "Capabilities", "Installation", "capability_table", "hook"]
 
-# framework -> hook module, in the order share() routes them.
-HOOKS: dict[str, str] = {
-    "cupy": "zerocopy.memory.hooks.cupy",
-    "numba": "zerocopy.memory.hooks.numba",
-    "torch": "zerocopy.memory.hooks.torch",
-    "jax": "zerocopy.memory.hooks.jax",
-    "tensorflow": "zerocopy.memory.hooks.tensorflow",
-    "cudf": "zerocopy.memory.hooks.cudf",
-}
+# framework -> hook module, in the registry's order (the order share() routes them).
+HOOKS: dict[str, str] = registry.HOOKS
 
 
 @dataclass(frozen=True)
