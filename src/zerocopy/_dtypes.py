@@ -11,6 +11,8 @@ from functools import cache
 
 import numpy as np
 
+from zerocopy.errors import UnsupportedDtypeError, message
+
 __all__ = ["DLPACK_CODES", "SHARED_DTYPES", "from_dlpack_code", "name_of_numpy", "numpy_dtype"]
 
 # The dtypes the frameworks share, in the order tables and tests show them.
@@ -53,8 +55,6 @@ def numpy_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
         dtype = _bfloat16_numpy()
         if dtype is None:
-            from zerocopy.errors import UnsupportedDtypeError, message
-
             raise UnsupportedDtypeError(message(
                 "NumPy has no bfloat16 of its own",
                 hint="pip install ml-dtypes (zerocopy[bfloat16])"))

@@ -17,7 +17,10 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
+from zerocopy.adapters.pyarrow import arrow_dtype_name
 from zerocopy.errors import InvalidArgumentError, UnsupportedObjectError, message
+from zerocopy.exchange.convert import to as convert
+from zerocopy.layout import column_block
 
 __all__ = ["read_parquet"]
 
@@ -61,15 +64,11 @@ def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None
 
 
 def _fits_block(column: Any) -> bool:
-    from zerocopy.adapters.pyarrow import arrow_dtype_name
-
     name = arrow_dtype_name(column.type)
     return name in SHARED_DTYPES and name != "bool" and column.null_count == 0
 
 
 def _fill_block(table: Any, names: list[str]) -> Any:
-    from zerocopy.layout import column_block
-
     block = column_block(table.num_rows, {n: table.schema.field(n).type.to_pandas_dtype()
                                           for n in names})
     for name, out in zip(names, block.column_arrays(), strict=True):
@@ -81,15 +80,13 @@ def _fill_block(table: Any, names: list[str]) -> Any:
 
 
 def _as_table(table: Any, block: Any, in_block: list[str], to: str) -> Any:
-    import zerocopy
-
     pa = require("pyarrow")
     views = dict(zip(in_block, block.column_arrays(), strict=True)) if block is not None else {}
     arrays = [_shared_column(pa, views[name], table.schema.field(name).type, block)
               if name in views else table.column(name).combine_chunks()
               for name in table.schema.names]
     whole = pa.table(arrays, names=table.schema.names)
-    return whole if to == "pyarrow" else zerocopy.to(whole, to)
+    return whole if to == "pyarrow" else convert(whole, to)
 
 
 def _shared_column(pa: Any, view: np.ndarray, arrow_type: Any, block: Any) -> Any:

@@ -15,6 +15,7 @@ import sys
 import threading
 
 from zerocopy.errors import OutOfMemoryError
+from zerocopy.memory.hooks import HOOKS
 
 __all__ = ["oom_error", "oom_type"]
 
@@ -23,8 +24,6 @@ _lock = threading.Lock()
 
 
 def _framework_base(framework: str) -> type[BaseException] | None:
-    from zerocopy.memory.hooks import HOOKS
-
     module_name = HOOKS.get(framework)
     if module_name is None or framework not in sys.modules:
         return None

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from zerocopy._display import report_html, report_rich
 from zerocopy._units import human_bytes as _b  # short: it fills table rows
 from zerocopy.memory._active import active
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
@@ -98,13 +99,9 @@ class MemoryReport:
         return self.format()
 
     def _repr_html_(self) -> str:  # Jupyter
-        from zerocopy._display import report_html
-
         return report_html(self)
 
     def __rich__(self) -> Any:  # rich.print(report), the CLI
-        from zerocopy._display import report_rich
-
         return report_rich(self)
 
 

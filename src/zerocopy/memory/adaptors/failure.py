@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from zerocopy.memory.hooks import HOOKS
 from zerocopy.memory.resource import MemoryResource, ResourceAdaptor
 
 __all__ = ["OutOfMemoryCallbackAdaptor", "release_caches"]
@@ -25,8 +26,6 @@ Callback = Callable[[int, "str | None", int], bool]
 
 def release_caches(nbytes: int, framework: str | None, attempt: int) -> bool:
     """Free garbage, then other frameworks' caches; retry once after each kind of release."""
-    from zerocopy.memory.hooks import HOOKS
-
     if attempt == 0:
         gc.collect()
         return True
