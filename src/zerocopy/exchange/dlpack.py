@@ -9,17 +9,24 @@ calls the deleter.
 
 The structures follow dlpack.h (v1.1): ``DLManagedTensor`` for legacy "dltensor"
 capsules, ``DLManagedTensorVersioned`` for "dltensor_versioned" ones.
+
+Two implementations of the same three calls (``capsule``, ``capsule_info``, ``consume``):
+the C extension ``zerocopy._speedups`` (a capsule in well under a microsecond) and the
+ctypes one below, the reference, used where the extension was not built (no C compiler at
+install) or when ``ZEROCOPY_PURE_PYTHON=1``. :func:`backend` says which one runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from zerocopy._dtypes import DLPACK_CODES
 
-__all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "capsule_info"]
+__all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info"]
 
 # DLDeviceType values used here.
 CPU, CUDA, CUDA_HOST, CUDA_MANAGED = 1, 2, 3, 13
@@ -156,29 +163,63 @@ class DLPackExporter:
         return self.capsule(versioned=False)
 
     def capsule(self, *, versioned: bool) -> Any:
-        ndim = len(self.shape)
-        shape = (ctypes.c_int64 * max(ndim, 1))(*self.shape)
-        strides = (ctypes.c_int64 * max(ndim, 1))(*self.strides)
         code, bits = DLPACK_CODES[self.dtype]
-        tensor = _Tensor(self.data or None, _Device(*self.device), ndim, _DataType(code, bits, 1),
-                         shape, strides, 0)
-        if versioned:
-            flags = READ_ONLY_FLAG if self.readonly else 0
-            managed: Any = _ManagedVersioned(_Version(*DLPACK_VERSION), None, _delete, flags, tensor)
-            name, destroy = _VERSIONED_NAME, _DESTROY_VERSIONED
-        else:
-            managed = _Managed(tensor, None, _delete)
-            name, destroy = _LEGACY_NAME, _DESTROY_LEGACY
-        address = ctypes.addressof(managed)
-        with _LIVE_LOCK:
-            _LIVE[address] = (managed, shape, strides, self.owner)
-        return _api.PyCapsule_New(address, name, destroy)
+        kind, index = self.device
+        return _impl.capsule(self.owner, self.data, self.shape, self.strides, code, bits, kind, index,
+                             self.readonly, versioned)
+
+
+def _py_capsule(owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...], code: int,
+                bits: int, device_type: int, device_id: int, readonly: bool, versioned: bool) -> Any:
+    ndim = len(shape)
+    if len(strides) != ndim:
+        raise ValueError(f"strides has {len(strides)} entries, the shape {ndim}")
+    shape_array = (ctypes.c_int64 * max(ndim, 1))(*shape)
+    strides_array = (ctypes.c_int64 * max(ndim, 1))(*strides)
+    tensor = _Tensor(data or None, _Device(device_type, device_id), ndim, _DataType(code, bits, 1),
+                     shape_array, strides_array, 0)
+    if versioned:
+        flags = READ_ONLY_FLAG if readonly else 0
+        managed: Any = _ManagedVersioned(_Version(*DLPACK_VERSION), None, _delete, flags, tensor)
+        name, destroy = _VERSIONED_NAME, _DESTROY_VERSIONED
+    else:
+        managed = _Managed(tensor, None, _delete)
+        name, destroy = _LEGACY_NAME, _DESTROY_LEGACY
+    address = ctypes.addressof(managed)
+    with _LIVE_LOCK:
+        _LIVE[address] = (managed, shape_array, strides_array, owner)
+    return _api.PyCapsule_New(address, name, destroy)
 
 
 def capsule_info(capsule: Any) -> dict[str, Any]:
-    """Read a DLPack capsule without consuming it (for plans, tests and `doctor`)."""
+    """Read a DLPack capsule without consuming it (for plans, tests and `doctor`): name,
+    version, readonly, data, device, shape, strides (elements, or None), dtype (code, bits,
+    lanes). A capsule already consumed ("used_...") raises BufferError: its memory may be gone."""
+    return _impl.capsule_info(capsule)
+
+
+def _unconsumed(capsule: Any) -> tuple[bytes, int]:
+    """(name, address of the managed struct) of a capsule nobody consumed yet."""
+    if type(capsule).__name__ != "PyCapsule":
+        raise TypeError(f"expected a DLPack capsule, got {type(capsule).__name__}")
     name = _api.PyCapsule_GetName(capsule)
+    if name not in (_VERSIONED_NAME, _LEGACY_NAME):
+        raise BufferError(f"not an unconsumed DLPack capsule (its name is {name.decode()})")
     address = _api.PyCapsule_GetPointer(id(capsule), name)
+    if name == _VERSIONED_NAME:
+        version = _Version.from_address(address)  # the first field of every major version
+        if version.major != DLPACK_VERSION[0]:
+            raise BufferError(f"DLPack {version.major}.{version.minor} capsule: only major version "
+                              f"{DLPACK_VERSION[0]} is understood")
+    return name, address
+
+
+def _py_capsule_info(capsule: Any) -> dict[str, Any]:
+    name, address = _unconsumed(capsule)
+    return _info_at(name, address)
+
+
+def _info_at(name: bytes, address: int) -> dict[str, Any]:
     if name == _VERSIONED_NAME:
         managed: Any = _ManagedVersioned.from_address(address)
         flags, version = int(managed.flags), (managed.version.major, managed.version.minor)
@@ -204,16 +245,36 @@ _USED_LEGACY = b"used_dltensor"
 _USED_VERSIONED = b"used_dltensor_versioned"
 
 
+class _Keeper:
+    """The consumer's side of a capsule taken over in Python: calls the producer's deleter
+    when it dies (the C extension's keeper is a capsule doing the same)."""
+
+    __slots__ = ("_address", "_versioned")
+
+    def __init__(self, address: int, versioned: bool) -> None:
+        self._address, self._versioned = address, versioned
+
+    def __del__(self) -> None:
+        struct = _ManagedVersioned if self._versioned else _Managed
+        managed = struct.from_address(self._address)
+        if managed.deleter:
+            managed.deleter(self._address)
+
+
+def _py_consume(capsule: Any) -> tuple[Any, dict[str, Any]]:
+    name, address = _unconsumed(capsule)
+    info = _info_at(name, address)
+    versioned = name == _VERSIONED_NAME
+    _api.PyCapsule_SetName(capsule, _USED_VERSIONED if versioned else _USED_LEGACY)
+    return _Keeper(address, versioned), info
+
+
 class _ImportedTensor:
     """Owns a consumed capsule's tensor and exposes it through the array interface, so a
     NumPy array can sit on it; the producer's deleter runs when the last view goes."""
 
     def __init__(self, capsule: Any) -> None:
-        info = capsule_info(capsule)
-        name = _api.PyCapsule_GetName(capsule)
-        self._address = _api.PyCapsule_GetPointer(id(capsule), name)
-        self._versioned = name == _VERSIONED_NAME
-        _api.PyCapsule_SetName(capsule, _USED_VERSIONED if self._versioned else _USED_LEGACY)
+        self._keeper, info = _impl.consume(capsule)
         self.info = info
         itemsize = info["dtype"][1] // 8
         strides = info["strides"]
@@ -224,12 +285,6 @@ class _ImportedTensor:
             "data": (info["data"], info["readonly"]),
             "strides": None if strides is None else tuple(s * itemsize for s in strides),
         }
-
-    def __del__(self) -> None:
-        struct = _ManagedVersioned if self._versioned else _Managed
-        managed = struct.from_address(self._address)
-        if managed.deleter:
-            managed.deleter(self._address)
 
 
 def to_numpy(producer: Any) -> Any:
@@ -248,3 +303,26 @@ def to_numpy(producer: Any) -> Any:
     if name is None or lanes != 1:
         raise BufferError(f"DLPack dtype {tensor.info['dtype']} is not a shared dtype")
     return np.asarray(tensor).view(numpy_dtype(name))
+
+
+# --------------------------------------------------------------- which implementation runs
+
+_PYTHON = SimpleNamespace(capsule=_py_capsule, capsule_info=_py_capsule_info, consume=_py_consume)
+
+
+def _load() -> tuple[ModuleType | SimpleNamespace, str]:
+    if os.environ.get("ZEROCOPY_PURE_PYTHON", "") not in ("", "0"):
+        return _PYTHON, "pure Python (ZEROCOPY_PURE_PYTHON is set)"
+    try:
+        from zerocopy import _speedups
+    except ImportError as exc:  # built without a C compiler, or a source tree never built
+        return _PYTHON, f"pure Python (the C extension is not built: {exc})"
+    return _speedups, "C extension"
+
+
+_impl, _backend = _load()
+
+
+def backend() -> str:
+    """Which implementation builds and reads capsules: "C extension" or "pure Python (why)"."""
+    return _backend

@@ -1,0 +1,10 @@
+"""The one C extension, zerocopy._speedups (DLPack capsules in C; see its header).
+
+Everything else about the package lives in pyproject.toml. ``optional=True``: without a C
+compiler the install still succeeds and zerocopy runs its pure-Python path
+(``zerocopy doctor`` says which one is active).
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("zerocopy._speedups", ["src/zerocopy/_speedups.c"], optional=True)])
