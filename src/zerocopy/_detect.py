@@ -33,4 +33,5 @@ def _framework_of_class(cls: type) -> str | None:
 
 def framework_of(obj: object) -> str | None:
     """Name of the framework whose type ``obj`` is, or None if it is of none we know."""
-    return _framework_of_class(type(obj))
+    cls: type = type(obj)
+    return _framework_of_class(cls)

@@ -39,14 +39,11 @@ def from_dlpack_code(code: int, bits: int) -> str | None:
 
 
 def _bfloat16_numpy() -> np.dtype | None:
-    # ml_dtypes is optional; only look at it if somebody already imported it or it exists.
-    module = sys.modules.get("ml_dtypes")
-    if module is None:
-        try:
-            import ml_dtypes as module
-        except ImportError:
-            return None
-    return np.dtype(module.bfloat16)
+    try:  # ml_dtypes is optional
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 @cache

@@ -3,7 +3,7 @@ the array interface, the buffer protocol and DLPack."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def to_host(x: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------- aligned host memory
 
-def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: str = "C",
+def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: Literal["C", "F"] = "C",
           align: int = ALIGNMENT) -> np.ndarray:
     """An uninitialised array whose data starts on an ``align``-byte boundary.
 

@@ -19,6 +19,7 @@ manager once per call, so a frame's cost grows with its blocks, not its columns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,8 +28,9 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import arrow_dtype_name, table_to_f_order
+from zerocopy.errors import LayoutError, UnsupportedConversionError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
-from zerocopy.exchange.blocks import block_edge
+from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
@@ -183,7 +185,8 @@ def _frame_info(df: Any) -> Info:
     frame built from one 2-D array), never with a per-column ``iloc``."""
     blocks = _blocks(df)
     names: list[str] = []
-    nulls, null_at, chunks, masked_nulls = 0, [], 1, False
+    null_at: list[int] = []
+    nulls, chunks, masked_nulls = 0, 1, False
     contiguous, bits, plain = True, False, True
     foreign: set[str] = set()
     for dtype, values, locs in blocks:
@@ -260,6 +263,62 @@ def column_views(df: Any) -> list[np.ndarray | None]:
                 view.flags.writeable = False  # copy-on-write: never a writable view
                 out[loc] = view
     return out
+
+
+# --------------------------------------------------------------- tables <-> columns
+# zerocopy.layout reads and writes tables through these two (the pyarrow module has the
+# same pair), and the column-block edge reads them too.
+
+def columns(df: Any, *, copy: bool | None = None) -> list[tuple[str, np.ndarray]]:
+    """A frame's columns as (name, NumPy array): read-only views of the NumPy blocks (the
+    block manager read once, no ``iloc`` per numeric column), the values of masked and
+    Arrow-backed columns, copies only where pandas has no view (Arrow chunks or bits;
+    NotZeroCopyError under ``copy=False``). Nulls, objects and strings raise typed errors."""
+    views = column_views(df)
+    pairs = [(str(name), view if view is not None and view.dtype.kind in "biufcmM"
+              else _column_values(df.iloc[:, i], str(name), copy))
+             for i, (name, view) in enumerate(zip(df.columns, views, strict=True))]
+    return [(name, values.copy()) for name, values in pairs] if copy else pairs
+
+
+def _column_values(s: Any, name: str, copy: bool | None) -> np.ndarray:
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "O":
+            raise UnsupportedObjectError(message(
+                f"column {name!r} holds Python objects", expected="a numeric dtype",
+                got="object", hint="convert it with astype() to a numeric dtype first"))
+        return s.to_numpy(copy=False)  # datetimes and timedeltas: a view of their values
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    if numpy_dtype is None or numpy_dtype.kind not in "biufmM":
+        raise not_numeric(name, dtype)
+    no_nulls(int(s.isna().sum()), name)
+    try:
+        return _array_values(s.array)
+    except (BufferError, ValueError, TypeError) as exc:  # Arrow chunks or bits: no view
+        if copy is False:
+            raise copy_refused(name, "is Arrow-backed in several chunks or as bits") from exc
+        return _copied_values(s.array)
+
+
+def table_from_columns(names: Sequence[str], arrays: Sequence[np.ndarray], *, rows: int = 0,
+                       kind: str | None = None, copy: bool | None = None) -> Any:
+    """A DataFrame over NumPy ``arrays`` (``copy=False`` in pandas' sense: views of them);
+    ``rows``: the row count kept when there are no columns. Array columns have no pandas
+    form: a typed error names the targets that hold them."""
+    pd = _pd()
+    if kind not in (None, "DataFrame"):
+        raise UnsupportedConversionError(message(f"pandas has no table type {kind!r}",
+                                                 expected="DataFrame", got=repr(kind)))
+    for name, array in zip(names, arrays, strict=True):
+        if array.ndim != 1:
+            raise LayoutError(message(
+                f"column {name!r} is a fixed-size array column, which pandas cannot hold",
+                expected="1-D columns", got=f"shape {array.shape}",
+                hint="use to='pyarrow' (FixedSizeList) or to='polars' (Array)"))
+    if not arrays:
+        return pd.DataFrame(index=pd.RangeIndex(rows))
+    return pd.DataFrame(dict(zip(names, arrays, strict=True)), copy=False)
 
 
 def inspect(x: Any) -> Info:
@@ -610,7 +669,7 @@ _READONLY = ("pandas 3 hands out read-only views (copy-on-write): the NumPy view
 
 def _typed_block_edge() -> Edge:
     """The column-block edge, refusing dtypes no tensor holds first (no copy fixes those)."""
-    edge = block_edge(NAME, _columns_in_order, table_to_f_order, _READONLY)
+    edge = block_edge(NAME, columns, table_to_f_order, _READONLY)
     return replace(edge, check=checks.all_of(_shared_numeric, edge.check))
 
 

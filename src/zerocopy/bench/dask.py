@@ -81,7 +81,7 @@ def make_tensor(framework: str, dtype: str, nbytes: int, device: str = "cpu") ->
     return zerocopy.to(values, framework, copy=True, device=device if device != "cpu" else None)
 
 
-def _fingerprint(x: Any) -> tuple[str, int, bytes]:
+def _fingerprint(x: Any) -> tuple[str | None, int, bytes]:
     """(dtype, nbytes, every 4099th element's bits): tells the received tensor is exact
     without a host copy of the whole of it (a device tensor is sampled on the device)."""
     import zerocopy
@@ -95,7 +95,7 @@ def _type_of(x: Any) -> str:
     return f"{type(x).__module__}.{type(x).__qualname__}"
 
 
-def _received(x: Any) -> tuple[str, tuple[str, int, bytes]]:
+def _received(x: Any) -> tuple[str, tuple[str | None, int, bytes]]:
     return _type_of(x), _fingerprint(x)
 
 

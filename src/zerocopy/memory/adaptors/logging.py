@@ -8,7 +8,6 @@ A deallocation is attributed to the framework that made the allocation.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import threading
 import time
@@ -27,9 +26,11 @@ class LoggingAdaptor(ResourceAdaptor):
     def __init__(self, upstream: MemoryResource, sink: str | os.PathLike[str] | IO[str], *,
                  flush: bool = False) -> None:
         super().__init__(upstream)
-        self._owns = not isinstance(sink, io.TextIOBase) and not hasattr(sink, "write")
-        self._file: IO[str] = (open(sink, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                               if self._owns else sink)  # type: ignore[assignment]
+        self._file: IO[str]
+        if isinstance(sink, (str, os.PathLike)):
+            self._owns, self._file = True, open(sink, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        else:
+            self._owns, self._file = False, sink
         self._writer = csv.writer(self._file)
         self._flush = flush
         self._lock = threading.Lock()
