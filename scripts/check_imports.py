@@ -73,7 +73,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     # Optional libraries behind one feature each.
     "io.py": (frozenset({"pyarrow"}), "Parquet and Arrow IPC files are read and written by pyarrow"),
     "_dtypes.py": (frozenset({"ml_dtypes"}), "bfloat16 and the float8 types come from ml_dtypes"),
-    "_matrix_png.py": (frozenset({"matplotlib"}), "the matrix drawn as a PNG chart"),
+    "cli/matrix_png.py": (frozenset({"matplotlib"}), "the matrix drawn as a PNG chart"),
     # Layout computes on NumPy and CuPy, with Numba kernels on the host.
     "layout/*.py": (frozenset({"cupy", "numba"}), "layout's GPU kernels run on CuPy, host kernels on Numba"),
     "exchange/blocks.py": (frozenset({"cupy"}), "a column block's view over a CuPy owner"),
@@ -81,9 +81,8 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "bench/*.py": (EVERY, "benchmarks time each framework's own calls beside zerocopy's"),
     "demo/*.py": (EVERY, "the demo's hand-written way uses each framework's own API, by design"),
     "dask/*.py": (EVERY, "Dask plugins and serializers for each framework's tensors"),
-    "_probes.py": (EVERY, "probes build one test object per framework for tests, matrix and benchmarks"),
-    "_matrix.py": (frozenset({"cupy"}), "the matrix waits for the GPU before reading a result"),
-    "_cli_matrix.py": (frozenset({"cupy"}), "the matrix asks whether a GPU is present"),
+    "testing.py": (EVERY, "probes build one test object per framework for tests, matrix and benchmarks"),
+    "cli/matrix.py": (frozenset({"cupy"}), "the matrix asks whether a GPU is present"),
 }
 
 # Calls whose first argument, a string literal, names a module to import.

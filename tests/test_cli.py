@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import zerocopy
-from zerocopy import _cli_args
+from zerocopy.cli import args as cli_args
 from zerocopy.cli import main
 from zerocopy.errors import InvalidArgumentError
 
@@ -109,17 +109,17 @@ def test_accepted_spellings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "numpy", "torch", "--shape", "3x4"]) == 0
     out = capsys.readouterr().out
     assert "[3x4]" in out and "ZERO-COPY" in out.splitlines()[0]  # the verdict comes first
-    assert _cli_args.shape("64,32") == (64, 32) == _cli_args.shape("64x32")
-    assert _cli_args.sizes("1MB,64KiB,1024") == [1_000_000, 65536, 1024]
-    assert _cli_args.frameworks("np, tf,torch", ["numpy", "tensorflow", "torch"]) == [
+    assert cli_args.shape("64,32") == (64, 32) == cli_args.shape("64x32")
+    assert cli_args.sizes("1MB,64KiB,1024") == [1_000_000, 65536, 1024]
+    assert cli_args.frameworks("np, tf,torch", ["numpy", "tensorflow", "torch"]) == [
         "numpy", "tensorflow", "torch"]
     with pytest.raises(InvalidArgumentError):
-        _cli_args.nbytes("0")
+        cli_args.nbytes("0")
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import zerocopy._cli_explain as command
+    import zerocopy.cli.explain as command
 
     def broken(args: object) -> int:
         raise RuntimeError("a framework fell over")

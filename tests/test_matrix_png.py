@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from zerocopy._matrix import Cell
-from zerocopy._matrix_png import PROTOCOLS, _speaks
 from zerocopy.cli import main
+from zerocopy.cli.matrix_png import PROTOCOLS, _speaks
+from zerocopy.testing import Cell
 
 
 def test_matrix_png_is_a_valid_picture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,7 +35,7 @@ def test_conversion_grid_colours_each_status(tmp_path: Path) -> None:
     import matplotlib.image
     import numpy as np
 
-    from zerocopy._matrix_png import STATUS_COLOURS, draw
+    from zerocopy.cli.matrix_png import STATUS_COLOURS, draw
 
     cells = [Cell("a", "b", "float32", "Z", "", ""), Cell("b", "a", "float32", "C", "", "")]
     support = [{"name": "a", "installed": True, "exports": ["DLPack v1"], "imports": []}]

@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 
 import zerocopy
 import zerocopy.dask as zd
-from zerocopy._probes import make_device_source
+from zerocopy.testing import make_device_source
 
 pytestmark = pytest.mark.gpu
 

@@ -16,7 +16,7 @@ from distributed.protocol import deserialize, serialize
 import zerocopy
 import zerocopy.dask as zd
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
-from zerocopy._probes import make_source, pointer
+from zerocopy.testing import make_source, pointer
 
 FRAMEWORKS = [name for name in ("torch", "jax", "tensorflow") if importlib.util.find_spec(name)]
 
@@ -149,7 +149,7 @@ GPU_FRAMEWORKS = ("torch", "cupy", "jax")
 
 
 def _device_source(framework: str, src: np.ndarray):
-    from zerocopy._probes import make_device_source
+    from zerocopy.testing import make_device_source
 
     return make_device_source(framework, src)
 

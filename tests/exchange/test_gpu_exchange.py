@@ -17,8 +17,8 @@ import pytest
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
-from zerocopy._matrix import _probe_values
 from zerocopy.adapters import adapter
+from zerocopy.testing import probe_values as _probe_values
 
 GPU = tuple(n for n, module in (("cupy", "cupy"), ("torch", "torch"), ("jax", "jax"), ("numba", "numba_cuda"))
             if importlib.util.find_spec(module))

@@ -38,8 +38,8 @@ import pytest
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES
-from zerocopy._matrix import _probe_values
 from zerocopy.adapters import adapter
+from zerocopy.testing import probe_values as _probe_values
 
 pytestmark = pytest.mark.gpu
 if importlib.util.find_spec("tensorflow") is None:

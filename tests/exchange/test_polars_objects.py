@@ -13,8 +13,8 @@ pd = pytest.importorskip("pandas")
 from tests.helpers.frameworks import pointer, same_bits, values  # noqa: E402
 
 import zerocopy  # noqa: E402
-from zerocopy._cli_explain import probe  # noqa: E402
-from zerocopy._matrix import probe_pair  # noqa: E402
+from zerocopy.cli.explain import probe  # noqa: E402
+from zerocopy.testing import probe_pair  # noqa: E402
 
 TENSORS = ["numpy", "torch", "jax", "tensorflow"]
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-from zerocopy._probes import make_source, pointer, same_bits, values, writable_alias
-from zerocopy.adapters import CPU_FRAMEWORKS, adapter
+from zerocopy.registry import names
+from zerocopy.testing import make_source, pointer, same_bits, values, writable_alias
 
 __all__ = ["MAIN_ENV", "make_source", "pointer", "same_bits", "values", "writable_alias"]
 
-MAIN_ENV = tuple(n for n in CPU_FRAMEWORKS
-                 if n != "mxnet" and importlib.util.find_spec(adapter(n).IMPORT_NAME))
+# Host-memory frameworks of the main environment that are installed here (MXNet has its own).
+MAIN_ENV = names(memory=("host", "both"), main_env=True, installed=True)

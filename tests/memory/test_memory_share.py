@@ -213,7 +213,7 @@ def test_import_has_no_side_effects() -> None:
     out = run_python("""
         import json, os, sys
         env = dict(os.environ)
-        import zerocopy.memory, zerocopy.memory._cli, zerocopy.bench.memory
+        import zerocopy.memory, zerocopy.cli.memory, zerocopy.bench.memory
         from zerocopy.memory.hooks import HOOKS, hook
         for name in HOOKS: hook(name)
         heavy = sorted(m for m in ("torch", "jax", "tensorflow", "cupy", "numba", "rmm", "cuda")

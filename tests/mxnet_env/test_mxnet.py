@@ -13,7 +13,7 @@ mx = pytest.importorskip("mxnet")
 torch = pytest.importorskip("torch")
 
 import zerocopy  # noqa: E402  (after the skips: this file runs only where MXNet exists)
-from zerocopy._probes import pointer  # noqa: E402
+from zerocopy.testing import pointer  # noqa: E402
 
 DTYPES = ["float16", "float32", "float64", "int8", "int32", "int64", "uint8"]
 

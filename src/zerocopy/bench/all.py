@@ -61,8 +61,8 @@ def _run(part: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy._console import out as console_out
-    from zerocopy._console import progress
+    from zerocopy.cli.console import out as console_out
+    from zerocopy.cli.console import progress
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from zerocopy import _cli_args
 from zerocopy.bench._timing import machine, per_call_seconds
+from zerocopy.cli import args as cli_args
 from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.registry import names
 
-CPU = ("numpy", "torch", "jax", "tensorflow", "pyarrow", "pandas", "polars")
+# The frameworks of the main environment whose objects live in host memory (the registry
+# says which); each pair needs its native one-liner in _native() below.
+CPU = names(memory=("host", "both"), main_env=True)
 
 
 def _native() -> dict[tuple[str, str], tuple[str, Callable[[Any], Any]]]:
@@ -82,7 +85,7 @@ def _source(name: str, n: int) -> Any:
     values = np.random.default_rng(0).random(n, dtype=np.float32)
     if name == "numpy":
         return values
-    from zerocopy.adapters import adapter
+    from zerocopy.registry import adapter
 
     return adapter(name).make(values)
 
@@ -215,9 +218,9 @@ def main(args: argparse.Namespace) -> int:
         from zerocopy.bench import exchange_gpu
 
         return exchange_gpu.main(args)
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
-    sizes = [1024, 1 << 20] if args.quick else _cli_args.sizes(args.sizes)
+    sizes = [1024, 1 << 20] if args.quick else cli_args.sizes(args.sizes)
     pairs = _pairs(args.pairs)
     with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "bench exchange") as step:
         warnings.simplefilter("ignore")  # pyarrow's legacy-capsule DeprecationWarning, etc.
@@ -235,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _show(rows: list[dict[str, Any]]) -> None:
-    from zerocopy._console import out, table
+    from zerocopy.cli.console import out, table
 
     console = out()
     for i, line in enumerate(summary(rows).splitlines()):
@@ -248,7 +251,7 @@ def _show(rows: list[dict[str, Any]]) -> None:
                      "-" if native is None else ("C" if r["native_copies"] else "Z"),
                      f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None
                      else r.get("native_error", "")))
-    from zerocopy._console import status_style
+    from zerocopy.cli.console import status_style
 
     console.print()
     console.print(table(("pair", "size", "ours", "", "native one-liner", "native", "", "ours - native"),

@@ -58,7 +58,7 @@ def _native(names: list[str]) -> dict[tuple[str, str], tuple[str, Callable[[Any]
 
 
 def _source(name: str, nbytes: int) -> Any:
-    from zerocopy.adapters import adapter
+    from zerocopy.registry import adapter
 
     n = nbytes // 4
     if name == "cupy":
@@ -173,13 +173,13 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     names = _available()
-    from zerocopy import _cli_args
+    from zerocopy.cli import args as cli_args
 
     sizes = list(SIZES) if getattr(args, "sizes", "") in ("", "1KiB,256MiB", None) else (
-        _cli_args.sizes(args.sizes))
+        cli_args.sizes(args.sizes))
     pairs = (list(itertools.permutations(names, 2)) if getattr(args, "pairs", "all") == "all"
              else [tuple(p.split("->")) for p in args.pairs.split(",")])
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
     with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "GPU bench exchange") as step:
         warnings.simplefilter("ignore")

@@ -366,7 +366,7 @@ def cpu_part(args: argparse.Namespace) -> list[Row]:
         import numba
 
         numba.set_num_threads(threads)
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
     rows = []
     cases = [(np.dtype([(f"f{i}", "f4") for i in range(4)]), "4xf32"),
@@ -578,7 +578,7 @@ def summary(rows: list[Row]) -> list[str]:
 
 
 def _show(rows: list[Row], machine: dict[str, Any]) -> None:
-    from zerocopy._console import out, table
+    from zerocopy.cli.console import out, table
 
     console = out()
     console.print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), style="dim",

@@ -1,20 +1,30 @@
-"""``zerocopy matrix``: the live support and conversion matrix."""
+"""``zerocopy matrix``: the live conversion matrix, every ordered pair really converted.
+
+Each cell is proven by ``zerocopy.testing.probe_pair`` (same pointer AND a write seen for
+"Z"); nothing is hard-coded: the cells come from running the conversions here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
 
-from zerocopy import _cli_args
 from zerocopy._dtypes import SHARED_DTYPES
-from zerocopy._matrix import Cell, as_json, matrix, pairs, versions
-from zerocopy.adapters import CPU_FRAMEWORKS, FRAMEWORKS, GPU_FRAMEWORKS, adapter, installed
+from zerocopy.cli import args as cli_args
 from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
+from zerocopy.registry import FRAMEWORKS, adapter, installed, names
+from zerocopy.testing import Cell, probe_pair
 
-DEFAULT = [n for n in CPU_FRAMEWORKS if n != "mxnet"]
-GPU_DEFAULT = [n for n in GPU_FRAMEWORKS if n != "cudf"]  # cuDF: no device probe (not on the GPU machine)
+# The frameworks of the main environment whose objects can live in host memory, and those
+# the GPU matrix can build device arrays of (the registry's main_env and device_probe).
+DEFAULT = list(names(memory=("host", "both"), main_env=True))
+GPU_DEFAULT = list(names(device_probe=True))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +53,7 @@ def _has_gpu() -> bool:
 
 def _checked(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The frameworks and dtypes asked for, validated (one-line errors, exit 2)."""
-    frameworks = _cli_args.frameworks(args.frameworks, FRAMEWORKS)
+    frameworks = cli_args.frameworks(args.frameworks, FRAMEWORKS)
     dtypes = list(SHARED_DTYPES) if args.dtypes == "all" else [
         d.strip() for d in args.dtypes.split(",") if d.strip()]
     unknown = [d for d in dtypes if d not in SHARED_DTYPES]
@@ -56,7 +66,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def _measure(frameworks: list[str], dtypes: list[str], gpu: bool) -> list[Cell]:
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
     todo = pairs(frameworks, dtypes)
     with progress(len(todo), "GPU matrix" if gpu else "matrix") as step:
@@ -92,21 +102,47 @@ def main(args: argparse.Namespace) -> int:
         _show(cells, frameworks, dtypes, "")
         _show(gpu_cells, gpu_frameworks, dtypes, "GPU (device arrays on cuda:0): ")
     if missing:
-        from zerocopy._console import err
+        from zerocopy.cli.console import err
 
         err().print(f"skipped, not installed here: {_install_hints(missing)}", style="yellow",
                     markup=False)
     if args.png:
-        from zerocopy._matrix_png import draw
         from zerocopy._report import framework_report
+        from zerocopy.cli.matrix_png import draw
 
         draw(args.png, cells, gpu_cells, dtypes, framework_report())
     bugs = [c for c in cells + gpu_cells if c.reason.startswith("BUG")]
     return 1 if bugs else 0
 
 
-def _install_hints(names: list[str]) -> str:
-    return ", ".join(f"{n} (pip install {adapter(n).PIP})" for n in names)
+def pairs(frameworks: list[str], dtypes: list[str]) -> list[tuple[str, str, str]]:
+    """(source, target, dtype) of every cell over the installed ``frameworks``."""
+    names = [n for n in frameworks if installed(n)]
+    return [(source, target, dtype) for dtype in dtypes
+            for source, target in itertools.product(names, names) if source != target]
+
+
+def matrix(frameworks: list[str], dtypes: list[str], gpu: bool = False,
+           step: Callable[[str], None] | None = None) -> list[Cell]:
+    """Every cell; ``step(label)`` is called after each one (the CLI's progress bar)."""
+    cells = []
+    for source, target, dtype in pairs(frameworks, dtypes):
+        cells.append(probe_pair(source, target, dtype, gpu=gpu))
+        if step is not None:
+            step(f"{source}->{target} {dtype}")
+    return cells
+
+
+def as_json(cells: list[Cell]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in cells]
+
+
+def versions(frameworks: list[str]) -> dict[str, str]:
+    return {n: adapter(n).version() for n in frameworks if installed(n)}
+
+
+def _install_hints(missing: list[str]) -> str:
+    return ", ".join(f"{n} (pip install {adapter(n).PIP})" for n in missing)
 
 
 def summary(cells: list[Cell]) -> str:
@@ -122,7 +158,7 @@ def _show(cells: list[Cell], frameworks: list[str], dtypes: list[str], title: st
     """Summary first, then one coloured grid per dtype, then the reasons for non-Z cells."""
     if not cells:
         return
-    from zerocopy._console import out, status_style, table
+    from zerocopy.cli.console import out, status_style, table
 
     console = out()
     console.print(f"[bold]{title}{summary(cells)}[/]")

@@ -77,7 +77,7 @@ def _gpu() -> object:
 
 
 def _print_capabilities() -> None:
-    from zerocopy._console import out, table
+    from zerocopy.cli.console import out, table
     from zerocopy.memory.hooks import capability_table
 
     out().print(table(("framework", "mode", "hooks", "before start", "limits"),
@@ -87,8 +87,8 @@ def _print_capabilities() -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy._console import err, out
     from zerocopy._display import report_rich
+    from zerocopy.cli.console import err, out
 
     if args.capabilities:
         if args.json:

@@ -6,11 +6,11 @@ import argparse
 
 import numpy as np
 
-from zerocopy import _cli_args
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
-from zerocopy.adapters import FRAMEWORKS, adapter, installed
+from zerocopy.cli import args as cli_args
 from zerocopy.errors import FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.exchange.convert import explain
+from zerocopy.registry import FRAMEWORKS, adapter, installed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +33,12 @@ def probe(source: str, dtype: str, shape: tuple[int, ...], order: str) -> object
 
 
 def _framework(text: str, role: str) -> str:
-    return _cli_args.frameworks(text, FRAMEWORKS, option=role, one=True)[0]
+    return cli_args.frameworks(text, FRAMEWORKS, option=role, one=True)[0]
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy._console import out
     from zerocopy._display import plan_rich
+    from zerocopy.cli.console import out
 
     source, target = _framework(args.source, "SRC"), _framework(args.target, "DST")
     if args.dtype not in SHARED_DTYPES:
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     if not installed(source):
         raise FrameworkNotInstalledError(message(
             f"The source {source} is not installed here", hint=f"pip install {adapter(source).PIP}"))
-    obj = probe(source, args.dtype, _cli_args.shape(args.shape), args.order)
+    obj = probe(source, args.dtype, cli_args.shape(args.shape), args.order)
     copy = {"none": None, "true": True, "false": False}[args.copy]
     out().print(plan_rich(explain(obj, target, copy=copy)))
     return 0

@@ -23,11 +23,11 @@ __all__ = ["main"]
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("zerocopy._cli_doctor", "frameworks, versions, devices and protocols found here"),
-    "matrix": ("zerocopy._cli_matrix", "live support and conversion matrix (really converts probes)"),
-    "explain": ("zerocopy._cli_explain", "show the conversion plan from SRC to DST for a probe array"),
+    "doctor": ("zerocopy.cli.doctor", "frameworks, versions, devices and protocols found here"),
+    "matrix": ("zerocopy.cli.matrix", "live support and conversion matrix (really converts probes)"),
+    "explain": ("zerocopy.cli.explain", "show the conversion plan from SRC to DST for a probe array"),
     "bench": ("zerocopy.bench", "benchmarks against the frameworks' own one-liners"),
-    "memory": ("zerocopy.memory._cli", "shared GPU pool report: reserved, used, per framework, leaks"),
+    "memory": ("zerocopy.cli.memory", "shared GPU pool report: reserved, used, per framework, leaks"),
     "demo": ("zerocopy.demo.cli", "the ECG pipeline both ways (naive vs zerocopy): ledger, memory, report"),
 }
 
@@ -66,7 +66,7 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def _print_error(text: str) -> None:
-    from zerocopy._console import err, escape
+    from zerocopy.cli.console import err, escape
 
     err().print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(exc: Exception) -> int:
-    from zerocopy._console import error_line
+    from zerocopy.cli.console import error_line
     from zerocopy.errors import ZeroCopyError
 
     if isinstance(exc, ZeroCopyError):

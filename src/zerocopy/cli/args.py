@@ -47,7 +47,7 @@ def frameworks(text: str, valid: Iterable[str], *, option: str = "--frameworks",
                one: bool = False) -> list[str]:
     """Comma-separated framework names (aliases such as ``pt`` or ``tf`` accepted), each
     known; a misspelt one is named together with the valid names."""
-    from zerocopy.adapters import ALIASES
+    from zerocopy.registry import ALIASES
 
     valid = list(valid)
     names = [ALIASES.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from zerocopy._report import framework_row
-from zerocopy.adapters import FRAMEWORKS
+from zerocopy.registry import FRAMEWORKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _rows() -> list[dict[str, Any]]:
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
     rows = []
     with progress(len(FRAMEWORKS), "asking each framework") as step:
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    from zerocopy._console import out, table
+    from zerocopy.cli.console import out, table
 
     console = out()
     console.print(f"[bold]{summary(rows)}[/]")
