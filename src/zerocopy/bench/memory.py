@@ -87,7 +87,7 @@ def host_part(quick: bool) -> dict[str, Any]:
         "+tracking (no stacks)": TrackingAdaptor(host, capture_stacks=False),
         "+tracking (stacks)": TrackingAdaptor(host),
     }
-    from zerocopy._console import progress
+    from zerocopy.cli.console import progress
 
     n = 300 if quick else 3000
     rows = []
