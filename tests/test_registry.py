@@ -1,0 +1,166 @@
+"""The registry is the one list of frameworks: every record has an adapter (and, where it
+says so, a hook) of the common shape, every spelling resolves to one framework, and every
+list elsewhere is the registry's, derived."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from zerocopy import adapters, registry
+from zerocopy._detect import framework_of
+from zerocopy.bench import exchange as bench_exchange
+from zerocopy.cli import matrix as cli_matrix
+from zerocopy.errors import InvalidArgumentError, UnsupportedConversionError
+from zerocopy.exchange.edges import CAI, DLPACK, Edge
+from zerocopy.memory import hooks
+
+RECORDS = registry.RECORDS
+NAMES = [r.name for r in RECORDS]
+
+ADAPTER_SHAPE = ("NAME", "IMPORT_NAME", "PIP", "PROTOCOLS", "EDGES",
+                 "inspect", "dtypes", "version", "devices", "make", "to_host")
+HOOK_SHAPE = ("NAME", "PACKAGE", "INSTALL_HINT", "MODES", "capabilities", "check", "install",
+              "framework_stats", "release_cache", "oom_type")
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=NAMES)
+def test_every_record_has_an_adapter_of_the_common_shape(record: registry.Framework) -> None:
+    module = registry.adapter(record.name)
+    assert module.__name__ == record.adapter_module
+    missing = [name for name in ADAPTER_SHAPE if not hasattr(module, name)]
+    assert not missing, f"{record.adapter_module} lacks {missing}"
+    # The adapter and its record state the same facts.
+    assert (record.name, record.import_name, record.pip) == (module.NAME, module.IMPORT_NAME, module.PIP)
+    assert set(module.PROTOCOLS) == {"exports", "imports"}
+    assert all(isinstance(edge, Edge) for edge in module.EDGES)
+    for function in ADAPTER_SHAPE[5:]:
+        assert callable(getattr(module, function)), f"{record.name}.{function}"
+    # Frameworks the GPU matrix probes copy NumPy values onto a device with their move().
+    if record.device_probe:
+        assert callable(getattr(module, "move", None)), f"{record.name} has a device probe but no move()"
+
+
+@pytest.mark.parametrize("record", [r for r in RECORDS if r.hook_module], ids=lambda r: r.name)
+def test_every_hook_the_registry_names_exists_with_the_hook_shape(record: registry.Framework) -> None:
+    module = hooks.hook(record.name)
+    assert module.__name__ == record.hook_module
+    assert record.name == module.NAME
+    missing = [name for name in HOOK_SHAPE if not hasattr(module, name)]
+    assert not missing, f"{record.hook_module} lacks {missing}"
+    for mode in module.MODES:
+        assert module.capabilities(mode).framework == record.name
+
+
+def test_a_framework_without_a_pool_has_no_hook_module() -> None:
+    hook_files = {p.stem for p in _package_dir(hooks).glob("[!_]*.py")}
+    assert hook_files == set(registry.names(hook=True))
+
+
+def test_every_adapter_module_is_in_the_registry() -> None:
+    adapter_files = {p.stem for p in _package_dir(adapters).glob("[!_]*.py")}
+    assert adapter_files == set(NAMES)
+
+
+def test_records_state_facts_of_the_known_kinds() -> None:
+    for record in RECORDS:
+        assert record.memory in ("host", "device", "both"), record.name
+        assert record.kinds and set(record.kinds) <= {"array", "column", "table"}, record.name
+        assert record.name in record.modules or record.import_name in record.modules, record.name
+
+
+def test_every_spelling_names_one_framework() -> None:
+    spellings = Counter(s for r in RECORDS for s in {r.name, *r.aliases, *r.modules})
+    assert [s for s, n in spellings.items() if n > 1] == []
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=NAMES)
+def test_names_aliases_and_modules_resolve(record: registry.Framework) -> None:
+    for spelling in (record.name, record.name.upper(), *record.aliases, *record.modules):
+        assert registry.resolve(spelling) == record.name, spelling
+    # A module object, or a submodule's name, resolves by its top-level package.
+    module = ModuleType(f"{record.modules[-1]}.sub")
+    assert registry.resolve(module) == record.name
+    assert registry.record(record.name) is record
+
+
+def test_unknown_spellings_are_typed_errors_that_list_the_frameworks() -> None:
+    with pytest.raises(UnsupportedConversionError, match=r"Unknown target framework .torhc.*numpy, torch"):
+        registry.resolve("torhc")
+    with pytest.raises(UnsupportedConversionError, match="framework name or module"):
+        registry.resolve(42)
+    with pytest.raises(InvalidArgumentError, match="Unknown framework 'np'"):
+        registry.record("np")  # record() takes names only; resolve() reads aliases
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=NAMES)
+def test_detection_reads_the_records_modules(record: registry.Framework) -> None:
+    for module in record.modules:
+        cls = type("Probe", (), {"__module__": f"{module}.core"})
+        assert framework_of(cls()) == record.name, module
+    assert framework_of(type("Probe", (), {"__module__": "somewhere.else"})()) is None
+
+
+def test_the_derived_lists_are_the_registrys() -> None:
+    host, device, both = (tuple(r.name for r in RECORDS if r.memory == m) for m in ("host", "device", "both"))
+    assert registry.HOST_ONLY == host == ("numpy", "pyarrow", "pandas", "polars")
+    assert registry.DEVICE_ONLY == device == ("cupy", "numba", "cudf")
+    assert set(registry.CPU_FRAMEWORKS) == set(host + both)
+    assert set(registry.GPU_FRAMEWORKS) == set(device + both)
+    assert list(registry.FRAMEWORKS) == NAMES
+    assert {r.name: r.hook_module for r in RECORDS if r.hook_module} == registry.HOOKS
+    assert hooks.HOOKS == registry.HOOKS
+    # adapters/ re-exports the registry's names, so older imports keep working.
+    for name in adapters.__all__:
+        assert getattr(adapters, name) is getattr(registry, name), name
+    assert registry.names(kind="table") == ("pyarrow", "pandas", "polars", "cudf")
+    assert "pyarrow" in registry.names(kind="array")  # pa.Tensor
+
+
+def test_the_command_line_and_bench_defaults_are_the_registrys() -> None:
+    main_host = registry.names(memory=("host", "both"), main_env=True)
+    assert tuple(cli_matrix.DEFAULT) == main_host
+    assert tuple(bench_exchange.CPU) == main_host
+    assert "mxnet" not in main_host  # its own environment (NumPy < 1.24)
+    assert tuple(cli_matrix.GPU_DEFAULT) == registry.names(device_probe=True)
+
+
+def test_installed_asks_find_spec_of_the_import_name() -> None:
+    for record in RECORDS:
+        expected = importlib.util.find_spec(record.import_name) is not None
+        assert registry.installed(record.name) is expected, record.name
+    here = registry.names(installed=True)
+    assert "numpy" in here and set(here) | set(registry.names(installed=False)) == set(NAMES)
+
+
+def test_edges_join_installed_frameworks_and_protocols_only() -> None:
+    ends = {*registry.names(installed=True), DLPACK, CAI}
+    found = registry.edges()
+    assert found and all(e.source in ends and e.target in ends for e in found)
+
+
+def test_importing_every_adapter_and_hook_module_imports_no_framework() -> None:
+    code = (
+        "import sys\n"
+        "from zerocopy import registry\n"
+        "from zerocopy.memory.hooks import hook\n"
+        "for name in registry.names():\n"
+        "    registry.adapter(name)\n"
+        "for name in registry.HOOKS:\n"
+        "    hook(name)\n"
+        "heavy = {m for r in registry.RECORDS if r.name != 'numpy' for m in r.modules}\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _package_dir(package: ModuleType) -> Path:
+    assert package.__file__ is not None
+    return Path(package.__file__).parent
