@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from zerocopy import registry
 from zerocopy.memory._cudart import UINT64_MAX
+from zerocopy.memory.hooks import hook
 
 __all__ = ["GovernedPool", "PoolEvent", "PoolGovernor"]
 
@@ -179,7 +181,8 @@ def _torch_backend(torch: Any) -> str:
 
 
 def _suspect() -> str:
-    """Best guess of who changed the pool: the GPU frameworks that are running."""
-    running = [name for name in ("jax", "torch", "cupy", "tensorflow", "numba", "rmm")
-               if name in sys.modules]
+    """Best guess of who changed the pool: the frameworks with a pool hook that are loaded
+    (their own modules, or the package their hook drives: RMM for cuDF)."""
+    running = [name for name in registry.names(hook=True)
+               if registry.record(name).loaded(sys.modules) or hook(name).PACKAGE in sys.modules]
     return ", ".join(running) or "unknown"
