@@ -1,0 +1,100 @@
+"""Every framework's adapter module has the same shape (the hook modules' twin test is
+tests/memory/test_memory_share.py::test_every_hook_has_the_same_shape).
+
+Code outside an adapter calls it through ``registry.adapter(name)`` without knowing which
+framework it holds, so the constants and function signatures below are one contract.
+Importing an adapter imports no framework, so every adapter is checked on every machine.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from zerocopy import registry
+from zerocopy.exchange.edges import Edge
+
+# name -> the parameters every adapter's function takes, as (name, kind, has a default).
+# An adapter may add parameters after these only if they have defaults (cupy.make's device).
+POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+FUNCTIONS: dict[str, tuple[tuple[str, inspect._ParameterKind, bool], ...]] = {
+    "inspect": (("x", POSITIONAL, False),),
+    "dtypes": (),
+    "version": (),
+    "devices": (),
+    "make": (("values", POSITIONAL, False),),
+    "to_host": (("x", POSITIONAL, False),),
+}
+# Functions that frameworks of one sort have: device probes move arrays between devices
+# (zerocopy.testing builds the GPU matrix with them); table frameworks hand columns in and out.
+MOVE = {"move": (("x", POSITIONAL, False), ("device", POSITIONAL, False))}
+TABLE = {
+    "columns": ((None, POSITIONAL, False), ("copy", KEYWORD, True)),
+    "table_from_columns": (("names", POSITIONAL, False), ("arrays", POSITIONAL, False),
+                           ("rows", KEYWORD, True), ("kind", KEYWORD, True), ("copy", KEYWORD, True)),
+}
+
+
+def _parameters(function: Callable[..., object]) -> list[tuple[str, inspect._ParameterKind, bool]]:
+    return [(p.name, p.kind, p.default is not p.empty)
+            for p in inspect.signature(function).parameters.values()]
+
+
+def _assert_signature(module: ModuleType, name: str,
+                      expected: tuple[tuple[str | None, inspect._ParameterKind, bool], ...]) -> None:
+    function = getattr(module, name, None)
+    assert callable(function), f"{module.__name__} has no function {name}()"
+    where = f"{module.__name__}.{name}{inspect.signature(function)}"
+    got = _parameters(function)
+    # A name of None: any name (columns(table) in one adapter is columns(df) in another).
+    shared = [(e_name or g_name, kind, default)
+              for (e_name, kind, default), (g_name, _, _) in zip(expected, got, strict=False)]
+    assert len(got) >= len(expected) and got[:len(expected)] == shared, f"{where}: not the shared shape"
+    assert all(default for *_, default in got[len(expected):]), (
+        f"{where}: parameters beyond the shared ones need defaults")
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_adapter_has_the_same_shape(name: str) -> None:
+    record = registry.record(name)
+    module = registry.adapter(name)
+    assert name == module.NAME
+    # Facts the registry holds may be repeated in the module only if they agree with it.
+    assert getattr(module, "IMPORT_NAME", record.import_name) == record.import_name
+    assert getattr(module, "PIP", record.pip) == record.pip
+    assert set(module.PROTOCOLS) == {"exports", "imports"}
+    assert all(isinstance(p, str) for ways in module.PROTOCOLS.values() for p in ways)
+    assert isinstance(module.EDGES, tuple) and module.EDGES, "an adapter brings its edges"
+    assert all(isinstance(e, Edge) and name in (e.source, e.target) for e in module.EDGES)
+    for function, parameters in FUNCTIONS.items():
+        _assert_signature(module, function, parameters)
+    if record.device_probe:
+        for function, parameters in MOVE.items():
+            _assert_signature(module, function, parameters)
+    if "table" in record.kinds:
+        for function, parameters in TABLE.items():
+            _assert_signature(module, function, parameters)
+
+
+def test_every_adapter_module_has_a_record() -> None:
+    """No adapter module lies beside the others without a registry record (nothing would
+    ever load it), and no record names a module that is not there."""
+    folder = Path(registry.adapter("numpy").__file__).parent
+    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    assert modules == {registry.record(n).adapter_module.rpartition(".")[2] for n in registry.names()}
+
+
+def test_a_signature_off_the_shape_is_caught() -> None:
+    """The check itself: a renamed parameter or an extra one without a default fails."""
+    odd = ModuleType("odd")
+    odd.to_host = lambda array: array  # type: ignore[attr-defined]
+    odd.make = lambda values, device: values  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError, match="not the shared shape"):
+        _assert_signature(odd, "to_host", FUNCTIONS["to_host"])
+    with pytest.raises(AssertionError, match="need defaults"):
+        _assert_signature(odd, "make", FUNCTIONS["make"])
