@@ -11,6 +11,7 @@ copies and is never used. A DataFrame becomes one 2-D array only by a copy
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,15 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import table_to_f_order
-from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import (
+    LayoutError,
+    UnsupportedConversionError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    message,
+)
 from zerocopy.exchange import cai, checks
-from zerocopy.exchange.blocks import block_edge
+from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import CAI, Edge, Options
 from zerocopy.exchange.info import COLUMN, TABLE, Info
 
@@ -104,13 +111,47 @@ def _from_cai(x: Any, options: Options) -> Any:
     return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
 
 
-def _columns(df: Any) -> list[Any]:
-    return [df[name].values for name in df.columns]
+# --------------------------------------------------------------- tables <-> columns
+# zerocopy.layout reads and writes tables through these two (the pyarrow module has the
+# same pair, on the host), and the column-block edge reads them too.
+
+def columns(df: Any, *, copy: bool | None = None) -> list[tuple[str, Any]]:
+    """A frame's columns as (name, CuPy array): ``Series.values``, a view of each null-free
+    fixed-width column. Nulls and columns without a numeric form raise typed errors."""
+    pairs = []
+    for name in df.columns:
+        s = df[name]
+        no_nulls(int(s.null_count), str(name))
+        if getattr(s.dtype, "kind", "O") not in "biufcmM":
+            raise not_numeric(str(name), s.dtype)
+        pairs.append((str(name), s.values))
+    return [(name, values.copy()) for name, values in pairs] if copy else pairs
+
+
+def table_from_columns(names: Sequence[str], arrays: Sequence[Any], *, rows: int = 0,
+                       kind: str | None = None, copy: bool | None = None) -> Any:
+    """A DataFrame over CuPy ``arrays`` (through the CUDA Array Interface); ``rows``: the row
+    count kept when there are no columns. Array columns have no cuDF form: a typed error."""
+    cudf = _cudf()
+    if kind not in (None, "DataFrame"):
+        raise UnsupportedConversionError(message(f"cuDF has no table type {kind!r}",
+                                                 expected="DataFrame", got=repr(kind)))
+    for name, array in zip(names, arrays, strict=True):
+        if array.ndim != 1:
+            raise LayoutError(message(
+                f"column {name!r} is a fixed-size array column, which cuDF cannot hold",
+                expected="1-D columns", got=f"shape {tuple(array.shape)}",
+                hint="use to='pyarrow' (FixedSizeList) or to='polars' (Array)"))
+        if copy is False and not array.flags.c_contiguous:
+            raise copy_refused(str(name), "is strided, which a cuDF column cannot hold as it is")
+    if not arrays:
+        return cudf.DataFrame(index=cudf.RangeIndex(rows))
+    return cudf.DataFrame(dict(zip(names, arrays, strict=True)))
 
 
 EDGES = (
     # A DataFrame over a zerocopy GPU column block is one (rows, k) CuPy tensor already.
-    block_edge(NAME, _columns, table_to_f_order,
+    block_edge(NAME, columns, table_to_f_order,
                "cuDF may copy on write when a column is modified later", target="cupy"),
     Edge(NAME, "cupy", "Series.values", "x.values  (CuPy view of the column)", _values, cost=0.8,
          kinds=frozenset({COLUMN}), result_kind="array", check=checks.no_nulls("CuPy")),

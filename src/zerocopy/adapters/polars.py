@@ -3,6 +3,7 @@ nulls are a validity bitmap, and a column may be split in chunks."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -11,8 +12,9 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import table_to_f_order
+from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, message
 from zerocopy.exchange import checks
-from zerocopy.exchange.blocks import block_edge
+from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
@@ -186,10 +188,6 @@ def _arrow_to_frame(t: Any, options: Options) -> Any:
     return pl.from_arrow(t, rechunk=False)
 
 
-def _columns(df: Any) -> list[np.ndarray]:
-    return [s.to_numpy(allow_copy=False) for s in df.iter_columns()]
-
-
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
     from zerocopy.adapters.numpy import columns_to_array
 
@@ -249,10 +247,82 @@ def _tensor_dtype(info: Info, options: Options) -> Refusal | None:
 _NUMERIC = checks.dtype_in("Polars", dtypes)
 
 
+# --------------------------------------------------------------- tables <-> columns
+# zerocopy.layout reads and writes tables through these two (the pyarrow module has the
+# same pair), and the column-block edge reads them too.
+
+def columns(df: Any, *, copy: bool | None = None) -> list[tuple[str, np.ndarray]]:
+    """A frame's columns as (name, NumPy array): read-only views of Polars' buffers, copies
+    only where Polars has no view (chunks, bool bits; NotZeroCopyError under
+    ``copy=False``); Array columns as ``(rows, width)`` arrays. Nulls and columns without
+    a numeric form raise typed errors."""
+    pairs = [(s.name, _column_values(s, copy)) for s in df.iter_columns()]
+    return [(name, values.copy()) for name, values in pairs] if copy else pairs
+
+
+def _column_values(s: Any, copy: bool | None) -> np.ndarray:
+    dtype = s.dtype
+    if not (dtype.is_numeric() or dtype.is_temporal() or str(dtype) == "Boolean"
+            or str(dtype).startswith("Array")):
+        raise not_numeric(s.name, dtype)
+    no_nulls(s.null_count(), s.name)
+    if copy is not False:
+        return s.to_numpy()
+    try:
+        return s.to_numpy(allow_copy=False)
+    except RuntimeError as exc:  # Polars: "copy not allowed" (chunks, bool bits)
+        raise copy_refused(s.name, "has no single NumPy-compatible buffer (chunks or bits)") from exc
+
+
+def table_from_columns(names: Sequence[str], arrays: Sequence[np.ndarray], *, rows: int = 0,
+                       kind: str | None = None, copy: bool | None = None) -> Any:
+    """A DataFrame over NumPy ``arrays`` (Polars wraps contiguous numbers without a copy;
+    ``(rows, width)`` arrays become Array columns); ``rows``: the row count kept when there
+    are no columns. ``copy=False`` refuses what Polars must copy (bool, strided)."""
+    pl = _pl()
+    if kind not in (None, "DataFrame"):
+        raise UnsupportedConversionError(message(f"polars has no table type {kind!r}",
+                                                 expected="DataFrame", got=repr(kind)))
+    series = []
+    for name, array in zip(names, arrays, strict=True):
+        _polars_can_hold(array, str(name))
+        if copy is False and (array.dtype.kind == "b" or not array.flags.c_contiguous):
+            raise copy_refused(str(name), "is bool or strided, which a Polars column cannot hold as it is")
+        series.append(pl.Series(str(name), array))
+    # Rows without columns keep their count (pl.DataFrame([]) would have none).
+    return pl.DataFrame(series) if series else pl.DataFrame(height=rows)
+
+
+# Polars' temporal units; other NumPy units would raise Polars' own ValueError.
+_UNITS = {"m": frozenset({"ms", "us", "ns"}), "M": frozenset({"D", "ms", "us", "ns"})}
+
+
+def _polars_can_hold(array: np.ndarray, name: str) -> None:
+    """Refuse, with a typed error, what Polars would keep only as Python ``Object`` values
+    (complex, void) or reject (temporal units it lacks)."""
+    kind = array.dtype.kind
+    if kind in "biuf":
+        return
+    if kind in _UNITS:
+        unit = np.datetime_data(array.dtype)[0]
+        if unit in _UNITS[kind]:
+            return
+        what = "Duration" if kind == "m" else "Datetime"
+        raise UnsupportedDtypeError(message(
+            f"column {name!r} is {array.dtype}, a unit Polars' {what} does not have",
+            expected=f"units {', '.join(sorted(_UNITS[kind]))}", got=str(array.dtype),
+            hint=f"cast the field first, e.g. astype('{kind}8[ms]') (exact for whole seconds)"))
+    raise UnsupportedDtypeError(message(
+        f"column {name!r} is {array.dtype}, which Polars would only hold as Python objects",
+        expected="bool, int, uint, float or temporal fields", got=str(array.dtype),
+        hint="complex: split into real and imaginary fields (x.real, x.imag); or use "
+             "to='numpy' / to='pandas'"))
+
+
 def _typed_block_edge() -> Edge:
     """The column-block edge, refusing columns without an array form first (a typed error
     with Polars' own hint, before any detour through other frameworks is tried)."""
-    edge = block_edge(NAME, _columns, table_to_f_order, _READONLY)
+    edge = block_edge(NAME, columns, table_to_f_order, _READONLY)
     return replace(edge, check=checks.all_of(_tensor_dtype, edge.check))
 _READONLY = "Polars memory is immutable: the NumPy view is read-only"
 

@@ -7,14 +7,16 @@ and nulls live in a validity bitmap that tensors cannot carry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
+from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, message
 from zerocopy.exchange import checks
-from zerocopy.exchange.blocks import block_edge
+from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 
@@ -283,14 +285,6 @@ def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
     return new
 
 
-def _table_columns(t: Any) -> list[np.ndarray]:
-    columns = []
-    for column in t.columns:
-        chunk = column.chunk(0) if hasattr(column, "chunk") and column.num_chunks == 1 else column
-        columns.append(chunk.to_numpy(zero_copy_only=True))
-    return columns
-
-
 def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
     from zerocopy.adapters.numpy import columns_to_array
 
@@ -303,9 +297,72 @@ def _pieces(column: Any) -> int:
     return column.num_chunks if hasattr(column, "num_chunks") else 1
 
 
+# --------------------------------------------------------------- tables <-> columns
+# zerocopy.layout reads and writes tables through these two, and the column-block edge
+# below reads them too: every table framework module has both, with this signature.
+
+def columns(table: Any, *, copy: bool | None = None) -> list[tuple[str, np.ndarray]]:
+    """A Table's or RecordBatch's columns as (name, NumPy array): views of Arrow's buffers,
+    copies only where Arrow has no view (chunks, bool bits; NotZeroCopyError under
+    ``copy=False``); fixed-size lists as ``(rows, size)`` arrays. Nulls and columns without
+    a numeric form raise typed errors."""
+    pairs = [(name, _column_values(column, name, copy))
+             for name, column in zip(table.column_names, table.columns, strict=True)]
+    return [(name, values.copy()) for name, values in pairs] if copy else pairs
+
+
+def _column_values(column: Any, name: str, copy: bool | None) -> np.ndarray:
+    pa = _pa()
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks > 1 and copy is False:
+            raise copy_refused(name, f"is split into {column.num_chunks} chunks")
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    no_nulls(column.null_count, name)
+    if pa.types.is_fixed_size_list(column.type):
+        inner = _column_values(column.flatten(), name, copy)
+        return inner.reshape(len(column), column.type.list_size, *inner.shape[1:])
+    fixed = pa.types.is_primitive(column.type) or pa.types.is_temporal(column.type)
+    if not fixed or pa.types.is_dictionary(column.type):
+        raise not_numeric(name, column.type)
+    if pa.types.is_boolean(column.type):  # bit-packed in Arrow: the one type to unpack
+        if copy is False:
+            raise copy_refused(name, "is bool, which Arrow stores as bits")
+        return column.to_numpy(zero_copy_only=False)
+    return column.to_numpy(zero_copy_only=True)
+
+
+def table_from_columns(names: Sequence[str], arrays: Sequence[np.ndarray], *, rows: int = 0,
+                       kind: str | None = None, copy: bool | None = None) -> Any:
+    """A RecordBatch (``kind="Table"``: a Table) over NumPy ``arrays``, sharing their
+    memory; ``(rows, size)`` arrays become fixed-size lists. ``rows``: the row count kept
+    when there are no columns. ``copy=False`` refuses what Arrow must copy (bool, strided)."""
+    pa = _pa()
+    if kind not in (None, "RecordBatch", "Table"):
+        raise UnsupportedConversionError(message(f"pyarrow has no table type {kind!r}",
+                                                 expected="RecordBatch or Table", got=repr(kind)))
+    built = [_arrow_column(array, str(name), copy) for name, array in zip(names, arrays, strict=True)]
+    batch = (pa.RecordBatch.from_arrays(built, names=[str(n) for n in names]) if built
+             else pa.record_batch({"_": pa.nulls(rows)}).drop_columns(["_"]))
+    return pa.Table.from_batches([batch]) if kind == "Table" else batch
+
+
+def _arrow_column(array: np.ndarray, name: str, copy: bool | None) -> Any:
+    if array.dtype.kind == "c":
+        raise UnsupportedDtypeError(message(
+            f"column {name!r} is complex, which Arrow has no type for",
+            expected="real numbers", got=str(array.dtype),
+            hint="split it into real and imaginary columns, or use to='numpy'"))
+    if copy is False and (array.dtype.kind == "b" or not array.flags.c_contiguous):
+        raise copy_refused(name, "is bool or strided, which an Arrow column cannot hold as it is")
+    if array.ndim == 1:
+        return _pa().array(array)
+    flat = np.ascontiguousarray(array).reshape(len(array) * array.shape[1], *array.shape[2:])
+    return _pa().FixedSizeListArray.from_arrays(_arrow_column(flat, name, copy), array.shape[1])
+
+
 EDGES = (
     *EDGES,
-    block_edge(NAME, _table_columns, table_to_f_order,
+    block_edge(NAME, columns, table_to_f_order,
                "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "aligned C-order array filled column by column",
          _table_to_numpy_copy, copies=True, cost=20.0, kinds=frozenset({TABLE}), result_kind=ARRAY,

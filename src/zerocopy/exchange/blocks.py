@@ -1,12 +1,25 @@
-"""Column blocks: one buffer whose slices are a table's columns.
+"""Column blocks: when a table's columns are one 2-D tensor without a copy. One rule, here.
 
-A table can become a 2-D tensor without a copy only when its columns already sit in one
-allocation at a constant distance. Two columns that merely happen to be adjacent in
-memory are not enough (freeing one would leave the tensor dangling), so a block must be
-*registered* by whoever allocated it (``zerocopy.layout``'s column block, or a pandas
-consolidated block, which pandas itself owns). ``stack_view`` then returns a strided view
-that keeps the block's owner alive. Blocks are NumPy arrays (host) or CuPy arrays (device:
-cuDF tables over a GPU column block); pointers of both live in one address space.
+A table becomes a ``(rows, k)`` tensor without a copy only when its columns lie in one
+allocation at a constant distance, with one dtype, one length and one stride. Two columns
+that merely happen to be adjacent in memory are not enough: whether they are would
+depend on the allocator, so the same code would share on one run and copy on the next.
+The allocation is found one of two ways:
+
+- a *registered* block: whoever allocated it declared it (``zerocopy.layout``'s column
+  block, ``read_parquet``); a view of it is as writable as the block;
+- a *common base*: every column is a view of the same array (a pandas block, the columns
+  of one 2-D array, one CuPy allocation); a view of it is writable only if every column
+  is (pandas hands out read-only columns under copy-on-write).
+
+:func:`one_block` is that rule. ``zerocopy.to`` (through :func:`block_edge`, the
+table -> 2-D array edge of every table framework) and ``zerocopy.stack`` (through
+``zerocopy.layout.tables``) both ask it, so they give the same answer for the same table.
+Blocks are NumPy arrays (host) or CuPy arrays (device); pointers of both live in one
+address space.
+
+The small column checks every table framework's ``columns()`` needs (nulls, numeric
+types, copies refused under ``copy=False``) live here too, so their messages are one.
 """
 
 from __future__ import annotations
@@ -14,14 +27,18 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from zerocopy import copies
+from zerocopy.errors import NotZeroCopyError, NullValuesError, UnsupportedDtypeError, message
 from zerocopy.exchange.edges import Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, TABLE, Info
 
-__all__ = ["block_edge", "find_block", "register", "stack_view"]
+__all__ = ["block_edge", "copy_refused", "find_block", "is_ordered", "no_nulls", "not_numeric",
+           "one_block", "register", "stack_view"]
 
 _BLOCKS: dict[int, tuple[int, int, weakref.ref[Any]]] = {}
 _LOCK = threading.Lock()
@@ -50,6 +67,7 @@ def _forget(key: int) -> None:
 
 
 def find_block(start: int, end: int) -> Any:
+    """The registered block that holds bytes ``[start, end)``, or None."""
     with _LOCK:
         entries = list(_BLOCKS.values())
     for lo, hi, ref in entries:
@@ -59,50 +77,120 @@ def find_block(start: int, end: int) -> Any:
     return None
 
 
-def stack_view(columns: list[Any]) -> Any:
-    """A (rows, k) view over ``columns`` if they lie in one registered block at a constant
-    distance with the same dtype and stride; None otherwise."""
+# ------------------------------------------------------------------------- the one rule
+
+
+def one_block(columns: Sequence[Any]) -> Any:
+    """A ``(rows, k)`` view over ``columns`` (1-D NumPy or CuPy arrays) when they lie in one
+    allocation at a constant distance with the same dtype, length and stride; None
+    otherwise. The view keeps the allocation alive."""
     if not columns:
         return None
     first = columns[0]
-    if any(c.dtype != first.dtype or c.shape != first.shape or c.strides != first.strides
-           for c in columns) or first.ndim != 1:
+    if first.ndim != 1 or any(type(c) is not type(first) or c.dtype != first.dtype
+                              or c.shape != first.shape or c.strides != first.strides
+                              for c in columns):
         return None
     pointers = [_pointer(c) for c in columns]
     step = pointers[1] - pointers[0] if len(pointers) > 1 else first.itemsize * len(first)
     if any(b - a != step for a, b in itertools.pairwise(pointers)):
         return None
-    lo, hi = min(pointers), max(pointers) + max(len(first) - 1, 0) * first.strides[0] + first.itemsize
+    lo, hi = _span(pointers, len(first), first.strides[0], first.itemsize)
+    shape, strides = (len(first), len(columns)), (first.strides[0], step)
     owner = find_block(lo, hi)
-    if owner is None:
-        return None
-    # A host column over a device block (or the reverse) is no view of it.
-    usable = (owner.flags.c_contiguous or owner.flags.f_contiguous) and type(owner) is type(first)
-    return _view(owner, first, pointers[0] - _pointer(owner), len(columns), step) if usable else None
+    if owner is not None and type(owner) is type(first):  # a host column over a device block is no view of it
+        return _registered_view(owner, first, pointers[0] - _pointer(owner), shape, strides)
+    if _same_base(columns, lo, hi):
+        return _base_view(columns, shape, strides)
+    return None
 
 
-def _view(owner: Any, first: Any, offset: int, count: int, step: int) -> Any:
-    shape, strides = (len(first), count), (first.strides[0], step)
+# The former name: the exchange edges called the rule this.
+stack_view = one_block
+
+
+def is_ordered(view: Any, order: str) -> bool:
+    """Is ``view`` (rows, k) laid out in ``order``: "F" each column contiguous (column-major,
+    any distance between columns), "C" each row contiguous (row-major)?"""
+    rows, k = view.shape
+    if order == "F":
+        return rows <= 1 or view.strides[0] == view.itemsize
+    return k <= 1 or view.strides[1] == view.itemsize
+
+
+def _span(pointers: list[int], rows: int, stride: int, itemsize: int) -> tuple[int, int]:
+    """Bytes ``[lo, hi)`` the columns cover (negative strides and steps included)."""
+    reach = (rows - 1) * stride if rows else 0
+    lo = min(pointers) + min(reach, 0)
+    hi = max(pointers) + max(reach, 0) + (itemsize if rows else 0)
+    return lo, hi
+
+
+def _root(x: Any) -> Any:
+    """The allocation a column is a view of: the last NumPy array of its ``.base`` chain, or
+    CuPy's memory object."""
+    if not isinstance(x, np.ndarray):
+        return x.data.mem  # CuPy: the allocation itself
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
+
+
+def _same_base(columns: Sequence[Any], lo: int, hi: int) -> bool:
+    root = _root(columns[0])
+    if any(_root(c) is not root for c in columns[1:]):
+        return False
+    if isinstance(root, np.ndarray):
+        start, end = np.lib.array_utils.byte_bounds(root)
+    else:
+        start, end = int(root.ptr), int(root.ptr) + int(root.size)
+    return start <= lo and hi <= end
+
+
+def _registered_view(owner: Any, first: Any, offset: int, shape: tuple[int, int],
+                     strides: tuple[int, int]) -> Any:
     if isinstance(owner, np.ndarray):
         # np.ndarray over the owner's buffer checks the bounds and keeps the owner alive.
         return np.ndarray(shape, dtype=first.dtype, buffer=owner, offset=offset, strides=strides)
-    import cupy  # the owner is a CuPy array, so CuPy is loaded
-
-    # The memory pointer holds the owner's allocation: the view keeps it alive.
-    return cupy.ndarray(shape, dtype=first.dtype, strides=strides, memptr=owner.data + offset)
+    return _device_view(owner.data + offset, first.dtype, shape, strides)
 
 
-def block_edge(source: str, columns_of: Any, project: Any, caveat: str, target: str = "numpy") -> Edge:
-    """The edge table -> 2-D array of a framework whose columns ``columns_of(table)``
-    returns as NumPy (or, with ``target="cupy"``, CuPy) views: shared when they lie in one
-    registered block."""
+def _base_view(columns: Sequence[Any], shape: tuple[int, int], strides: tuple[int, int]) -> Any:
+    first = columns[0]
+    if isinstance(first, np.ndarray):
+        # A view of the first column (whose base chain holds the allocation); read-only
+        # when any column is (a pandas block under copy-on-write).
+        writable = all(c.flags.writeable for c in columns)
+        return np.lib.stride_tricks.as_strided(first, shape, strides, writeable=writable)
+    return _device_view(first.data, first.dtype, shape, strides)
+
+
+def _device_view(memptr: Any, dtype: Any, shape: tuple[int, int], strides: tuple[int, int]) -> Any:
+    import cupy  # the columns are CuPy arrays, so CuPy is loaded
+
+    # The memory pointer holds the allocation: the view keeps it alive.
+    return cupy.ndarray(shape, dtype=dtype, strides=strides, memptr=memptr)
+
+
+# ------------------------------------------------------------- the table -> tensor edge
+
+
+def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat: str,
+               target: str = "numpy") -> Edge:
+    """The edge table -> 2-D array of a table framework: shared when :func:`one_block` finds
+    its columns in one allocation. ``columns_of`` is the framework module's ``columns``:
+    ``columns_of(table, copy=False)`` gives ``(name, array)`` pairs (NumPy, or CuPy with
+    ``target="cupy"``) or raises where a column has no view."""
+
+    def arrays(table: Any) -> list[Any]:
+        return [array for _, array in columns_of(table, copy=False)]
 
     def stackable(info: Info, options: Options) -> Refusal | None:
-        if info.nulls or info.dtype in (None, "bool") or info.extra.get("bits"):
+        if info.nulls or info.dtype is None or info.extra.get("bits"):
             return Refusal("the columns are not one null-free numeric dtype")
         try:
-            view = stack_view(columns_of(info.obj))
-        except Exception:  # chunked, bit-packed or Arrow-backed columns have no plain view
+            view = one_block(arrays(info.obj))
+        except Exception:  # chunked, bit-packed or non-numeric columns have no plain view
             view = None
         if view is None:
             return Refusal(f"{source} keeps each column in its own buffer, so a 2-D tensor "
@@ -110,11 +198,63 @@ def block_edge(source: str, columns_of: Any, project: Any, caveat: str, target: 
         return None
 
     def run(table: Any, options: Options) -> Any:
-        view = stack_view(columns_of(table))
-        if view is None:  # the plan's check saw a block; the table changed since
-            raise BufferError("the table's columns no longer lie in one block")
+        columns = arrays(table)
+        view = one_block(columns)
+        if view is None:
+            # The route was planned for a table whose columns were one block, and cached
+            # under facts that do not say so (a table's signature holds its dtypes and
+            # names, not where its columns lie): this one needs the copy.
+            return _stale_route_copy(source, target, columns, options)
         return view
 
     return Edge(source, target, "column block", "strided view over the table's column block",
                 run, check=stackable, cost=5.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
                 project=project, caveat=lambda info: caveat)
+
+
+def _stale_route_copy(source: str, target: str, columns: list[Any], options: Options) -> Any:
+    if options.copy is False:
+        raise NotZeroCopyError(message(
+            f"the {source} table's columns are not one block, so a 2-D tensor needs a copy",
+            expected="columns in one allocation (zerocopy.column_block)", got="separate buffers",
+            hint="pass copy=None to accept the copy, or allocate the table in a column block"))
+    first = columns[0]
+    nbytes = len(columns) * first.nbytes
+    if copies.WATCHING:
+        copies.copied(f"{source} table", target, nbytes, "its columns are not one block")
+    if isinstance(first, np.ndarray):
+        out = np.empty((len(first), len(columns)), first.dtype, order="F")
+    else:
+        import cupy  # CuPy columns: CuPy is loaded
+
+        out = cupy.empty((len(first), len(columns)), first.dtype, order="F")
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
+
+
+# ------------------------------------------------------------------ column checks
+
+
+def no_nulls(count: int, name: str) -> None:
+    """Refuse a column with nulls: a tensor has no place for them."""
+    if count:
+        raise NullValuesError(message(
+            f"column {name!r} has {count} null values, which a tensor cannot hold",
+            expected="no nulls", got=f"{count} nulls",
+            hint="fill them first (fill_null / fillna), e.g. with NaN for floats"))
+
+
+def not_numeric(name: str, what: object) -> UnsupportedDtypeError:
+    """The error for a column without a fixed-width numeric form (strings, nested...)."""
+    return UnsupportedDtypeError(message(
+        f"column {name!r} is not a fixed-width numeric column",
+        expected="bool, int, uint, float or temporal values", got=str(what),
+        hint="strings and nested values have no tensor form: drop or encode the column"))
+
+
+def copy_refused(name: str, why: str) -> NotZeroCopyError:
+    """The error for a column whose array would be a copy, under ``copy=False``."""
+    return NotZeroCopyError(message(
+        f"column {name!r} {why}, so its array is a copy", expected="copy=None or True",
+        got="copy=False", hint="pass copy=None to accept the copy"))
