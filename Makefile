@@ -57,8 +57,13 @@ bench: setup
 	$(BIN)/zerocopy bench layout
 	$(BIN)/zerocopy bench memory
 
+# The checked boundaries: ruff (in-function imports only for what keeps frameworks
+# optional), the import rule (only a framework's own modules name it; no private name
+# crosses modules) and mypy on the package. A second or two each.
 lint: setup
-	$(BIN)/python -m ruff check src tests
+	$(BIN)/python -m ruff check src tests scripts
+	$(BIN)/python scripts/check_imports.py
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) $(MXVENV) build src/*.egg-info
