@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zerocopy
+from zerocopy import _cuda
 from zerocopy.errors import DeviceError, NotZeroCopyError, UnsupportedConversionError, UnsupportedDtypeError
 from zerocopy.exchange import cai, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Options
@@ -99,7 +100,7 @@ def test_import_view_with_no_stream_or_no_sync_orders_nothing(monkeypatch: pytes
 def test_import_view_orders_consumer_after_producer(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[object, ...]] = []
     monkeypatch.setattr(streams, "order", lambda *a: calls.append(a))
-    monkeypatch.setattr(cai, "device_of_pointer", lambda ptr: ("cuda", 1))
+    monkeypatch.setattr(_cuda, "pointer_device", lambda ptr: ("cuda", 1))
     out = cai.import_view(_Producer(stream=7), Options(), lambda device: 1000 + device)
     assert calls == [(7, 1001, 1)]  # consumer's current stream on the pointer's device
     assert out.__cuda_array_interface__["stream"] is None  # already ordered

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zerocopy
+from zerocopy import _cuda
 from zerocopy.exchange.edges import Options
 
 tf = pytest.importorskip("tensorflow")
@@ -34,7 +35,7 @@ class _Producer:
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
-    monkeypatch.setattr(tensorflow_adapter, "_host_wait", seen.append)
+    monkeypatch.setattr(_cuda, "synchronize_stream", seen.append)
     return seen
 
 

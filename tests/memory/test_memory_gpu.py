@@ -16,8 +16,8 @@ def test_cuda_runtime_facade_and_device_pool() -> None:
     out = run_python("""
         import json
         import zerocopy.memory as zm
-        from zerocopy.memory._cudart import runtime, UINT64_MAX
-        rt = runtime()
+        from zerocopy._cuda import UINT64_MAX, binding
+        rt = binding()
         pool = zm.DevicePoolResource()
         pool.release_threshold = UINT64_MAX
         used0 = pool.used()
@@ -237,7 +237,7 @@ def test_jax_joins_the_pool_and_governance_holds_after_jax_starts_last() -> None
     out = run_python("""
         import json
         import zerocopy.memory as zm
-        from zerocopy.memory._cudart import UINT64_MAX
+        from zerocopy._cuda import UINT64_MAX
         shared = zm.share(["cupy", "torch", "jax"], interval=None)
         import cupy, torch
         a = cupy.ones(1 << 20); t = torch.ones(1 << 20, device="cuda")

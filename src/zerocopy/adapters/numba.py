@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _cuda as cuda_layer  # _cuda() below is numba.cuda
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedObjectError, message
@@ -60,7 +61,7 @@ def inspect(x: Any) -> Info:
 def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a C-ordered device array on a one-GPU machine, read from
     the array's attributes (its CUDA Array Interface dict is slow to build)."""
-    if not cai.single_gpu() or not x.is_c_contiguous():
+    if not cuda_layer.single_gpu() or not x.is_c_contiguous():
         return None
     return (x.dtype, size_class(x.shape))
 
@@ -98,9 +99,9 @@ def current_stream(device: int) -> int:
 def _from_cai(x: Any, options: Options) -> Any:
     cuda = _cuda()
     exporter = cai.import_view(x, options, current_stream)
-    if cai.single_gpu():  # one context: no push/pop (it costs more than the import itself)
+    if cuda_layer.single_gpu():  # one context: no push/pop (it costs more than the import itself)
         return cuda.as_cuda_array(exporter, sync=False)
-    device = cai.device_of_pointer(exporter.__cuda_array_interface__["data"][0])[1]
+    device = cuda_layer.pointer_device(exporter.__cuda_array_interface__["data"][0])[1]
     with cuda.gpus[device]:  # Numba binds the array to the current context
         return cuda.as_cuda_array(exporter, sync=False)
 

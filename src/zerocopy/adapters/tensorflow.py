@@ -20,12 +20,12 @@ keeps int32 results of GPU ops in host memory, and exports them as CPU tensors."
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from typing import Any
 
 import numpy as np
 
+from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import DeviceError, UnsupportedDtypeError, UnsupportedObjectError, message
@@ -165,23 +165,6 @@ def _to_dlpack(x: Any, options: Options) -> Any:
 _CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
 
 
-def _host_wait(stream: int) -> None:
-    cupy = sys.modules.get("cupy")
-    if cupy is None:
-        try:
-            import cupy
-        except ImportError:
-            cupy = None
-    if cupy is not None:
-        cupy.cuda.runtime.streamSynchronize(stream)
-        return
-    from cuda.bindings import runtime
-
-    err = runtime.cudaStreamSynchronize(stream)[0]
-    if int(err) != 0:
-        raise RuntimeError(f"cudaStreamSynchronize failed: CUDA runtime error {int(err)}")
-
-
 def _ready_capsule(x: Any, stream: Any) -> Any:
     """A capsule of ``x`` whose pending writes have finished (TF cannot wait on the device)."""
     raw = streams.handle(stream)
@@ -192,7 +175,7 @@ def _ready_capsule(x: Any, stream: Any) -> Any:
         return x.__dlpack__()
     ordered_on = raw or streams.LEGACY
     capsule = x.__dlpack__(stream=ordered_on)  # the producer orders its work onto that stream
-    _host_wait(ordered_on)
+    _cuda.synchronize_stream(ordered_on)
     return capsule
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy
@@ -167,7 +168,7 @@ def _from_cai(x: Any, options: Options) -> Any:
     torch = _torch()
     exporter = cai.import_view(x, options, current_stream)
     if _several_gpus():  # place by the pointer, whatever the current device is
-        device = cai.device_of_pointer(exporter.__cuda_array_interface__["data"][0])[1]
+        device = _cuda.pointer_device(exporter.__cuda_array_interface__["data"][0])[1]
         with torch.cuda.device(device):
             return torch.as_tensor(exporter, device=torch.device("cuda", device))
     return torch.as_tensor(exporter, device="cuda")

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from zerocopy import _cuda
+
 __all__ = ["add_arguments", "main"]
 
 SIZES = (256, 1 << 20, 64 << 20)
@@ -109,9 +111,7 @@ def _size(n: int) -> str:
 # ----------------------------------------------------------------- GPU scenarios
 def _gpu_available() -> tuple[bool, str]:
     try:
-        from zerocopy.memory._cudart import runtime
-
-        free, total = runtime().mem_get_info()
+        free, total = _cuda.mem_info()
         return True, f"{total >> 20} MiB device, {free >> 20} MiB free"
     except Exception as exc:
         return False, f"no usable CUDA device ({type(exc).__name__}: {exc})"
@@ -181,16 +181,14 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
 
 def _raw(n: int) -> dict[str, Any]:
     from zerocopy.memory import CudaMallocResource, DevicePoolResource, share
-    from zerocopy.memory._cudart import _Bindings, _CuPy, runtime
-
-    sync = runtime().synchronize
+    sync = _cuda.synchronize
     pool = DevicePoolResource()
     pool.release_threshold = (1 << 64) - 1
     resources: dict[str, Any] = {"cudaMalloc": CudaMallocResource()}
-    for label, binding in (("cuda.bindings", _Bindings), ("cupy runtime", _CuPy)):
+    for label, name in (("cuda.bindings", "cuda.bindings"), ("cupy runtime", "cupy")):
         try:
             bare = DevicePoolResource()
-            bare.malloc, bare.free = binding().hot_path(bare.pool)
+            bare.malloc, bare.free = _cuda.binding(name).hot_path(bare.pool)
             resources[f"default pool (bare, {label})"] = bare
         except ImportError:
             pass
@@ -207,9 +205,7 @@ def _raw(n: int) -> dict[str, Any]:
 
 
 def _device_used() -> int:
-    from zerocopy.memory._cudart import runtime
-
-    free, total = runtime().mem_get_info()
+    free, total = _cuda.mem_info()
     return total - free
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
 
+from zerocopy import _cuda
 from zerocopy.dask._serialize import register, registered
 
 __all__ = ["ENV_PLUGIN", "WORKER_PLUGIN", "EnvironmentPlugin", "ZeroCopyWorkerPlugin",
@@ -60,9 +61,7 @@ def gpu_count() -> int:
     """CUDA devices this process sees (0 where no CUDA runtime or driver is found). Imports
     no framework; creates no context."""
     try:
-        from zerocopy.exchange.streams import runtime
-
-        return int(runtime().device_count())
+        return _cuda.device_count()
     except Exception:  # no cuda.bindings / CuPy, no driver, no device: a CPU worker
         return 0
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _cuda
+
 __all__ = ["FORMAT", "FRAMEWORKS", "deserialize_device", "deserialize_host", "register",
            "registered", "serialize_device", "serialize_host"]
 
@@ -226,9 +228,7 @@ def _torch_dtype(name: str) -> Any:
 
 
 def _pointer_device(ptr: int) -> int:
-    from zerocopy.exchange.streams import runtime
-
-    return int(runtime().pointer_device(ptr)[1])
+    return _cuda.pointer_device(ptr)[1]
 
 
 def _importable() -> set[str]:

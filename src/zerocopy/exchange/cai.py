@@ -1,8 +1,8 @@
 """The CUDA Array Interface (v3): read it, produce it, honour its stream.
 
 ``read(obj)`` turns any ``__cuda_array_interface__`` into a :class:`CAIView` with our
-canonical dtype; the device comes from the pointer (``cudaPointerGetAttributes``), never
-from the current device. :class:`CAIExporter` publishes a buffer as CAI v3.
+canonical dtype; the device comes from the pointer (:func:`zerocopy._cuda.pointer_device`),
+never from the current device. :class:`CAIExporter` publishes a buffer as CAI v3.
 :func:`import_view` is what every ``cai -> framework`` edge runs: it orders the consumer's
 stream after the producer's (an event wait, no host sync) and hands the consumer an
 exporter whose ``stream`` is None ("already ordered"), so consumers that synchronise on
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zerocopy import _cuda
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import streams
 from zerocopy.exchange.edges import Options, Refusal
@@ -102,7 +103,7 @@ class CAIView:
 
     @property
     def device(self) -> tuple[str, int]:
-        return device_of_pointer(self.ptr)
+        return _cuda.pointer_device(self.ptr)
 
     @property
     def nbytes(self) -> int:
@@ -126,31 +127,6 @@ def read(obj: Any) -> CAIView:
     return CAIView(obj, int(ptr or 0), bool(readonly), tuple(cai["shape"]),
                    None if strides is None else tuple(strides), dtype, _CODES[dtype][1],
                    int(cai.get("version", 0)), stream)
-
-
-def device_of_pointer(ptr: int) -> tuple[str, int]:
-    """("cuda", id) of the device that holds ``ptr``; managed and pinned host memory
-    report as "cuda_managed" / "cuda_host" with their device."""
-    rt = streams.runtime()
-    if not ptr:
-        return ("cuda", rt.current_device())
-    if _one_device(rt):  # one GPU and a device pointer: no driver query on the hot path
-        return ("cuda", 0)
-    return rt.pointer_device(ptr)
-
-
-_DEVICE_COUNT: list[int] = []
-
-
-def single_gpu() -> bool:
-    """True on a machine with one CUDA device (asked once)."""
-    return _one_device(streams.runtime())
-
-
-def _one_device(rt: Any) -> bool:
-    if not _DEVICE_COUNT:
-        _DEVICE_COUNT.append(rt.device_count())
-    return _DEVICE_COUNT[0] == 1
 
 
 class CAIExporter:

@@ -13,7 +13,8 @@ The protocols disagree about who orders what:
 * CUDA Array Interface v3: the *producer* publishes the stream its data is ready on, and
   the consumer must order against it. :func:`order` does that on the device: it records
   an event on the producer's stream and makes the consumer's stream wait on it (no host
-  synchronisation); same stream, or :data:`NO_SYNC`, costs nothing.
+  synchronisation; the CUDA calls are in :mod:`zerocopy._cuda`); same stream, or
+  :data:`NO_SYNC`, costs nothing.
 
 Handles follow the protocols' conventions: 1 is the legacy default stream, 2 the
 per-thread default stream; 0 (the runtime's spelling of the default stream) is read as 1.
@@ -21,11 +22,9 @@ per-thread default stream; 0 (the runtime's spelling of the default stream) is r
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from zerocopy import _cuda
 from zerocopy.errors import UnsupportedConversionError, message
 
 __all__ = ["LEGACY", "NO_SYNC", "PER_THREAD", "NoSync", "dlpack_source", "handle", "order"]
@@ -138,135 +137,15 @@ def dlpack_source(producer: Any, stream: Any) -> Any:
 
 # --------------------------------------------------------------- CAI: producer's stream
 
-def _runtime() -> Any:
-    """CuPy's runtime bindings when CuPy is there, else cuda.bindings (both ship on GPU hosts)."""
-    cupy = sys.modules.get("cupy")
-    if cupy is None:
-        try:
-            import cupy
-        except ImportError:
-            cupy = None
-    if cupy is not None:
-        return _CupyRuntime(cupy.cuda.runtime)
-    from cuda.bindings import runtime
-
-    return _BindingsRuntime(runtime)
-
-
-class _CupyRuntime:
-    def __init__(self, rt: Any) -> None:
-        self.rt = rt
-        self.events: dict[int, Any] = {}
-
-    def current_device(self) -> int:
-        return int(self.rt.getDevice())
-
-    def set_device(self, device: int) -> None:
-        self.rt.setDevice(device)
-
-    def order(self, producer: int, consumer: int) -> None:
-        rt = self.rt
-        # One reusable event per device: a wait captures the event's state when it is
-        # enqueued, so re-recording it later cannot affect earlier waits.
-        device = rt.getDevice()
-        event = self.events.get(device)
-        if event is None:
-            event = self.events[device] = rt.eventCreateWithFlags(rt.eventDisableTiming)
-        rt.eventRecord(event, producer)
-        rt.streamWaitEvent(consumer, event, 0)
-
-    def device_count(self) -> int:
-        return int(self.rt.getDeviceCount())
-
-    def pointer_device(self, ptr: int) -> tuple[str, int]:
-        attributes = self.rt.pointerGetAttributes(ptr)
-        memory_type = getattr(attributes, "type", None)
-        memory_type = attributes.memoryType if memory_type is None else memory_type  # CuPy's name
-        kind = {1: "cuda_host", 2: "cuda", 3: "cuda_managed"}.get(int(memory_type), "cpu")
-        return kind, int(attributes.device)
-
-
-class _BindingsRuntime:
-    def __init__(self, rt: Any) -> None:
-        self.rt = rt
-        self.events: dict[int, Any] = {}
-
-    def _ok(self, result: Any) -> Any:
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise RuntimeError(f"CUDA runtime error {int(err)}")
-        return rest[0] if rest else None
-
-    def current_device(self) -> int:
-        return int(self._ok(self.rt.cudaGetDevice()))
-
-    def set_device(self, device: int) -> None:
-        self._ok(self.rt.cudaSetDevice(device))
-
-    def order(self, producer: int, consumer: int) -> None:
-        rt = self.rt
-        device = self.current_device()
-        event = self.events.get(device)
-        if event is None:
-            event = self.events[device] = self._ok(rt.cudaEventCreateWithFlags(rt.cudaEventDisableTiming))
-        self._ok(rt.cudaEventRecord(event, producer))
-        self._ok(rt.cudaStreamWaitEvent(consumer, event, 0))
-
-    def device_count(self) -> int:
-        return int(self._ok(self.rt.cudaGetDeviceCount()))
-
-    def pointer_device(self, ptr: int) -> tuple[str, int]:
-        attributes = self._ok(self.rt.cudaPointerGetAttributes(ptr))
-        kind = {1: "cuda_host", 2: "cuda", 3: "cuda_managed"}.get(int(attributes.type), "cpu")
-        return kind, int(attributes.device)
-
-
-_RUNTIME: list[Any] = []
-
-
-def runtime() -> Any:
-    if not _RUNTIME:
-        _RUNTIME.append(_runtime())
-    return _RUNTIME[0]
-
-
 def order(producer: Any, consumer: Any, device: int) -> bool:
-    """Make ``consumer`` wait, on the device, for the work queued so far on ``producer``.
+    """Make ``consumer`` wait, on ``device``, for the work queued so far on ``producer``.
 
     Returns whether an event was needed. ``None`` on the producer side means "already
-    ordered" (CAI v3); :data:`NO_SYNC` on the consumer side means "do not order".
+    ordered" (CAI v3); :data:`NO_SYNC` on the consumer side means "do not order"; the same
+    stream on both sides is ordered already. The wait itself is :func:`zerocopy._cuda.wait`.
     """
-    if producer is None or consumer is None or consumer is NO_SYNC or producer is NO_SYNC:
-        return False
-    producer, consumer = handle(producer), handle(consumer)
-    if producer == consumer:
-        return False
-    rt = runtime()
-    previous = rt.current_device()
-    if previous != device:
-        rt.set_device(device)
-    try:
-        rt.order(int(producer), int(consumer))  # type: ignore[arg-type]
-    finally:
-        if previous != device:
-            rt.set_device(previous)
+    waiting_on, waiting = handle(producer), handle(consumer)
+    if not isinstance(waiting_on, int) or not isinstance(waiting, int) or waiting_on == waiting:
+        return False  # None or NO_SYNC on either side, or one stream
+    _cuda.wait(waiting, waiting_on, device=device)
     return True
-
-
-@contextmanager
-def on_device(index: int) -> Iterator[None]:
-    """Make ``index`` the current CUDA device for the block (restored after).
-
-    Importers label foreign memory with the *current* device (CuPy, Numba) and torch
-    refuses to export a tensor of another device with a stream; converting data that lives
-    on device 1 while device 0 is current must therefore happen on device 1."""
-    rt = runtime()
-    previous = rt.current_device()
-    if previous == index:
-        yield
-        return
-    rt.set_device(index)
-    try:
-        yield
-    finally:
-        rt.set_device(previous)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zerocopy import registry
-from zerocopy.memory._cudart import UINT64_MAX
+from zerocopy._cuda import UINT64_MAX
 from zerocopy.memory.hooks import hook
 
 __all__ = ["GovernedPool", "PoolEvent", "PoolGovernor"]

@@ -17,9 +17,10 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+from zerocopy import _cuda
+from zerocopy._cuda import UINT64_MAX
 from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.memory._active import LOCK, active, set_active
-from zerocopy.memory._cudart import UINT64_MAX, runtime
 from zerocopy.memory.adaptors.failure import Callback, OutOfMemoryCallbackAdaptor, release_caches
 from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.logging import LoggingAdaptor
@@ -163,7 +164,7 @@ def _chain(base: MemoryResource, *, limit: int | None, limits: Mapping[str, int]
 def _has_gpu() -> bool:
     """A CUDA device is visible to this process (asked through the runtime binding)."""
     try:
-        runtime().get_device()
+        _cuda.current_device()
     except Exception:  # no binding, no driver or no device: all mean "no GPU" here
         return False
     return True

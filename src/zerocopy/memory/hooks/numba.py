@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from zerocopy import _cuda
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource
@@ -70,9 +71,7 @@ def _manager_class(cuda: Any, resource: MemoryResource) -> type:
             return MemoryPointer(self.context, _device_pointer(ptr), size, finalizer=finalizer)
 
         def get_memory_info(self) -> Any:
-            from zerocopy.memory._cudart import runtime
-
-            return runtime().mem_get_info()
+            return _cuda.mem_info()
 
         def get_ipc_handle(self, memory: Any) -> Any:
             raise NotImplementedError("stream-ordered pool memory has no legacy IPC handle")

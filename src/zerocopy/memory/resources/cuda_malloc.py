@@ -4,14 +4,14 @@ the whole GPU to be idle, so never put this under a framework in a training loop
 
 from __future__ import annotations
 
-from zerocopy.memory._cudart import runtime
+from zerocopy import _cuda
 
 __all__ = ["CudaMallocResource"]
 
 
 class CudaMallocResource:
     def __init__(self) -> None:
-        self._rt = runtime()
+        self._rt = _cuda.binding()
 
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:

@@ -7,14 +7,16 @@ same reserve. Allocation is ``cudaMallocFromPoolAsync`` on the default pool (not
 ``cudaMallocAsync``, which uses the *current* pool, and someone may have changed that).
 Frees are ``cudaFreeAsync``: they never wait for the GPU, unlike ``cudaFree``.
 
-The two per-allocation calls are bound once (``hot_binding().hot_path(pool)``): CuPy's
-Cython runtime where CuPy is installed, else cuda.bindings with the pool and stream
-objects made once. ``binding`` names which one serves this resource.
+The two per-allocation calls are bound once (``hot_path(pool)`` of the binding
+:func:`zerocopy._cuda.binding` picks): CuPy's Cython runtime where CuPy is loaded, else
+cuda.bindings with the pool and stream objects made once. ``binding`` names which one
+serves this resource.
 """
 
 from __future__ import annotations
 
-from zerocopy.memory._cudart import UINT64_MAX, PoolAttr, hot_binding, runtime
+from zerocopy import _cuda
+from zerocopy._cuda import UINT64_MAX, PoolAttr
 
 __all__ = ["DevicePoolResource"]
 
@@ -23,12 +25,11 @@ class DevicePoolResource:
     """EAI over the default pool of ``device``; also the handle on that pool's attributes."""
 
     def __init__(self, device: int | None = None) -> None:
-        self._rt = runtime()
-        self.device = self._rt.get_device() if device is None else device
+        self._rt = _cuda.binding()
+        self.device = self._rt.current_device() if device is None else device
         self.pool = self._rt.default_pool(self.device)
-        hot = hot_binding()
-        self.binding = hot.name
-        self.malloc, self.free = hot.hot_path(self.pool)  # (nbytes, stream), (ptr, stream)
+        self.binding = self._rt.name
+        self.malloc, self.free = self._rt.hot_path(self.pool)  # (nbytes, stream), (ptr, stream)
 
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
@@ -88,14 +89,11 @@ class DevicePoolResource:
         freed on stream 0 behind a kernel was not reused by a second stream, which grew
         the pool by 64 MiB; after ``cudaStreamWaitEvent`` on an event recorded after the
         free, the same block was reused). This records that event on ``producer`` and makes
-        ``consumer`` wait on it: stream-ordered, the host does not block."""
+        ``consumer`` wait on it (:func:`zerocopy._cuda.wait`, on this pool's device):
+        stream-ordered, the host does not block."""
         if consumer == producer:
             return
-        event = getattr(self, "_handoff_event", None)
-        if event is None:
-            event = self._handoff_event = self._rt.event_create()
-        self._rt.event_record(event, producer)
-        self._rt.stream_wait_event(consumer, event)
+        _cuda.wait(consumer, producer, device=self.device)
 
     def __repr__(self) -> str:
         return f"DevicePoolResource(device={self.device}, pool={self.pool:#x})"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 
+from zerocopy import _cuda
 from zerocopy.errors import OutOfMemoryError, message
-from zerocopy.memory._cudart import runtime
 
 __all__ = ["ManagedMemoryResource"]
 
@@ -20,8 +20,8 @@ __all__ = ["ManagedMemoryResource"]
 class ManagedMemoryResource:
     def __init__(self, device: int | None = None, *, prefetch: bool = True,
                  allow_oversubscription: bool = False) -> None:
-        self._rt = runtime()
-        self.device = self._rt.get_device() if device is None else device
+        self._rt = _cuda.binding()
+        self.device = self._rt.current_device() if device is None else device
         self.prefetch = prefetch
         self.allow_oversubscription = allow_oversubscription
         self._outstanding = 0

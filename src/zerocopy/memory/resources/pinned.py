@@ -4,14 +4,14 @@ pinned buffers for reuse rather than freeing them in a loop."""
 
 from __future__ import annotations
 
-from zerocopy.memory._cudart import runtime
+from zerocopy import _cuda
 
 __all__ = ["PinnedMemoryResource"]
 
 
 class PinnedMemoryResource:
     def __init__(self) -> None:
-        self._rt = runtime()
+        self._rt = _cuda.binding()
 
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
