@@ -29,29 +29,32 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-# The top-level modules that load a heavy or optional framework, and the framework each
-# belongs to. A framework's adapter and hook modules may import the modules of their own
-# framework and no other.
-HEAVY: dict[str, str] = {
-    "torch": "torch",
-    "jax": "jax", "jaxlib": "jax",
-    "tensorflow": "tensorflow",
-    "cupy": "cupy", "cupyx": "cupy", "cupy_backends": "cupy",
-    "numba": "numba", "numba_cuda": "numba",
-    "cudf": "cudf",
-    "mxnet": "mxnet",
-    "polars": "polars",
-    "pandas": "pandas",
-    "pyarrow": "pyarrow",
-    "rmm": "rmm",
-    "cuda": "cuda-python",  # cuda.bindings, cuda.core
-    "dask": "dask", "distributed": "dask",
-    "ml_dtypes": "ml_dtypes",
-    "matplotlib": "matplotlib",
+ROOT = Path(__file__).resolve().parent.parent / "src" / "zerocopy"
+sys.path.insert(0, str(ROOT.parent))
+from zerocopy import registry  # noqa: E402 (the ground floor: imports no framework)
+
+# Packages that belong to a framework without being the modules its classes come from
+# (registry.Framework.modules), and optional libraries that are not frameworks.
+COMPANIONS: dict[str, str] = {
+    "cupyx": "cupy",
+    "rmm": "cudf",  # cuDF's allocator library, driven by the cuDF hook
+    "cuda": "cuda-python",  # cuda.bindings, cuda.core: the CUDA runtime and driver
+    "dask": "dask", "distributed": "dask", "dask_cuda": "dask",
+    "ml_dtypes": "ml_dtypes", "matplotlib": "matplotlib", "wfdb": "wfdb",
 }
 
-# Where a framework's own modules live; "{fw}" is the framework's name in HEAVY.
-FRAMEWORK_MODULES = ("adapters/{fw}.py", "frameworks/{fw}.py", "memory/hooks/{fw}.py")
+# Top-level module -> the framework it loads. NumPy is zerocopy's one dependency that is a
+# framework: every module may import it.
+HEAVY: dict[str, str] = {
+    **{module: r.name for r in registry.RECORDS if r.name != "numpy" for module in r.modules},
+    **COMPANIONS,
+}
+
+# A framework's own modules, as files under ROOT: its adapter and its memory hook.
+OWN: dict[str, str] = {
+    module.removeprefix("zerocopy.").replace(".", "/") + ".py": r.name
+    for r in registry.RECORDS for module in (r.adapter_module, r.hook_module) if module
+}
 
 EVERY = frozenset(HEAVY.values())
 CUDA_RUNTIMES = frozenset({"cupy", "cuda-python"})  # the two ways to call the CUDA runtime
@@ -61,13 +64,10 @@ CUDA_RUNTIMES = frozenset({"cupy", "cuda-python"})  # the two ways to call the C
 ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     # The CUDA layer: the runtime is reached through cuda.bindings or CuPy's runtime module.
     "_cuda/*.py": (CUDA_RUNTIMES, "the one CUDA layer: runtime calls through cuda.bindings or CuPy"),
-    "memory/_cudart.py": (CUDA_RUNTIMES, "the memory part's CUDA runtime facade"),
-    "exchange/streams.py": (CUDA_RUNTIMES, "events and stream waits for device hand-offs"),
     # Framework modules that reach a second library for their own framework's sake.
     "adapters/pandas.py": (frozenset({"pyarrow"}), "pandas' Arrow-backed columns are read as pyarrow arrays"),
     "adapters/polars.py": (frozenset({"pyarrow"}), "polars hands its columns over as Arrow arrays"),
     "adapters/cudf.py": (frozenset({"cupy"}), "cuDF allocates on CuPy's current device"),
-    "adapters/tensorflow.py": (CUDA_RUNTIMES, "a host wait on TensorFlow's CUDA stream before export"),
     "memory/hooks/cudf.py": (frozenset({"cuda-python"}), "RMM takes the pool as a cuda.bindings handle"),
     "memory/hooks/numba.py": (frozenset({"cuda-python"}), "numba-cuda takes device pointers as CUdeviceptr"),
     # Optional libraries behind one feature each.
@@ -132,19 +132,9 @@ def _named_modules(node: ast.AST) -> Iterator[str]:
             yield first.value
 
 
-def _own_framework(relative: str) -> str | None:
-    for pattern in FRAMEWORK_MODULES:
-        prefix, suffix = pattern.split("{fw}")
-        if relative.startswith(prefix) and relative.endswith(suffix):
-            name = relative[len(prefix):-len(suffix)]
-            if "/" not in name:
-                return name
-    return None
-
-
 def _allowed(relative: str) -> tuple[frozenset[str], list[str]]:
     """Frameworks this file may name, and the ALLOWED patterns that grant them."""
-    own = _own_framework(relative)
+    own = OWN.get(relative)
     frameworks = {own} if own else set()
     patterns = [p for p in ALLOWED if fnmatch(relative, p)]
     for pattern in patterns:
@@ -167,12 +157,13 @@ def _source_module(node: ast.ImportFrom, here: list[str], is_package: bool) -> s
 
 
 def _is_submodule(module: str, name: str, root: Path) -> bool:
-    """``name`` is a module or package inside ``module`` (a file under ROOT)."""
+    """``name`` is a module or package inside ``module`` (files under ROOT)."""
     parts = module.split(".")
     if parts[0] != root.name:
         return False
-    folder = root.joinpath(*parts[1:], name)
-    return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
+    inside = root.joinpath(*parts[1:])
+    # name.py, a compiled name.cpython-311-x86_64-linux-gnu.so, or a package folder
+    return any(inside.glob(f"{name}.*")) or (inside / name / "__init__.py").is_file()
 
 
 def check_file(path: Path, root: Path, used: set[str]) -> list[Finding]:
@@ -213,7 +204,7 @@ def check(root: Path) -> list[Finding]:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[1] if len(argv) > 1 else Path(__file__).parent.parent / "src" / "zerocopy")
+    root = Path(argv[1]) if len(argv) > 1 else ROOT
     findings = check(root.resolve())
     for finding in findings:
         print(finding)
