@@ -27,9 +27,10 @@ def probe(source: str, dtype: str, shape: tuple[int, ...], order: str) -> object
     data = np.zeros(shape, dtype=numpy_dtype(dtype), order="F" if order == "F" else "C")
     data = {"T": lambda a: a.T, "step": lambda a: a[::2], "reverse": lambda a: a[::-1]}.get(
         order, lambda a: a)(data)
-    if source == "numpy":
+    if source == "numpy":  # the probe itself, in the layout asked for
         return data
-    return adapter(source).make(np.ascontiguousarray(data) if source != "torch" else data)
+    # Every other framework's make() copies into memory of its own, laid out as it chooses.
+    return adapter(source).make(np.ascontiguousarray(data))
 
 
 def _framework(text: str, role: str) -> str:
