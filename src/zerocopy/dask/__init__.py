@@ -3,6 +3,7 @@
     from distributed import Client
     import zerocopy.dask as zd
 
+    cluster, info = zd.local_cluster(2)    # or gpu=True: LocalCUDACluster / one worker per GPU
     client = Client(cluster)
     zd.setup(client)                       # every worker, and workers that join later
     tensors = zd.to(ddf, "torch")          # one future per partition, converted where it lives
@@ -24,6 +25,7 @@ for _package in ("dask", "distributed"):
             hint='pip install "zerocopy[dask]"'), name=_package)
 
 from zerocopy.dask._cluster import ClusterReport, installed, report, setup  # noqa: E402
+from zerocopy.dask._local import LocalClusterInfo, local_cluster, visible_gpus  # noqa: E402
 from zerocopy.dask._partitions import (  # noqa: E402
     PartitionOutput,
     by_worker,
@@ -45,6 +47,7 @@ from zerocopy.dask._serialize import (  # noqa: E402
 
 __all__ = [
     "ClusterReport",
+    "LocalClusterInfo",
     "PartitionOutput",
     "by_worker",
     "deserialize_device",
@@ -52,6 +55,7 @@ __all__ = [
     "environment",
     "installed",
     "local",
+    "local_cluster",
     "map_partitions_stage",
     "partitions",
     "register",
@@ -62,4 +66,5 @@ __all__ = [
     "setup",
     "to",
     "train_on_workers",
+    "visible_gpus",
 ]

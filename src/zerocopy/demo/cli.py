@@ -50,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "fastest run (results must match in every round)")
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8),
                         help="torch threads (fixed, for deterministic training)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="local[:N]",
+                       help="run load, filter, peaks and beats per record partition on a Dask cluster "
+                       "of N worker processes here (on a GPU: one worker per GPU, LocalCUDACluster "
+                       "where dask-cuda is installed); training stays in this process. Needs "
+                       "zerocopy[dask]")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="the same on the workers of a running Dask scheduler (they must read the "
+                       "data file at the same path); the naive way runs first, then the zerocopy "
+                       "way sets zerocopy.dask up on the cluster")
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="record partitions on the cluster (default: two per worker)")
 
 
 def _device(asked: str | None) -> str:
@@ -109,6 +121,30 @@ def _from_wfdb(path: Path, args: argparse.Namespace) -> str:
                              lead_names=tuple(rec.sig_name)))
 
 
+def _on_cluster(args: argparse.Namespace, data: str, work: Path, console: Any) -> str:
+    """Check the cluster flags before any way runs; the data file the workers will read."""
+    import zerocopy.dask  # noqa: F401 (a missing dask/distributed is one typed line, here)
+    from zerocopy.demo.cluster import check_scheduler, local_workers, partitionable
+
+    if args.cluster:
+        local_workers(args.cluster)
+    data = partitionable(data, work)
+    if args.scheduler:
+        workers = check_scheduler(args.scheduler, data)
+        console.print(f"Dask scheduler {args.scheduler}: {len(workers)} worker(s)", highlight=False)
+    return data
+
+
+def _orders(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The order of the ways in each round: alternating (a busy machine or a cold cache then
+    does not always hit the same way), except on a shared scheduler, where the zerocopy
+    way's setup stays on the cluster: there the naive way always runs first."""
+    rounds = max(1, args.repeat)
+    if args.scheduler:
+        return [("naive", "zerocopy")] * rounds
+    return [("naive", "zerocopy") if i % 2 == 0 else ("zerocopy", "naive") for i in range(rounds)]
+
+
 def _run_way(mode: str, config: Path, console: Any) -> None:
     cmd = [sys.executable, "-m", "zerocopy.demo.worker", mode, str(config)]
     with console.status(f"running the {mode} way in a fresh process") as status:
@@ -143,17 +179,18 @@ def main(args: argparse.Namespace) -> int:
         not args.quick and device == "cpu" and importlib.util.find_spec("tensorflow") is not None)
     with tempfile.TemporaryDirectory(prefix="zerocopy-demo-") as tmp:
         work = Path(tmp)
+        if args.cluster or args.scheduler:
+            data = _on_cluster(args, data, work, console)
         cfg = Config(data=data, work=str(work), device=device, epochs=sizes["epochs"],
                      train_beats=sizes["train_beats"], tensorflow=bool(tf), threads=args.threads,
-                     seed=args.seed)
+                     seed=args.seed, cluster=args.cluster or "", scheduler=args.scheduler or "",
+                     partitions=args.partitions)
         config = work / "config.json"
         config.write_text(json.dumps(cfg.to_dict()))
         runs: dict[str, Any] = {}
         matches = []
-        for i in range(max(1, args.repeat)):
-            # alternate the order (naive first, then zerocopy first, ...): a busy machine or a
-            # cold cache then does not always hit the same way; keep each way's fastest run
-            for mode in ("naive", "zerocopy") if i % 2 == 0 else ("zerocopy", "naive"):
+        for order in _orders(args):
+            for mode in order:   # keep each way's fastest run
                 _run_way(mode, config, console)
                 run = json.loads((work / f"{mode}.json").read_text())
                 run["repeats"] = [*runs.get(mode, {}).get("repeats", []), pipeline_seconds(run)]
@@ -174,6 +211,8 @@ def main(args: argparse.Namespace) -> int:
                 "handoffs": [h for m in runs.values() for h in m["handoffs"]],
                 "results_match": bool(match["ok"]),
                 "device": device,
+                "cluster": {m: runs[m].get("cluster") for m in runs},
+                "digests": {m: runs[m]["digests"] for m in runs},
                 "summary": totals, "checks": match, "config": public,
             }
             Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,9 @@ def summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "beats": run["beats"],
             "heart_rate": run["heart_rate"],
         }
+    for mode, run in runs.items():
+        if run.get("cluster"):
+            out[mode]["cluster"] = run["cluster"]
     if {"naive", "zerocopy"} <= out.keys():
         n, z = out["naive"], out["zerocopy"]
 

@@ -42,6 +42,7 @@ class Handoff:
     call: str
     planned_copied_bytes: int | None = None   # zerocopy.explain's promise (None: no plan)
     reason: str = ""
+    partitions: int = 0   # cluster mode: summed over this many record partitions (0: this process)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +81,8 @@ def shared_bytes(src: list[tuple[int, int]], out: list[tuple[int, int]]) -> tupl
 def _name(obj: Any) -> str:
     if isinstance(obj, dict):
         return "+".join(dict.fromkeys(_name(v) for v in obj.values()))
+    if isinstance(obj, list | tuple):   # the partitions gathered from the workers
+        return "+".join(dict.fromkeys(_name(v) for v in obj))
     if hasattr(obj, "column_arrays"):
         return "column block"
     try:

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from zerocopy.demo.kernels import beat_dtype
-from zerocopy.demo.ledger import Clock, Ledger
+from zerocopy.demo.ledger import Clock, Ledger, array_digest
 from zerocopy.demo.ways import WAYS
 
-__all__ = ["Config", "run"]
+__all__ = ["Config", "Records", "record_stages", "run", "warm_up_records"]
 
 
 @dataclass
@@ -42,6 +42,9 @@ class Config:
     tensorflow: bool = False
     threads: int = 2
     seed: int = 0
+    cluster: str = ""            # "local" or "local:N": stages 1-4 on a local Dask cluster
+    scheduler: str = ""          # or on the workers of the Dask scheduler at this address
+    partitions: int = 0          # record partitions on the cluster (0: two per worker)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +52,7 @@ class Config:
 
 # --------------------------------------------------------------------------- the stages
 
-def _shape_of(path: str) -> dict[str, Any] | None:
+def shape_of(path: str) -> dict[str, Any] | None:
     """records/leads/samples/fs from the embedded generator's Parquet metadata."""
     if not path.endswith(".parquet"):
         return None
@@ -60,17 +63,21 @@ def _shape_of(path: str) -> dict[str, Any] | None:
     return ast.literal_eval(text.decode()) if text else None
 
 
-def _read(path: str, gpu: bool) -> Any:
+def _read(path: str, gpu: bool, records: list[int] | None = None) -> Any:
+    """The whole table, or the rows of ``records`` (a Parquet file's, read with a filter)."""
+    filters = None if records is None else [("record", "in", records)]
     if gpu:
         try:
             import cudf
 
-            return cudf.read_parquet(path) if path.endswith(".parquet") else cudf.read_csv(path)
+            if path.endswith(".parquet"):
+                return cudf.read_parquet(path, filters=filters)
+            return cudf.read_csv(path)
         except ImportError:
             pass
     import pandas as pd
 
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    return pd.read_parquet(path, filters=filters) if path.endswith(".parquet") else pd.read_csv(path)
 
 
 def _layout(df: Any, shape: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -275,24 +282,29 @@ def _classify_tf(z: Any, labels: Any, k: int) -> float:
 
 # ------------------------------------------------------------------------------ run
 
-def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noqa: PLR0915 (the pipeline reads top to bottom)
+@dataclass
+class Records:
+    """What the record-level stages (load, filter, peaks, beats) give the rest of the run."""
+
+    window: Any        # beats x window matrix
+    beats: Any         # beats table: record, peak, rr, amp
+    peak_rows: Any     # signal row of each beat (record index x leads + lead, over the whole set)
+    peak_cols: Any
+    filtered: np.ndarray   # the first 10 s of every filtered signal (the report's picture)
+    rows: int
+    samples: int
+    fs: float
+
+
+def record_stages(way: Any, clock: Clock, cfg: Config, progress: Any = print,
+                  part: tuple[int, int] | None = None) -> Records:
+    """Stages 1-4 over every record, or over ``part`` = (first record, count): each record
+    is filtered, searched and cut on its own, so a partition of records gives exactly its
+    share of the whole run's results (the demo's cluster mode runs one task per partition)."""
     gpu = cfg.device == "cuda"
-    ledger = Ledger(mode)
-    clock = Clock(ledger, **_device_probes(gpu, mode))
-    way = WAYS[mode](ledger, gpu)
-    import torch
-
-    # On a GPU a few kernels have no deterministic variant: warn there instead of failing.
-    torch.use_deterministic_algorithms(True, warn_only=gpu)
-    torch.set_num_threads(cfg.threads)
-    sync = _sync(gpu)
-    out: dict[str, Any] = {}
-    with clock.stage("startup", sync):
-        _warm_up(cfg)
-
+    sync = device_sync(gpu)
     with clock.stage("load", sync):
-        shape = _shape_of(cfg.data)
-        df, shape = _layout(_read(cfg.data, gpu), shape)
+        df, shape = _load(cfg.data, gpu, part)
         rows, samples, fs = shape["records"] * shape["leads"], shape["samples"], float(shape["fs"])
         values = way.column(df, "value")
         signal = values.reshape(rows, samples)
@@ -335,6 +347,41 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
 
             cut_beats_cpu(y, peak_rows, peak_cols, record_of_row, pre, fs, views)
         window, beats = way.beats(store, cfg.width)
+    head = np.ascontiguousarray(to_host(y[:, : min(samples, int(10 * fs))]))
+    return Records(window, beats, peak_rows, peak_cols, head, rows, samples, fs)
+
+
+def _load(path: str, gpu: bool, part: tuple[int, int] | None) -> tuple[Any, dict[str, Any]]:
+    """The signal table (all records, or the ``part`` = (first, count) records) and its shape."""
+    shape = shape_of(path)
+    if part is None:
+        return _layout(_read(path, gpu), shape)
+    if shape is None:
+        from zerocopy.errors import LayoutError, message
+
+        raise LayoutError(message("a record partition needs the demo's Parquet layout", got=path,
+                                  hint="zerocopy demo --cluster normalises --data files first"))
+    first, count = part
+    ids = list(shape.get("record_ids", range(shape["records"])))[first:first + count]
+    df = _read(path, gpu, records=ids)
+    return df, {**shape, "records": count, "record_ids": ids}
+
+
+def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:
+    gpu = cfg.device == "cuda"
+    ledger = Ledger(mode)
+    clock = Clock(ledger, **device_probes(gpu, mode))
+    way = WAYS[mode](ledger, gpu)
+    import torch
+
+    # On a GPU a few kernels have no deterministic variant: warn there instead of failing.
+    torch.use_deterministic_algorithms(True, warn_only=gpu)
+    torch.set_num_threads(cfg.threads)
+    sync = device_sync(gpu)
+    out: dict[str, Any] = {}
+    rec, out["cluster"] = _records(mode, cfg, way, clock, progress)
+    window, beats, peak_rows, peak_cols = rec.window, rec.beats, rec.peak_rows, rec.peak_cols
+    rows, samples, fs, n = rec.rows, rec.samples, rec.fs, len(rec.peak_rows)
 
     tdev = "cuda" if gpu else "cpu"
     names = [f"z{i}" for i in range(cfg.latent)]
@@ -366,30 +413,65 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:  # noq
         table.to_parquet(result_path)
     clock.close()
 
-    def host(a: Any) -> np.ndarray:
-        a = a.detach().cpu().numpy() if hasattr(a, "detach") else a
-        return a.get() if hasattr(a, "get") else np.asarray(a)
-
-    window_host = host(window)
-    np.savez(Path(cfg.work) / f"{mode}.npz", peak_rows=host(peak_rows), peak_cols=host(peak_cols),
-             window=window_host, filtered=host(y[:, : min(samples, int(10 * fs))]),
-             z=host(z), err=host(err), labels=host(labels_out), score=host(score_out),
-             examples=_examples(model, window_host, cfg))
+    results = {key: to_host(value) for key, value in (
+        ("peak_rows", peak_rows), ("peak_cols", peak_cols), ("window", window), ("z", z), ("err", err),
+        ("labels", labels_out), ("score", score_out))}
+    np.savez(Path(cfg.work) / f"{mode}.npz", filtered=rec.filtered, **results,
+             examples=_examples(model, results["window"], cfg))
     out.update(
         mode=mode, device=cfg.device, rows=rows, samples=samples, fs=fs, beats=n,
-        heart_rate=_heart_rate(host(peak_rows), host(peak_cols), fs),
+        heart_rate=_heart_rate(results["peak_rows"], results["peak_cols"], fs),
+        digests={key: array_digest(value) for key, value in results.items()},
         losses=losses, tf_accuracy=accuracy, result=str(result_path),
         stages=[s.to_dict() for s in clock.stages], handoffs=[h.to_dict() for h in ledger.entries],
         peak_host_bytes=Clock.max_rss(), peak_device_bytes=_device_peak(clock))
     return out
 
 
+def _records(mode: str, cfg: Config, way: Any, clock: Clock,
+             progress: Any) -> tuple[Records, dict[str, Any] | None]:
+    """Start-up and stages 1-4: here, or per record partition on a Dask cluster
+    (``cfg.cluster`` / ``cfg.scheduler``; then also what ran where)."""
+    sync = device_sync(cfg.device == "cuda")
+    if not (cfg.cluster or cfg.scheduler):
+        with clock.stage("startup", sync):
+            _warm_up(cfg)
+        return record_stages(way, clock, cfg, progress), None
+    from zerocopy.demo.cluster import Workers
+
+    with clock.stage("startup", sync):   # the cluster's start counts as start-up too
+        _warm_up(cfg)
+        workers = Workers.open(mode, cfg, progress)
+    try:
+        return workers.record_stages(way, clock, progress), workers.info
+    finally:
+        workers.close()
+
+
 def _warm_up(cfg: Config) -> None:
     """Start every framework and load every kernel once, the same in both ways, so that
     the stages time the pipeline and not one-time runtime start-up."""
+    import torch
+
+    import zerocopy
+
+    tiny = warm_up_records()
+    for obj, target in ((tiny, "torch"), (torch.from_numpy(tiny), "jax")):
+        zerocopy.to(obj, target)
+    torch.tensor(tiny)
+    model = _model(16, 2)
+    model(torch.from_numpy(tiny[:, :16]).reshape(4, 1, 16))[1].sum().backward()
+    if cfg.tensorflow:
+        import tensorflow as tf
+
+        tf.convert_to_tensor(tiny)
+
+
+def warm_up_records() -> np.ndarray:
+    """What the record-level stages start (JAX, pandas, the CPU kernels, the hand-offs);
+    the cluster mode runs it on every worker. Returns the tiny signal it used."""
     import jax.numpy as jnp
     import pandas as pd
-    import torch
 
     import zerocopy
     from zerocopy.demo.kernels import cut_beats_cpu, find_peaks_cpu, record_views
@@ -406,17 +488,15 @@ def _warm_up(cfg: Config) -> None:
         for out in (records, columns):   # strided record fields and contiguous columns
             cut_beats_cpu(signal, rows, cols, np.arange(4, dtype=np.int32), 8, 250.0, out)
     j = jnp.asarray(tiny)
-    for obj, target in ((tiny, "jax"), (j, "numpy"), (tiny, "torch"), (torch.from_numpy(tiny), "jax"),
-                        (pd.Series(tiny[0]), "numpy"), (tiny[0], "pandas")):
+    for obj, target in ((tiny, "jax"), (j, "numpy"), (pd.Series(tiny[0]), "numpy"), (tiny[0], "pandas")):
         zerocopy.to(obj, target)
     np.asarray(j)
-    torch.tensor(tiny)
-    model = _model(16, 2)
-    model(torch.from_numpy(tiny[:, :16]).reshape(4, 1, 16))[1].sum().backward()
-    if cfg.tensorflow:
-        import tensorflow as tf
+    return tiny
 
-        tf.convert_to_tensor(tiny)
+
+def to_host(a: Any) -> np.ndarray:
+    a = a.detach().cpu().numpy() if hasattr(a, "detach") else a
+    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 def _examples(model: Any, window: np.ndarray, cfg: Config) -> np.ndarray:
@@ -437,7 +517,7 @@ def _heart_rate(rows: np.ndarray, cols: np.ndarray, fs: float) -> float:
     return float(60.0 / rr.mean()) if rr.size else math.nan
 
 
-def _sync(gpu: bool) -> Any:
+def device_sync(gpu: bool) -> Any:
     if not gpu:
         return None
 
@@ -448,7 +528,7 @@ def _sync(gpu: bool) -> Any:
     return sync
 
 
-def _device_probes(gpu: bool, mode: str) -> dict[str, Any]:
+def device_probes(gpu: bool, mode: str) -> dict[str, Any]:
     if not gpu:
         return {}
     import cupy

@@ -23,6 +23,7 @@ def summary_lines(s: dict[str, Any], match: dict[str, Any], device: str) -> list
     n, z = s["naive"], s["zerocopy"]
     lines = [
         f"zerocopy demo on {device}: {z['beats']} beats, mean heart rate {z['heart_rate']:.1f} bpm",
+        *_cluster_lines(z.get("cluster")),
         f"  pipeline time     naive {n['seconds']:7.2f} s   zerocopy {z['seconds']:7.2f} s   "
         f"speed-up {_x(s['speedup'])}   (CPU time {n['cpu_seconds']:.1f} s vs {z['cpu_seconds']:.1f} s)",
         f"  data movement     naive {n['handoff_seconds']:7.3f} s   zerocopy {z['handoff_seconds']:7.3f} s   "
@@ -36,6 +37,43 @@ def summary_lines(s: dict[str, Any], match: dict[str, Any], device: str) -> list
     lines.append(f"  bytes copied      naive {_b(n['bytes_copied']):>9}   zerocopy {_b(z['bytes_copied']):>9}"
                  f"   (of {_b(n['bytes_handed'])} handed over)")
     lines.append(f"  results match: {'yes' if match['ok'] else 'NO'} ({match['tolerance']})")
+    return lines
+
+
+def _cluster_lines(cluster: dict[str, Any] | None) -> list[str]:
+    if not cluster:
+        return []
+    workers = cluster.get("workers", [])
+    return [f"  on Dask           {cluster['kind']}: load, filter, peaks, beats in "
+            f"{cluster.get('partitions', '?')} record partitions on {len(workers)} worker(s); "
+            "train onward here"]
+
+
+def cluster_section(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """report.md: where each way ran its record stages, per worker, and the workers'
+    memory reports (zerocopy.dask.report)."""
+    if not any(runs[m].get("cluster") for m in MODES):
+        return ["## Where it ran", "", "One process per way (no cluster).", ""]
+    lines = ["## Where it ran", ""]
+    for m in MODES:
+        c = runs[m]["cluster"]
+        lines += [f"**{m}**: {c['mode']} - {c['kind']} (scheduler `{c['address']}`), "
+                  f"{c.get('partitions')} record partitions; stages load..beats took "
+                  f"{c.get('records_seconds', 0):.2f} s wall on the workers.", "",
+                  "| worker | pid | partitions | records | task seconds | peak resident |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| `{w['address']}` | {w['pid']} | {w['partitions']} | {w['records']} | "
+                  f"{w['seconds']:.2f} | {_b(w['peak_host_bytes'])} |" for w in c.get("workers", [])]
+        lines += ["", "Memory report per worker (`zerocopy.dask.report`):", "",
+                  "| worker | resource | pool reserved | pool peak | leaks |", "|---|---|---:|---:|---:|"]
+        lines += [f"| `{r['worker']}` | {r['resource']} | {_b(r['reserved'])} | "
+                  f"{_b(r['reserved_high'])} | {r['leaks']} |" for r in c.get("report", [])]
+        for worker, setup in sorted(c.get("setup", {}).items()):
+            pool = setup["pool"]
+            state = "installed" if pool.get("installed") else f"not installed: {pool.get('reason', '')}"
+            names = ", ".join(setup["serializers"])
+            lines.append(f"- `{worker}`: serializers for {names}; shared pool {state}")
+        lines.append("")
     return lines
 
 
@@ -64,6 +102,7 @@ def print_report(runs: dict[str, dict[str, Any]], s: dict[str, Any], match: dict
     for m in MODES:
         for h in runs[m]["handoffs"]:
             why = h["call"] + (f"  [{h['reason']}]" if h["reason"] and h["copied_bytes"] else "")
+            why += f"  (x{h['partitions']} partitions)" if h.get("partitions") else ""
             ledger.add_row(m, h["stage"], f"{h['src']} -> {h['dst']}", _b(h["nbytes"]), _b(h["copied_bytes"]),
                            f"{h['seconds'] * 1e3:.2f}", escape(why))
     console.print(ledger)
@@ -204,10 +243,12 @@ def write_report(runs: dict[str, dict[str, Any]], s: dict[str, Any], match: dict
               "|---|---|---|---:|---:|---:|---|---|"]
     for m in MODES:
         for h in runs[m]["handoffs"]:
+            where = f" (x{h['partitions']} partitions)" if h.get("partitions") else ""
             lines.append(f"| {m} | {h['stage']} | {h['src']} -> {h['dst']} | {_b(h['nbytes'])} | "
-                         f"{_b(h['copied_bytes'])} | {h['seconds'] * 1e3:.2f} | `{h['call']}` | "
+                         f"{_b(h['copied_bytes'])} | {h['seconds'] * 1e3:.2f} | `{h['call']}`{where} | "
                          f"{h['reason'] if h['copied_bytes'] else ''} |")
-    lines += ["", "## Pictures", ""]
+    lines += ["", *cluster_section(runs)]
+    lines += ["## Pictures", ""]
     lines += [f"![{p}]({p})" for p in pictures]
     lines += ["", "Results: " + ", ".join(f"`beats-{m}.parquet`" for m in MODES), ""]
     path = out / "report.md"

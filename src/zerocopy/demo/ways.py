@@ -17,7 +17,7 @@ import numpy as np
 
 import zerocopy
 from zerocopy.demo.kernels import META
-from zerocopy.demo.ledger import Ledger
+from zerocopy.demo.ledger import Ledger, buffers
 
 __all__ = ["WAYS", "Naive", "ZeroCopy"]
 
@@ -89,6 +89,17 @@ class Naive:
                                   dst="numpy", call='np.ascontiguousarray(recs["window"])')
         table = self.ledger.move(recs, lambda: pd.DataFrame({n: recs[n] for n in META}),
                                  dst="pandas", call="pd.DataFrame({name: recs[name] ...})")
+        return window, table
+
+    def gather(self, parts: list[dict[str, Any]], width: int) -> tuple[Any, Any]:
+        """Cluster mode: the partitions' beats (gathered from the workers) as one matrix and
+        one table, the way users write it: concatenate."""
+        windows, tables = [p["window"] for p in parts], [p["beats"] for p in parts]
+        xp, lib = _array_module(windows[0])
+        window = self.ledger.move(windows, lambda: xp.concatenate(windows), dst=lib,
+                                  call=f"{'np' if xp is np else lib}.concatenate(windows)")
+        table = self.ledger.move(tables, lambda: _concat(tables, _table_kind(tables[0]), rows=True),
+                                 dst=_table_kind(tables[0]), call="pd.concat(tables, ignore_index=True)")
         return window, table
 
     def to_numba(self, x: Any, what: str = "y") -> Any:
@@ -164,6 +175,30 @@ class ZeroCopy:
 
     def from_jax(self, x: Any, what: str = "y") -> Any:
         return self._to(x, "cupy" if self.gpu else "numpy", what)
+
+    def gather(self, parts: list[dict[str, Any]], width: int) -> tuple[Any, Any]:
+        """Cluster mode: the partitions' beats (each arrives in its own transport buffers)
+        copied once into the two column blocks the single-process run fills, then the same
+        views as there: the training matrix and the beats table."""
+        n = sum(len(p["window"]) for p in parts)
+        target = "cupy" if self.gpu else "numpy"
+
+        def fill() -> Any:
+            store, views = self.beat_store(n, width)
+            start = 0
+            for part in parts:
+                stop = start + len(part["window"])
+                views["window"][start:stop] = zerocopy.to(part["window"], target)
+                for name in META:
+                    views[name][start:stop] = zerocopy.to(part["beats"][name], target)
+                start = stop
+            return store
+        src = {"window": [p["window"] for p in parts], "beats": [p["beats"] for p in parts]}
+        store = self.ledger.move(src, fill, dst="column block", planned=sum(n for _, n in buffers(src)),
+                                 call=f"block.columns[name][a:b] = zerocopy.to(partition[name], {target!r})",
+                                 reason="gathered partitions arrive in the transport's buffers, one set per "
+                                        "partition: one copy into one block for training")
+        return self.beats(store, width)
 
     def to_numba(self, x: Any, what: str = "y") -> Any:
         return self._to(x, "numba", what)
@@ -251,14 +286,28 @@ def _cudf() -> Any:
     return cudf
 
 
-def _concat(parts: list[Any], target: str) -> Any:
+def _concat(parts: list[Any], target: str, *, rows: bool = False) -> Any:
+    """Tables side by side (columns), or one under another (``rows``: numbered afresh)."""
+    kw = {"axis": 0, "ignore_index": True} if rows else {"axis": 1}
     if target == "cudf":
         import cudf
 
-        return cudf.concat(parts, axis=1)
+        return cudf.concat(parts, **kw)
     import pandas as pd
 
-    return pd.concat(parts, axis=1)
+    return pd.concat(parts, **kw)
+
+
+def _table_kind(table: Any) -> str:
+    return "cudf" if type(table).__module__.startswith("cudf") else "pandas"
+
+
+def _array_module(x: Any) -> tuple[Any, str]:
+    if isinstance(x, np.ndarray):
+        return np, "numpy"
+    import cupy
+
+    return cupy, "cupy"
 
 
 def _host(x: Any) -> np.ndarray:
