@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -55,7 +55,7 @@ def status_style(status: str) -> str:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
-          styles: dict[int, Callable[[str], str]] | None = None) -> Table:
+          styles: Mapping[int, Callable[[str], str]] | None = None) -> Table:
     """A table that folds long cells to fit the terminal; ``styles[i](cell)`` colours column i."""
     view = Table(title=title, title_justify="left", header_style="bold", expand=False,
                  show_edge=False, pad_edge=False)
