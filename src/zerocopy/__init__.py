@@ -33,7 +33,7 @@ from zerocopy.errors import (
     UnsupportedObjectError,
     ZeroCopyError,
 )
-from zerocopy.exchange.convert import explain, inspect, shares_memory
+from zerocopy.exchange.convert import clear_caches, explain, inspect, shares_memory
 
 if TYPE_CHECKING:  # typed overloads for editors (what to() returns per target); no run-time cost
     from zerocopy._typing import to
@@ -62,6 +62,7 @@ __all__ = [
     "UnsupportedObjectError",
     "ZeroCopyError",
     "aligned",
+    "clear_caches",
     "column_block",
     "copy_policy",
     "empty",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.errors import DeviceError, NullValuesError, UnsupportedDtypeError
 from zerocopy.exchange.edges import Check, Options, Refusal
 from zerocopy.exchange.info import Info
@@ -138,8 +139,6 @@ def max_ndim(framework: str, ndim: int) -> Check:
 def one_dtype(info: Info, options: Options) -> Refusal | None:
     """A table becomes one tensor only if all its columns share one numeric dtype:
     anything else would be a silent cast."""
-    from zerocopy._dtypes import SHARED_DTYPES
-
     if info.dtype in SHARED_DTYPES and (len(info.shape) < 2 or info.shape[1] > 0):
         return None
     what = info.dtype or "mixed dtypes"

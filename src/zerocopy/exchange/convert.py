@@ -1,12 +1,19 @@
-"""``to`` and ``explain``: one plan, run or printed."""
+"""``to`` and ``explain``: one plan, run or printed.
+
+``explain(obj, target, ...)`` returns the :class:`~zerocopy.exchange.plan.Plan` for the
+call, made afresh; ``to(obj, target, ...)`` runs the same plan with ``Plan.run``, kept in
+the exchange's one cache (``exchange/cache.py``) per object signature, target and options,
+and checks the ``copy`` promise on the result. A copy between devices is a hop of the plan
+like any other (an edge with ``device`` set), with the host view before it and the route on
+the new device after it.
+"""
 
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
-from functools import cache
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from zerocopy import _cuda, copies
 from zerocopy._detect import framework_of
@@ -21,42 +28,53 @@ from zerocopy.errors import (
     ZeroCopyError,
     message,
 )
-from zerocopy.exchange import cai, streams
-from zerocopy.exchange.edges import Edge, Options, fresh_copy_info
+from zerocopy.exchange import cache
+from zerocopy.exchange.edges import Edge, Options
 from zerocopy.exchange.info import Info
 from zerocopy.exchange.plan import Hop, Plan, make_plan
 from zerocopy.registry import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
 
-__all__ = ["explain", "inspect", "to"]
+__all__ = ["clear_caches", "explain", "inspect", "to"]
 
-# Chosen routes, keyed by everything the checks read. The pointer's alignment is part of
-# the key only for pairs whose checks read it.
-_ROUTES: dict[tuple[Any, ...], tuple[tuple[Edge, ...], bool]] = {}
-_ROUTES_LOCK = threading.Lock()
-_MAX_CACHED = 4096
-_PLAIN = Options()
+_ALIGNMENT_BIT = "aligned"  # the plan cache's marker: this choice depends on the pointer
+_OPTIONS = {None: Options(), True: Options(copy=True), False: Options(copy=False)}
 
 
-_INSPECTORS: dict[type, Callable[[Any], Info]] = {}
+def clear_caches() -> None:
+    """Forget every route and plan ``to`` learned (the next calls plan afresh).
+
+    Plans are kept per object signature, target and options, in one bounded cache. Call
+    this after changing a setting a plan depended on (``jax_enable_x64``, a framework
+    installed or patched while the program runs); tests call it between cases."""
+    cache.clear()
 
 
-def inspect(obj: Any) -> Info:
-    """Facts zerocopy reads about ``obj`` (framework, kind, dtype, layout, flags)."""
-    inspector = _INSPECTORS.get(type(obj))
-    if inspector is None:
+class _Reader(NamedTuple):
+    """How to read objects of one class: its adapter's ``inspect`` and ``fast_key`` (a
+    cheap tuple that decides the plan as fully as the Info does, or None)."""
+
+    inspect: Callable[[Any], Info]
+    fast_key: Callable[[Any], Any] | None
+
+
+def _reader(obj: Any) -> _Reader:
+    kind = type(obj)
+    reader = cache.get(kind)
+    if reader is None:
         name = framework_of(obj)
         if name is None:
             raise UnsupportedObjectError(message(
                 "Not an array, column or table of a supported framework",
-                got=f"{type(obj).__module__}.{type(obj).__qualname__}",
+                got=f"{kind.__module__}.{kind.__qualname__}",
                 hint="lists, scalars and None are not zero-copy sources: wrap them with np.asarray first"))
-        inspector = _INSPECTORS[type(obj)] = adapter(name).inspect
-    return inspector(obj)
+        module = adapter(name)
+        reader = cache.put(kind, _Reader(module.inspect, getattr(module, "fast_key", None)))
+    return reader
 
 
-@cache
-def _target_name(target: Any) -> str:
-    return _installed_target(resolve(target))
+def inspect(obj: Any) -> Info:
+    """Facts zerocopy reads about ``obj`` (framework, kind, dtype, layout, flags)."""
+    return _reader(obj).inspect(obj)
 
 
 def _installed_target(name: str) -> str:
@@ -64,6 +82,13 @@ def _installed_target(name: str) -> str:
         raise FrameworkNotInstalledError(message(
             f"The target {name} is not installed here",
             hint=f"pip install {adapter(name).PIP}; zerocopy.frameworks() lists what is installed"))
+    return name
+
+
+def _target_name(target: str) -> str:
+    name = cache.get(("target", target))
+    if name is None:
+        name = cache.put(("target", target), _installed_target(resolve(target)))
     return name
 
 
@@ -77,6 +102,52 @@ def _checked_copy(copy: Any) -> bool | None:
              "NotZeroCopyError; True: always an independent copy"))
 
 
+# ---------------------------------------------------------------- one plan per call shape
+
+def _plan(info: Info, name: str, options: Options, move: tuple[str, tuple[str, int]] | None) -> Plan:
+    """The plan for this object: the route the planner picks, or, across devices, a host
+    view (where the target copies onto the device), the device copy, then the route on the
+    new device. Each hop runs on the GPU that holds its data where there are several."""
+    if move is None:
+        chosen = make_plan(edges(), info, name, options)
+    else:
+        chosen = _moving_plan(info, name, options, *move)
+    on_gpu = [hop.before.device[0] != "cpu" and hop.edge.device is None for hop in chosen.hops]
+    if any(on_gpu) and not _cuda.single_gpu():  # the mover picks its devices itself
+        chosen = replace(chosen, hops=tuple(replace(hop, gpu=hop.before.device[1]) if gpu else hop
+                                            for hop, gpu in zip(chosen.hops, on_gpu, strict=True)))
+    return chosen
+
+
+def _moving_plan(info: Info, name: str, options: Options, mover: str, want: tuple[str, int]) -> Plan:
+    where = "cpu" if want[0] == "cpu" else f"cuda:{want[1]}"
+    view = None
+    if mover != info.framework:  # the target copies host data onto the device: from a host view
+        view = make_plan(edges(), info, "numpy", Options())
+    current = view.hops[-1].after if view is not None and view.hops else info
+    edge = Edge(current.framework, _moved_framework(mover, want), "device copy",
+                f"{mover}: copy to {where}" + (" (through a host view)" if view is not None else ""),
+                _mover(mover, want), copies=True, cost=10.0, device=want)
+    moved = Hop(edge, current, edge.after(current), Options(options.copy))
+    # The moved data is a fresh buffer of our own: the rest shares it where it can.
+    rest = make_plan(edges(), moved.after, name,
+                     Options(None if options.copy is not False else False, None, options.stream))
+    why = ("asked for with device=" + repr(options.device) if options.device is not None
+           else f"{name} cannot hold data on {info.device[0]}")
+    before = view.hops if view is not None else ()
+    return Plan(info, name, options, (*before, moved, *rest.hops),
+                [f"moved to {where} on purpose ({why}): a copy of {info.nbytes} bytes",
+                 *(view.caveats if view is not None else ()), *rest.caveats],
+                [*(view.rejected if view is not None else ()), *rest.rejected])
+
+
+def _mover(mover: str, want: tuple[str, int]) -> Callable[[Any, Options], Any]:
+    def move(x: Any, options: Options) -> Any:
+        return adapter(mover).move(x, want)
+
+    return move
+
+
 def _pointer_sensitive(chosen: Plan) -> bool:
     """Did alignment take part in this choice (a route read the pointer before or in the
     chosen one)? Then the cache keeps one choice per alignment."""
@@ -84,64 +155,42 @@ def _pointer_sensitive(chosen: Plan) -> bool:
     return any(e.needs_pointer for route in tried for e in route)
 
 
-def _route_for(info: Info, name: str, copy: bool | None, device: Any,
-               options: Options) -> tuple[tuple[Edge, ...], bool]:
-    """(route, whether alignment took part in choosing it)."""
-    key = (info.signature(), name, copy, device)
-    cached = _ROUTES.get(key)
-    if cached is not None and cached[1]:  # alignment-sensitive: one entry per alignment
+def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
+    """(the plan for this object's signature, target and options, whether alignment took
+    part in choosing it). A miss plans afresh and keeps the plan without the object."""
+    move = _move_for(info, name, options) if _may_move(info, name, options) else None
+    # The key holds the resolved move too: a device chosen as "the current one" is part of
+    # the plan, not of the arguments. A stream in the key is kept alive while its plan is
+    # cached (bounded; streams are few and long-lived).
+    key = ("plan", info.signature(), name, options.copy, options.device, options.stream, move)
+    try:
+        chosen = cache.get(key)
+    except TypeError:  # an unhashable device or stream spelling: planned on every call
+        return _plan(info, name, options, move), False
+    sensitive = chosen is _ALIGNMENT_BIT
+    if sensitive:  # one entry per alignment
         key = (*key, info.ptr % 64 == 0)
-        cached = _ROUTES.get(key)
-    if cached is None:
-        chosen = make_plan(edges(), info, name, options)
-        sensitive = _pointer_sensitive(chosen)
-        cached = (tuple(hop.edge for hop in chosen.hops), sensitive)
-        with _ROUTES_LOCK:
-            if len(_ROUTES) >= _MAX_CACHED:
-                _ROUTES.clear()
-            if sensitive:
-                _ROUTES[key[:4]] = ((), True)
-                key = (*key[:4], info.ptr % 64 == 0)
-            _ROUTES[key] = cached
-    return cached
-
-
-# The fast lane: a framework module may offer ``fast_key(obj)``, a cheap tuple that decides
-# the route as fully as the object's Info does (or None: take the slow lane). Routes that
-# alignment took part in, and device moves, never enter it.
-_FAST_KEYERS: dict[type, Callable[[Any], Any] | None] = {}
-_FAST_ROUTES: dict[tuple[Any, ...], tuple[Edge, ...]] = {}
-_OPTIONS = {None: _PLAIN, True: Options(copy=True), False: Options(copy=False)}
-
-
-def _fast_keyer(obj: Any) -> Callable[[Any], Any] | None:
-    kind = type(obj)
-    if kind not in _FAST_KEYERS:
-        name = framework_of(obj)
-        _FAST_KEYERS[kind] = getattr(adapter(name), "fast_key", None) if name else None
-    return _FAST_KEYERS[kind]
+        chosen = cache.get(key)
+    if chosen is None:
+        chosen = _plan(info, name, options, move)
+        if not sensitive and _pointer_sensitive(chosen):
+            cache.put(key, _ALIGNMENT_BIT)
+            key, sensitive = (*key, info.ptr % 64 == 0), True
+        cache.put(key, chosen.detached())
+    return chosen, sensitive
 
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
          stream: Any = None) -> Plan:
+    """The plan for ``obj`` -> ``target`` made afresh for this object (what ``explain``
+    returns; ``to`` runs the same plan, kept per signature)."""
     options = Options(copy=_checked_copy(copy), device=device, stream=stream)
     info, name = inspect(obj), _installed_target(resolve(target))
-    move = _move_for(info, name, options)
-    if move is None:
-        return make_plan(edges(), info, name, options)
-    mover, want = move
-    after = fresh_copy_info(info, _moved_framework(mover, want))
-    after.device = want
-    where = "cpu" if want[0] == "cpu" else f"cuda:{want[1]}"
-    edge = Edge(info.framework, after.framework, "device copy",
-                f"{mover}: copy to {where}" + (" (through a host view)" if mover != info.framework else ""),
-                lambda x, o: x, copies=True, cost=10.0)
-    rest = make_plan(edges(), after, name, Options(None if copy is not False else False, None, stream))
-    why = ("asked for with device=" + repr(device) if device is not None
-           else f"{name} cannot hold data on {info.device[0]}")
-    return Plan(info, name, options, (Hop(edge, info, after), *rest.hops),
-                [f"moved to {where} on purpose ({why}): a copy of {info.nbytes} bytes", *rest.caveats])
+    move = _move_for(info, name, options) if _may_move(info, name, options) else None
+    return _plan(info, name, options, move)
 
+
+# ---------------------------------------------------------------- devices
 
 def _device_of(spec: Any) -> tuple[str, int]:
     """("cpu", 0) or ("cuda", n) from "cpu", "cuda", "cuda:1", an int, or a torch/JAX device."""
@@ -178,6 +227,10 @@ def _moved_framework(mover: str, want: tuple[str, int]) -> str:
     return "numpy" if want[0] == "cpu" and mover in DEVICE_ONLY else mover
 
 
+def _may_move(info: Info, name: str, options: Options) -> bool:
+    return options.device is not None or info.device[0] != "cpu" or name in DEVICE_ONLY
+
+
 def _move_for(info: Info, name: str, options: Options) -> tuple[str, tuple[str, int]] | None:
     """(framework that copies, device) when the conversion crosses devices, else None."""
     here = ("cpu", 0) if info.device[0] == "cpu" else ("cuda", info.device[1])
@@ -206,11 +259,7 @@ def _move_for(info: Info, name: str, options: Options) -> tuple[str, tuple[str, 
     return mover, want
 
 
-def _run_move(obj: Any, info: Info, mover: str, want: tuple[str, int]) -> Any:
-    if mover != info.framework:  # host -> device by the target: start from a host view
-        obj = to(obj, "numpy")
-    return adapter(mover).move(obj, want)
-
+# ---------------------------------------------------------------- to
 
 def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
        stream: Any = None) -> Any:
@@ -258,84 +307,76 @@ def _typed(exc: Exception, obj: Any, target: Any) -> ZeroCopyError:
 
 def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any) -> Any:
     if copy is not None and copy is not True and copy is not False:
-        _checked_copy(copy)  # before the fast lane: 1 == True would find True's route
-    keyer = None
-    if device is None and stream is None:
-        keyer = _FAST_KEYERS.get(type(obj), _fast_keyer)
-        if keyer is _fast_keyer:  # a class not seen yet
-            keyer = _fast_keyer(obj)
-    fast_key = keyer(obj) if keyer is not None else None
-    if fast_key is not None:
-        route = _FAST_ROUTES.get((type(obj), fast_key, target, copy))
-        if route is not None:
-            return _run(obj, route, _OPTIONS[copy], None, target, None)
-    info = inspect(obj)
+        _checked_copy(copy)  # before the fast lane: 1 == True would find True's plan
+    kind = type(obj)
+    reader = cache.get(kind) or _reader(obj)
+    # The fast lane: a fast key stands for the Info, so a repeat call skips inspect().
+    fast_key = None
+    if device is None and stream is None and reader.fast_key is not None:
+        fast_key = reader.fast_key(obj)
+        if fast_key is not None:
+            fast_key = (kind, fast_key, target, copy)
+            chosen = cache.get(fast_key)
+            if chosen is not None:
+                return _run(obj, chosen, None)
+    info = reader.inspect(obj)
     name = _target_name(target) if isinstance(target, str) else _installed_target(resolve(target))
-    if device is not None or info.device[0] != "cpu" or name in DEVICE_ONLY:
-        move = _move_for(info, name, Options(copy, device, stream))
-        if move is not None:
-            moved = _run_move(obj, info, *move)
-            return _to(moved, name, None if copy is not False else False, None, stream)
-    options = _PLAIN if copy is None and device is None and stream is None else Options(copy, device, stream)
-    route, sensitive = _route_for(info, name, copy, device, options)
-    on_one_device = info.device[0] == "cpu" or _cuda.single_gpu()
-    if fast_key is not None and not sensitive and on_one_device and isinstance(target, str | type(sys)):
-        with _ROUTES_LOCK:
-            if len(_FAST_ROUTES) >= _MAX_CACHED:
-                _FAST_ROUTES.clear()
-            _FAST_ROUTES[(type(obj), fast_key, target, copy)] = route
-    return _run(obj, route, options, info, name, None if on_one_device else info.device[1])
+    options = _OPTIONS[copy] if device is None and stream is None else Options(copy, device, stream)
+    chosen, sensitive = _cached_plan(info, name, options)
+    # Routes that alignment took part in, device moves and GPU switches never enter the
+    # fast lane: its key does not hold the pointer, the current device or the device count.
+    if (fast_key is not None and not sensitive and not chosen.moves and not chosen.switches_gpu
+            and isinstance(target, str | type(sys))):
+        cache.put(fast_key, chosen.detached())
+    return _run(obj, chosen, info)
 
 
-def _run(source: Any, route: tuple[Edge, ...], options: Options, info: Info | None, target: Any,
-         gpu: int | None) -> Any:
-    """Run the route's hops (on the GPU that holds the data, with several), then check the
-    ``copy`` promise on the result."""
-    if copies.WATCHING and options.copy is None and any(edge.copies for edge in route):
-        _report_copy(source, info, target)  # before the work: "raise" must not copy first
-    obj = source
-    if gpu is None:
-        for edge in route:
-            obj = edge.run(obj, options)
-    else:
-        with _cuda.on_device(gpu):  # several GPUs: convert where the data lives
-            for edge in route:
-                obj = edge.run(obj, options)
-    if options.copy is None:
-        return obj
-    name = target if info is not None else _target_name(target)
-    return _keep_promise(info or inspect(source), source, obj, name, options.copy, route)
+def _run(source: Any, chosen: Plan, info: Info | None) -> Any:
+    """Run the plan, then check the ``copy`` promise on the result."""
+    copy = chosen.options.copy
+    if copies.WATCHING and copy is None and chosen.copies:
+        _report_copy(source, info, chosen)  # before the work: "raise" must not copy first
+    result = chosen.run(source)
+    if copy is None:
+        return result
+    return _keep_promise(info or inspect(source), source, result, chosen, copy)
 
 
-def _report_copy(source: Any, info: Info | None, target: Any) -> None:
+def _report_copy(source: Any, info: Info | None, chosen: Plan) -> None:
+    """Tell the copy policy about a copy the caller did not ask for (a device move was
+    asked for, by ``device=`` or by the target's kind of memory: not reported)."""
     if copies.copy_policy() == "allow":  # watching, but not in this thread or not any more
         return
-    chosen = plan(source, target)
-    reasons = [c.removeprefix("copied because ") for c in chosen.caveats if c.startswith("copied because")]
-    copies.copied((info or chosen.source).describe(), chosen.target, chosen.copied_bytes,
+    fresh = plan(source, chosen.target, device=chosen.options.device, stream=chosen.options.stream)
+    copied = [hop for hop in fresh.hops if hop.edge.copies and hop.edge.device is None]
+    if not copied:
+        return
+    reasons = [c.removeprefix("copied because ") for c in fresh.caveats if c.startswith("copied because")]
+    copies.copied((info or fresh.source).describe(), fresh.target, sum(h.copied_bytes for h in copied),
                   reasons[0] if reasons else "no route could share this object")
 
 
-def _keep_promise(info: Info, source: Any, result: Any, name: str, copy: bool,
-                  route: tuple[Edge, ...]) -> Any:
+def _keep_promise(info: Info, source: Any, result: Any, chosen: Plan, copy: bool) -> Any:
     """``copy=True`` never shares, ``copy=False`` never copies: checked on the result itself,
     so a framework that copies or shares behind its edge's back cannot break the promise."""
     shares = shares_memory(source, result, info)
     if shares is None or shares != copy:  # kept: copy=False shares, copy=True does not
         return result
+    name = chosen.target
     if copy is False:
         raise NotZeroCopyError(message(
             f"{info.describe()} -> {name}: the sharing route copied after all "
-            f"({' -> '.join([info.framework, *(e.target for e in route)])})",
+            f"({' -> '.join([info.framework, *(h.edge.target for h in chosen.hops)])})",
             hint="pass copy=None to accept the copy; zerocopy.explain() shows the plan"))
     # copy=True and the result still shares: a framework kept a view where it was asked to
     # copy. One more copy in the target framework keeps the promise.
-    again = _to(result, name, True, None, None) if route else None
+    again = _to(result, name, True, None, None) if chosen.hops else None
     if again is None or shares_memory(source, again, info):
         raise FrameworkError(message(
             f"{info.describe()} -> {name}: the copy shares memory with the source",
             hint="please report this with zerocopy.explain(obj, target, copy=True)"))
     return again
+
 
 
 def _extent(info: Info) -> tuple[int, int] | None:

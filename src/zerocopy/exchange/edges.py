@@ -8,6 +8,10 @@ memory (a :class:`Refusal`). Framework modules declare their edges; the planner
 
 Two virtual nodes join many frameworks at once: ``"dlpack"`` (any object that speaks
 ``__dlpack__``) and, on GPUs, ``"cai"`` (the CUDA Array Interface).
+
+A copy between devices is an edge too (``device`` set: where the copy lands). Such edges
+are not in the graph the planner searches: ``zerocopy.to`` adds one to a plan when the
+caller asks for a device or the target lives only on the other side.
 """
 
 from __future__ import annotations
@@ -79,15 +83,22 @@ class Edge:
     # A copy into a framework whose memory is immutable (Arrow, Polars, pandas views, JAX,
     # TensorFlow) is fresh but read-only: the next hop must not be planned as writable.
     immutable_result: bool = False
+    # A copy to another device: ("cpu", 0) or ("cuda", n), where the result lives.
+    device: tuple[str, int] | None = None
 
     def after(self, info: Info) -> Info:
         """The facts of the object this hop produces, without running it."""
-        if self.copies:
-            new = fresh_copy_info(info, self.target, self.result_kind)
-            new.readonly = self.immutable_result
+        if not self.copies:
+            return self.project(info, self.target, self.result_kind)
+        new = fresh_copy_info(info, self.target, self.result_kind)
+        new.readonly = self.immutable_result
+        if self.device is None:
             new.extra["copied"] = self.target  # who allocated it (alignment of empty data)
-            return new
-        return self.project(info, self.target, self.result_kind)
+        else:
+            # The framework's own allocation on that device, not zerocopy's aligned one
+            # (extra["copied"] stays True: empty data of unknown alignment).
+            new.device = self.device
+        return new
 
 
 def moved_info(info: Info, framework: str, kind: str | None = None) -> Info:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from zerocopy._display import info_html
+
 __all__ = ["ARRAY", "COLUMN", "TABLE", "Info", "layout_of", "size_class"]
 
 ARRAY, COLUMN, TABLE = "array", "column", "table"
@@ -96,8 +98,6 @@ class Info:
                 self.extra.get("signature") if self.extra else None)
 
     def _repr_html_(self) -> str:  # Jupyter: zerocopy.inspect(x) as a table of facts
-        from zerocopy._display import info_html
-
         return info_html(self)
 
     def describe(self) -> str:

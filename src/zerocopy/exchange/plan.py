@@ -3,19 +3,25 @@
 Routes are simple paths (at most ``MAX_HOPS`` edges) through the edge graph, enumerated
 once per (source, target) pair and ranked: sharing routes by cost first, then routes that
 copy. For one object the planner walks the ranked routes, projects the object's facts
-through each hop and takes the first route whose checks all pass. ``to()`` runs that
-route; ``explain()`` prints it, with the cheaper routes it rejected and why. Both come from
-the same :class:`Plan`, so they cannot disagree.
+through each hop and takes the first route whose checks all pass. The result is a
+:class:`Plan`: ``explain()`` prints it, with the cheaper routes it rejected and why;
+``to()`` runs it (:meth:`Plan.run`, the only place edges run), so they cannot disagree.
+
+Two rules hold for every route, whatever its frameworks (both read only the edges' data):
+nulls never reach an array and chunks become one buffer only by a copy (``data_rule``);
+an array that arrives as an array never passes through a column or a table on the way
+(``detour``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from functools import cache
 from typing import Any
 
+from zerocopy import _cuda
+from zerocopy._display import plan_html, plan_rich
 from zerocopy._units import human_bytes
 from zerocopy.errors import (
     NotZeroCopyError,
@@ -23,19 +29,26 @@ from zerocopy.errors import (
     UnsupportedConversionError,
     message,
 )
-from zerocopy.exchange.edges import Edge, Options, Refusal
+from zerocopy.exchange import cache
+from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, TABLE, Info
 
-__all__ = ["Hop", "Plan", "make_plan", "routes"]
+__all__ = ["Hop", "Plan", "detour", "make_plan", "routes"]
 
 MAX_HOPS = 5
+_PLAIN = Options()
 
 
 @dataclass(frozen=True)
 class Hop:
+    """One edge of a plan: the facts before and after it, the options it runs with, and
+    the GPU to make current while it runs (None: leave the current device as it is)."""
+
     edge: Edge
     before: Info
     after: Info
+    options: Options = _PLAIN
+    gpu: int | None = None
 
     @property
     def copied_bytes(self) -> int:
@@ -57,6 +70,15 @@ class Plan:
     hops: tuple[Hop, ...]
     caveats: list[str] = field(default_factory=list)
     rejected: list[tuple[tuple[Edge, ...], Refusal]] = field(default_factory=list)
+    # What run() calls, read once: (edge.run, options) per hop, and whether a hop needs
+    # its GPU made current (several GPUs only).
+    _steps: tuple[tuple[Callable[[Any, Options], Any], Options], ...] = field(
+        init=False, repr=False, compare=False)
+    switches_gpu: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._steps = tuple((hop.edge.run, hop.options) for hop in self.hops)
+        self.switches_gpu = any(hop.gpu is not None for hop in self.hops)
 
     @property
     def copies(self) -> bool:
@@ -70,10 +92,40 @@ class Plan:
     def protocols(self) -> tuple[str, ...]:
         return tuple(hop.edge.protocol for hop in self.hops)
 
+    @property
+    def moves(self) -> bool:
+        """Does the plan copy the data to another device (``device=``, or a target that
+        lives only on the other side)?"""
+        return any(hop.edge.device is not None for hop in self.hops)
+
     def run(self, obj: Any) -> Any:
-        for hop in self.hops:
-            obj = hop.edge.run(obj, self.options)
+        """Run the hops on ``obj`` (the object this plan was made for, or one with the same
+        signature) and return the target's object. ``zerocopy.to`` runs plans only
+        through this method; it adds the check of the ``copy`` promise on the result."""
+        if self.switches_gpu:
+            return self._run_on_gpus(obj)
+        for run, options in self._steps:
+            obj = run(obj, options)
         return obj
+
+    def _run_on_gpus(self, obj: Any) -> Any:
+        for hop in self.hops:
+            if hop.gpu is None:
+                obj = hop.edge.run(obj, hop.options)
+            else:
+                with _cuda.on_device(hop.gpu):  # several GPUs: convert where the data lives
+                    obj = hop.edge.run(obj, hop.options)
+        return obj
+
+    def detached(self) -> Plan:
+        """The same plan without the object it was made for (an Info holds the object and
+        its pointer reader): what a cache may keep without keeping the data alive."""
+        if self.source.obj is None:  # detached already
+            return self
+        return replace(self, source=_bare(self.source), caveats=list(self.caveats),
+                       rejected=list(self.rejected),
+                       hops=tuple(replace(h, before=_bare(h.before), after=_bare(h.after))
+                                  for h in self.hops))
 
     def __str__(self) -> str:
         verdict = (f"COPIES {human_bytes(self.copied_bytes)}" if self.copies else "ZERO-COPY")
@@ -95,14 +147,17 @@ class Plan:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:  # Jupyter
-        from zerocopy._display import plan_html
-
         return plan_html(self)
 
     def __rich__(self) -> Any:  # rich.print(plan), the CLI
-        from zerocopy._display import plan_rich
-
         return plan_rich(self)
+
+
+def _bare(info: Info) -> Info:
+    new = moved_info(info, info.framework)
+    new.obj, new._pointer = None, None
+    new._ptr = info._ptr or 0
+    return new
 
 
 def _route_text(route: tuple[Edge, ...]) -> str:
@@ -119,11 +174,15 @@ def _graph(edges: Iterable[Edge]) -> dict[str, list[Edge]]:
 
 
 def routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Edge, ...], ...]:
-    """Ranked simple routes from ``source`` to ``target`` (cached per edge set and pair)."""
-    return _routes(edges, source, target)
+    """Ranked simple routes from ``source`` to ``target`` (kept in the exchange's one cache,
+    per edge set and pair)."""
+    key = ("routes", edges, source, target)
+    found = cache.get(key)
+    if found is None:
+        found = cache.put(key, _routes(edges, source, target))
+    return found
 
 
-@cache
 def _routes(edges: tuple[Edge, ...], source: str, target: str) -> tuple[tuple[Edge, ...], ...]:
     graph = _graph(edges)
     found: list[tuple[Edge, ...]] = []
@@ -181,8 +240,30 @@ _NULL_HINTS = {
 }
 
 
+def detour(info: Info, route: tuple[Edge, ...]) -> Refusal | None:
+    """An array that arrives as an array never passes through a column or a table on the
+    way. Wrapping a buffer in a column framework and unwrapping it again shares the same
+    memory, so no check refuses it, but it costs what no route cost says (with cuDF
+    installed, Numba -> CAI -> cudf.Series -> Series.values took 100-240x the direct
+    CAI route on an H200). Only where the route ends as a column or a table (the target
+    holds columns) may an array become one on the way. Read from the edges' result kinds:
+    no framework is named."""
+    if info.kind != ARRAY:
+        return None
+    kinds = [info.kind]
+    for edge in route:
+        kinds.append(edge.result_kind or kinds[-1])
+    if kinds[-1] != ARRAY or all(kind == ARRAY for kind in kinds):
+        return None
+    return Refusal("an array does not pass through a column or a table on its way to an array",
+                   fixable=False, quiet=True)
+
+
 def _try_route(route: tuple[Edge, ...], info: Info, options: Options
                ) -> tuple[tuple[Hop, ...], list[str]] | Refusal:
+    refusal = detour(info, route)
+    if refusal is not None:
+        return refusal
     hops, caveats, current = [], [], info
     for edge in route:
         if current.kind not in edge.kinds:
@@ -193,7 +274,7 @@ def _try_route(route: tuple[Edge, ...], info: Info, options: Options
         if refusal is not None and not (edge.copies and refusal.fixable):
             return replace(refusal, left=len(route) - len(hops) - 1)
         nxt = edge.after(current)
-        hops.append(Hop(edge, current, nxt))
+        hops.append(Hop(edge, current, nxt, options))
         if edge.caveat is not None and not edge.copies:
             text = edge.caveat(current)
             if text:
