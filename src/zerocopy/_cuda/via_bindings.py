@@ -109,7 +109,7 @@ class BindingsRuntime(CudaRuntime):
             err, ptr = malloc_fn(nbytes, pool_obj, handle)
             if err is not ok and err != ok:
                 fail(int(err), "cudaMallocFromPoolAsync", nbytes=nbytes)
-            return ptr  # type: ignore[no-any-return]
+            return ptr
 
         def free(ptr: int, stream: int) -> None:
             handle = streams.get(stream)

@@ -95,7 +95,7 @@ class CupyRuntime(CudaRuntime):
 
         def malloc(nbytes: int, stream: int) -> int:
             try:
-                return malloc_fn(nbytes, pool, stream)  # type: ignore[no-any-return]
+                return malloc_fn(nbytes, pool, stream)
             except error as exc:
                 _fail(exc, "mallocFromPoolAsync", nbytes)
 

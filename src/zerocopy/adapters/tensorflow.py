@@ -168,7 +168,7 @@ _CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
 def _ready_capsule(x: Any, stream: Any) -> Any:
     """A capsule of ``x`` whose pending writes have finished (TF cannot wait on the device)."""
     raw = streams.handle(stream)
-    if raw is streams.NO_SYNC:
+    if isinstance(raw, streams.NoSync):
         return streams.dlpack_source(x, streams.NO_SYNC).__dlpack__()
     if (type(x).__module__ or "").partition(".")[0] in ("jax", "jaxlib"):
         x.block_until_ready()  # JAX: wait for this array only

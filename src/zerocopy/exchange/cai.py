@@ -139,7 +139,7 @@ class CAIExporter:
     def __init__(self, owner: Any, ptr: int, shape: tuple[int, ...], strides: tuple[int, ...] | None,
                  dtype: str, *, readonly: bool = False, stream: int | None = None) -> None:
         self.owner = owner
-        self.__cuda_array_interface__ = {
+        self.__cuda_array_interface__: dict[str, Any] = {
             "version": 3, "shape": tuple(shape), "typestr": typestr_of(dtype),
             "data": (int(ptr), bool(readonly)), "strides": None if strides is None else tuple(strides),
             "descr": [("", typestr_of(dtype))], "stream": stream,

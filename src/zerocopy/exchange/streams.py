@@ -130,7 +130,7 @@ def dlpack_source(producer: Any, stream: Any) -> Any:
     if stream is None:
         return producer
     raw = handle(stream)
-    if raw is NO_SYNC:
+    if isinstance(raw, NoSync):
         return _StreamedProducer(producer, None if _is_jax(producer) else -1)
     return _StreamedProducer(producer, raw)
 
