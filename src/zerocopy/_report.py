@@ -6,7 +6,7 @@ import importlib.metadata
 import importlib.util
 from typing import Any
 
-from zerocopy.adapters import FRAMEWORKS, adapter, installed
+from zerocopy.registry import FRAMEWORKS, adapter, installed
 
 __all__ = ["framework_report", "framework_row"]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import zerocopy
-from zerocopy.adapters import adapter
+from zerocopy.registry import adapter
 
 pytestmark = pytest.mark.gpu
 cudf = pytest.importorskip("cudf") if importlib.util.find_spec("cudf") else None

@@ -17,7 +17,7 @@ import pytest
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
-from zerocopy.adapters import adapter
+from zerocopy.registry import adapter
 from zerocopy.testing import probe_values as _probe_values
 
 GPU = tuple(n for n, module in (("cupy", "cupy"), ("torch", "torch"), ("jax", "jax"), ("numba", "numba_cuda"))

@@ -38,7 +38,7 @@ import pytest
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES
-from zerocopy.adapters import adapter
+from zerocopy.registry import adapter
 from zerocopy.testing import probe_values as _probe_values
 
 pytestmark = pytest.mark.gpu

@@ -12,7 +12,7 @@ from tests.helpers.frameworks import MAIN_ENV, same_bits, values
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
-from zerocopy.adapters import adapter
+from zerocopy.registry import adapter
 
 TARGETS = [n for n in MAIN_ENV if n != "numpy"]
 
