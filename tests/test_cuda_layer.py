@@ -320,3 +320,20 @@ def test_device_pool_allocates_hands_off_and_translates_oom_through_the_layer(fa
         ["cudaEventRecord", 1001, 0], ["cudaStreamWaitEvent", 5, 1001, 0],
         ["cudaMallocFromPoolAsync", 1 << 50, 0x77, 0],
     ]
+
+
+def test_reset_forgets_the_choice_and_the_device_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zerocopy import _cuda
+    from zerocopy.errors import FrameworkNotInstalledError
+
+    monkeypatch.setitem(sys.modules, "cuda", None)  # no cuda.bindings, whatever is installed
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.delenv("ZEROCOPY_CUDA_BINDING", raising=False)
+    monkeypatch.setattr(_cuda, "_DEVICE_COUNT", [1])  # as if a GPU had been counted
+    assert _cuda.single_gpu()
+    _cuda.reset()
+    try:
+        with pytest.raises(FrameworkNotInstalledError, match="pip install cuda-bindings"):
+            _cuda.single_gpu()
+    finally:
+        _cuda.reset()

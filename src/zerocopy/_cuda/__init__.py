@@ -68,7 +68,7 @@ _DEVICE_COUNT: list[int] = []
 
 def binding(name: str | None = None) -> CudaRuntime:
     """The CUDA runtime binding to use now (the order is in the module docstring), or the
-    one ``name``\\ d ("cuda.bindings" or "cupy")."""
+    one called ``name`` ("cuda.bindings" or "cupy"; naming CuPy imports it)."""
     if name is not None:
         return _make(name)
     cupy_loaded = sys.modules.get("cupy") is not None  # None: an import that was blocked

@@ -52,7 +52,7 @@ def fail(code: int, call: str, *, nbytes: int | None = None, detail: str | None 
         hint = ("no usable CUDA GPU is visible to this process: check the driver with nvidia-smi "
                 "and CUDA_VISIBLE_DEVICES, or keep the data on the host (device='cpu')")
     else:
-        hint = "the CUDA error names the cause; `zerocopy doctor` shows the devices and bindings found"
+        hint = "the CUDA error names the cause; `zerocopy doctor` lists the devices each framework sees"
     raise DeviceError(message(f"CUDA call {call} failed", got=got, hint=hint))
 
 
