@@ -164,3 +164,13 @@ def test_importing_every_adapter_and_hook_module_imports_no_framework() -> None:
 def _package_dir(package: ModuleType) -> Path:
     assert package.__file__ is not None
     return Path(package.__file__).parent
+
+
+def test_a_hooked_framework_is_loaded_when_its_modules_or_its_pool_package_are(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("cudf", "rmm", "cupy", "cupy_backends"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert not hooks.loaded("cudf") and not hooks.loaded("cupy")
+    monkeypatch.setitem(sys.modules, "rmm", ModuleType("rmm"))  # what the cuDF hook drives
+    monkeypatch.setitem(sys.modules, "cupy_backends", ModuleType("cupy_backends"))
+    assert hooks.loaded("cudf") and hooks.loaded("cupy")

@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zerocopy import registry
 from zerocopy._cuda import UINT64_MAX
-from zerocopy.memory.hooks import hook
+from zerocopy.memory.hooks import HOOKS, loaded
 
 __all__ = ["GovernedPool", "PoolEvent", "PoolGovernor"]
 
@@ -183,6 +182,5 @@ def _torch_backend(torch: Any) -> str:
 def _suspect() -> str:
     """Best guess of who changed the pool: the frameworks with a pool hook that are loaded
     (their own modules, or the package their hook drives: RMM for cuDF)."""
-    running = [name for name in registry.names(hook=True)
-               if registry.record(name).loaded(sys.modules) or hook(name).PACKAGE in sys.modules]
+    running = [name for name in HOOKS if loaded(name)]
     return ", ".join(running) or "unknown"

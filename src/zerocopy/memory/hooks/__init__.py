@@ -18,6 +18,7 @@ Importing this package or a hook module imports no framework.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from types import ModuleType
 from zerocopy import registry
 from zerocopy.errors import InvalidArgumentError, message
 
-__all__ = ["HOOKS", "Capabilities", "Installation", "capability_table", "hook"]
+__all__ = ["HOOKS", "Capabilities", "Installation", "capability_table", "hook", "loaded"]
 
 # framework -> hook module, in the registry's order (the order share() routes them).
 HOOKS: dict[str, str] = registry.HOOKS
@@ -73,12 +74,18 @@ class Installation:
 
 
 def hook(framework: str) -> ModuleType:
-    """The hook module of ``framework`` (KeyError names the ones that exist)."""
+    """The hook module of ``framework`` (InvalidArgumentError names the ones that exist)."""
     try:
         return importlib.import_module(HOOKS[framework])
     except KeyError:
         raise InvalidArgumentError(message(f"No memory hook for {framework!r}",
                                            expected=", ".join(HOOKS))) from None
+
+
+def loaded(framework: str) -> bool:
+    """Whether ``framework`` runs in this process: one of its modules, or the package its
+    hook drives (RMM for cuDF), is imported. Nothing is imported to find out."""
+    return registry.record(framework).loaded(sys.modules) or hook(framework).PACKAGE in sys.modules
 
 
 def capability_table() -> list[Capabilities]:
