@@ -34,7 +34,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numba
+import numba  # noqa: TID253 (the synthesiser's kernel: this module is loaded by the demo only)
 import numpy as np
 
 __all__ = ["EcgParams", "cache_dir", "cached_parquet", "rr_tachogram", "simulate", "write_parquet"]
@@ -97,7 +97,8 @@ def _beat_omegas(rr_1hz: np.ndarray, n_steps: int, dt: float) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _derivs(x, y, z, t, w, theta, a, b, resp_amp, resp_f):
+def _derivs(x: float, y: float, z: float, t: float, w: float, theta: np.ndarray, a: np.ndarray,
+            b: np.ndarray, resp_amp: float, resp_f: float) -> tuple[float, float, float]:
     two_pi = 2.0 * math.pi
     alpha = 1.0 - math.sqrt(x * x + y * y)
     ang = math.atan2(y, x)
@@ -111,7 +112,8 @@ def _derivs(x, y, z, t, w, theta, a, b, resp_amp, resp_f):
 
 
 @numba.njit(cache=True, nogil=True)
-def _integrate(omega, theta, a, b, resp_amp, resp_f, dt, stride, out):
+def _integrate(omega: np.ndarray, theta: np.ndarray, a: np.ndarray, b: np.ndarray, resp_amp: float,
+               resp_f: float, dt: float, stride: int, out: np.ndarray) -> None:
     """Fixed-step RK4 over one record; ``out`` receives z every ``stride`` steps."""
     x, y, z = -1.0, 0.0, 0.0   # on the limit cycle, half a beat before R
     k = 0

@@ -14,7 +14,9 @@ column block (structure of arrays, the zerocopy way), on the CPU and the GPU ali
 
 from __future__ import annotations
 
-import numba
+from typing import Any
+
+import numba  # noqa: TID253 (the demo's kernels: this module is loaded by the demo only)
 import numpy as np
 
 __all__ = ["META", "beat_dtype", "cut_beats_cpu", "cut_beats_gpu", "find_peaks_cpu", "find_peaks_gpu",
@@ -29,7 +31,7 @@ def beat_dtype(width: int) -> np.dtype:
 
 
 @numba.njit(cache=True, inline="always")
-def _is_peak(y, r, i, thr, half, pre, post):
+def _is_peak(y: np.ndarray, r: int, i: int, thr: float, half: int, pre: int, post: int) -> bool:
     n = y.shape[1]
     v = y[r, i]
     if v <= thr or i < pre or i + post > n:
@@ -44,7 +46,8 @@ def _is_peak(y, r, i, thr, half, pre, post):
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_peaks(y, thr, half, pre, post, counts):
+def _count_peaks(y: np.ndarray, thr: np.ndarray, half: int, pre: int, post: int,
+                 counts: np.ndarray) -> None:
     for r in numba.prange(y.shape[0]):
         c = 0
         for i in range(y.shape[1]):
@@ -54,7 +57,8 @@ def _count_peaks(y, thr, half, pre, post, counts):
 
 
 @numba.njit(cache=True, parallel=True)
-def _fill_peaks(y, thr, half, pre, post, starts, rows, cols):
+def _fill_peaks(y: np.ndarray, thr: np.ndarray, half: int, pre: int, post: int, starts: np.ndarray,
+                rows: np.ndarray, cols: np.ndarray) -> None:
     for r in numba.prange(y.shape[0]):
         k = starts[r]
         for i in range(y.shape[1]):
@@ -77,7 +81,7 @@ def find_peaks_cpu(y: np.ndarray, thr: np.ndarray, half: int, pre: int, post: in
     return rows, cols
 
 
-def record_views(buffer, n: int, width: int) -> dict[str, object]:
+def record_views(buffer: Any, n: int, width: int) -> dict[str, Any]:
     """Field views of ``n`` beat records in a byte buffer (NumPy or CuPy): strided arrays."""
     words = buffer.view("i4").reshape(n, 4 + width)
     floats = words.view("f4")
@@ -86,7 +90,9 @@ def record_views(buffer, n: int, width: int) -> dict[str, object]:
 
 
 @numba.njit(cache=True, parallel=True)
-def _cut(y, rows, cols, record_of_row, pre, fs, record, peak, rr, amp, window):
+def _cut(y: np.ndarray, rows: np.ndarray, cols: np.ndarray, record_of_row: np.ndarray, pre: int,
+         fs: np.float32, record: np.ndarray, peak: np.ndarray, rr: np.ndarray, amp: np.ndarray,
+         window: np.ndarray) -> None:
     for k in numba.prange(rows.shape[0]):
         r, p = rows[k], cols[k]
         record[k] = record_of_row[r]
@@ -106,18 +112,18 @@ def cut_beats_cpu(y: np.ndarray, rows: np.ndarray, cols: np.ndarray, record_of_r
 # ----------------------------------------------------------------------------------- GPU
 # numba-cuda kernels, compiled on first use (never on a machine without a GPU).
 
-_GPU: dict[str, object] = {}
-cuda = None   # numba.cuda, imported by the first GPU call
+_GPU: dict[str, Any] = {}
+cuda: Any = None   # numba.cuda, imported by the first GPU call
 
 
-def _gpu_kernels() -> dict[str, object]:
+def _gpu_kernels() -> dict[str, Any]:
     if _GPU:
         return _GPU
     global cuda  # noqa: PLW0603 (a module global, as numba-cuda and its simulator expect)
     from numba import cuda
 
     @cuda.jit
-    def peak_mask(y, thr, half, pre, post, mask):
+    def peak_mask(y: Any, thr: Any, half: int, pre: int, post: int, mask: Any) -> None:
         i, r = cuda.grid(2)   # x runs along a record: neighbouring threads read neighbouring samples
         if r >= y.shape[0] or i >= y.shape[1]:
             return
@@ -137,7 +143,8 @@ def _gpu_kernels() -> dict[str, object]:
         mask[r, i] = 1 if ok else 0
 
     @cuda.jit
-    def cut(y, rows, cols, record_of_row, pre, fs, record, peak, rr, amp, window):
+    def cut(y: Any, rows: Any, cols: Any, record_of_row: Any, pre: int, fs: np.float32, record: Any,
+            peak: Any, rr: Any, amp: Any, window: Any) -> None:
         j, k = cuda.grid(2)   # x runs along a window
         if k >= rows.shape[0] or j >= window.shape[1]:
             return
@@ -153,7 +160,7 @@ def _gpu_kernels() -> dict[str, object]:
     return _GPU
 
 
-def find_peaks_gpu(y, thr, half: int, pre: int, post: int):
+def find_peaks_gpu(y: Any, thr: Any, half: int, pre: int, post: int) -> tuple[Any, Any]:
     """GPU twin of :func:`find_peaks_cpu`: a mask kernel, then CuPy compaction (row-major)."""
     import cupy
 
@@ -166,7 +173,8 @@ def find_peaks_gpu(y, thr, half: int, pre: int, post: int):
     return rows.astype(cupy.int32), cols.astype(cupy.int32)
 
 
-def cut_beats_gpu(y, rows, cols, record_of_row, pre: int, fs: float, out: dict[str, object]) -> None:
+def cut_beats_gpu(y: Any, rows: Any, cols: Any, record_of_row: Any, pre: int, fs: float,
+                  out: dict[str, Any]) -> None:
     """GPU twin of :func:`cut_beats_cpu` (CuPy views)."""
     n, width = out["window"].shape
     if n == 0:
