@@ -26,14 +26,31 @@ Nothing here imports a framework at module level.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
+
+import numpy as np
+import numpy.lib.recfunctions as rfn
+
+from zerocopy.layout import (
+    RecordLayout,
+    _gpu,
+    column_block,
+    record_layout,
+    stack,
+    to_columns,
+    to_records,
+    unstack,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -105,13 +122,17 @@ def _row(section: str, label: str, fn: Callable[[], object], nbytes: int, kind: 
 # ---------------------------------------------------------------------- CPU cases
 
 
-def _records(dtype, nbytes: int):
-    import numpy as np
+def _field_dtypes(dtype: np.dtype) -> dict[str, np.dtype]:
+    """name -> dtype of each field of a structured dtype."""
+    fields = dtype.fields
+    return {name: fields[name][0] for name in dtype.names or ()} if fields else {}
 
+
+def _records(dtype: np.dtype, nbytes: int) -> np.ndarray:
     n = nbytes // dtype.itemsize
     raw = np.random.default_rng(0).integers(0, 256, n * dtype.itemsize, dtype=np.uint8)
     aos = raw.view(dtype)
-    for name in dtype.names:  # sane values (bools 0/1) so one-liners behave normally
+    for name in dtype.names or ():  # sane values (bools 0/1) so one-liners behave normally
         if aos[name].dtype.kind == "b":
             aos[name] = aos[name].view(np.uint8) & 1
         elif aos[name].dtype.kind == "f":
@@ -119,9 +140,7 @@ def _records(dtype, nbytes: int):
     return aos
 
 
-def _memcpy_rows(section: str, src_bytes, repeat: int) -> list[Row]:
-    import numpy as np
-
+def _memcpy_rows(section: str, src_bytes: np.ndarray, repeat: int) -> list[Row]:
     dst = np.empty_like(src_bytes)
     dst.fill(1)  # prefault
     return [_row(section, "memcpy: np.copyto(dst, src)  [prefaulted, 1 thread]",
@@ -130,24 +149,17 @@ def _memcpy_rows(section: str, src_bytes, repeat: int) -> list[Row]:
                  2 * src_bytes.nbytes, "memcpy-fresh", repeat)]
 
 
-def _moved(n: int, dtype) -> int:
+def _moved(n: int, dtype: np.dtype) -> int:
     """Bytes a records <-> columns conversion reads plus writes: records + columns."""
-    from zerocopy.layout import record_layout
-
     return n * (dtype.itemsize + sum(f.width for f in record_layout(dtype).fields))
 
 
-def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) -> list[Row]:
-    import numpy as np
-    import numpy.lib.recfunctions as rfn
-
-    from zerocopy.layout import column_block, to_columns, to_records
-
+def _aos_cases(dtype: np.dtype, label: str, repeat: int, one_liners: bool, nbytes: int) -> list[Row]:
     aos = _records(dtype, nbytes)
-    names = list(dtype.names)
+    names = list(dtype.names or ())
     size = _moved(len(aos), dtype)
     sec = f"AoS->SoA {label} ({dtype.itemsize} B/rec)"
-    block = column_block(len(aos), {n: dtype.fields[n][0] for n in names})
+    block = column_block(len(aos), _field_dtypes(dtype))
     for c in block.column_arrays():
         c.fill(0)
     rows = _memcpy_rows(sec, aos.view(np.uint8), repeat)
@@ -156,7 +168,7 @@ def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) ->
              _row(sec, "ours: to_columns(aos)  [fresh]", lambda: to_columns(aos), size,
                   "ours-fresh", repeat)]
     if one_liners:
-        rows += _aos_one_liners(sec, aos, names, rfn, repeat)
+        rows += _aos_one_liners(sec, aos, names, repeat)
     cols = to_columns(aos)
     sec2 = f"SoA->AoS {label} ({dtype.itemsize} B/rec)"
     out = np.empty(len(aos), dtype)
@@ -171,38 +183,34 @@ def _aos_cases(dtype, label: str, repeat: int, one_liners: bool, nbytes: int) ->
     return rows
 
 
-def _aos_one_liners(sec: str, aos, names, rfn, repeat: int) -> list[Row]:
+def _aos_one_liners(sec: str, aos: np.ndarray, names: list[str], repeat: int) -> list[Row]:
     size = _moved(len(aos), aos.dtype)
     rows = [_row(sec, "[aos[f].copy() for f in names]", lambda: [aos[f].copy() for f in names],
                  size, "one-liner", repeat),
             _row(sec, "rfn.structured_to_unstructured(aos, copy=True)",
                  lambda: rfn.structured_to_unstructured(aos, copy=True), size, "one-liner",
                  repeat)]
-    for mod, label, fn in [
+    one_liners: list[tuple[str, str, Callable[[Any], object]]] = [
         ("pandas", "pd.DataFrame(aos)", lambda pd: pd.DataFrame(aos)),
         ("polars", "pl.from_numpy(aos)", lambda pl: pl.from_numpy(aos)),
         ("pyarrow", "pa.RecordBatch.from_arrays([pa.array(aos[f]) ...])",
          lambda pa: pa.RecordBatch.from_arrays([pa.array(aos[f]) for f in names], names)),
-    ]:
+    ]
+    for mod, label, fn in one_liners:
         lib = _maybe(mod)
         if lib is not None:
-            rows.append(_row(sec, label, lambda fn=fn, lib=lib: fn(lib), size, "one-liner",
-                             repeat))
+            rows.append(_row(sec, label, partial(fn, lib), size, "one-liner", repeat))
     if _maybe("pyarrow") is not None:
-        from zerocopy.layout import to_columns
-
         rows.append(_row(sec, "ours: to_columns(aos, to='pyarrow')  [fresh]",
                          lambda: to_columns(aos, to="pyarrow"), size, "ours-fresh", repeat))
     return rows
 
 
-def _soa_one_liners(sec: str, cols, dtype, repeat: int) -> list[Row]:
-    import numpy as np
-
+def _soa_one_liners(sec: str, cols: dict[str, np.ndarray], dtype: np.dtype, repeat: int) -> list[Row]:
     n = len(next(iter(cols.values())))
     size = _moved(n, dtype)
 
-    def field_loop():
+    def field_loop() -> np.ndarray:
         out = np.empty(n, dtype)
         for name, col in cols.items():
             out[name] = col
@@ -222,10 +230,6 @@ def _soa_one_liners(sec: str, cols, dtype, repeat: int) -> list[Row]:
 
 
 def _table_cases(nbytes: int, repeat: int, one_liners: bool) -> list[Row]:
-    import numpy as np
-
-    from zerocopy.layout import stack, unstack
-
     k = 8
     n = nbytes // (4 * k)
     a = np.random.default_rng(1).standard_normal((n, k)).astype(np.float32)
@@ -238,8 +242,8 @@ def _table_cases(nbytes: int, repeat: int, one_liners: bool) -> list[Row]:
     tables = _tables(cols)
     for tname, table in tables.items():
         rows.append(_row(sec, f"ours: stack({tname}, out=buf)  [prefaulted]",
-                         lambda t=table: stack(t, out=out), 2 * a.nbytes, "ours", repeat))
-        rows.append(_row(sec, f"ours: stack({tname})  [fresh]", lambda t=table: stack(t),
+                         partial(stack, table, out=out), 2 * a.nbytes, "ours", repeat))
+        rows.append(_row(sec, f"ours: stack({tname})  [fresh]", partial(stack, table),
                          2 * a.nbytes, "ours-fresh", repeat))
     if one_liners:
         rows += _table_one_liners(sec, tables, 2 * a.nbytes, repeat)
@@ -247,15 +251,15 @@ def _table_cases(nbytes: int, repeat: int, one_liners: bool) -> list[Row]:
     rows += _memcpy_rows(sec2, a.reshape(-1), repeat)
     for to in [t for t in ("pyarrow", "pandas", "polars") if _maybe(t) is not None]:
         rows.append(_row(sec2, f"ours: unstack(a, names, to={to!r})  [fresh]",
-                         lambda to=to: unstack(a, names, to=to), 2 * a.nbytes, "ours-fresh",
+                         partial(unstack, a, names, to=to), 2 * a.nbytes, "ours-fresh",
                          repeat))
     if one_liners:
         rows += _untable_one_liners(sec2, a, names, repeat)
     return rows
 
 
-def _tables(cols) -> dict[str, object]:
-    tables: dict[str, object] = {}
+def _tables(cols: dict[str, np.ndarray]) -> dict[str, Any]:
+    tables: dict[str, Any] = {}
     if (pa := _maybe("pyarrow")) is not None:
         tables["pyarrow Table"] = pa.table(cols)
     if (pl := _maybe("polars")) is not None:
@@ -265,19 +269,18 @@ def _tables(cols) -> dict[str, object]:
     return tables or {"dict of arrays": cols}
 
 
-def _table_one_liners(sec: str, tables, size: int, repeat: int) -> list[Row]:
-    import numpy as np
-
+def _table_one_liners(sec: str, tables: dict[str, Any], size: int, repeat: int) -> list[Row]:
     rows = []
-    lines = {"pyarrow Table": [("t.to_tensor(row_major=True).to_numpy()",
-                                lambda t: t.to_tensor(row_major=True).to_numpy()),
-                               ("np.asarray(t)", np.asarray)],
-             "polars DataFrame": [("df.to_numpy(order='c')", lambda d: d.to_numpy(order="c"))],
-             "pandas DataFrame": [("np.ascontiguousarray(df.to_numpy())",
-                                   lambda d: np.ascontiguousarray(d.to_numpy()))]}
+    lines: dict[str, list[tuple[str, Callable[[Any], object]]]] = {
+        "pyarrow Table": [("t.to_tensor(row_major=True).to_numpy()",
+                           lambda t: t.to_tensor(row_major=True).to_numpy()),
+                          ("np.asarray(t)", np.asarray)],
+        "polars DataFrame": [("df.to_numpy(order='c')", lambda d: d.to_numpy(order="c"))],
+        "pandas DataFrame": [("np.ascontiguousarray(df.to_numpy())",
+                              lambda d: np.ascontiguousarray(d.to_numpy()))]}
     for tname, table in tables.items():
         for label, fn in lines.get(tname, []):
-            rows.append(_row(sec, f"{tname}: {label}", lambda t=table, fn=fn: fn(t), size,
+            rows.append(_row(sec, f"{tname}: {label}", partial(fn, table), size,
                              "one-liner", repeat))
     if "polars DataFrame" in tables and _maybe("jax") is not None:
         df = tables["polars DataFrame"]
@@ -286,7 +289,7 @@ def _table_one_liners(sec: str, tables, size: int, repeat: int) -> list[Row]:
     return rows
 
 
-def _untable_one_liners(sec: str, a, names, repeat: int) -> list[Row]:
+def _untable_one_liners(sec: str, a: np.ndarray, names: list[str], repeat: int) -> list[Row]:
     rows = []
     if (pd := _maybe("pandas")) is not None:
         rows.append(_row(sec, "pd.DataFrame(a)", lambda: pd.DataFrame(a), 2 * a.nbytes,
@@ -303,12 +306,6 @@ def _untable_one_liners(sec: str, a, names, repeat: int) -> list[Row]:
 
 def _overhead_cases(repeat: int) -> list[Row]:
     """Per-call host cost of the layout calls with ``out=`` on 64 records (k = 2, 8, 32)."""
-    import timeit
-
-    import numpy as np
-
-    from zerocopy.layout import column_block, stack, to_columns, to_records
-
     rows: list[Row] = []
     n = 64
     for k in (2, 8, 32):
@@ -318,19 +315,19 @@ def _overhead_cases(repeat: int) -> list[Row]:
         for kind, dt in kinds.items():
             sec = f"host overhead, {k} fields {kind}, {n} records (us per call)"
             aos = np.zeros(n, dt)
-            block = column_block(n, {f: dt.fields[f][0] for f in dt.names})
-            cols = {f: np.zeros(n, dt.fields[f][0]) for f in dt.names}
+            block = column_block(n, _field_dtypes(dt))
+            cols = {f: np.zeros(n, d) for f, d in _field_dtypes(dt).items()}
             buf = np.zeros(n, dt)
-            calls = {"to_columns(aos, out=block)": lambda a=aos, b=block: to_columns(a, out=b),
-                     "to_records(block, dtype=dt, out=buf)":
-                         lambda b=block, d=dt, o=buf: to_records(b, dtype=d, out=o),
-                     "to_columns(aos, out=dict of arrays)":
-                         lambda a=aos, c=cols: to_columns(a, out=c),
-                     "to_records(dict of arrays, dtype=dt, out=buf)":
-                         lambda c=cols, d=dt, o=buf: to_records(c, dtype=d, out=o)}
+            calls: dict[str, Callable[[], object]] = {
+                "to_columns(aos, out=block)": partial(to_columns, aos, out=block),
+                "to_records(block, dtype=dt, out=buf)":
+                    partial(to_records, block, dtype=dt, out=buf),
+                "to_columns(aos, out=dict of arrays)": partial(to_columns, aos, out=cols),
+                "to_records(dict of arrays, dtype=dt, out=buf)":
+                    partial(to_records, cols, dtype=dt, out=buf)}
             if kind == "float32":
                 t = np.zeros((n, k), np.float32)
-                calls["stack(block, out=t)"] = lambda b=block, t=t: stack(b, out=t)
+                calls["stack(block, out=t)"] = partial(stack, block, out=t)
             times: dict[str, list[float]] = {label: [] for label in calls}
             for fn in calls.values():
                 fn()  # plan, compile
@@ -346,9 +343,8 @@ def _overhead_cases(repeat: int) -> list[Row]:
     return rows
 
 
-def _maybe(module: str):
-    import importlib
-
+def _maybe(module: str) -> Any:
+    """The module, or None where it is not installed (one-liners of absent frameworks are skipped)."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -356,8 +352,6 @@ def _maybe(module: str):
 
 
 def cpu_part(args: argparse.Namespace) -> list[Row]:
-    import numpy as np
-
     nbytes = args.mb << 20
     one = not args.no_one_liners
     only = [w.strip() for w in (getattr(args, "only", None) or "").split(",") if w.strip()]
@@ -405,17 +399,16 @@ def _gpu_time(fn: Callable[[], object], repeat: int) -> float:
     return cupy.cuda.get_elapsed_time(start, end) / 1e3 / repeat
 
 
-def _gpu_row(section: str, label: str, fn, nbytes: int, kind: str, repeat: int) -> Row:
+def _gpu_row(section: str, label: str, fn: Callable[[], object], nbytes: int, kind: str,
+             repeat: int) -> Row:
     try:  # nbytes: read + written, counted by the caller
         return Row(section, label, _gpu_time(fn, repeat), nbytes, kind)
     except Exception as exc:
         return Row(section, label, None, nbytes, "error", f"{type(exc).__name__}: {exc}"[:90])
 
 
-def _gpu_case(dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
+def _gpu_case(dtype: np.dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
     import cupy
-
-    from zerocopy.layout import _gpu, column_block, record_layout, to_columns, to_records
 
     layout = record_layout(dtype)
     n = nbytes // dtype.itemsize
@@ -455,7 +448,8 @@ def _gpu_case(dtype, label: str, nbytes: int, repeat: int) -> list[Row]:
     return rows
 
 
-def _gpu_baselines_gather(sec: str, mat, raw, layout, size: int, repeat: int) -> list[Row]:
+def _gpu_baselines_gather(sec: str, mat: Any, raw: Any, layout: RecordLayout, size: int,
+                          repeat: int) -> list[Row]:
     rows = []
     if mat is not None:
         rows.append(_gpu_row(sec, "cupy: a.T.copy()", lambda: mat.T.copy(), size, "one-liner",
@@ -474,8 +468,6 @@ def _gpu_baselines_gather(sec: str, mat, raw, layout, size: int, repeat: int) ->
 
 
 def gpu_part(args: argparse.Namespace) -> list[Row]:
-    import numpy as np
-
     nbytes = args.gpu_mb << 20
     rows = []
     for k in (2, 3, 4, 8, 16, 32):
@@ -492,8 +484,6 @@ def gpu_part(args: argparse.Namespace) -> list[Row]:
 def _machine(gpu: bool) -> dict[str, Any]:
     info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
                             "cpus": os.cpu_count(), "cpu": _cpu_model()}
-    import numpy as np
-
     info["numpy"] = np.__version__
     numba = _maybe("numba")
     if numba is not None:
@@ -565,7 +555,7 @@ def summary(rows: list[Row]) -> list[str]:
         costs = [r for r in rows if r.section == section and r.kind == "overhead" and r.seconds]
         if costs:
             worst = max(costs, key=lambda r: r.seconds or 0.0)
-            lines.append(f"{section}: {min(r.seconds for r in costs) * 1e6:.1f}-"
+            lines.append(f"{section}: {min(r.seconds or 0.0 for r in costs) * 1e6:.1f}-"
                          f"{(worst.seconds or 0.0) * 1e6:.1f} us (slowest: {worst.label})")
         ours = [r for r in rows if r.section == section and r.kind.startswith("ours") and r.gbps]
         if not ours:
