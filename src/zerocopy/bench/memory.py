@@ -28,9 +28,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
+import numpy as np
+
+import zerocopy.memory as zm
 from zerocopy import _cuda
+from zerocopy.memory import (
+    CudaMallocResource,
+    DevicePoolResource,
+    HostMemoryResource,
+    LimitingAdaptor,
+    OutOfMemoryCallbackAdaptor,
+    StatisticsAdaptor,
+    TrackingAdaptor,
+    share,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -72,14 +86,6 @@ def _resource_pair(mr: Any, nbytes: int, framework: str | None = None) -> Callab
 
 # ----------------------------------------------------------------- host part
 def host_part(quick: bool) -> dict[str, Any]:
-    from zerocopy.memory import (
-        HostMemoryResource,
-        LimitingAdaptor,
-        OutOfMemoryCallbackAdaptor,
-        StatisticsAdaptor,
-        TrackingAdaptor,
-    )
-
     host = HostMemoryResource()
     chains = {
         "host (bare)": host,
@@ -131,7 +137,6 @@ def _framework_pairs(kind: str, n: int) -> dict[str, float]:
         make = lambda size: lambda: torch.empty(size, dtype=torch.uint8, device="cuda")  # noqa: E731
         sync = torch.cuda.synchronize
     elif kind == "numba":
-        import numpy as np
         from numba import cuda
 
         make = lambda size: lambda: cuda.device_array(size, dtype=np.uint8)  # noqa: E731
@@ -147,8 +152,6 @@ def _framework_pairs(kind: str, n: int) -> dict[str, float]:
 
 
 def _scenario(name: str, quick: bool) -> dict[str, Any]:
-    import zerocopy.memory as zm
-
     n = 300 if quick else 2000
     framework, _, setup = name.partition("-")
     if name == "cupy-async":
@@ -180,7 +183,6 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
 
 
 def _raw(n: int) -> dict[str, Any]:
-    from zerocopy.memory import CudaMallocResource, DevicePoolResource, share
     sync = _cuda.synchronize
     pool = DevicePoolResource()
     pool.release_threshold = (1 << 64) - 1
@@ -194,7 +196,6 @@ def _raw(n: int) -> dict[str, Any]:
             pass
     shared = share([], resource=pool, governance=False)
     resources["shared chain (stats+oom)"] = shared.resource
-    from zerocopy.memory import OutOfMemoryCallbackAdaptor
     resources["shared chain (oom only, pool-level)"] = OutOfMemoryCallbackAdaptor(pool)
     out = {}
     for label, mr in resources.items():
@@ -282,8 +283,6 @@ def _streams(cupy: Any, torch: Any) -> dict[str, Any]:
 
 def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False,  # noqa: PLR0915 (one loop, read top to bottom)
            handoff: bool = False) -> dict[str, Any]:
-    import zerocopy.memory as zm
-
     base = _device_used()  # context only, before any framework allocates
     handle = zm.share(["cupy", "torch", "jax"]) if shared else None
     import cupy
@@ -316,14 +315,12 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False
     for step in range(steps):
         x = phase(step, "cupy random", "cupy",
                   lambda: cupy.random.random((n // 16, k), dtype=cupy.float32))
-        x = phase(step, "cupy normalize", "cupy",
-                  lambda x=x: (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6))
+        x = phase(step, "cupy normalize", "cupy", partial(_normalize, x))
         t = torch.from_dlpack(x)                                       # zero-copy to torch
-        y = phase(step, "torch step", "torch", lambda t=t: model(t))
+        y = phase(step, "torch step", "torch", partial(model, t))
         hand()  # frees so far become reusable on the next framework's stream
         j = jnp.from_dlpack(y.detach())                                # zero-copy to JAX
-        s = phase(step, "jax step", "jax",
-                  lambda j=j: jnp.tanh(j).sum().block_until_ready())
+        s = phase(step, "jax step", "jax", partial(_tanh_sum, jnp, j))
         # j is a view of y (DLPack). The named arrays are x and y; the temporaries that
         # CuPy's normalisation and JAX's tanh make are live too (the probe counts them).
         peak_named = max(peak_named, x.nbytes + y.element_size() * y.nelement())
@@ -337,7 +334,7 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False
         if handle is not None:
             if trim:  # zerocopy's governed trim at the step boundary (does not wait)
                 handle.trim()
-            step_reserved.append(handle.base.reserved())
+            step_reserved.append(cast(DevicePoolResource, handle.base).reserved())
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     result = {"steps": steps, "seconds": round(elapsed, 3), "peak_named_bytes": peak_named,
@@ -348,13 +345,13 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False
     result["peak_live_bytes"] = peak_named  # default pools: the named arrays, a lower bound
     if handle is not None:
         rep = handle.report()
-        pool = handle.base
+        pool = cast(DevicePoolResource, handle.base)
         result["pool_reserved_high"] = rep.pool.reserved_high if rep.pool else None
         result["pool_used_high"] = rep.pool.used_high if rep.pool else None
         result["events"] = sorted({e.kind for e in rep.events})
         result["step_end_reserved_max"] = max(step_reserved)
         result["step_end_reserved_last"] = step_reserved[-1]
-        result["pool_attributes"] = {name: pool._rt.pool_get(pool.pool, attr)
+        result["pool_attributes"] = {name: _cuda.binding().pool_get(pool.pool, attr)
                                      for name, attr in _POOL_ATTRS.items()}
         result["handoff_streams"] = sorted({s for s in handoff_stream if s is not None})
         if meter is not None:  # the highs were reset per phase: keep the max seen
@@ -368,6 +365,14 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False
     return result
 
 
+def _normalize(x: Any) -> Any:
+    return (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+
+
+def _tanh_sum(jnp: Any, j: Any) -> Any:
+    return jnp.tanh(j).sum().block_until_ready()
+
+
 _POOL_ATTRS = {"reuse_follow_event_dependencies": 1, "reuse_allow_opportunistic": 2,
                "reuse_allow_internal_dependencies": 3, "release_threshold": 4}
 
@@ -378,14 +383,12 @@ def _pool_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in
     whether another stream reuses such a block (alone, and after waiting on an event)."""
     import cupy
 
-    from zerocopy.memory import DevicePoolResource
-
     rt = cupy.cuda.runtime
     pool = DevicePoolResource()
     pool.release_threshold = (1 << 64) - 1
     kernel = cupy.RawKernel(_SPIN, "spin")
     cycles = _calibrate(cupy, kernel, 20e-3)
-    out: dict[str, Any] = {"attributes": {n: pool._rt.pool_get(pool.pool, a)
+    out: dict[str, Any] = {"attributes": {n: _cuda.binding().pool_get(pool.pool, a)
                                           for n, a in _POOL_ATTRS.items()}}
     rt.deviceSynchronize()
     pool.trim(0)
@@ -444,8 +447,6 @@ _SPIN = r'''extern "C" __global__ void spin(long long cycles) {
 
 
 def _blocking() -> dict[str, Any]:
-    import zerocopy.memory as zm
-
     shared = zm.share(["cupy"])
     import cupy
 
@@ -453,7 +454,7 @@ def _blocking() -> dict[str, Any]:
     cycles = _calibrate(cupy, kernel, 20e-3)
     mr, out = shared.resource, {}
 
-    def behind_kernel(label: str, action: Callable[[], None]) -> None:
+    def behind_kernel(label: str, action: Callable[[], object]) -> None:
         kernel((1,), (1,), (cycles,))
         start = time.perf_counter()
         action()
