@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import zerocopy
 from zerocopy.errors import (
     LayoutError,
     NotZeroCopyError,
     NullValuesError,
+    UnsupportedConversionError,
     UnsupportedDtypeError,
     UnsupportedObjectError,
     ZeroCopyError,
@@ -119,5 +121,15 @@ def test_sub_array_to_pandas_refused():
 def test_bad_order_and_target():
     with pytest.raises(LayoutError):
         stack({"a": np.zeros(2)}, order="K")
-    with pytest.raises(UnsupportedObjectError):
+    # Layout takes exactly the targets zerocopy.to takes, and refuses others as it does.
+    with pytest.raises(UnsupportedConversionError) as refused:
         to_columns(np.zeros((2, 2)), to="excel")
+    with pytest.raises(UnsupportedConversionError) as refused_by_to:
+        zerocopy.to(np.zeros(2), "excel")
+    assert str(refused.value) == str(refused_by_to.value)
+
+
+def test_aliases_and_modules_are_targets_as_in_zerocopy_to():
+    cols = to_columns(np.zeros((3, 2)), to="np")
+    assert type(cols["0"]) is np.ndarray
+    assert type(to_columns(np.zeros((3, 2)), to=np)["1"]) is np.ndarray

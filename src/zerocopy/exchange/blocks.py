@@ -52,13 +52,27 @@ def _pointer(x: Any) -> int:
 
 def register(owner: Any) -> Any:
     """Declare ``owner`` (a contiguous NumPy or CuPy array) a block whose slices may be
-    stacked back."""
+    stacked back. The declaration lasts as long as the memory: a table's columns keep the
+    allocation alive after ``owner`` itself (a slice of it, say) is gone."""
     start = _pointer(owner)
     end = start + owner.nbytes
-    key = id(owner)
+    alive = _lifetime(owner)
+    key = id(alive)
     with _LOCK:
-        _BLOCKS[key] = (start, end, weakref.ref(owner, lambda _: _forget(key)))
+        _BLOCKS[key] = (start, end, weakref.ref(alive, lambda _: _forget(key)))
     return owner
+
+
+def _lifetime(owner: Any) -> Any:
+    """The object whose life is the memory's: the NumPy array that owns it (views name it
+    as their base), or CuPy's allocation (views hold it through their memory pointer)."""
+    if isinstance(owner, np.ndarray):
+        return _root(owner)
+    try:
+        weakref.ref(owner.data.mem)
+    except TypeError:  # an allocation type without weak references: the array then
+        return owner
+    return owner.data.mem
 
 
 def _forget(key: int) -> None:
@@ -67,7 +81,8 @@ def _forget(key: int) -> None:
 
 
 def find_block(start: int, end: int) -> Any:
-    """The registered block that holds bytes ``[start, end)``, or None."""
+    """The allocation (see ``_lifetime``) of the registered block that holds bytes
+    ``[start, end)``, or None."""
     with _LOCK:
         entries = list(_BLOCKS.values())
     for lo, hi, ref in entries:
@@ -98,8 +113,9 @@ def one_block(columns: Sequence[Any]) -> Any:
     lo, hi = _span(pointers, len(first), first.strides[0], first.itemsize)
     shape, strides = (len(first), len(columns)), (first.strides[0], step)
     owner = find_block(lo, hi)
-    if owner is not None and type(owner) is type(first):  # a host column over a device block is no view of it
-        return _registered_view(owner, first, pointers[0] - _pointer(owner), shape, strides)
+    # A host column over a device block (or the reverse) is no view of it.
+    if owner is not None and isinstance(owner, np.ndarray) == isinstance(first, np.ndarray):
+        return _registered_view(owner, first, pointers[0], shape, strides)
     if _same_base(columns, lo, hi):
         return _base_view(columns, shape, strides)
     return None
@@ -147,12 +163,19 @@ def _same_base(columns: Sequence[Any], lo: int, hi: int) -> bool:
     return start <= lo and hi <= end
 
 
-def _registered_view(owner: Any, first: Any, offset: int, shape: tuple[int, int],
+def _registered_view(owner: Any, first: Any, start: int, shape: tuple[int, int],
                      strides: tuple[int, int]) -> Any:
+    """A view starting at address ``start`` of a registered allocation ``owner``."""
     if isinstance(owner, np.ndarray):
         # np.ndarray over the owner's buffer checks the bounds and keeps the owner alive.
-        return np.ndarray(shape, dtype=first.dtype, buffer=owner, offset=offset, strides=strides)
-    return _device_view(owner.data + offset, first.dtype, shape, strides)
+        return np.ndarray(shape, dtype=first.dtype, buffer=owner, offset=start - _pointer(owner),
+                          strides=strides)
+    if isinstance(owner, type(first)):  # a CuPy array (its allocation had no weak reference)
+        return _device_view(owner.data + (start - _pointer(owner)), first.dtype, shape, strides)
+    import cupy  # the columns are CuPy arrays, so CuPy is loaded
+
+    memptr = cupy.cuda.MemoryPointer(owner, start - int(owner.ptr))
+    return _device_view(memptr, first.dtype, shape, strides)
 
 
 def _base_view(columns: Sequence[Any], shape: tuple[int, int], strides: tuple[int, int]) -> Any:

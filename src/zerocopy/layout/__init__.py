@@ -13,10 +13,10 @@ record layout (CuPy RawKernel). Importing this package imports no framework.
 
 from __future__ import annotations
 
-from ._layout import Field, RecordLayout, record_layout
-from .block import ColumnBlock, column_block
-from .records import to_columns, to_records
-from .tables import stack, unstack
+from zerocopy.layout._layout import Field, RecordLayout, record_layout
+from zerocopy.layout.block import ColumnBlock, column_block
+from zerocopy.layout.records import to_columns, to_records
+from zerocopy.layout.tables import stack, unstack
 
 __all__ = [
     "ColumnBlock",

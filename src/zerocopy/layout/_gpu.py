@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._layout import RecordLayout
+from zerocopy.layout._layout import RecordLayout
 
 __all__ = ["Launch", "gather", "kernel_source", "scatter"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import LayoutError, UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import LayoutError, UnsupportedDtypeError, UnsupportedObjectError, message
 
 __all__ = ["Field", "RecordLayout", "check_column_dtype", "record_layout"]
 

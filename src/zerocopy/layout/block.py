@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import LayoutError, message
-from . import _interop
-from ._layout import check_column_dtype
+from zerocopy.adapters.numpy import empty
+from zerocopy.errors import LayoutError, message
+from zerocopy.exchange.blocks import register
+from zerocopy.layout import _interop
+from zerocopy.layout._layout import check_column_dtype
 
 __all__ = ["ColumnBlock", "column_block"]
+
+# The table a block shows by default, by where its memory is.
+_DEFAULT_TABLE = {"cpu": "pyarrow", "cuda": "cudf"}
 
 # Mixed-dtype blocks start every column on a cache line, which also satisfies Arrow's
 # and SIMD loads' alignment wishes.
@@ -29,7 +35,7 @@ _ALIGN = 64
 class ColumnBlock:
     """Columns that are slices of one buffer; see :func:`column_block`."""
 
-    def __init__(self, buffer, n_rows: int, names: Sequence[str],
+    def __init__(self, buffer: Any, n_rows: int, names: Sequence[str],
                  dtypes: Sequence[np.dtype], shapes: Sequence[tuple[int, ...]],
                  offsets: Sequence[int]) -> None:
         self.buffer = buffer  # 1-D uint8, NumPy or CuPy: the one owner of the memory
@@ -41,9 +47,9 @@ class ColumnBlock:
         # Filled on first use by the layout calls: the column views, the buffer's address
         # and the plans made for this block (a call with out=block then only checks and
         # launches; see records.py).
-        self._views: tuple | None = None
+        self._views: tuple[Any, ...] | None = None
         self._address: int | None = None
-        self.plans: dict = {}
+        self.plans: dict[Any, Any] = {}
 
     @property
     def device(self) -> str:
@@ -60,7 +66,7 @@ class ColumnBlock:
                  enumerate(zip(self._dtypes, self._offsets, strict=True)))
         return dt if ok else None
 
-    def views(self) -> tuple:
+    def views(self) -> tuple[Any, ...]:
         """The column views, made once (what the layout calls hand out and launch on)."""
         if self._views is None:
             self._views = tuple(self.column_arrays())
@@ -73,7 +79,7 @@ class ColumnBlock:
             self._address = buf.ctypes.data if isinstance(buf, np.ndarray) else buf.data.ptr
         return self._address
 
-    def column_arrays(self) -> list:
+    def column_arrays(self) -> list[Any]:
         """Typed views (NumPy or CuPy) of the columns, in order."""
         out = []
         for dt, shape, off in zip(self._dtypes, self._shapes, self._offsets, strict=True):
@@ -87,7 +93,7 @@ class ColumnBlock:
         """Name -> column view (NumPy or CuPy)."""
         return dict(zip(self.names, self.column_arrays(), strict=True))
 
-    def tensor(self, like: str | None = None):
+    def tensor(self, like: str | None = None) -> Any:
         """The whole block as an F-order ``(n_rows, k)`` tensor, sharing memory."""
         dt = self.uniform_dtype
         if dt is None:
@@ -98,19 +104,12 @@ class ColumnBlock:
         k = len(self.names)
         flat = self.buffer[:self.n_rows * k * dt.itemsize].view(dt)
         arr = flat.reshape(k, self.n_rows).T
-        return self._convert(arr, like)
+        return arr if like is None else _interop.result(arr, like)
 
-    def table(self, to: str | None = None):
+    def table(self, to: str | None = None) -> Any:
         """The columns as a table (default pyarrow on CPU, cuDF on GPU), sharing memory."""
-        to = to or ("pyarrow" if self.device == "cpu" else "cudf")
-        return _interop.make_table(list(self.names), self.column_arrays(), to)
-
-    def _convert(self, arr, like: str | None):
-        if like is None:
-            return arr
-        if self.device == "cpu":
-            return _interop.from_numpy(arr, like)
-        return _interop.from_cupy(arr, like)
+        to = to or _DEFAULT_TABLE[self.device]
+        return _interop.make_table(list(self.names), self.column_arrays(), to, rows=self.n_rows)
 
     def _describe_dtypes(self) -> str:
         return ", ".join(f"{n}:{d}{list(s) if s else ''}" for n, d, s in
@@ -171,17 +170,12 @@ def column_block(n_rows: int, columns: Mapping[str, object] | Sequence[str], *,
     return ColumnBlock(_allocate(pos, device), n_rows, names, dtypes, shapes, offsets)
 
 
-def _allocate(nbytes: int, device: str):
+def _allocate(nbytes: int, device: str) -> Any:
     if device == "cpu":  # NumPy only promises 16-byte alignment: start on a cache line
-        from ..adapters.numpy import empty
-        from ..exchange.blocks import register
-
         # Registered: zerocopy.to() may then stack this block's columns into one tensor.
         return register(empty(max(nbytes, 1), np.uint8, align=_ALIGN)[:nbytes])
     if device in {"cuda", "gpu"}:
         import cupy
-
-        from ..exchange.blocks import register
 
         # Registered too: a cuDF table over this block becomes one CuPy tensor without a copy.
         return register(cupy.empty(max(nbytes, 1), cupy.uint8)[:nbytes])

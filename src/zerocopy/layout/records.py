@@ -9,19 +9,20 @@ kernel: :mod:`._cpu` (Numba, cache-blocked, all cores) or :mod:`._gpu` (tiled CU
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import (
+from zerocopy.errors import (
     LayoutError,
     NotZeroCopyError,
     UnsupportedDtypeError,
     ZeroCopyError,
     message,
 )
-from . import _cpu, _interop
-from ._layout import Field, RecordLayout, check_column_dtype, record_layout
-from .block import ColumnBlock, column_block
+from zerocopy.layout import _cpu, _gpu, _interop
+from zerocopy.layout._layout import Field, RecordLayout, check_column_dtype, record_layout
+from zerocopy.layout.block import ColumnBlock, column_block
 
 __all__ = ["to_columns", "to_records"]
 
@@ -41,10 +42,11 @@ class _Source:
         return self.base.data.ptr if self.gpu else self.base.ctypes.data
 
 
-def _source(records: object, dtype: object, names: Sequence[str] | None) -> _Source:
+def _source(records: object, dtype: object, names: Sequence[str] | None,
+            copy: bool | None = None) -> _Source:
     framework = _interop.array_framework(records)
     gpu = _interop.is_gpu(records)
-    arr = _interop.as_cupy(records) if gpu else _interop.as_numpy(records)
+    arr = _interop.as_device(records, copy) if gpu else _interop.as_host(records, copy)
     if dtype is not None:
         return _raw_source(arr, record_layout(dtype), framework, gpu)
     if arr.dtype.names is not None:
@@ -133,12 +135,12 @@ def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | 
         done = _gather_into_block(records, dtype, names, out, to)
         if done is not None:
             return done
-    src = _source(records, dtype, names)
+    src = _source(records, dtype, names, copy)
     if names is not None and not _is_matrix(src):
         src.layout = src.layout.select(list(names))
     views = _column_views(src) if copy is not True and out is None else None
     if views is not None:
-        return _finish(src.layout.names, views, to, src)
+        return _finish(src.layout.names, views, to, src, copy)
     if copy is False:
         raise NotZeroCopyError(message(
             "the columns are interleaved in the records, so they must be copied",
@@ -152,7 +154,7 @@ def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | 
                                       expected="out=None or out=<ColumnBlock>",
                                       got="a mapping of arrays"))
         return block
-    return _finish(src.layout.names, columns, to, src)
+    return _finish(src.layout.names, columns, to, src, copy)
 
 
 # ------------------------------------------------------------ repeated calls into a block
@@ -169,7 +171,7 @@ def _array_kind(obj: object) -> bool | None:
     """False for a NumPy array, True for a CuPy array, None for anything else."""
     if type(obj) is np.ndarray:
         return False
-    return True if _interop.array_framework(obj) == "cupy" else None
+    return True if _interop.array_framework(obj) == _interop.DEVICE else None
 
 
 def _gather_into_block(records, dtype, names, block: ColumnBlock, to):
@@ -233,8 +235,6 @@ def _gather_plan(records, dtype, names, block: ColumnBlock):
     plan.names, plan.columns = list(src.layout.names), columns
     plan.itemsize, plan.layout = src.layout.itemsize, src.layout
     if src.gpu:
-        from . import _gpu
-
         plan.launch = _gpu.Launch(src.layout, "gather", columns)
         if src.stride != src.layout.itemsize:
             return False
@@ -281,7 +281,8 @@ def _outputs(src: _Source, out) -> tuple[ColumnBlock | None, list]:
 
 
 def _check_out_column(col, f: Field, src: _Source):
-    arr = _interop.as_cupy(col) if src.gpu else _interop.as_numpy(col)
+    # Written in place: a copy of the column would lose the writes, so the hop must share.
+    arr = _interop.as_device(col, copy=False) if src.gpu else _interop.as_host(col, copy=False)
     want = (src.n, *f.shape)
     if tuple(arr.shape) != want or np.dtype(arr.dtype) != f.dtype:
         raise LayoutError(message(f"out column {f.name!r} does not fit",
@@ -301,8 +302,6 @@ def _check_out_column(col, f: Field, src: _Source):
 
 def _move_gather(src: _Source, columns: list) -> None:
     if src.gpu:
-        from . import _gpu
-
         base = src.base
         if src.stride != src.layout.itemsize or not base.flags.c_contiguous:
             base = base.copy()  # tiles need back-to-back records (documented copy)
@@ -318,11 +317,12 @@ def _move_gather(src: _Source, columns: list) -> None:
              dst=moves.addresses([c.ctypes.data for c in columns]))
 
 
-def _finish(names: Sequence[str], columns: list, to: str | None, src: _Source):
+def _finish(names: Sequence[str], columns: list[Any], to: str | None, src: _Source,
+            copy: bool | None) -> Any:
     if to == "block":
         raise LayoutError(message("to='block' needs the columns copied into a block",
                                   expected="copy=True", got="views of the input"))
-    return _interop.make_table(list(names), columns, to or src.framework, rows=src.n)
+    return _interop.make_table(list(names), columns, to or src.framework, rows=src.n, copy=copy)
 
 
 # ------------------------------------------------------------------------ records out
@@ -410,14 +410,12 @@ def _scatter_plan(block: ColumnBlock, aligned, dtype, structured, to):
     if any(c is not by_name[f.name] for c, f in zip(cols, layout.fields, strict=True)):
         return False  # a cast or a copy per call: the general path
     plan = _Plan()
-    framework = to or ("cupy" if gpu else "numpy")
+    framework = to or (_interop.DEVICE if gpu else _interop.HOST)
     plan.layout, plan.itemsize = layout, layout.itemsize
     plan.structured = (framework == "numpy" and not want_matrix) if structured is None \
         else structured
     plan.framework = framework
     if gpu:
-        from . import _gpu
-
         plan.launch = _gpu.Launch(layout, "scatter", cols)
     else:
         base = block.address()
@@ -475,9 +473,9 @@ def _result_framework(columns: object, gpu: bool) -> str:
     if isinstance(columns, Mapping) and columns:
         first = next(iter(columns.values()))
         name = _interop.array_framework(first)
-        if name not in _interop.TABLE_TARGETS:
+        if not _interop.is_table_framework(name):
             return name
-    return "cupy" if gpu else "numpy"
+    return _interop.DEVICE if gpu else _interop.HOST
 
 
 def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
@@ -489,7 +487,8 @@ def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
 
             return cupy.empty(nbytes, cupy.uint8)
         return np.empty(nbytes, np.uint8)
-    arr = _interop.as_cupy(out) if gpu else _interop.as_numpy(out)
+    # Written in place: a copy of ``out`` would lose the writes, so the hop must share.
+    arr = _interop.as_device(out, copy=False) if gpu else _interop.as_host(out, copy=False)
     ok = arr.flags.c_contiguous and arr.size * arr.dtype.itemsize == nbytes
     if not ok or (not gpu and not arr.flags.writeable):
         raise LayoutError(message(
@@ -501,8 +500,6 @@ def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
 
 def _move_scatter(cols: list, n: int, layout: RecordLayout, buf, gpu: bool) -> None:
     if gpu:
-        from . import _gpu
-
         _gpu.scatter(cols, n, layout, buf)
         return
     strides = tuple(c.strides[0] for c in cols)
@@ -530,6 +527,4 @@ def _shape_result(buf, n: int, layout: RecordLayout, structured: bool, framework
     uniform = layout.uniform_dtype()
     arr = (buf.view(uniform).reshape(n, len(layout.fields)) if uniform is not None
            else buf.reshape(n, layout.itemsize))
-    if gpu:
-        return _interop.from_cupy(arr, framework)
-    return _interop.from_numpy(arr, framework)
+    return _interop.result(arr, framework)

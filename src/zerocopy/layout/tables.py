@@ -1,36 +1,44 @@
 """Tables <-> 2-D tensors.
 
-:func:`stack` turns a table into one ``(N, k)`` tensor: in F order it is free whenever the
-columns already sit back to back in memory (a :class:`ColumnBlock`, a consolidated
-pandas block, a table built over an F-order array); in C order it is the columns ->
-records kernel with ``k`` equal fields. :func:`unstack` is the way back: free for F-order
-tensors, the records -> columns kernel otherwise.
+:func:`stack` turns a table into one ``(N, k)`` tensor. It is free whenever the columns
+are one block (``zerocopy.exchange.blocks.one_block``: one allocation, one dtype, a
+constant distance; the rule ``zerocopy.to`` follows too) laid out in the order asked for:
+F (column-major) for a :class:`ColumnBlock`, a consolidated pandas block or a table built
+over an F-order array or a block, C (row-major) for a pandas frame over a C-order array.
+Otherwise C order is the columns -> records kernel with ``k`` equal fields, F order one
+contiguous copy per column. :func:`unstack` is the way back: free for F-order tensors, the
+records -> columns kernel otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import LayoutError, NotZeroCopyError, message
-from . import _interop
-from ._layout import check_column_dtype
-from .block import ColumnBlock
-from .records import to_columns, to_records
+from zerocopy.errors import LayoutError, NotZeroCopyError, message
+from zerocopy.exchange.blocks import is_ordered, one_block
+from zerocopy.layout import _interop
+from zerocopy.layout._layout import check_column_dtype
+from zerocopy.layout.block import ColumnBlock
+from zerocopy.layout.records import to_columns, to_records
 
 __all__ = ["stack", "unstack"]
 
 
 def stack(table: object, order: str = "C", dtype: object = None, *, out: object = None,
-          to: str | None = None, copy: bool | None = None):
+          to: str | None = None, copy: bool | None = None) -> Any:
     """Table -> 2-D ``(N, k)`` tensor in ``order`` "C" (row-major) or "F" (column-major).
 
     ``table``: pyarrow Table/RecordBatch, pandas/polars/cuDF DataFrame, ColumnBlock, or a
     mapping name -> 1-D array. ``dtype``: the tensor's type (default: the columns' common
     type, NumPy promotion rules). ``out``: an ``(N, k)`` array to fill. ``to``: framework
-    of the result (default NumPy on CPU, CuPy on GPU). ``copy``: None copies only when
-    needed, False raises :class:`NotZeroCopyError` instead of copying.
+    of the result (any target ``zerocopy.to`` takes; default NumPy on CPU, CuPy on GPU).
+    ``copy``: None copies only when needed, False raises :class:`NotZeroCopyError` instead
+    of copying. Without a copy the result is a view of the columns' block: column-major
+    ("F") means each column contiguous and row-major ("C") each row contiguous, whatever
+    the distance between them (a sliced block keeps its pitch).
     Nulls, strings and nested columns raise typed errors (see ``zerocopy.errors``).
     """
     if order not in {"C", "F"}:
@@ -44,29 +52,35 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
             target = table.plans[key] = _tensor_dtype(list(table.names), list(table.views()),
                                                       dtype)
         return to_records(table, dtype=target, out=out, structured=False,
-                          to=to or ("cupy" if table.device == "cuda" else "numpy"))
-    names, cols = _interop.table_columns(table)
+                          to=to or (_interop.DEVICE if table.device == "cuda" else _interop.HOST))
+    names, cols = _interop.table_columns(table, copy)
     gpu = bool(cols) and not isinstance(cols[0], np.ndarray)
     target = _tensor_dtype(names, cols, dtype)
-    framework = to or ("cupy" if gpu else "numpy")
+    framework = to or (_interop.DEVICE if gpu else _interop.HOST)
     if not cols and out is None:  # rows without columns: an (N, 0) tensor keeps N
-        return _convert(np.empty((_interop.table_rows(table), 0), target, order=order), framework, gpu)
-    if order == "F" and out is None and copy is not True:
-        view = _adjacent_view(cols, target, gpu)
-        if view is not None:
-            return _convert(view, framework, gpu)
+        empty = np.empty((_interop.table_rows(table), 0), target, order=order)
+        return _interop.result(empty, framework, copy)
+    if out is None and copy is not True:
+        view = one_block(cols)
+        if view is not None and view.dtype == target and is_ordered(view, order):
+            return _interop.result(view, framework, copy)
     if copy is False:
         raise NotZeroCopyError(message(
             f"the columns do not form one {order}-order tensor in memory",
-            expected="columns back to back (F order) of one dtype", got=f"order={order!r}",
-            hint="allocate tables with zerocopy.layout.column_block to stack them for free"))
+            expected=f"columns of one dtype in one block, {_ORDERS[order]}",
+            got=f"order={order!r}",
+            hint="allocate tables with zerocopy.layout.column_block to stack them for free "
+                 "(order='F'); zerocopy.explain(table, 'numpy') says why a table is no block"))
     if order == "C":
         return to_records(dict(zip(names, cols, strict=True)), dtype=target, out=out,
                           structured=False, to=framework)
-    return _convert(_stack_f(cols, target, out, gpu), framework, gpu)
+    return _interop.result(_stack_f(cols, target, out, gpu), framework, copy)
 
 
-def _tensor_dtype(names: list[str], cols: list, dtype: object) -> np.dtype:
+_ORDERS = {"F": "each column contiguous", "C": "each row contiguous"}
+
+
+def _tensor_dtype(names: list[str], cols: list[Any], dtype: object) -> np.dtype:
     for n, c in zip(names, cols, strict=True):
         check_column_dtype(np.dtype(c.dtype), n)
         if c.ndim != 1:
@@ -80,43 +94,7 @@ def _tensor_dtype(names: list[str], cols: list, dtype: object) -> np.dtype:
     return np.result_type(*[np.dtype(c.dtype) for c in cols])
 
 
-def _adjacent_view(cols: list, dtype: np.dtype, gpu: bool):
-    """An F-order view over columns that already lie back to back, or None."""
-    if not cols or any(np.dtype(c.dtype) != dtype or not c.flags.c_contiguous for c in cols):
-        return None
-    n, size = int(cols[0].shape[0]), dtype.itemsize
-    ptr = (lambda c: c.data.ptr) if gpu else (lambda c: c.ctypes.data)
-    start = ptr(cols[0])
-    if n == 0 or any(ptr(c) != start + j * n * size for j, c in enumerate(cols)):
-        return None
-    if gpu:
-        return _gpu_span(cols, start, n, dtype)
-    return np.asarray(_Span(cols, start, n, dtype)).T
-
-
-class _Span:
-    """Array interface over back-to-back columns; holding it keeps every column alive.
-
-    The span covers exactly the columns' own bytes (column j ends where j+1 starts), so
-    the view never reaches memory that the columns do not own.
-    """
-
-    def __init__(self, cols: list, start: int, n: int, dtype: np.dtype) -> None:
-        self.columns = cols
-        readonly = any(not c.flags.writeable for c in cols)
-        self.__array_interface__ = {"shape": (len(cols), n), "typestr": dtype.str,
-                                    "data": (start, readonly), "version": 3}
-
-
-def _gpu_span(cols: list, start: int, n: int, dtype: np.dtype):
-    import cupy
-
-    mem = cupy.cuda.UnownedMemory(start, len(cols) * n * dtype.itemsize, cols)
-    flat = cupy.ndarray((len(cols), n), dtype, cupy.cuda.MemoryPointer(mem, 0))
-    return flat.T
-
-
-def _stack_f(cols: list, dtype: np.dtype, out: object, gpu: bool):
+def _stack_f(cols: list[Any], dtype: np.dtype, out: object, gpu: bool) -> Any:
     n, k = (int(cols[0].shape[0]) if cols else 0), len(cols)
     if out is None:
         if gpu:
@@ -126,7 +104,8 @@ def _stack_f(cols: list, dtype: np.dtype, out: object, gpu: bool):
         else:
             res = np.empty((n, k), dtype, order="F")
     else:
-        res = _interop.as_cupy(out) if gpu else _interop.as_numpy(out)
+        # Written in place: a copy of ``out`` would lose the writes, so the hop must share.
+        res = _interop.as_device(out, copy=False) if gpu else _interop.as_host(out, copy=False)
         if tuple(res.shape) != (n, k) or np.dtype(res.dtype) != dtype:
             raise LayoutError(message("out= does not fit", expected=f"({n}, {k}) {dtype}",
                                       got=f"{tuple(res.shape)} {res.dtype}"))
@@ -135,12 +114,8 @@ def _stack_f(cols: list, dtype: np.dtype, out: object, gpu: bool):
     return res
 
 
-def _convert(arr, framework: str, gpu: bool):
-    return _interop.from_cupy(arr, framework) if gpu else _interop.from_numpy(arr, framework)
-
-
 def unstack(tensor: object, names: Sequence[str] | None = None, *, to: str | None = None,
-            copy: bool | None = None):
+            copy: bool | None = None) -> Any:
     """2-D ``(N, k)`` tensor -> table (default pyarrow RecordBatch on CPU, cuDF on GPU).
 
     Free when each column is already contiguous (F order): the table's columns are views
@@ -148,7 +123,7 @@ def unstack(tensor: object, names: Sequence[str] | None = None, *, to: str | Non
     the records -> columns kernel into one new :class:`ColumnBlock` (``copy=False``
     raises :class:`NotZeroCopyError` instead).
     """
-    target = to or ("cudf" if _interop.is_gpu(tensor) else "pyarrow")
+    target = to or _DEFAULT_TABLE[_interop.is_gpu(tensor)]
     arr_ndim = getattr(tensor, "ndim", None)
     if arr_ndim != 2:
         raise LayoutError(message("unstack needs a 2-D tensor", expected="shape (N, k)",
@@ -158,7 +133,11 @@ def unstack(tensor: object, names: Sequence[str] | None = None, *, to: str | Non
     return to_columns(tensor, names=names, to=target, copy=copy)
 
 
-def _unstack_views(tensor: object, names, target: str):
+# The default table of unstack: Arrow on the host, cuDF on the device (by memory kind).
+_DEFAULT_TABLE = {False: "pyarrow", True: "cudf"}
+
+
+def _unstack_views(tensor: object, names: Sequence[str] | None, target: str) -> Any:
     try:
         return to_columns(tensor, names=names, to=target, copy=False)
     except NotZeroCopyError as exc:
