@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -29,7 +30,5 @@ def per_call_seconds(fn: Callable[[], Any], *, budget: float = 0.05, samples: in
 
 
 def machine() -> str:
-    import os
-
     return (f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
             f"Python {platform.python_version()}")

@@ -17,6 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from zerocopy.bench import PARTS
+from zerocopy.errors import InvalidArgumentError, message
+
 __all__ = ["add_arguments", "main"]
 
 # part -> extra arguments for a quick run (CI) and for a full run
@@ -34,9 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parts(args: argparse.Namespace) -> list[str]:
-    from zerocopy.bench import PARTS
-    from zerocopy.errors import InvalidArgumentError, message
-
     every = [p for p in PARTS if p != "all"]
     asked = every if not args.parts else [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in asked if p not in every]
@@ -102,8 +104,6 @@ def _exchange(plt: Any, data: dict[str, Any]) -> Any:
 
 
 def _layout(plt: Any, data: dict[str, Any]) -> Any:
-    import numpy as np
-
     rows = [r for r in data["rows"] if r["kind"] != "memcpy" and "vs_memcpy" in r.get("extra", {})]
     sections = list(dict.fromkeys(r["section"] for r in rows))
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
@@ -123,8 +123,6 @@ def _layout(plt: Any, data: dict[str, Any]) -> Any:
 
 
 def _memory(plt: Any, data: dict[str, Any]) -> Any:
-    import numpy as np
-
     rows = data["host"]["alloc_free_pair_us"]
     sizes = [k for k in rows[0] if k != "chain"]
     fig, ax = plt.subplots(figsize=(8, max(3, 0.4 * len(rows))))

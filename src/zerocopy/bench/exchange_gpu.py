@@ -14,11 +14,15 @@ import itertools
 import json
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+import zerocopy
 from zerocopy.bench._timing import machine, per_call_seconds
+from zerocopy.cli import args as cli_args
+from zerocopy.registry import adapter
 
 GPU = ("cupy", "torch", "jax", "numba")
 SIZES = (1024, 1 << 30)
@@ -58,8 +62,6 @@ def _native(names: list[str]) -> dict[tuple[str, str], tuple[str, Callable[[Any]
 
 
 def _source(name: str, nbytes: int) -> Any:
-    from zerocopy.registry import adapter
-
     n = nbytes // 4
     if name == "cupy":
         import cupy
@@ -77,8 +79,6 @@ def _source(name: str, nbytes: int) -> Any:
 
 
 def _pointer(obj: Any) -> int:
-    import zerocopy
-
     try:
         return zerocopy.inspect(obj).ptr
     except Exception:
@@ -94,8 +94,6 @@ def _sync() -> None:
 def run(sizes: list[int], pairs: list[tuple[str, str]],
         step: Callable[..., None] | None = None) -> list[dict[str, Any]]:
     """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar)."""
-    import zerocopy
-
     names = sorted({n for p in pairs for n in p})
     native = _native(names)
     rows = []
@@ -111,14 +109,14 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
                 row["route"] = " > ".join(plan.protocols)
                 ours = zerocopy.to(x, target)
                 row["ours_copies"] = plan.copies or _pointer(ours) != _pointer(x)
-                row["ours_s"] = per_call_seconds(lambda x=x, t=target: zerocopy.to(x, t))
+                row["ours_s"] = per_call_seconds(partial(zerocopy.to, x, target))
                 del ours
             except Exception as exc:
                 row["ours_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
             try:
                 result = fn(x)
                 row["native_copies"] = _pointer(result) != _pointer(x)
-                row["native_s"] = per_call_seconds(lambda x=x, f=fn: f(x))
+                row["native_s"] = per_call_seconds(partial(fn, x))
                 del result
             except Exception as exc:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
@@ -173,8 +171,6 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     names = _available()
-    from zerocopy.cli import args as cli_args
-
     sizes = list(SIZES) if getattr(args, "sizes", "") in ("", "1KiB,256MiB", None) else (
         cli_args.sizes(args.sizes))
     pairs = (list(itertools.permutations(names, 2)) if getattr(args, "pairs", "all") == "all"
@@ -183,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "GPU bench exchange") as step:
         warnings.simplefilter("ignore")
-        rows = run(sizes, pairs, step)  # type: ignore[arg-type]
+        rows = run(sizes, pairs, step)
     print(render(rows))
     print()
     print(summary(rows))
