@@ -30,7 +30,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit=0) as cluster, Client(cluster) as client:
         before = dict(os.environ)
         client.installed_at_setup = zd.setup(client, environment_on="all")  # type: ignore[attr-defined]

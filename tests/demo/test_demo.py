@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.demo.runs import run_demo
 
 from zerocopy.demo.ecgsyn import EcgParams, simulate
 from zerocopy.demo.ledger import buffers, shared_bytes
@@ -17,20 +16,6 @@ from zerocopy.demo.pipeline import _layout
 from zerocopy.errors import LayoutError
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "zerocopy", "demo", *args], capture_output=True,
-                          text=True, timeout=300, check=False)
-
-
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
-    tmp = tmp_path_factory.mktemp("demo")
-    proc = _demo("--quick", "--device", "cpu", "--json", str(tmp / "demo.json"), "--out",
-                 str(tmp / "out"), "--cache", str(tmp / "cache"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads((tmp / "demo.json").read_text()), tmp / "out", proc.stdout
 
 
 def test_json_has_the_issue_keys_and_both_ways_match(quick) -> None:
@@ -127,7 +112,7 @@ def test_csv_rows_in_any_order_with_lead_names(tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_cuda_demo_end_to_end(tmp_path: Path) -> None:
-    proc = _demo("--quick", "--device", "cuda", "--json", str(tmp_path / "demo.json"), "--out",
+    proc = run_demo("--quick", "--device", "cuda", "--json", str(tmp_path / "demo.json"), "--out",
                  str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "demo.json").read_text())

@@ -55,7 +55,7 @@ def local_cluster(n_workers: int | None = None, *, gpu: bool = False,
 
         n = n_workers or 2
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, memory_limit=0,
+                               dashboard_address=":0", memory_limit=0,
                                env=dict(env or {}) or None)
         return cluster, LocalClusterInfo("LocalCluster", n)
     gpus = visible_gpus()
@@ -72,7 +72,7 @@ def local_cluster(n_workers: int | None = None, *, gpu: bool = False,
         from dask_cuda import LocalCUDACluster
 
         cluster = LocalCUDACluster(CUDA_VISIBLE_DEVICES=",".join(chosen), threads_per_worker=1,
-                                   dashboard_address=None, memory_limit=0)
+                                   dashboard_address=":0", memory_limit=0)
         return cluster, LocalClusterInfo("LocalCUDACluster", len(chosen), chosen, note)
     return _one_nanny_per_gpu(chosen, env or {}), LocalClusterInfo(
         "LocalCluster, one worker per GPU (no dask_cuda)", len(chosen), chosen, note)
@@ -88,6 +88,6 @@ def _one_nanny_per_gpu(gpus: list[str], env: dict[str, str]) -> Any:
     workers = {f"gpu-{gpu}": {"cls": Nanny, "options": {
         "host": "127.0.0.1", "nthreads": 1, "memory_limit": 0, "silence_logs": logging.WARNING,
         "env": {**env, "CUDA_VISIBLE_DEVICES": gpu}}} for gpu in gpus}
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
     return SpecCluster(workers=workers, scheduler=scheduler, name="zerocopy-gpu",
                        silence_logs=logging.WARNING)
