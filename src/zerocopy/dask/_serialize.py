@@ -18,13 +18,19 @@ so bfloat16 travels as bfloat16. Headers carry ``"zerocopy": FORMAT``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+import zerocopy
 from zerocopy import _cuda
+from zerocopy._detect import framework_of
+from zerocopy._dtypes import numpy_dtype
+from zerocopy.adapters.numpy import aligned
+from zerocopy.errors import InvalidArgumentError, message
 
 __all__ = ["FORMAT", "FRAMEWORKS", "deserialize_device", "deserialize_host", "register",
            "registered", "serialize_device", "serialize_host"]
@@ -72,8 +78,6 @@ def serialize_host(obj: Any) -> tuple[dict[str, Any], list[memoryview]]:
     """``(header, [frame])``: the frame is a memoryview over ``obj``'s own bytes when ``obj``
     is C-contiguous host data; a strided source is made contiguous (one copy, said in the
     header as ``"copied"``), a device source is staged to host (``"staged"``)."""
-    import zerocopy
-
     framework = _framework(obj)
     obj, extra = _prepare(obj, framework)
     info = zerocopy.inspect(obj)
@@ -84,7 +88,7 @@ def serialize_host(obj: Any) -> tuple[dict[str, Any], list[memoryview]]:
     copied = None
     if not host.flags.c_contiguous:
         host, copied = np.ascontiguousarray(host), "strided source made contiguous"
-    frame = memoryview(host.reshape(-1).view(np.uint8))
+    frame = host.reshape(-1).view(np.uint8).data
     return _header(info, framework, extra, staged=staged, copied=copied), [frame]
 
 
@@ -92,10 +96,6 @@ def deserialize_host(header: dict[str, Any], frames: list[Any]) -> Any:
     """The tensor of ``header["framework"]`` over the received frame (zero-copy where the
     framework takes the frame's memory; on its current device if the sender's was a GPU).
     TensorFlow and JAX take only 64-byte aligned memory: an unaligned frame is copied once."""
-    import zerocopy
-    from zerocopy._dtypes import numpy_dtype
-    from zerocopy.adapters.numpy import aligned
-
     (frame,) = frames
     view = memoryview(frame).cast("B") if not isinstance(frame, (bytes, bytearray)) else memoryview(frame)
     if header["writeable"] and view.readonly:
@@ -150,7 +150,7 @@ def _wait_producer(obj: Any, framework: str, device: int) -> None:
         with cupy.cuda.Device(device):
             cupy.cuda.get_current_stream().synchronize()
     elif framework == "numba":
-        stream = getattr(obj, "stream", 0)
+        stream: Any = getattr(obj, "stream", None)
         if stream:
             stream.synchronize()
         else:
@@ -176,8 +176,6 @@ def _contiguous_device(obj: Any, framework: str) -> Any:
 def serialize_device(obj: Any) -> tuple[dict[str, Any], list[DeviceFrame]]:
     """``(header, [device frame])`` over ``obj``'s own device memory; host data raises
     NotImplementedError so distributed falls through to the next family."""
-    import zerocopy
-
     framework = _framework(obj)
     obj, extra = _prepare(obj, framework)
     info = zerocopy.inspect(obj)
@@ -200,9 +198,6 @@ def _cai_parts(frame: Any) -> tuple[int, int]:
 def deserialize_device(header: dict[str, Any], frames: list[Any]) -> Any:
     """The tensor over the received device frame, no copy: viewed through torch where the
     target is torch or the dtype is bfloat16 (CuPy has none), else through CuPy."""
-    import zerocopy
-    from zerocopy._dtypes import numpy_dtype
-
     (frame,) = frames
     framework, dtype, shape = header["framework"], header["dtype"], header["shape"]
     ptr, nbytes = _cai_parts(frame)
@@ -232,15 +227,11 @@ def _pointer_device(ptr: int) -> int:
 
 
 def _importable() -> set[str]:
-    import importlib.util
-
     return {name for name in ("cupy", "torch") if importlib.util.find_spec(name) is not None}
 
 
 # --------------------------------------------------------------------------- registration
 def _framework(obj: Any) -> str:
-    from zerocopy._detect import framework_of
-
     name = framework_of(obj)
     if name not in FRAMEWORKS:
         raise NotImplementedError(f"zerocopy.dask has no serializer for {type(obj).__qualname__}")
@@ -304,8 +295,6 @@ def register(frameworks: list[str] | None = None) -> dict[str, list[str]]:
     names = list(FRAMEWORKS) if frameworks is None else list(frameworks)
     for name in names:
         if name not in FRAMEWORKS:
-            from zerocopy.errors import InvalidArgumentError, message
-
             raise InvalidArgumentError(message(
                 f"zerocopy.dask has no serializer for {name!r}",
                 expected=" / ".join(FRAMEWORKS)))
