@@ -14,6 +14,9 @@ from zerocopy.dask._plugins import (
     installed_here,
 )
 from zerocopy.dask._serialize import register
+from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.memory.hooks import HOOKS
+from zerocopy.memory.report import report as memory_report
 
 __all__ = ["ClusterReport", "report", "setup"]
 
@@ -21,9 +24,6 @@ __all__ = ["ClusterReport", "report", "setup"]
 def _check_frameworks(frameworks: Any) -> list[str] | None:
     if frameworks is None:
         return None
-    from zerocopy.errors import InvalidArgumentError, message
-    from zerocopy.memory.hooks import HOOKS
-
     names = [frameworks] if isinstance(frameworks, str) else list(frameworks)
     unknown = [name for name in names if name not in HOOKS]
     if unknown:
@@ -54,8 +54,6 @@ def setup(client: Any, *, frameworks: Any = None, limit: int | None = None,
 
     Returns worker address -> what it installed (environment, serializers, pool).
     """
-    from zerocopy.errors import InvalidArgumentError, message
-
     names = _check_frameworks(frameworks)
     if environment_on not in ("gpu", "all", "none"):
         raise InvalidArgumentError(message("unknown environment_on", got=repr(environment_on),
@@ -120,8 +118,6 @@ class ClusterReport:
 
 
 def _report_here() -> dict[str, Any]:
-    from zerocopy.memory.report import report as memory_report
-
     return memory_report().to_dict()
 
 

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed import Future, futures_of, get_client, wait
+from distributed import Future, futures_of, get_client, get_worker, wait  # noqa: TID253 (zerocopy.dask runs on distributed)
 
 import zerocopy
+from zerocopy.errors import UnsupportedObjectError, message
+from zerocopy.memory.report import report
 
 __all__ = ["PartitionOutput", "by_worker", "local", "map_partitions_stage", "partitions", "to",
            "train_on_workers"]
@@ -42,8 +44,6 @@ def _partition_futures(collection: Any, client: Any) -> list[Future]:
                 items[i] = future
         return items
     if not hasattr(collection, "__dask_keys__"):
-        from zerocopy.errors import UnsupportedObjectError, message
-
         raise UnsupportedObjectError(message(
             "not a dask collection nor a list of partitions", got=type(collection).__name__,
             hint="pass a dask.array, a dask.dataframe, or a list of futures"))
@@ -125,10 +125,6 @@ class PartitionOutput:
 
 
 def _stage(fn: Callable[..., Any], part: Any, index: int, kwargs: dict[str, Any]) -> PartitionOutput:
-    from distributed import get_worker
-
-    from zerocopy.memory.report import report
-
     start = time.perf_counter()
     out = fn(part, **kwargs)
     seconds = time.perf_counter() - start

@@ -17,10 +17,13 @@ import os
 import sys
 from typing import Any
 
-from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
+from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin  # noqa: TID253 (its subclasses)
 
 from zerocopy import _cuda
 from zerocopy.dask._serialize import register, registered
+from zerocopy.errors import ZeroCopyError
+from zerocopy.memory.hooks import HOOKS, hook
+from zerocopy.memory.share import share
 
 __all__ = ["ENV_PLUGIN", "WORKER_PLUGIN", "EnvironmentPlugin", "ZeroCopyWorkerPlugin",
            "environment", "gpu_count", "installed_here"]
@@ -38,8 +41,6 @@ def environment(frameworks: list[str] | None = None,
                 modes: dict[str, str] | None = None) -> dict[str, str]:
     """The environment ``zerocopy.memory.share(frameworks, modes=modes)`` sets before the
     frameworks start (default: every framework zerocopy can route, installed or not)."""
-    from zerocopy.memory.hooks import HOOKS, hook
-
     modes = modes or {}
     env: dict[str, str] = {}
     for name in frameworks if frameworks is not None else list(HOOKS):
@@ -124,8 +125,6 @@ def _share(frameworks: list[str] | None, limit: int | None, limits: dict[str, in
     if devices == 0:
         return {"installed": False, "reason": "no CUDA device visible to this worker: "
                 "the shared pool is for GPU workers (serializers are registered anyway)"}
-    from zerocopy.errors import ZeroCopyError
-    from zerocopy.memory.share import share
 
     try:
         shared = share(frameworks, limit=limit, limits=limits, modes=modes)
