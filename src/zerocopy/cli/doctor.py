@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from zerocopy._report import framework_row
+from zerocopy.exchange import dlpack
 from zerocopy.registry import FRAMEWORKS
 
 
@@ -49,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
 
     console = out()
     console.print(f"[bold]{summary(rows)}[/]")
+    console.print(f"DLPack capsules: {dlpack.backend()}", style="dim", markup=False)
 
     def state(row: dict[str, Any]) -> str:
         if row["installed"] and not row["error"]:
