@@ -15,7 +15,8 @@ from typing import Any
 
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, unknown_mode
-from zerocopy.memory.resource import MemoryResource
+from zerocopy.memory.resource import MemoryResource, layers
+from zerocopy.memory.resources.device_pool import DevicePoolResource
 
 __all__ = [
     "INSTALL_HINT",
@@ -74,9 +75,6 @@ def _stream_handle(stream: Any) -> int:
 
 
 def _view_resource(rmm: Any, resource: MemoryResource) -> Any:
-    from zerocopy.memory.resource import layers
-    from zerocopy.memory.resources.device_pool import DevicePoolResource
-
     base = list(layers(resource))[-1]
     pool = base.pool if isinstance(base, DevicePoolResource) else DevicePoolResource().pool
     return rmm.mr.CudaAsyncViewMemoryResource(_pool_handle(pool))

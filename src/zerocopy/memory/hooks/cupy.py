@@ -24,9 +24,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from zerocopy.memory import _oom  # its oom_type(framework); this module has its own oom_type()
+from zerocopy.memory.adaptors.failure import OutOfMemoryCallbackAdaptor
+from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, unknown_mode
-from zerocopy.memory.resource import MemoryResource
+from zerocopy.memory.resource import MemoryResource, layers
+from zerocopy.memory.resources.device_pool import DevicePoolResource
 
 __all__ = [
     "INSTALL_HINT",
@@ -81,11 +85,6 @@ class _Owner:
 def _fusable(resource: MemoryResource) -> tuple[Any, Any] | None:
     """(device pool, statistics or None) when the chain holds nothing per-allocation but
     statistics and the OOM callback (which only acts on failure); else None."""
-    from zerocopy.memory.adaptors.failure import OutOfMemoryCallbackAdaptor
-    from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
-    from zerocopy.memory.resource import layers
-    from zerocopy.memory.resources.device_pool import DevicePoolResource
-
     chain = list(layers(resource))
     base, adaptors = chain[-1], chain[:-1]
     if type(base) is not DevicePoolResource:
@@ -151,9 +150,7 @@ def _chain_allocate(resource: MemoryResource, nbytes: int, stream: int) -> int:
     try:
         return resource.allocate(nbytes, stream, framework=NAME)
     except MemoryError as exc:
-        from zerocopy.memory._oom import oom_type
-
-        wanted = oom_type(NAME)
+        wanted = _oom.oom_type(NAME)
         if isinstance(exc, wanted):
             raise
         raise wanted(str(exc)) from exc

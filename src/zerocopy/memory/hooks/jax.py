@@ -10,6 +10,7 @@ mistyped allocator name makes JAX fall back to the CPU silently (``verify()`` ch
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -75,8 +76,6 @@ def check(mode: str | None = None) -> None:
 
 
 def _configured() -> bool:
-    import os
-
     return all(os.environ.get(key) == value for key, value in ENV.items())
 
 

@@ -10,6 +10,7 @@ is not exercised there: it is marked so in the capability table.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from zerocopy.memory.hooks import Capabilities, Installation
@@ -61,8 +62,6 @@ def started() -> bool:
 def check(mode: str | None = None) -> None:
     if mode not in (None, *MODES):
         raise unknown_mode(NAME, mode, MODES)
-    import os
-
     if started() and os.environ.get("TF_GPU_ALLOCATOR") != ENV["TF_GPU_ALLOCATOR"]:
         raise started_error(NAME, "TF_GPU_ALLOCATOR=cuda_malloc_async",
                             "call zerocopy.memory.share() before TensorFlow's first op, or "
