@@ -14,6 +14,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 from zerocopy.bench._timing import machine, per_call_seconds
 from zerocopy.cli import args as cli_args
 from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.exchange.dlpack import backend as dlpack_backend
 from zerocopy.registry import names
 
 # The frameworks of the main environment whose objects live in host memory (the registry
@@ -98,6 +100,12 @@ def _ready(result: Any) -> Any:
     return result
 
 
+def _ours(x: Any, target: str) -> Any:
+    import zerocopy
+
+    return _ready(zerocopy.to(x, target))
+
+
 def _pointer(obj: Any) -> int:
     import zerocopy
 
@@ -108,10 +116,12 @@ def _pointer(obj: Any) -> int:
 
 
 def run(sizes: list[int], pairs: list[tuple[str, str]],
-        step: Callable[..., None] | None = None, *, quick: bool = False) -> list[dict[str, Any]]:
+        step: Callable[..., None] | None = None, *, quick: bool = False,
+        pure_python: bool = False) -> list[dict[str, Any]]:
     """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar).
     ``quick``: a tenth of the timing budget and three samples per call (rougher medians)."""
     import zerocopy
+    from zerocopy.exchange import dlpack
 
     timing: dict[str, Any] = {"budget": 0.005, "samples": 3} if quick else {}
     if step is not None:
@@ -129,6 +139,9 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
             ours = zerocopy.to(x, target)
             row["ours_copies"] = zerocopy.explain(x, target).copies
             row["ours_s"] = per_call_seconds(lambda x=x, t=target: _ready(zerocopy.to(x, t)), **timing)
+            if pure_python:  # the same calls with DLPack capsules built by ctypes, not C
+                with dlpack.pure_python():
+                    row["ours_pure_python_s"] = per_call_seconds(partial(_ours, x, target), **timing)
             try:
                 result = fn(x)
                 row["native_copies"] = _pointer(result) != _pointer(x)
@@ -157,10 +170,14 @@ def _fmt(seconds: float | None) -> str:
 def render(rows: list[dict[str, Any]]) -> str:
     lines = ["| pair | size | ours | copies | native one-liner | native | copies | ours - native |",
              "|---|---|---|---|---|---|---|---|"]
+    if rows and "ours_pure_python_s" in rows[0]:
+        lines = [lines[0] + " ours, pure-Python DLPack |", lines[1] + "---|"]
     for r in rows:
         size = _size(r["bytes"])
         native = r.get("native_s")
         delta = f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None else r.get("native_error", "")
+        if "ours_pure_python_s" in r:  # --pure-python: the ctypes DLPack path, last column
+            delta += f" | {_fmt(r['ours_pure_python_s'])}"
         lines.append(f"| {r['pair']} | {size} | {_fmt(r['ours_s'])} | {'C' if r['ours_copies'] else 'Z'} | "
                      f"`{r['native']}` | {_fmt(native)} | "
                      f"{'-' if native is None else ('C' if r['native_copies'] else 'Z')} | {delta} |")
@@ -177,6 +194,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
     if over:
         text.append(f"zero-copy on both sides: {len(both)} cells; ours - native median "
                     f"{over[len(over) // 2]:+.1f} us, max {over[-1]:+.1f} us")
+    if over and "ours_pure_python_s" in both[0]:
+        pure = sorted((r["ours_pure_python_s"] - r["native_s"]) * 1e6 for r in both)
+        text.append(f"  (DLPack: {dlpack_backend()}); on the pure-Python DLPack path: "
+                    f"median {pure[len(pure) // 2]:+.1f} us, max {pure[-1]:+.1f} us")
     text.append(f"native copies but zerocopy shares: {len(saved)} cells "
                 f"({', '.join(sorted({r['pair'] for r in saved}))})")
     text.append(f"zerocopy copies but native shares: {len(worse)} cells "
@@ -196,6 +217,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: table on a terminal, markdown in a pipe or a log)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--gpu", action="store_true", help="GPU pairs (on a CUDA machine)")
+    parser.add_argument("--pure-python", action="store_true",
+                        help="also time ours with DLPack capsules built in Python (ctypes), not by the "
+                             "C extension: one more column, side by side")
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
@@ -224,7 +248,7 @@ def main(args: argparse.Namespace) -> int:
     pairs = _pairs(args.pairs)
     with warnings.catch_warnings(), progress(len(sizes) * len(pairs), "bench exchange") as step:
         warnings.simplefilter("ignore")  # pyarrow's legacy-capsule DeprecationWarning, etc.
-        rows = run(sizes, pairs, step, quick=args.quick)
+        rows = run(sizes, pairs, step, quick=args.quick, pure_python=args.pure_python)
     if (args.format or ("table" if sys.stdout.isatty() else "markdown")) == "markdown":
         print(summary(rows))
         print()

@@ -21,6 +21,8 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -326,3 +328,15 @@ _impl, _backend = _load()
 def backend() -> str:
     """Which implementation builds and reads capsules: "C extension" or "pure Python (why)"."""
     return _backend
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Build and read capsules with the ctypes path inside the block (benchmarks compare the
+    two paths in one process; ZEROCOPY_PURE_PYTHON=1 chooses it for the whole process)."""
+    global _impl  # noqa: PLW0603 - the one switch every capsule call reads
+    saved, _impl = _impl, _PYTHON
+    try:
+        yield
+    finally:
+        _impl = saved
