@@ -66,3 +66,26 @@ def test_the_report_shows_the_workers_pool(client: Any) -> None:
     rep = zd.report(client)
     (row,) = rep.rows()
     assert row["reserved"] is not None and row["reserved_high"] > 0, rep.format()
+
+
+def test_the_gpu_bench_sends_cuda_tensors_and_says_what_dask_cannot(tmp_path: Any) -> None:
+    """``zerocopy bench dask --gpu`` in a fresh process (Dask's own serializers first, then
+    ours): client -> GPU worker, values exact with ours; Dask's own torch serializer cannot
+    send a CUDA tensor, which is a row, not a crash."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "zerocopy", "bench", "dask", "--gpu", "--mb", "8",
+                           "--repeat", "1", "--json", str(out)], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {(r["serializer"], r["framework"]): r for r in json.loads(out.read_text())["rows"]}
+    if importlib.util.find_spec("torch"):
+        assert rows[("dask default", "torch")]["error"].startswith("cannot send: TypeError")
+        assert rows[("zerocopy", "torch")]["exact"] is True
+        assert rows[("zerocopy", "torch")]["device_peak"] >= 8 << 20   # the worker's tensor
+    if importlib.util.find_spec("cupy"):
+        assert rows[("dask default", "cupy")]["exact"] is True
+        assert rows[("zerocopy", "cupy")]["exact"] is True

@@ -11,8 +11,15 @@ transfer made the sender and the receiver hold at their peak, after a 1 MiB warm
 of the same case (framework imports are not counted). The receiver must hold the
 tensor (``--mb``); anything above that on either side is a copy.
 
-``--gpu``: the same for a CUDA tensor (torch, CuPy, JAX) on a one-GPU machine: Dask's default
-sends CuPy only (host staging); torch CUDA tensors cannot be sent by Dask at all.
+``--gpu``: the same for a CUDA tensor (CuPy, JAX, torch) made in the client and scattered to
+one GPU worker (``zerocopy.dask.local_cluster(1, gpu=True)``: dask-cuda's LocalCUDACluster
+where installed, else one worker process whose ``CUDA_VISIBLE_DEVICES`` is the GPU), over
+TCP, so both serializers stage through host memory (the ``cuda`` family is UCX's). Before a
+transfer the client serializes the tensor as its comm would: a serializer that cannot (Dask's
+own for torch CUDA tensors, distributed issues 6111 and 8001) is reported as "cannot send"
+with its error, and nothing is sent. Peaks: the client's and the worker's resident memory as
+above, and the device's used memory (``cudaMemGetInfo``, sampled every millisecond, both
+processes' caches emptied first) above what it was before.
 
 Nothing here imports a framework or Dask at module level.
 """
@@ -27,7 +34,8 @@ import statistics
 import time
 from typing import Any
 
-__all__ = ["add_arguments", "main", "make_tensor", "peak_reset", "peak_since_reset", "transfer"]
+__all__ = ["add_arguments", "main", "make_tensor", "peak_reset", "peak_since_reset", "scatter_to",
+           "transfer"]
 
 MiB = 1 << 20
 # A tensor Dask cannot send leaves the receiving worker stuck on it, and the next transfer
@@ -36,6 +44,8 @@ MiB = 1 << 20
 CPU_CASES = (("torch", "float32"), ("jax", "float32"), ("tensorflow", "float32"),
              ("torch", "bfloat16"))
 GPU_CASES = (("cupy", "float32"), ("jax", "float32"), ("torch", "float32"))  # torch last: see above
+# Two processes share the GPU: JAX must not take 75% of it in each.
+GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +179,166 @@ def _case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, workers:
     return row
 
 
+# ---------------------------------------------------------------- client -> GPU worker
+def release_device_caches() -> None:
+    """Give the frameworks' cached device blocks back, so device used memory is what is live."""
+    import sys
+
+    gc.collect()
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+    if "cupy" in sys.modules:
+        import cupy
+
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+class DevicePeak:
+    """The device's used memory (all processes), sampled every millisecond in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.before = self.peak = self._used()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _used(self) -> int:
+        from zerocopy import _cuda
+
+        free, total = _cuda.mem_info()
+        return total - free
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, self._used())
+
+    def stop(self) -> int:
+        """Bytes above what the device held when sampling started."""
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, self._used()) - self.before
+
+
+def cannot_send(x: Any) -> str:
+    """Why this process's serializers (the families a TCP comm uses) cannot send ``x``
+    ("" if they can)."""
+    from distributed.protocol import serialize
+
+    try:
+        serialize(x, serializers=("dask", "pickle"), on_error="raise")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0][:90]}"
+    return ""
+
+
+def scatter_to(client: Any, framework: str, dtype: str, nbytes: int, *, worker: str,
+               timeout: float = 60) -> dict[str, Any]:
+    """Make a CUDA tensor in this process (the client), scatter it to ``worker``; time,
+    peaks (client, worker, device) and whether the worker holds it exactly. A tensor the
+    client's serializers cannot send is not sent: the row says why."""
+    row: dict[str, Any] = {"framework": framework, "dtype": dtype, "device": "cuda", "nbytes": nbytes,
+                           "seconds": None, "exact": False, "sender_peak": None, "receiver_peak": None,
+                           "device_peak": None, "error": None}
+    try:
+        x = make_tensor(framework, dtype, nbytes, "cuda")
+    except Exception as exc:  # e.g. a CPU-only JAX next to a CUDA torch: that case is skipped
+        return row | {"error": f"cannot make it here: {type(exc).__name__}: {str(exc)[:90]}"}
+    reason = cannot_send(x)
+    if reason:
+        return row | {"error": f"cannot send: {reason}"}
+    expected = _received(x)
+    release_device_caches()
+    client.run(release_device_caches, workers=[worker])
+    before = {"client": peak_reset(), **client.run(peak_reset, workers=[worker])}
+    device = DevicePeak()
+    start = time.perf_counter()
+    try:
+        (sent,) = client.scatter([x], workers=[worker], hash=False, direct=True, timeout=timeout)
+        received = client.submit(_received, sent, workers=[worker], allow_other_workers=False,
+                                 pure=False).result(timeout=timeout)
+    except Exception as exc:  # a serializer that fails on the far side
+        device.stop()
+        return row | {"error": f"not sent: {type(exc).__name__}: {str(exc)[:90]}"}
+    seconds = time.perf_counter() - start
+    row |= {"seconds": seconds, "exact": received == expected, "device_peak": device.stop(),
+            "sender_peak": peak_since_reset() - before["client"],
+            "receiver_peak": client.run(peak_since_reset, workers=[worker])[worker] - before[worker]}
+    client.cancel([sent], force=True)
+    del x, sent
+    client.run(gc.collect)
+    return row
+
+
+def _gpu_case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, worker: str) -> dict[str, Any]:
+    scatter_to(client, *case, MiB, worker=worker)   # warm-up: imports and CUDA contexts not counted
+    runs = []
+    for _ in range(repeat):
+        runs.append(scatter_to(client, *case, nbytes, worker=worker))
+        if runs[-1]["error"]:
+            break
+    row = dict(runs[-1])
+    ok = [r["seconds"] for r in runs if r["seconds"] is not None]
+    row["seconds"] = statistics.median(ok) if ok else None
+    for key in ("sender_peak", "receiver_peak", "device_peak"):
+        values = [r[key] for r in runs if r[key] is not None]
+        row[key] = max(values) if values else None
+    row["exact"] = all(r["exact"] for r in runs)
+    return row
+
+
+def require_gpu() -> list[str]:
+    """The visible GPUs; a :class:`~zerocopy.errors.DeviceError` when there is none."""
+    from zerocopy.dask import visible_gpus
+
+    gpus = visible_gpus()
+    if not gpus:
+        from zerocopy.errors import DeviceError, message
+
+        raise DeviceError(message("zerocopy bench dask --gpu needs a CUDA GPU",
+                                  got="no CUDA device visible to this process",
+                                  hint="run it on a GPU machine; without --gpu it benchmarks host "
+                                       "tensors between two CPU workers"))
+    return gpus
+
+
+def run_gpu(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
+    from distributed import Client
+
+    import zerocopy.dask
+
+    require_gpu()
+    for key, value in GPU_ENV.items():
+        os.environ.setdefault(key, value)   # before this process starts JAX
+    cases, _ = _cases(args)
+    if not cases:
+        from zerocopy.errors import FrameworkNotInstalledError, message
+
+        raise FrameworkNotInstalledError(message("no GPU framework to benchmark",
+                                                 expected="cupy, jax or torch with CUDA",
+                                                 hint="pip install cupy-cuda13x (or torch with CUDA)"))
+    rows = []
+    cluster, info = zerocopy.dask.local_cluster(1, gpu=True, env=GPU_ENV)
+    with cluster, Client(cluster) as client:
+        for serializer in ("dask default", "zerocopy"):
+            if serializer == "zerocopy":   # ours in this client and, after a restart, the worker
+                client.restart()
+                zerocopy.dask.register()
+                client.run(zerocopy.dask.register)
+            (worker,) = sorted(client.scheduler_info()["workers"])
+            for case in cases:
+                rows.append({"serializer": serializer,
+                             **_gpu_case(client, case, args.mb * MiB, args.repeat, worker)})
+                print(_line(rows[-1]), flush=True)
+    return rows, info.describe()
+
+
 # ---------------------------------------------------------------- main
 def _cases(args: argparse.Namespace) -> tuple[tuple[tuple[str, str], ...], str]:
     import importlib.util
@@ -179,15 +349,15 @@ def _cases(args: argparse.Namespace) -> tuple[tuple[tuple[str, str], ...], str]:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     import zerocopy.dask
 
     cases, device = _cases(args)
     nbytes = args.mb * MiB
     rows = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit=0) as cluster, Client(cluster) as client:
+    cluster, _ = zerocopy.dask.local_cluster(2)
+    with cluster, Client(cluster) as client:
         workers = sorted(client.scheduler_info()["workers"])
         for serializer in ("dask default", "zerocopy"):
             if serializer == "zerocopy":
@@ -202,7 +372,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 _HEAD = (f"{'case':<22} {'serializer':<13} {'seconds':>8} {'GB/s':>6} {'sender peak MiB':>16} "
-         f"{'receiver peak MiB':>18}  exact / note")
+         f"{'receiver peak MiB':>18} {'GPU peak MiB':>13}  exact / note")
 
 
 def _line(row: dict[str, Any]) -> str:
@@ -210,8 +380,10 @@ def _line(row: dict[str, Any]) -> str:
     secs = row["seconds"]
     rate = f"{row['nbytes'] / secs / 1e9:6.2f}" if secs else "     -"
     note = "yes" if row["exact"] else (row["error"] or "NOT EXACT")
-    return (f"{label:<22} {row['serializer']:<13} {secs or 0:8.3f} {rate} "
-            f"{_mib(row['sender_peak']):>16} {_mib(row['receiver_peak']):>18}  {note}")
+    seconds = f"{secs:8.3f}" if secs else "       -"
+    return (f"{label:<22} {row['serializer']:<13} {seconds} {rate} "
+            f"{_mib(row['sender_peak']):>16} {_mib(row['receiver_peak']):>18} "
+            f"{_mib(row.get('device_peak')):>13}  {note}")
 
 
 def _mib(n: int | None) -> str:
@@ -221,14 +393,24 @@ def _mib(n: int | None) -> str:
 def main(args: argparse.Namespace) -> int:
     from zerocopy.bench._timing import machine
 
-    print(f"zerocopy bench dask: {args.mb} MiB tensor, worker A -> worker B (TCP, LocalCluster "
-          f"of 2 processes), median of {args.repeat}; {machine()}")
-    print(_HEAD, flush=True)
-    rows = run(args)
+    if args.gpu:
+        require_gpu()   # one typed line, before any cluster starts
+        print(f"zerocopy bench dask --gpu: {args.mb} MiB CUDA tensor, client -> GPU worker (TCP), "
+              f"median of {args.repeat}; {machine()}")
+        print(_HEAD, flush=True)
+        rows, where = run_gpu(args)
+        print(f"cluster: {where}")
+    else:
+        print(f"zerocopy bench dask: {args.mb} MiB tensor, worker A -> worker B (TCP, LocalCluster "
+              f"of 2 processes), median of {args.repeat}; {machine()}")
+        print(_HEAD, flush=True)
+        rows = run(args)
     print("\nside by side:\n" + _HEAD)
     for row in rows:
         print(_line(row))
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"machine": machine(), "pid": os.getpid(), "rows": rows}, out, indent=1)
-    return 0 if all(r["exact"] for r in rows if r["serializer"] == "zerocopy") else 1
+    ours = [r for r in rows if r["serializer"] == "zerocopy"
+            and not (r["error"] or "").startswith("cannot make it here")]
+    return 0 if all(r["exact"] for r in ours) else 1
