@@ -30,6 +30,9 @@ registers, whole runs streamed to memory.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +43,8 @@ _TILE_BYTES = 16 * 1024
 # Below this many bytes, starting threads costs more than it saves.
 _PARALLEL_BYTES = 1 << 20
 
-_kernel: list[object] = []  # the _cpu_numba module, or None without Numba; set on first use
+_Transpose = tuple[str, int, int]  # (direction, fields, width) of a uniform transpose
+_kernel: list[ModuleType | None] = []  # the _cpu_numba module, or None without Numba; set on first use
 # Uniform records of more fields than this use the generic kernel (code size, compile time).
 _MAX_UNIFORM_FIELDS = 64
 
@@ -57,7 +61,11 @@ class Moves:
     __slots__ = ("cols", "dst", "dstride", "fields", "order", "rec", "row_bytes", "src",
                  "sstride", "streamed", "tile", "uniform", "width")
 
-    def __init__(self, entries, zeros=()) -> None:
+    uniform: _Transpose | None
+    order: Any  # np.ndarray: the entries in record order, set with ``uniform``
+
+    def __init__(self, entries: Iterable[tuple[int, int, int, int, int]],
+                 zeros: Iterable[tuple[int, int, int]] = ()) -> None:
         rows = list(entries)
         self.fields = len(rows)
         for dst, dstride, width in zeros:
@@ -88,10 +96,10 @@ class Moves:
         return np.asarray(per_field + [0] * (len(self.width) - self.fields), np.int64)
 
 
-_cache: dict[tuple, Moves] = {}
+_cache: dict[tuple[Any, ...], Moves] = {}
 
 
-def moves(key: tuple, make) -> Moves:
+def moves(key: tuple[Any, ...], make: Callable[[], Moves]) -> Moves:
     """The cached :class:`Moves` for ``key``, made by ``make()`` the first time."""
     found = _cache.get(key)
     if found is None:
@@ -119,7 +127,7 @@ def _streamed(rows: list[tuple[int, int, int, int, int]]) -> str | None:
     return "scatter" if covered == size and disjoint else None
 
 
-def _uniform(rows: list[tuple[int, int, int, int, int]]):
+def _uniform(rows: list[tuple[int, int, int, int, int]]) -> tuple[_Transpose | None, np.ndarray | None]:
     """``((direction, k, width), field order)`` when the moves are a uniform transpose.
 
     Records -> columns ("gather"): every entry reads ``width`` bytes with record stride
@@ -179,9 +187,9 @@ def run(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray | None = N
                                      moves.dstride, moves.width, block)
 
 
-def _run_uniform(kernels, n: int, sbase: int, dbase: int, moves: Moves, src, dst,
-                 small: bool) -> None:
-    direction, k, w = moves.uniform
+def _run_uniform(kernels: ModuleType, n: int, sbase: int, dbase: int, moves: Moves,
+                 src: np.ndarray | None, dst: np.ndarray | None, small: bool) -> None:
+    direction, k, w = moves.uniform or ("", 0, 0)  # uniform: run() checked
     gather, scatter, gather_serial, scatter_serial = kernels.transpose_kernels(k, w)
     if direction == "gather":
         rec = sbase + (moves.rec if src is None else int(src[moves.order[0]]))
@@ -205,7 +213,8 @@ def _threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-def _run_numpy(n: int, sbase: int, dbase: int, moves: Moves, src, dst) -> None:
+def _run_numpy(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray,
+               dst: np.ndarray) -> None:
     for s, ss, d, ds, w in zip(src.tolist(), moves.sstride.tolist(), dst.tolist(),
                                moves.dstride.tolist(), moves.width.tolist(), strict=True):
         if not w:
@@ -221,16 +230,16 @@ def _byte_view(addr: int, n: int, stride: int, width: int) -> np.ndarray:
     """A writable (n, width) uint8 view of memory we were handed by address."""
     lo = addr + min(0, (n - 1) * stride)
     span = abs((n - 1) * stride) + width
-    buf = np.frombuffer((ctypes.c_char * span).from_address(lo), np.uint8)
+    buf = np.frombuffer((ctypes.c_char * span).from_address(lo), np.uint8)  # type: ignore[call-overload]
     return np.lib.stride_tricks.as_strided(buf[addr - lo:], shape=(n, width),
                                            strides=(stride, 1))
 
 
-def _numba():
+def _numba() -> ModuleType | None:
     """The kernels module; Numba is imported on first use so importing us stays cheap."""
     if not _kernel:
         try:
-            from . import _cpu_numba
+            from zerocopy.layout import _cpu_numba
         except ImportError:  # Numba is an optional extra: fall back to NumPy
             _kernel.append(None)
         else:

@@ -9,6 +9,7 @@ and x86/ARM read those at full speed. Everything is defined at module level so t
 from __future__ import annotations
 
 import platform
+from typing import Any
 
 import numba
 import numpy as np
@@ -21,19 +22,19 @@ __all__ = ["compiled_transposers", "copy_fields_parallel", "copy_fields_serial",
            "gather_streamed", "scatter_streamed", "transpose_kernels"]
 
 
-def _memory_ops(bits: int):
+def _memory_ops(bits: int) -> tuple[Any, Any]:
     utype = getattr(types, f"uint{bits}")
 
     @intrinsic
-    def load(typingctx, addr):
-        def codegen(context, builder, sig, args):
+    def load(typingctx: Any, addr: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
             ptr = builder.inttoptr(args[0], ir.IntType(bits).as_pointer())
             return builder.load(ptr, align=1)
         return utype(types.int64), codegen
 
     @intrinsic
-    def store(typingctx, addr, value):
-        def codegen(context, builder, sig, args):
+    def store(typingctx: Any, addr: Any, value: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
             ptr = builder.inttoptr(args[0], ir.IntType(bits).as_pointer())
             builder.store(args[1], ptr, align=1)
             return context.get_dummy_value()
@@ -42,7 +43,7 @@ def _memory_ops(bits: int):
     return load, store
 
 
-def _indexed_ops(bits: int):
+def _indexed_ops(bits: int) -> tuple[Any, Any]:
     """Load/store element ``index`` of a ``bits``-wide array at an integer address.
 
     The pointer is made once from the base address and indexed with a GEP, so LLVM sees
@@ -51,15 +52,15 @@ def _indexed_ops(bits: int):
     utype = getattr(types, f"uint{bits}")
 
     @intrinsic
-    def load(typingctx, base, index):
-        def codegen(context, builder, sig, args):
+    def load(typingctx: Any, base: Any, index: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
             ptr = builder.inttoptr(args[0], ir.IntType(bits).as_pointer())
             return builder.load(builder.gep(ptr, [args[1]], inbounds=True), align=1)
         return utype(types.int64, types.int64), codegen
 
     @intrinsic
-    def store(typingctx, base, index, value):
-        def codegen(context, builder, sig, args):
+    def store(typingctx: Any, base: Any, index: Any, value: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
             ptr = builder.inttoptr(args[0], ir.IntType(bits).as_pointer())
             builder.store(args[2], builder.gep(ptr, [args[1]], inbounds=True), align=1)
             return context.get_dummy_value()
@@ -69,9 +70,9 @@ def _indexed_ops(bits: int):
 
 
 @intrinsic
-def _memcpy(typingctx, dst, src, nbytes):
+def _memcpy(typingctx: Any, dst: Any, src: Any, nbytes: Any) -> Any:
     """``memcpy(dst, src, nbytes)`` on integer addresses (LLVM's intrinsic, align 1)."""
-    def codegen(context, builder, sig, args):
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         i8p = ir.IntType(8).as_pointer()
         cgutils.raw_memcpy(builder, builder.inttoptr(args[0], i8p),
                            builder.inttoptr(args[1], i8p), args[2], 1, align=1)
@@ -80,13 +81,13 @@ def _memcpy(typingctx, dst, src, nbytes):
 
 
 @intrinsic
-def _stream64(typingctx, dst, src):
+def _stream64(typingctx: Any, dst: Any, src: Any) -> Any:
     """Copy 64 bytes, ``dst`` 64-byte aligned, with a non-temporal (streaming) store.
 
     A streaming store skips the read-for-ownership of the destination line, which an
     ordinary store pays: the difference between 2 and 3 bytes of DRAM traffic per byte.
     """
-    def codegen(context, builder, sig, args):
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         vec = ir.VectorType(ir.IntType(64), 8)
         value = builder.load(builder.inttoptr(args[1], vec.as_pointer()), align=1)
         store = builder.store(value, builder.inttoptr(args[0], vec.as_pointer()), align=64)
@@ -97,9 +98,9 @@ def _stream64(typingctx, dst, src):
 
 
 @intrinsic
-def _store_fence(typingctx):
+def _store_fence(typingctx: Any) -> Any:
     """``sfence``: streaming stores are weakly ordered; publish them before returning."""
-    def codegen(context, builder, sig, args):
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         fn = builder.module.declare_intrinsic("llvm.x86.sse.sfence", fnty=ir.FunctionType(
             ir.VoidType(), []))
         builder.call(fn, [])
@@ -114,7 +115,8 @@ _load8, _store8 = _memory_ops(64)
 
 
 @numba.njit(cache=True)
-def _copy_rows(r0, r1, sbase, src, sstride, dbase, dst, dstride, width):  # noqa: PLR0912 (one Numba kernel)
+def _copy_rows(r0: int, r1: int, sbase: int, src: np.ndarray, sstride: np.ndarray, dbase: int,  # noqa: PLR0912 (one Numba kernel)
+               dst: np.ndarray, dstride: np.ndarray, width: np.ndarray) -> None:
     """Rows ``[r0, r1)`` of every entry; a negative width writes that many zero bytes."""
     for e in range(width.shape[0]):
         w = width[e]
@@ -170,7 +172,8 @@ def _copy_rows(r0, r1, sbase, src, sstride, dbase, dst, dstride, width):  # noqa
 
 
 @numba.njit(parallel=True, cache=True)
-def copy_fields_parallel(n, sbase, src, sstride, dbase, dst, dstride, width, block):
+def copy_fields_parallel(n: int, sbase: int, src: np.ndarray, sstride: np.ndarray, dbase: int,
+                         dst: np.ndarray, dstride: np.ndarray, width: np.ndarray, block: int) -> None:
     """Blocks of rows across threads; every field of a block while it is in cache.
 
     Entry ``e`` copies ``width[e]`` bytes per row from ``sbase + src[e] + i * sstride[e]``
@@ -183,7 +186,8 @@ def copy_fields_parallel(n, sbase, src, sstride, dbase, dst, dstride, width, blo
 
 
 @numba.njit(cache=True)
-def copy_fields_serial(n, sbase, src, sstride, dbase, dst, dstride, width):
+def copy_fields_serial(n: int, sbase: int, src: np.ndarray, sstride: np.ndarray, dbase: int, dst: np.ndarray,
+                       dstride: np.ndarray, width: np.ndarray) -> None:
     """:func:`copy_fields_parallel` on the calling thread: small copies wake no threads."""
     _copy_rows(0, n, sbase, src, sstride, dbase, dst, dstride, width)
 
@@ -208,7 +212,7 @@ _STREAMS = platform.machine().lower() in {"x86_64", "amd64"}
 
 
 @numba.njit(inline="always")
-def _stream_copy(dst, src, nbytes):
+def _stream_copy(dst: int, src: int, nbytes: int) -> None:
     """``memcpy`` whose whole, aligned 64-byte lines are streaming stores."""
     if not _STREAMS:
         _memcpy(dst, src, nbytes)
@@ -225,7 +229,8 @@ def _stream_copy(dst, src, nbytes):
 
 
 @numba.njit(cache=True)
-def _gather_tiles(n, b0, b1, tile, sbase, src, sstride, dbase, dst, width, scratch):  # noqa: PLR0912 (one Numba kernel)
+def _gather_tiles(n: int, b0: int, b1: int, tile: int, sbase: int, src: np.ndarray, sstride: np.ndarray,  # noqa: PLR0912 (one Numba kernel)
+                  dbase: int, dst: np.ndarray, width: np.ndarray, scratch: np.ndarray) -> None:
     """Tiles ``[b0, b1)`` of records -> contiguous columns, through ``scratch``."""
     t = scratch.ctypes.data
     for b in range(b0, b1):
@@ -256,7 +261,8 @@ def _gather_tiles(n, b0, b1, tile, sbase, src, sstride, dbase, dst, width, scrat
 
 
 @numba.njit(parallel=True, cache=True)
-def gather_streamed(n, tile, sbase, src, sstride, dbase, dst, width, nchunks):
+def gather_streamed(n: int, tile: int, sbase: int, src: np.ndarray, sstride: np.ndarray, dbase: int,
+                    dst: np.ndarray, width: np.ndarray, nchunks: int) -> None:
     """Records -> contiguous columns, ``nchunks`` contiguous runs of tiles in parallel."""
     ntiles = (n + tile - 1) // tile
     per = (ntiles + nchunks - 1) // nchunks
@@ -270,7 +276,9 @@ def gather_streamed(n, tile, sbase, src, sstride, dbase, dst, width, nchunks):
 
 
 @numba.njit(cache=True)
-def _scatter_tiles(n, b0, b1, tile, size, sbase, src, sstride, dbase, dst, width, scratch):  # noqa: PLR0912 (one Numba kernel)
+def _scatter_tiles(n: int, b0: int, b1: int, tile: int, size: int, sbase: int, src: np.ndarray,  # noqa: PLR0912 (one Numba kernel)
+                   sstride: np.ndarray, dbase: int, dst: np.ndarray, width: np.ndarray,
+                   scratch: np.ndarray) -> None:
     """Tiles ``[b0, b1)`` of columns -> records of ``size`` bytes, built in ``scratch``
     (zeroed once: the padding no field writes stays zero) and streamed out."""
     t = scratch.ctypes.data
@@ -305,7 +313,8 @@ def _scatter_tiles(n, b0, b1, tile, size, sbase, src, sstride, dbase, dst, width
 
 
 @numba.njit(parallel=True, cache=True)
-def scatter_streamed(n, tile, size, sbase, src, sstride, dbase, dst, width, nchunks):
+def scatter_streamed(n: int, tile: int, size: int, sbase: int, src: np.ndarray, sstride: np.ndarray,
+                     dbase: int, dst: np.ndarray, width: np.ndarray, nchunks: int) -> None:
     """Columns -> records with padding, ``nchunks`` contiguous runs of tiles in parallel."""
     ntiles = (n + tile - 1) // tile
     per = (ntiles + nchunks - 1) // nchunks
@@ -324,7 +333,7 @@ _transposers: dict[tuple[int, int], tuple[object, object, object, object]] = {}
 compiled_transposers = _transposers.keys()  # (k, w) pairs made so far (a live view)
 
 
-def transpose_kernels(k: int, w: int):
+def transpose_kernels(k: int, w: int) -> tuple[Any, Any, Any, Any]:
     """``(gather, scatter, gather_serial, scatter_serial)`` for records of ``k`` fields of
     ``w`` bytes each.
 
@@ -351,7 +360,7 @@ def transpose_kernels(k: int, w: int):
 
 
 @numba.njit(inline="always")
-def _put(dst, src, nbytes, full, run, stream):
+def _put(dst: int, src: int, nbytes: int, full: bool, run: int, stream: bool) -> None:
     """Copy a run out of scratch: streamed when whole and aligned, else memcpy."""
     if stream and full and dst % 64 == 0:
         for o in range(0, run, 64):
@@ -362,14 +371,15 @@ def _put(dst, src, nbytes, full, run, stream):
         _memcpy(dst, src, nbytes)
 
 
-def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four small kernels)
+def _make_transposers(k: int, w: int, stream: bool) -> tuple[Any, Any, Any, Any]:  # noqa: PLR0915 (four small kernels)
     load, store = _INDEXED[w]
     tile = _RUN_BYTES // w  # rows per tile
     run = _RUN_BYTES
     row_bytes = k * w
 
     @numba.njit
-    def gather_tiles(n, rec, cols, cbase, b0, b1, scratch):
+    def gather_tiles(n: int, rec: int, cols: np.ndarray, cbase: int, b0: int, b1: int,
+                     scratch: np.ndarray) -> None:
         """Tiles ``[b0, b1)``; ``scratch``: ``k * 256`` bytes (alive while we run)."""
         t = scratch.ctypes.data
         for b in range(b0, b1):
@@ -390,7 +400,8 @@ def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four smal
             _store_fence()
 
     @numba.njit
-    def scatter_tiles(n, cols, cbase, rec, b0, b1, scratch, recs):
+    def scatter_tiles(n: int, cols: np.ndarray, cbase: int, rec: int, b0: int, b1: int, scratch: np.ndarray,
+                      recs: np.ndarray) -> None:
         """Tiles ``[b0, b1)``; ``scratch``, ``recs``: a tile's columns and records."""
         t = scratch.ctypes.data
         u = recs.ctypes.data
@@ -416,7 +427,7 @@ def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four smal
             _store_fence()
 
     @numba.njit(parallel=True)
-    def gather(n, rec, cols, cbase, nchunks):
+    def gather(n: int, rec: int, cols: np.ndarray, cbase: int, nchunks: int) -> None:
         ntiles = (n + tile - 1) // tile
         per = (ntiles + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
@@ -424,7 +435,7 @@ def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four smal
             gather_tiles(n, rec, cols, cbase, c * per, min(ntiles, (c + 1) * per), scratch)
 
     @numba.njit(parallel=True)
-    def scatter(n, cols, cbase, rec, nchunks):
+    def scatter(n: int, cols: np.ndarray, cbase: int, rec: int, nchunks: int) -> None:
         ntiles = (n + tile - 1) // tile
         per = (ntiles + nchunks - 1) // nchunks
         for c in numba.prange(nchunks):
@@ -434,12 +445,12 @@ def _make_transposers(k: int, w: int, stream: bool):  # noqa: PLR0915 (four smal
                           scratch, recs)
 
     @numba.njit
-    def gather_serial(n, rec, cols, cbase):
+    def gather_serial(n: int, rec: int, cols: np.ndarray, cbase: int) -> None:
         scratch = np.empty(k * _RUN_BYTES, np.uint8)
         gather_tiles(n, rec, cols, cbase, 0, (n + tile - 1) // tile, scratch)
 
     @numba.njit
-    def scatter_serial(n, cols, cbase, rec):
+    def scatter_serial(n: int, cols: np.ndarray, cbase: int, rec: int) -> None:
         scratch = np.empty(k * _RUN_BYTES, np.uint8)
         recs = np.empty(k * _RUN_BYTES, np.uint8)
         scatter_tiles(n, cols, cbase, rec, 0, (n + tile - 1) // tile, scratch, recs)

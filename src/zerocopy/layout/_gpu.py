@@ -34,7 +34,11 @@ moved byte by byte without staging.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from zerocopy.layout._layout import RecordLayout
 
@@ -60,7 +64,7 @@ union ZcU { uint4 v; uint2 d[2]; unsigned int w[4]; unsigned short h[8]; unsigne
 __device__ __forceinline__ int zc_p(int b) { return b + ((b >> 7) << 2); }
 """
 
-_cache: dict[tuple, object] = {}
+_cache: dict[tuple[Any, ...], tuple[Any, bool]] = {}
 
 
 def _pow2_divisor(value: int, cap: int) -> int:
@@ -111,7 +115,7 @@ def _m(width: int, q: int) -> str:
     return "v" if width == 16 else f"{_MEMBER[width]}[{q}]"
 
 
-def _tree(plan: list[_Col], idx: str, body) -> str:
+def _tree(plan: list[_Col], idx: str, body: Callable[[_Col, str], str]) -> str:
     """Code that runs ``body(col, local)`` for the column owning chunk ``idx`` (bisection)."""
     if len(plan) == 1:
         c = plan[0]
@@ -128,7 +132,7 @@ def _sm_piece(c: _Col, size: int, loc: str, q: int) -> str:
     return f"reinterpret_cast<{_UTYPE[c.piece]}*>(sm + zc_p({where}))"
 
 
-def _batched(count: int, name: str, load, use) -> str:
+def _batched(count: int, name: str, load: str, use: str) -> str:
     """Loop over ``count`` items, each thread loading a batch before using any of it."""
     batch = max(1, min(_MAX_BATCH, -(-count // _THREADS)))
     return f"""for (int i0 = threadIdx.x; i0 < {count}; i0 += {batch} * blockDim.x) {{
@@ -275,14 +279,15 @@ def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
 """, name)
 
 
-def _kernel(layout: RecordLayout, direction: str, rec_align: int, col_aligns: list[int]):
+def _kernel(layout: RecordLayout, direction: str, rec_align: int,
+            col_aligns: list[int]) -> tuple[Any, bool]:
     key = (layout, direction, rec_align, tuple(col_aligns))  # a layout hashes once
     if key not in _cache:
         import cupy
 
         built = kernel_source(layout, direction, rec_align, col_aligns)
         tiled = built is not None
-        source, name = built if tiled else _direct_source(layout, direction)
+        source, name = built if built is not None else _direct_source(layout, direction)
         _cache[key] = (cupy.RawKernel(source, name, options=("--std=c++17",)), tiled)
     return _cache[key]
 
@@ -299,13 +304,13 @@ class Launch:
     read, one dictionary lookup and the launch itself.
     """
 
-    def __init__(self, layout: RecordLayout, direction: str, columns: list) -> None:
+    def __init__(self, layout: RecordLayout, direction: str, columns: list[Any]) -> None:
         self.layout, self.direction = layout, direction
         self.columns = tuple(columns)
         self.col_aligns = [_align(c.data.ptr) for c in columns]
-        self.kernels: dict[int, tuple[object, int]] = {}
+        self.kernels: dict[int, tuple[Any, int]] = {}
 
-    def __call__(self, records, n: int) -> None:
+    def __call__(self, records: Any, n: int) -> None:
         if n == 0 or not self.layout.fields:
             if self.direction == "scatter" and n:
                 records.fill(0)
@@ -314,28 +319,26 @@ class Launch:
         entry = self.kernels.get(align)
         if entry is None:
             kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns)
-            entry = self.kernels[align] = (kernel, _tile(self.layout.itemsize)[0] if tiled
-                                           else 0)
+            tiles = _tile(self.layout.itemsize) if tiled else None
+            entry = self.kernels[align] = (kernel, tiles[0] if tiles is not None else 0)
         kernel, tile = entry
         grid = min(-(-n // tile), 2**31 - 1) if tile else min(-(-n // _THREADS), 65535)
         kernel((grid,), (_THREADS,), (records, _int64(n), *self.columns))
 
 
-def _int64(n: int):
-    import numpy as np
-
+def _int64(n: int) -> np.int64:
     return np.int64(n)
 
 
-def _launch(layout: RecordLayout, direction: str, records, n: int, columns: list) -> None:
+def _launch(layout: RecordLayout, direction: str, records: Any, n: int, columns: list[Any]) -> None:
     Launch(layout, direction, columns)(records, n)
 
 
-def gather(records, n: int, layout: RecordLayout, columns: list) -> None:
+def gather(records: Any, n: int, layout: RecordLayout, columns: list[Any]) -> None:
     """Records (contiguous CuPy uint8, ``n * layout.itemsize`` bytes) -> columns (CuPy)."""
     _launch(layout, "gather", records, n, columns)
 
 
-def scatter(columns: list, n: int, layout: RecordLayout, records) -> None:
+def scatter(columns: list[Any], n: int, layout: RecordLayout, records: Any) -> None:
     """Columns (contiguous CuPy arrays) -> records (contiguous CuPy uint8 buffer)."""
     _launch(layout, "scatter", records, n, columns)

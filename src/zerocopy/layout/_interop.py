@@ -141,7 +141,7 @@ def result(arr: Any, like: Any, copy: bool | None = None) -> Any:
 # ------------------------------------------------------------------------ tables in
 
 
-def table_columns(table: object, copy: bool | None = None) -> tuple[list[str], list[Any]]:
+def table_columns(table: Any, copy: bool | None = None) -> tuple[list[str], list[Any]]:
     """Names and arrays (NumPy, or CuPy for GPU tables) of a table or a mapping of columns.
 
     The table's framework module reads them (views where it has them); it refuses, with a

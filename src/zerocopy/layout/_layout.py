@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,9 @@ def check_column_dtype(dtype: np.dtype, name: str) -> np.dtype:
 
 def _leaves(dtype: np.dtype, prefix: str, base: int) -> Iterable[Field]:
     """Flatten a (possibly nested) structured dtype into leaf fields with absolute offsets."""
-    for name in dtype.names:
-        ftype, offset = dtype.fields[name][:2]
+    fields: Mapping[str, Any] = dtype.fields or {}  # a structured dtype: its caller checked
+    for name in dtype.names or ():
+        ftype, offset = fields[name][:2]
         full = f"{prefix}{name}"
         shape: tuple[int, ...] = ()
         if ftype.subdtype is not None:
@@ -77,7 +79,7 @@ def _leaves(dtype: np.dtype, prefix: str, base: int) -> Iterable[Field]:
             if shape:  # an array of structs has no single column form
                 raise LayoutError(message(
                     f"field {full!r} is an array of records", expected="scalar or sub-array "
-                    "fields of numbers", got=str(dtype.fields[name][0]),
+                    "fields of numbers", got=str(fields[name][0]),
                     hint="flatten the nested records into separate fields first"))
             yield from _leaves(ftype, full + ".", base + offset)
             continue

@@ -143,8 +143,8 @@ class ColumnBlock:
                 f"device={self.device!r})")
 
 
-def column_block(n_rows: int, columns: Mapping[str, object] | Sequence[str], *,
-                 dtype: object = None, device: str = "cpu") -> ColumnBlock:
+def column_block(n_rows: int, columns: Mapping[str, Any] | Sequence[str], *,
+                 dtype: Any = None, device: str = "cpu") -> ColumnBlock:
     """Allocate an uninitialised block of ``n_rows`` rows.
 
     ``columns`` maps name -> dtype (a sub-array dtype such as ``("f4", (3,))`` gives a

@@ -9,7 +9,7 @@ kernel: :mod:`._cpu` (Numba, cache-blocked, all cores) or :mod:`._gpu` (tiled CU
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,7 @@ __all__ = ["to_columns", "to_records"]
 class _Source:
     """Records to read: the base array, its layout, count, record stride, device, owner."""
 
-    def __init__(self, base, layout: RecordLayout, n: int, stride: int, framework: str,
+    def __init__(self, base: Any, layout: RecordLayout, n: int, stride: int, framework: str,
                  gpu: bool) -> None:
         self.base, self.layout, self.n, self.stride = base, layout, n, stride
         self.framework, self.gpu = framework, gpu
@@ -59,7 +59,7 @@ def _source(records: object, dtype: object, names: Sequence[str] | None,
         hint="pass dtype=<record description> for raw bytes"))
 
 
-def _raw_source(arr, layout: RecordLayout, framework: str, gpu: bool) -> _Source:
+def _raw_source(arr: Any, layout: RecordLayout, framework: str, gpu: bool) -> _Source:
     if not arr.flags.c_contiguous:
         raise LayoutError(message("raw record bytes must be contiguous",
                                   expected="a C-contiguous buffer", got="a strided view",
@@ -91,7 +91,7 @@ def _structured_source(arr: np.ndarray, framework: str) -> _Source:
     return _Source(arr, layout, len(arr), stride, framework, False)
 
 
-def _matrix_source(arr, names: Sequence[str] | None, framework: str, gpu: bool) -> _Source:
+def _matrix_source(arr: Any, names: Sequence[str] | None, framework: str, gpu: bool) -> _Source:
     n, k = arr.shape
     dt = check_column_dtype(np.dtype(arr.dtype), "(matrix)")
     names = _matrix_names(names, k)
@@ -113,7 +113,7 @@ def _matrix_names(names: Sequence[str] | None, k: int) -> list[str]:
 
 def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | None = None,
                to: str | None = None, out: Mapping[str, object] | ColumnBlock | None = None,
-               copy: bool | None = None):
+               copy: bool | None = None) -> Any:
     """Records (AoS) -> columns (SoA).
 
     ``records``: a NumPy structured array (packed or aligned, nested structs flattened to
@@ -174,7 +174,8 @@ def _array_kind(obj: object) -> bool | None:
     return True if _interop.array_framework(obj) == _interop.DEVICE else None
 
 
-def _gather_into_block(records, dtype, names, block: ColumnBlock, to):
+def _gather_into_block(records: Any, dtype: object, names: Sequence[str] | None, block: ColumnBlock,
+                       to: str | None) -> Any:
     gpu = _array_kind(records)
     if gpu is None or gpu != (block.device == "cuda") or records.shape[0] < 2:
         return None
@@ -184,9 +185,11 @@ def _gather_into_block(records, dtype, names, block: ColumnBlock, to):
         return None
     key = ("gather", records.dtype, records.strides, records.ndim, dtype,
            None if names is None else tuple(names))
-    plan = block.plans.get(key)
+    plan: _Plan | Literal[False] | None = block.plans.get(key)
     if plan is None:
         plan = block.plans[key] = _gather_plan(records, dtype, names, block)
+    if plan is False:
+        return None
     n = _record_count(records, plan, dtype is not None, gpu)
     if n is None or n != block.n_rows or (not gpu and not block.buffer.flags.writeable):
         return None
@@ -197,7 +200,7 @@ def _gather_into_block(records, dtype, names, block: ColumnBlock, to):
     return block if to == "block" else dict(zip(plan.names, plan.columns, strict=True))
 
 
-def _record_count(records, plan, raw: bool, gpu: bool) -> int | None:
+def _record_count(records: Any, plan: Any, raw: bool, gpu: bool) -> int | None:
     """Records in ``records`` for ``plan``, or None where the general path must decide."""
     if plan is False:
         return None
@@ -216,8 +219,18 @@ class _Plan:
     __slots__ = ("columns", "framework", "itemsize", "launch", "layout", "moves", "names",
                  "structured")
 
+    columns: list[Any]
+    framework: str
+    itemsize: int
+    launch: Any  # _gpu.Launch
+    layout: RecordLayout
+    moves: _cpu.Moves
+    names: list[str]
+    structured: bool
 
-def _gather_plan(records, dtype, names, block: ColumnBlock):
+
+def _gather_plan(records: Any, dtype: object, names: Sequence[str] | None,
+                 block: ColumnBlock) -> _Plan | Literal[False]:
     """The plan for this kind of records into ``block``, or False (general path)."""
     try:
         src = _source(records, dtype, names)
@@ -250,7 +263,7 @@ def _is_matrix(src: _Source) -> bool:
     return src.base.ndim == 2 and src.base.dtype.names is None
 
 
-def _column_views(src: _Source) -> list | None:
+def _column_views(src: _Source) -> list[Any] | None:
     """Columns without a copy: only when each field is already contiguous (F-order)."""
     if not _is_matrix(src) or not src.layout.fields:
         return None
@@ -260,8 +273,9 @@ def _column_views(src: _Source) -> list | None:
     return [src.base[:, j] for j in range(src.base.shape[1])]
 
 
-def _outputs(src: _Source, out) -> tuple[ColumnBlock | None, list]:
+def _outputs(src: _Source, out: Any) -> tuple[ColumnBlock | None, list[Any]]:
     fields = src.layout.fields
+    block: ColumnBlock | None
     if out is None:
         block = column_block(src.n, {f.name: f.column_dtype for f in fields},
                              device="cuda" if src.gpu else "cpu")
@@ -280,7 +294,7 @@ def _outputs(src: _Source, out) -> tuple[ColumnBlock | None, list]:
     return block, columns
 
 
-def _check_out_column(col, f: Field, src: _Source):
+def _check_out_column(col: Any, f: Field, src: _Source) -> Any:
     # Written in place: a copy of the column would lose the writes, so the hop must share.
     arr = _interop.as_device(col, copy=False) if src.gpu else _interop.as_host(col, copy=False)
     want = (src.n, *f.shape)
@@ -300,7 +314,7 @@ def _check_out_column(col, f: Field, src: _Source):
     return arr
 
 
-def _move_gather(src: _Source, columns: list) -> None:
+def _move_gather(src: _Source, columns: list[Any]) -> None:
     if src.gpu:
         base = src.base
         if src.stride != src.layout.itemsize or not base.flags.c_contiguous:
@@ -329,7 +343,7 @@ def _finish(names: Sequence[str], columns: list[Any], to: str | None, src: _Sour
 
 
 def to_records(columns: object, *, aligned: bool = False, dtype: object = None,
-               out: object = None, structured: bool | None = None, to: str | None = None):
+               out: object = None, structured: bool | None = None, to: str | None = None) -> Any:
     """Columns (SoA) -> records (AoS).
 
     ``columns``: a mapping name -> array (any framework, CPU or GPU), a pyarrow
@@ -360,7 +374,8 @@ def to_records(columns: object, *, aligned: bool = False, dtype: object = None,
     return _shape_result(buf, n, layout, structured, framework, gpu)
 
 
-def _scatter_from_block(block: ColumnBlock, aligned, dtype, out, structured, to):
+def _scatter_from_block(block: ColumnBlock, aligned: bool, dtype: object, out: Any, structured: bool | None,
+                        to: str | None) -> Any:
     """to_records from a block, planned once per kind of call (see _gather_into_block)."""
     if dtype is not None and not isinstance(dtype, np.dtype):
         return None
@@ -369,7 +384,7 @@ def _scatter_from_block(block: ColumnBlock, aligned, dtype, out, structured, to)
     if n < 2 or (out is not None and _array_kind(out) is not gpu):
         return None
     key = ("scatter", bool(aligned), dtype, structured, to)
-    plan = block.plans.get(key)
+    plan: _Plan | Literal[False] | None = block.plans.get(key)
     if plan is None:
         plan = block.plans[key] = _scatter_plan(block, aligned, dtype, structured, to)
     if plan is False:
@@ -389,7 +404,7 @@ def _scatter_from_block(block: ColumnBlock, aligned, dtype, out, structured, to)
     return _shape_result(buf, n, plan.layout, plan.structured, plan.framework, gpu)
 
 
-def _new_records(nbytes: int, gpu: bool):
+def _new_records(nbytes: int, gpu: bool) -> Any:
     if gpu:
         import cupy
 
@@ -397,7 +412,8 @@ def _new_records(nbytes: int, gpu: bool):
     return np.empty(nbytes, np.uint8)
 
 
-def _scatter_plan(block: ColumnBlock, aligned, dtype, structured, to):
+def _scatter_plan(block: ColumnBlock, aligned: bool, dtype: object, structured: bool | None,
+                  to: str | None) -> _Plan | Literal[False]:
     """The plan for to_records(block, ...) of this kind, or False (general path)."""
     gpu = block.device == "cuda"
     names, views = list(block.names), list(block.views())
@@ -424,7 +440,7 @@ def _scatter_plan(block: ColumnBlock, aligned, dtype, structured, to):
     return plan
 
 
-def _common_length(names: list[str], cols: list) -> int:
+def _common_length(names: list[str], cols: list[Any]) -> int:
     lengths = {int(c.shape[0]) for c in cols}
     if len(lengths) > 1:
         raise LayoutError(message("columns differ in length", expected="equal lengths",
@@ -433,7 +449,8 @@ def _common_length(names: list[str], cols: list) -> int:
     return lengths.pop() if lengths else 0
 
 
-def _target_layout(names, cols, aligned, dtype, gpu):
+def _target_layout(names: list[str], cols: list[Any], aligned: bool, dtype: Any,
+                   gpu: bool) -> tuple[RecordLayout, list[Any], bool]:
     """The record layout to write, columns in field order (cast where needed)."""
     want_matrix = False
     if dtype is not None and np.dtype(dtype).names is None:
@@ -450,12 +467,12 @@ def _target_layout(names, cols, aligned, dtype, gpu):
     for f in layout.fields:
         if f.name not in by_name:
             raise LayoutError(message(f"no column for field {f.name!r}",
-                                      expected=f"columns {list(layout.names)}", got=names))
+                                      expected=f"columns {list(layout.names)}", got=str(names)))
         ordered.append(_fit_column(by_name[f.name], f, gpu))
     return layout, ordered, want_matrix
 
 
-def _fit_column(col, f: Field, gpu: bool):
+def _fit_column(col: Any, f: Field, gpu: bool) -> Any:
     if col.dtype != f.dtype:  # the field's own dtype passed these checks already
         check_column_dtype(np.dtype(col.dtype), f.name)
     if tuple(col.shape[1:]) != f.shape:
@@ -478,7 +495,7 @@ def _result_framework(columns: object, gpu: bool) -> str:
     return _interop.DEVICE if gpu else _interop.HOST
 
 
-def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
+def _record_buffer(out: Any, n: int, layout: RecordLayout, gpu: bool) -> Any:
     """Flat uint8 buffer of ``n * itemsize`` bytes: ``out`` viewed as bytes, or new."""
     nbytes = n * layout.itemsize
     if out is None:
@@ -498,7 +515,7 @@ def _record_buffer(out, n: int, layout: RecordLayout, gpu: bool):
     return arr.reshape(-1).view(np.uint8 if not gpu else "u1")
 
 
-def _move_scatter(cols: list, n: int, layout: RecordLayout, buf, gpu: bool) -> None:
+def _move_scatter(cols: list[Any], n: int, layout: RecordLayout, buf: Any, gpu: bool) -> None:
     if gpu:
         _gpu.scatter(cols, n, layout, buf)
         return
@@ -507,7 +524,8 @@ def _move_scatter(cols: list, n: int, layout: RecordLayout, buf, gpu: bool) -> N
     _cpu.run(n, 0, buf.ctypes.data, moves, src=moves.addresses([c.ctypes.data for c in cols]))
 
 
-def _scatter_moves(layout: RecordLayout, strides, offsets=None) -> _cpu.Moves:
+def _scatter_moves(layout: RecordLayout, strides: Sequence[int],
+                   offsets: Sequence[int] | None = None) -> _cpu.Moves:
     """Columns (at ``offsets`` from a base, or per call) -> records, padding zeroed."""
     offsets = offsets or [0] * len(strides)
     size = layout.itemsize
@@ -516,8 +534,8 @@ def _scatter_moves(layout: RecordLayout, strides, offsets=None) -> _cpu.Moves:
                       ((a, size, b - a) for a, b in layout.gaps()))
 
 
-def _shape_result(buf, n: int, layout: RecordLayout, structured: bool, framework: str,
-                  gpu: bool):
+def _shape_result(buf: Any, n: int, layout: RecordLayout, structured: bool, framework: str,
+                  gpu: bool) -> Any:
     if structured:
         if gpu:
             raise UnsupportedDtypeError(message(

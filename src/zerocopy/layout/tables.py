@@ -58,7 +58,7 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
     target = _tensor_dtype(names, cols, dtype)
     framework = to or (_interop.DEVICE if gpu else _interop.HOST)
     if not cols and out is None:  # rows without columns: an (N, 0) tensor keeps N
-        empty = np.empty((_interop.table_rows(table), 0), target, order=order)
+        empty = np.empty((_interop.table_rows(table), 0), target, order="C" if order == "C" else "F")
         return _interop.result(empty, framework, copy)
     if out is None and copy is not True:
         view = one_block(cols)
@@ -80,7 +80,7 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
 _ORDERS = {"F": "each column contiguous", "C": "each row contiguous"}
 
 
-def _tensor_dtype(names: list[str], cols: list[Any], dtype: object) -> np.dtype:
+def _tensor_dtype(names: list[str], cols: list[Any], dtype: Any) -> np.dtype:
     for n, c in zip(names, cols, strict=True):
         check_column_dtype(np.dtype(c.dtype), n)
         if c.ndim != 1:
