@@ -288,12 +288,8 @@ def _outcome(result: Any, exc: BaseException | None, shares: bool | None) -> str
 
 
 def _forget_routes() -> None:
-    """Empty zerocopy's route caches (private; skipped if they move)."""
-    convert = mod("zerocopy.exchange.convert")
-    for name in ("_ROUTES", "_FAST_ROUTES"):
-        cache = getattr(convert, name, None)
-        if isinstance(cache, dict):
-            cache.clear()
+    """Empty zerocopy's route and plan cache."""
+    mod("zerocopy").clear_caches()
 
 
 def judge(case: Case, *, fresh: bool = False) -> Verdict:

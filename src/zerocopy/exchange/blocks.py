@@ -232,7 +232,7 @@ def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat
 
     return Edge(source, target, "column block", "strided view over the table's column block",
                 run, check=stackable, cost=5.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-                project=project, caveat=lambda info: caveat)
+                project=project, caveat=lambda info: caveat, reads_object=True)
 
 
 def _stale_route_copy(source: str, target: str, columns: list[Any], options: Options) -> Any:

@@ -36,7 +36,10 @@ from zerocopy.registry import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed,
 
 __all__ = ["clear_caches", "explain", "inspect", "to"]
 
-_ALIGNMENT_BIT = "aligned"  # the plan cache's marker: this choice depends on the pointer
+# The plan cache's markers: this choice depends on the pointer (one plan per alignment), or
+# on the object itself (planned on every call, as explain() does).
+_ALIGNMENT_BIT = "aligned"
+_THIS_OBJECT_ONLY = "this object only"
 _OPTIONS = {None: Options(), True: Options(copy=True), False: Options(copy=False)}
 
 
@@ -148,16 +151,26 @@ def _mover(mover: str, want: tuple[str, int]) -> Callable[[Any, Options], Any]:
     return move
 
 
+def _tried(chosen: Plan) -> list[tuple[Edge, ...]]:
+    return [route for route, _ in chosen.rejected] + [tuple(h.edge for h in chosen.hops)]
+
+
+def _object_sensitive(chosen: Plan) -> bool:
+    """Did a check read the object itself (where a table's columns lie)? Then the plan is
+    this object's alone: another with the same signature may need another route."""
+    return any(e.reads_object for route in _tried(chosen) for e in route)
+
+
 def _pointer_sensitive(chosen: Plan) -> bool:
     """Did alignment take part in this choice (a route read the pointer before or in the
     chosen one)? Then the cache keeps one choice per alignment."""
-    tried = [route for route, _ in chosen.rejected] + [tuple(h.edge for h in chosen.hops)]
-    return any(e.needs_pointer for route in tried for e in route)
+    return any(e.needs_pointer for route in _tried(chosen) for e in route)
 
 
 def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
-    """(the plan for this object's signature, target and options, whether alignment took
-    part in choosing it). A miss plans afresh and keeps the plan without the object."""
+    """(the plan for this object's signature, target and options, whether more than the
+    signature took part in choosing it). A miss plans afresh and keeps the plan without
+    the object."""
     move = _move_for(info, name, options) if _may_move(info, name, options) else None
     # The key holds the resolved move too: a device chosen as "the current one" is part of
     # the plan, not of the arguments. A stream in the key is kept alive while its plan is
@@ -171,8 +184,13 @@ def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
     if sensitive:  # one entry per alignment
         key = (*key, info.ptr % 64 == 0)
         chosen = cache.get(key)
+    if chosen is _THIS_OBJECT_ONLY:
+        return _plan(info, name, options, move), True
     if chosen is None:
         chosen = _plan(info, name, options, move)
+        if _object_sensitive(chosen):
+            cache.put(key, _THIS_OBJECT_ONLY)
+            return chosen, True
         if not sensitive and _pointer_sensitive(chosen):
             cache.put(key, _ALIGNMENT_BIT)
             key, sensitive = (*key, info.ptr % 64 == 0), True

@@ -79,6 +79,9 @@ class Edge:
     # The check reads the data pointer (alignment): plans for such pairs are cached per
     # alignment too.
     needs_pointer: bool = False
+    # The check reads the object itself, beyond its Info (where a table's columns lie):
+    # a plan that tried this edge holds for this object only and is never cached.
+    reads_object: bool = False
     project: Callable[[Info, str, str | None], Info] = field(default=_same, repr=False)
     # A copy into a framework whose memory is immutable (Arrow, Polars, pandas views, JAX,
     # TensorFlow) is fresh but read-only: the next hop must not be planned as writable.

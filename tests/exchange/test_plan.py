@@ -1,0 +1,157 @@
+"""``to()`` runs the plan ``explain()`` prints: every explained plan is run and compared.
+
+``Plan.run`` is the only place a conversion's edges run, so recording the plans it runs
+shows exactly which hops ``to()`` took. Over every pair of installed CPU frameworks, the
+shared probes and a few objects that make the planner work (strided, read-only, 2-D,
+tables, chunks, nulls), for ``copy`` None, True and False: ``to()`` runs one plan whose hops
+are the explained plan's hops, on the first call (planned) and the second (cached, the fast
+lane), and shares memory exactly when the plan says it does.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.helpers.frameworks import MAIN_ENV, make_source
+
+import zerocopy
+from zerocopy.exchange import cache
+from zerocopy.exchange.plan import Plan
+from zerocopy.testing import ProbeUnavailable, probe_values
+
+DTYPES = ("float32", "int64", "bool", "float16", "complex64")
+COPIES = (None, True, False)
+
+
+def _probes() -> Iterator[tuple[str, Any]]:
+    for name, dtype in itertools.product(MAIN_ENV, DTYPES):
+        try:
+            source, _ = make_source(name, probe_values(dtype, 64))
+        except ProbeUnavailable:
+            continue
+        yield f"{name}-{dtype}", source
+    base = zerocopy.aligned(np.arange(24, dtype=np.float64))
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    yield "numpy-strided", base[::2]
+    yield "numpy-readonly", readonly
+    yield "numpy-2d-F", np.asfortranarray(base.reshape(4, 6))
+    yield "numpy-empty", np.empty(0, np.float32)
+    if "pandas" in MAIN_ENV:
+        import pandas as pd
+
+        yield "pandas-frame", pd.DataFrame({"a": base[:8], "b": base[8:16]})
+    if "polars" in MAIN_ENV:
+        import polars as pl
+
+        yield "polars-frame", pl.DataFrame({"a": base[:8], "b": base[8:16]})
+    if "pyarrow" in MAIN_ENV:
+        import pyarrow as pa
+
+        yield "pyarrow-table", pa.table({"a": base[:8], "b": base[8:16]})
+        yield "pyarrow-chunked", pa.chunked_array([base[:4], base[4:8]])
+        yield "pyarrow-nulls", pa.array([1.0, None, 3.0])
+
+
+PROBES = list(_probes())
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """The edges of every plan run, in order."""
+    ran: list[list[Any]] = []
+    real = Plan.run
+
+    def recording(self: Plan, obj: Any) -> Any:
+        ran.append([hop.edge for hop in self.hops])
+        return real(self, obj)
+
+    monkeypatch.setattr(Plan, "run", recording)
+    return ran
+
+
+def _call(fn: Any) -> tuple[Any, BaseException | None]:
+    try:
+        return fn(), None
+    except zerocopy.ZeroCopyError as exc:
+        return None, exc
+
+
+@pytest.mark.parametrize("copy", COPIES, ids=lambda c: f"copy={c}")
+@pytest.mark.parametrize(("label", "source"), PROBES, ids=[label for label, _ in PROBES])
+def test_to_runs_exactly_the_explained_plan(label: str, source: Any, copy: bool | None,
+                                            runs: list[list[Any]]) -> None:
+    zerocopy.clear_caches()  # the first call plans, the second runs the cached plan
+    for target in MAIN_ENV:
+        plan, refused = _call(lambda t=target: zerocopy.explain(source, t, copy=copy))
+        for attempt in ("planned", "cached"):
+            runs.clear()
+            result, failed = _call(lambda t=target: zerocopy.to(source, t, copy=copy))
+            where = f"{label} -> {target} (copy={copy}, {attempt})"
+            if refused is not None:
+                assert type(failed) is type(refused), f"{where}: explain raised {refused!r}, to {failed!r}"
+                continue
+            assert failed is None, f"{where}: explain planned\n{plan}\nbut to raised {failed!r}"
+            assert runs == [[hop.edge for hop in plan.hops]], f"{where}: to ran {runs}, explain said\n{plan}"
+            shares = zerocopy.shares_memory(source, result)
+            if plan.copies:
+                assert shares is not True, f"{where}: the plan copies, the result shares\n{plan}"
+            else:
+                assert shares is not False, f"{where}: the plan shares, the result is a copy\n{plan}"
+
+
+def test_clear_caches_forgets_every_plan() -> None:
+    x = zerocopy.aligned(np.arange(8.0))
+    zerocopy.to(x, "numpy")
+    assert cache.size() > 0
+    zerocopy.clear_caches()
+    assert cache.size() == 0
+    assert zerocopy.shares_memory(zerocopy.to(x[::2], "numpy"), x)  # plans afresh
+
+
+def test_the_cache_has_one_bound_and_evicts_the_oldest() -> None:
+    store = cache.Store(bound=3)
+    for key in "abcde":
+        store.put(key, key.upper())
+    assert len(store) == 3
+    assert store.get("a") is None and store.get("b") is None and store.get("e") == "E"
+    store.put("e", "again")  # a key already there takes no room
+    assert len(store) == 3 and store.get("c") == "C"
+    store.clear()
+    assert len(store) == 0 and store.get("e") is None
+
+
+def test_a_cached_plan_keeps_no_object_alive() -> None:
+    zerocopy.clear_caches()
+    x = zerocopy.aligned(np.arange(8, dtype=np.float32))
+    ref = weakref.ref(x)
+    for target in MAIN_ENV:
+        zerocopy.to(x, target, copy=True)  # planned, cached, run: the results are copies
+    assert cache.size() > 0
+    del x
+    gc.collect()
+    assert ref() is None, "a cached plan keeps the source alive"
+
+
+@pytest.mark.parametrize("framework", [n for n in ("pyarrow", "pandas", "polars") if n in MAIN_ENV])
+def test_tables_with_one_signature_each_get_their_own_plan(framework: str, runs: list[list[Any]]) -> None:
+    """Where a table's columns lie is not in its signature; the block edge reads the table
+    itself, so such plans are never reused for another table (found by the fuzz suite:
+    a copy route cached for one table ran for a table whose plan shares)."""
+    block = zerocopy.column_block(8, ["a", "b"])
+    for i, column in enumerate(block.columns.values()):
+        column[:] = i + 1.0
+    shared = zerocopy.to(block.table(), framework)  # its columns lie in one block
+    apart = zerocopy.to(block.table(), framework, copy=True)  # same names and dtypes
+    zerocopy.clear_caches()
+    for table in (apart, shared, apart, shared):
+        plan = zerocopy.explain(table, "numpy")
+        runs.clear()
+        zerocopy.to(table, "numpy")
+        assert runs == [[hop.edge for hop in plan.hops]], str(plan)
