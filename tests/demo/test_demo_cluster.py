@@ -109,6 +109,27 @@ def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(tmp_path: Path, demo
     assert all(entry["serializers"]["torch"] == ["dask", "cuda"] for entry in installed.values())
 
 
+@pytest.mark.gpu
+def test_cuda_cluster_mode_matches_the_single_process_run(tmp_path: Path, demo_cache: Path) -> None:
+    """On the GPU machine: one worker per GPU (dask-cuda's LocalCUDACluster where installed),
+    the zerocopy way's workers on the shared pool, the features the single-process run's."""
+    records = {}
+    for name, extra in (("single", ()), ("cluster", ("--cluster", "local"))):
+        proc = run_demo("--quick", "--device", "cuda", "--json", str(tmp_path / f"{name}.json"),
+                        "--cache", str(demo_cache), *extra)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        records[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    single, cluster = records["single"], records["cluster"]
+    assert cluster["results_match"] is True
+    for mode in MODES:
+        for key in EXACT:
+            assert cluster["digests"][mode][key] == single["digests"][mode][key], (mode, key)
+    where = cluster["cluster"]["zerocopy"]
+    assert where["workers"] and "GPU" in where["kind"]
+    assert all(entry["pool"]["installed"] for entry in where["setup"].values()), where["setup"]
+    assert all(row["reserved"] is not None for row in where["report"])   # the workers' pools
+
+
 # ---------------------------------------------------------------- the parts, without a cluster
 def test_cluster_flags_are_checked_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     assert local_workers("local") is None and local_workers("local:3") == 3
