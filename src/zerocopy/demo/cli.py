@@ -21,7 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from zerocopy.errors import DeviceError, FrameworkNotInstalledError, UnsupportedObjectError, message
+from zerocopy.errors import (
+    DeviceError,
+    FrameworkNotInstalledError,
+    InvalidArgumentError,
+    UnsupportedObjectError,
+    message,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -128,6 +134,9 @@ def _on_cluster(args: argparse.Namespace, data: str, work: Path, console: Any) -
 
     if args.cluster:
         local_workers(args.cluster)
+    if args.partitions < 0:
+        raise InvalidArgumentError(message("--partitions must be 0 (two per worker) or more",
+                                           got=str(args.partitions)))
     data = partitionable(data, work)
     if args.scheduler:
         workers = check_scheduler(args.scheduler, data)
@@ -181,8 +190,11 @@ def main(args: argparse.Namespace) -> int:
         work = Path(tmp)
         if args.cluster or args.scheduler:
             data = _on_cluster(args, data, work, console)
-        cfg = Config(data=data, work=str(work), device=device, epochs=sizes["epochs"],
-                     train_beats=sizes["train_beats"], tensorflow=bool(tf), threads=args.threads,
+        elif args.partitions:
+            raise InvalidArgumentError(message("--partitions is for a cluster run",
+                                               hint="add --cluster local:N or --scheduler ADDRESS"))
+        cfg = Config(data=data, work=str(work), device=device, epochs=int(sizes["epochs"]),
+                     train_beats=int(sizes["train_beats"]), tensorflow=bool(tf), threads=args.threads,
                      seed=args.seed, cluster=args.cluster or "", scheduler=args.scheduler or "",
                      partitions=args.partitions)
         config = work / "config.json"
