@@ -12,7 +12,7 @@ from tests.demo.runs import run_demo
 
 from zerocopy.demo.ecgsyn import EcgParams, simulate
 from zerocopy.demo.ledger import buffers, shared_bytes
-from zerocopy.demo.pipeline import _layout
+from zerocopy.demo.pipeline import checked_layout
 from zerocopy.errors import LayoutError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -99,15 +99,15 @@ def test_csv_rows_in_any_order_with_lead_names(tmp_path: Path) -> None:
         "time": np.tile(np.arange(n) / params.fs, 4), "value": signals.reshape(-1)})
     shuffled = table.sample(frac=1.0, random_state=0)
     shuffled.to_csv(tmp_path / "ecg.csv", index=False)
-    df, shape = _layout(pd.read_csv(tmp_path / "ecg.csv"), None)
+    df, shape = checked_layout(pd.read_csv(tmp_path / "ecg.csv"), None)
     assert shape == {"records": 2, "leads": 2, "samples": n, "fs": params.fs, "lead_names": ["0", "1"],
                      "record_ids": [100, 101]}
     assert df["value"].dtype == np.float32   # the CSV's float64 cast once, the same both ways
     assert np.allclose(df["value"].to_numpy().reshape(signals.shape), signals, atol=1e-6)
     with pytest.raises(LayoutError, match="records differ in length"):
-        _layout(table.iloc[:-1], None)
+        checked_layout(table.iloc[:-1], None)
     with pytest.raises(LayoutError, match="lacks columns"):
-        _layout(table.drop(columns="lead"), None)
+        checked_layout(table.drop(columns="lead"), None)
 
 
 @pytest.mark.gpu

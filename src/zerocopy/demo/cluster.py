@@ -22,6 +22,7 @@ the beats table) are the single-process run's bit for bit.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections import defaultdict
@@ -34,8 +35,10 @@ from zerocopy.demo.ledger import Clock, Handoff, Ledger, StageRecord
 from zerocopy.demo.pipeline import (
     Config,
     Records,
+    checked_layout,
     device_probes,
     device_sync,
+    read_table,
     record_stages,
     shape_of,
     to_host,
@@ -105,9 +108,7 @@ def partitionable(path: str, folder: Path) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from zerocopy.demo.pipeline import _layout, _read
-
-    df, shape = _layout(_read(path, gpu=False), None)
+    df, shape = checked_layout(read_table(path, gpu=False), None)
     table = pa.Table.from_pandas(df[["record", "lead", "time", "value"]], preserve_index=False)
     out = folder / f"records-{Path(path).stem}.parquet"
     pq.write_table(table.replace_schema_metadata({"zerocopy.demo": str(shape)}), out)
@@ -166,7 +167,7 @@ class Workers:
         if cfg.scheduler:
             client, cluster, kind = _connect(cfg.scheduler), None, f"scheduler {cfg.scheduler}"
         else:
-            from zerocopy.dask import local_cluster
+            from zerocopy.dask import local_cluster  # noqa: PLC0415 (loads distributed: cluster mode only)
 
             env = {"JAX_PLATFORMS": "cpu"} if cfg.device == "cpu" else {}
             cluster, made = local_cluster(local_workers(cfg.cluster), gpu=cfg.device == "cuda", env=env)
@@ -180,7 +181,7 @@ class Workers:
         return workers
 
     def _prepare(self, progress: Any) -> None:
-        import zerocopy.dask as zd
+        import zerocopy.dask as zd  # noqa: PLC0415 (loads distributed: cluster mode only)
 
         if self.mode == "zerocopy":
             installed = zd.setup(self.client, frameworks=_worker_frameworks())
@@ -197,7 +198,7 @@ class Workers:
         ``gather``: the partitions' beats to the client, assembled by the way."""
         from distributed import wait
 
-        import zerocopy.dask as zd
+        import zerocopy.dask as zd  # noqa: PLC0415 (loads distributed: cluster mode only)
 
         shape = shape_of(self.cfg.data) or {}
         parts = split_records(shape["records"], self.cfg.partitions or 2 * len(self.info["pids"]))
@@ -235,8 +236,6 @@ class Workers:
 def _worker_frameworks() -> list[str]:
     """What the record stages allocate with on a GPU worker (its shared pool routes them;
     a CPU worker installs no pool)."""
-    import importlib.util
-
     return ["cupy", "numba"] + (["cudf"] if importlib.util.find_spec("cudf") else [])
 
 
@@ -282,8 +281,9 @@ def _sum_handoffs(ledgers: list[list[dict[str, Any]]]) -> list[Handoff]:
 
 
 def _per_worker(outputs: list[Any], pids: dict[str, int]) -> list[dict[str, Any]]:
-    rows = {w: {"address": w, "pid": pid, "partitions": 0, "records": 0, "seconds": 0.0,
-                "peak_host_bytes": 0} for w, pid in pids.items()}
+    rows: dict[str, dict[str, Any]] = {
+        w: {"address": w, "pid": pid, "partitions": 0, "records": 0, "seconds": 0.0,
+            "peak_host_bytes": 0} for w, pid in pids.items()}
     for o in outputs:
         row = rows.setdefault(o.worker, {"address": o.worker, "pid": o.pid, "partitions": 0,
                                          "records": 0, "seconds": 0.0, "peak_host_bytes": 0})

@@ -23,7 +23,7 @@ def compare(work: Path, modes: tuple[str, str] = ("naive", "zerocopy")) -> dict[
     for key in ("z", "err", "score"):
         x, y = a[key], b[key]
         same_shape = x.shape == y.shape
-        checks[key] = bool(same_shape and np.allclose(x, y, **TOLERANCE))
+        checks[key] = bool(same_shape and np.allclose(x, y, rtol=TOLERANCE["rtol"], atol=TOLERANCE["atol"]))
         checks[f"{key}_max_abs_diff"] = float(np.max(np.abs(x - y))) if same_shape and x.size else None
     agree = float(np.mean(a["labels"] == b["labels"])) if a["labels"].shape == b["labels"].shape else 0.0
     checks["labels"] = agree >= LABEL_AGREEMENT

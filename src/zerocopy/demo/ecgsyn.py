@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,8 +168,6 @@ def _record(params: EcgParams, record: int) -> np.ndarray:
 
 def simulate(params: EcgParams) -> np.ndarray:
     """All records as a ``(records, leads, samples)`` float32 array (millivolts)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     out = np.empty((params.records, params.leads, params.samples), np.float32)
 
     def fill(record: int) -> None:

@@ -14,6 +14,7 @@ on a GPU, the device's used memory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import threading
@@ -206,6 +207,4 @@ class Clock:
 
 def array_digest(a: Any) -> str:
     """A short content hash (bit-exact comparison of results across processes)."""
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]

@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zerocopy.demo.kernels import beat_dtype
+import zerocopy
+import zerocopy.memory as zm
+from zerocopy.demo.kernels import (
+    beat_dtype,
+    cut_beats_cpu,
+    cut_beats_gpu,
+    find_peaks_cpu,
+    find_peaks_gpu,
+    record_views,
+)
 from zerocopy.demo.ledger import Clock, Ledger, array_digest
 from zerocopy.demo.ways import WAYS
+from zerocopy.errors import LayoutError, message
 
 __all__ = ["Config", "Records", "record_stages", "run", "warm_up_records"]
 
@@ -63,7 +74,7 @@ def shape_of(path: str) -> dict[str, Any] | None:
     return ast.literal_eval(text.decode()) if text else None
 
 
-def _read(path: str, gpu: bool, records: list[int] | None = None) -> Any:
+def read_table(path: str, gpu: bool, records: list[int] | None = None) -> Any:
     """The whole table, or the rows of ``records`` (a Parquet file's, read with a filter)."""
     filters = None if records is None else [("record", "in", records)]
     if gpu:
@@ -80,11 +91,9 @@ def _read(path: str, gpu: bool, records: list[int] | None = None) -> Any:
     return pd.read_parquet(path, filters=filters) if path.endswith(".parquet") else pd.read_csv(path)
 
 
-def _layout(df: Any, shape: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+def checked_layout(df: Any, shape: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     """Check (or make) the long table sorted by record, lead, time with equal-length
     records; return it and its shape."""
-    from zerocopy.errors import LayoutError, message
-
     missing = {"record", "lead", "time", "value"} - set(df.columns)
     if missing:
         raise LayoutError(message("the signal table lacks columns", expected="record, lead, time, value",
@@ -130,7 +139,7 @@ def _filter_jax(x: Any, mask: np.ndarray) -> Any:
 
     if _JAX_FILTER is None:
         @jax.jit
-        def bandpass(x, mask):
+        def bandpass(x: Any, mask: Any) -> Any:
             return jnp.fft.irfft(jnp.fft.rfft(x, axis=1) * mask, n=x.shape[1], axis=1)
         _JAX_FILTER = bandpass
     return _JAX_FILTER(x, jnp.asarray(mask)).block_until_ready()
@@ -239,12 +248,12 @@ def _kmeans(z: Any, err: Any, k: int) -> tuple[Any, Any]:
 
     if _JAX_KMEANS is None:
         @jax.jit
-        def kmeans(z, err, init):
-            def assign(c):
+        def kmeans(z: Any, err: Any, init: Any) -> Any:
+            def assign(c: Any) -> Any:
                 d = jnp.sum((z[:, None, :] - c[None, :, :]) ** 2, axis=2)
                 return jnp.argmin(d, axis=1), d
 
-            def step(_, c):
+            def step(_: Any, c: Any) -> Any:
                 labels, _ = assign(c)
                 onehot = jax.nn.one_hot(labels, c.shape[0], dtype=z.dtype)
                 counts = onehot.sum(axis=0)[:, None]
@@ -325,12 +334,10 @@ def record_stages(way: Any, clock: Clock, cfg: Config, progress: Any = print,
         if gpu:
             import cupy
 
-            from zerocopy.demo.kernels import find_peaks_gpu
             thr = _thresholds(y)
             y_kernel = way.to_numba(y, "filtered")
             peak_rows, peak_cols = find_peaks_gpu(y_kernel, thr, half, pre, cfg.width - pre)
         else:
-            from zerocopy.demo.kernels import find_peaks_cpu
             thr = _thresholds(y)
             peak_rows, peak_cols = find_peaks_cpu(y, thr, half, pre, cfg.width - pre)
     n = len(peak_rows)
@@ -339,12 +346,8 @@ def record_stages(way: Any, clock: Clock, cfg: Config, progress: Any = print,
     with clock.stage("beats", sync):
         store, views = way.beat_store(n, cfg.width)
         if gpu:
-            from zerocopy.demo.kernels import cut_beats_gpu
-
             cut_beats_gpu(y_kernel, peak_rows, peak_cols, cupy.asarray(record_of_row), pre, fs, views)
         else:
-            from zerocopy.demo.kernels import cut_beats_cpu
-
             cut_beats_cpu(y, peak_rows, peak_cols, record_of_row, pre, fs, views)
         window, beats = way.beats(store, cfg.width)
     head = np.ascontiguousarray(to_host(y[:, : min(samples, int(10 * fs))]))
@@ -355,15 +358,13 @@ def _load(path: str, gpu: bool, part: tuple[int, int] | None) -> tuple[Any, dict
     """The signal table (all records, or the ``part`` = (first, count) records) and its shape."""
     shape = shape_of(path)
     if part is None:
-        return _layout(_read(path, gpu), shape)
+        return checked_layout(read_table(path, gpu), shape)
     if shape is None:
-        from zerocopy.errors import LayoutError, message
-
         raise LayoutError(message("a record partition needs the demo's Parquet layout", got=path,
                                   hint="zerocopy demo --cluster normalises --data files first"))
     first, count = part
     ids = list(shape.get("record_ids", range(shape["records"])))[first:first + count]
-    df = _read(path, gpu, records=ids)
+    df = read_table(path, gpu, records=ids)
     return df, {**shape, "records": count, "record_ids": ids}
 
 
@@ -413,7 +414,7 @@ def run(mode: str, cfg: Config, progress: Any = print) -> dict[str, Any]:
         table.to_parquet(result_path)
     clock.close()
 
-    results = {key: to_host(value) for key, value in (
+    results: dict[str, Any] = {key: to_host(value) for key, value in (
         ("peak_rows", peak_rows), ("peak_cols", peak_cols), ("window", window), ("z", z), ("err", err),
         ("labels", labels_out), ("score", score_out))}
     np.savez(Path(cfg.work) / f"{mode}.npz", filtered=rec.filtered, **results,
@@ -437,7 +438,7 @@ def _records(mode: str, cfg: Config, way: Any, clock: Clock,
         with clock.stage("startup", sync):
             _warm_up(cfg)
         return record_stages(way, clock, cfg, progress), None
-    from zerocopy.demo.cluster import Workers
+    from zerocopy.demo.cluster import Workers  # noqa: PLC0415 (cluster.py builds on this module)
 
     with clock.stage("startup", sync):   # the cluster's start counts as start-up too
         _warm_up(cfg)
@@ -452,8 +453,6 @@ def _warm_up(cfg: Config) -> None:
     """Start every framework and load every kernel once, the same in both ways, so that
     the stages time the pipeline and not one-time runtime start-up."""
     import torch
-
-    import zerocopy
 
     tiny = warm_up_records()
     for obj, target in ((tiny, "torch"), (torch.from_numpy(tiny), "jax")):
@@ -472,9 +471,6 @@ def warm_up_records() -> np.ndarray:
     the cluster mode runs it on every worker. Returns the tiny signal it used."""
     import jax.numpy as jnp
     import pandas as pd
-
-    import zerocopy
-    from zerocopy.demo.kernels import cut_beats_cpu, find_peaks_cpu, record_views
 
     tiny = zerocopy.empty((4, 256), np.float32)
     tiny[:] = np.sin(np.arange(256, dtype=np.float32))
@@ -539,8 +535,6 @@ def device_probes(gpu: bool, mode: str) -> dict[str, Any]:
 
     def frameworks() -> dict[str, int]:
         if mode == "zerocopy":
-            import zerocopy.memory as zm
-
             rep = zm.report()
             return {f.framework: int(f.current_bytes) for f in rep.frameworks}
         return _naive_framework_memory()
@@ -549,8 +543,6 @@ def device_probes(gpu: bool, mode: str) -> dict[str, Any]:
 
 def _naive_framework_memory() -> dict[str, int]:
     """Each framework's own pool, as it reports it (naive way: one pool per framework)."""
-    import sys
-
     usage: dict[str, int] = {}
     if "cupy" in sys.modules:
         import cupy

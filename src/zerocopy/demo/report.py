@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +224,6 @@ def _beats_chart(plt: Any, runs: dict[str, Any], work: Path) -> tuple[Any, str]:
 def write_report(runs: dict[str, dict[str, Any]], s: dict[str, Any], match: dict[str, Any],
                  device: str, work: Path, out: Path, config: dict[str, Any]) -> Path:
     """``out/report.md`` with the PNG charts beside it and the result tables (Parquet)."""
-    import shutil
-
     out.mkdir(parents=True, exist_ok=True)
     pictures = _charts(runs, work, out)
     for m in MODES:

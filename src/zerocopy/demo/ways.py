@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import zerocopy
-from zerocopy.demo.kernels import META
+from zerocopy.demo.kernels import META, beat_dtype, record_views
 from zerocopy.demo.ledger import Ledger, buffers
 
 __all__ = ["WAYS", "Naive", "ZeroCopy"]
@@ -57,8 +57,6 @@ class Naive:
 
     def beat_store(self, n: int, width: int) -> tuple[Any, dict[str, Any]]:
         """Beat records (array of structures): one byte buffer and its field views."""
-        from zerocopy.demo.kernels import beat_dtype, record_views
-
         if self.gpu:
             import cupy
 
@@ -69,13 +67,11 @@ class Naive:
 
     def beats(self, records: Any, width: int) -> tuple[Any, Any]:
         """(beats x window matrix, beats table) from beat records."""
-        from zerocopy.demo.kernels import beat_dtype
-
         if self.gpu:  # CuPy has no record dtype: users bring the records home
             import cupy
             import pandas as pd
 
-            def split():
+            def split() -> tuple[Any, Any]:
                 host = cupy.asnumpy(records).view(beat_dtype(width))
                 return (cupy.asarray(np.ascontiguousarray(host["window"])),
                         pd.DataFrame({n: host[n] for n in META}))
@@ -135,7 +131,7 @@ class Naive:
         gpu = self.gpu
         scores = {"error": err, **scores}
 
-        def build():
+        def build() -> Any:
             lat = latents.detach().cpu().numpy()
             cudf = _cudf() if gpu else None
             if cudf is not None:
@@ -260,7 +256,7 @@ class ZeroCopy:
         block, errors = latents   # the column blocks the model wrote into
         target = self._table_target()
 
-        def build():
+        def build() -> Any:
             parts = [beats, self._block_table(block, target), self._block_table(errors, target)]
             for key, value in scores.items():
                 parts.append(zerocopy.to(value, target).rename(key))
@@ -317,4 +313,4 @@ def _host(x: Any) -> np.ndarray:
     return get() if get is not None else np.asarray(x)
 
 
-WAYS = {"naive": Naive, "zerocopy": ZeroCopy}
+WAYS: dict[str, type[Naive] | type[ZeroCopy]] = {"naive": Naive, "zerocopy": ZeroCopy}

@@ -8,11 +8,13 @@ them starts; the naive way keeps each framework's default pool.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
+import zerocopy.memory as zm
 from zerocopy.demo.pipeline import Config, run
 
 
@@ -22,10 +24,6 @@ def main(argv: list[str]) -> int:
     if cfg.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS
     if cfg.device == "cuda" and mode == "zerocopy":
-        import importlib.util
-
-        import zerocopy.memory as zm
-
         # the frameworks this pipeline allocates with on a GPU, before any of them starts
         used = ["cupy", "numba", "torch", "jax"] + (["cudf"] if importlib.util.find_spec("cudf") else [])
         zm.share(used)
