@@ -56,6 +56,9 @@ static const char USED_LEGACY[] = "used_dltensor";
 static const char USED_VERSIONED[] = "used_dltensor_versioned";
 static const char IMPORTED[] = "zerocopy.imported_dltensor";
 
+/* Small ints for the host device (1, 0), made at import. */
+static PyObject *kCPU, *kZERO;
+
 /* ------------------------------------------------------------------ owner release */
 
 /* Consumers may call the deleter from any thread, with or without the GIL, and some do
@@ -179,6 +182,62 @@ static void fill_tensor(DLTensor *t, void *data, int32_t ndim, int64_t *dims, co
     t->byte_offset = 0;
 }
 
+/* A managed tensor over args[1..7] (data, shape, strides, code, bits, device type and id)
+ * holding a reference to args[0] (the owner); NULL with an exception set. */
+static void *new_block(PyObject *const *args, int readonly, int versioned)
+{
+    void *data = PyLong_AsVoidPtr(args[1]);
+    if (data == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long numbers[4]; /* code, bits, device_type, device_id */
+    for (int i = 0; i < 4; i++) {
+        numbers[i] = PyLong_AsLongLong(args[4 + i]);
+        if (numbers[i] == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    Py_ssize_t ndim = PyObject_Length(args[2]);
+    if (ndim < 0) {
+        return NULL;
+    }
+    if (ndim > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "too many dimensions for DLPack");
+        return NULL;
+    }
+    Py_ssize_t room = ndim > 0 ? ndim : 1; /* 0-d: shape and strides still point somewhere */
+    size_t head = versioned ? sizeof(VersionedBlock) : sizeof(LegacyBlock);
+    void *block = malloc(head + 2 * (size_t)room * sizeof(int64_t));
+    if (block == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    int64_t *dims = versioned ? ((VersionedBlock *)block)->dims : ((LegacyBlock *)block)->dims;
+    if (read_dims(args[2], ndim, dims, "shape") < 0 ||
+        read_dims(args[3], ndim, dims + room, "strides") < 0) {
+        free(block);
+        return NULL;
+    }
+    if (versioned) {
+        VersionedBlock *b = block;
+        b->managed.version.major = VERSION_MAJOR;
+        b->managed.version.minor = VERSION_MINOR;
+        b->managed.manager_ctx = NULL;
+        b->managed.deleter = delete_versioned;
+        b->managed.flags = readonly ? READ_ONLY_FLAG : 0;
+        fill_tensor(&b->managed.dl_tensor, data, (int32_t)ndim, dims, numbers);
+        b->owner = Py_NewRef(args[0]);
+    }
+    else {
+        LegacyBlock *b = block;
+        b->managed.manager_ctx = NULL;
+        b->managed.deleter = delete_legacy;
+        fill_tensor(&b->managed.dl_tensor, data, (int32_t)ndim, dims, numbers);
+        b->owner = Py_NewRef(args[0]);
+    }
+    return block;
+}
+
 PyDoc_STRVAR(capsule_doc,
 "capsule(owner, data, shape, strides, code, bits, device_type, device_id, readonly, versioned)\n"
 "--\n\n"
@@ -191,71 +250,144 @@ static PyObject *capsule(PyObject *Py_UNUSED(module), PyObject *const *args, Py_
         PyErr_Format(PyExc_TypeError, "capsule() takes 10 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *owner = args[0];
-    void *data = PyLong_AsVoidPtr(args[1]);
-    if (data == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    long long numbers[4]; /* code, bits, device_type, device_id */
-    for (int i = 0; i < 4; i++) {
-        numbers[i] = PyLong_AsLongLong(args[4 + i]);
-        if (numbers[i] == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
     int readonly = PyObject_IsTrue(args[8]);
     int versioned = PyObject_IsTrue(args[9]);
-    Py_ssize_t ndim = PyObject_Length(args[2]);
-    if (readonly < 0 || versioned < 0 || ndim < 0) {
+    if (readonly < 0 || versioned < 0) {
         return NULL;
     }
-    if (ndim > INT32_MAX / 2) {
-        PyErr_SetString(PyExc_ValueError, "too many dimensions for DLPack");
-        return NULL;
-    }
-    Py_ssize_t room = ndim > 0 ? ndim : 1; /* 0-d: shape and strides still point somewhere */
-    size_t head = versioned ? sizeof(VersionedBlock) : sizeof(LegacyBlock);
-    void *block = malloc(head + 2 * (size_t)room * sizeof(int64_t));
+    void *block = new_block(args, readonly, versioned);
     if (block == NULL) {
-        return PyErr_NoMemory();
-    }
-    int64_t *dims = versioned ? ((VersionedBlock *)block)->dims : ((LegacyBlock *)block)->dims;
-    if (read_dims(args[2], ndim, dims, "shape") < 0 ||
-        read_dims(args[3], ndim, dims + room, "strides") < 0) {
-        free(block);
         return NULL;
     }
-    PyObject *result;
-    if (versioned) {
-        VersionedBlock *b = block;
-        b->managed.version.major = VERSION_MAJOR;
-        b->managed.version.minor = VERSION_MINOR;
-        b->managed.manager_ctx = NULL;
-        b->managed.deleter = delete_versioned;
-        b->managed.flags = readonly ? READ_ONLY_FLAG : 0;
-        fill_tensor(&b->managed.dl_tensor, data, (int32_t)ndim, dims, numbers);
-        b->owner = NULL;
-        result = PyCapsule_New(block, VERSIONED, destroy_versioned);
-        if (result != NULL) {
-            Py_INCREF(owner);
-            b->owner = owner;
+    PyObject *result = PyCapsule_New(block, versioned ? VERSIONED : LEGACY,
+                                     versioned ? destroy_versioned : destroy_legacy);
+    if (result == NULL) { /* nobody saw the block: undo it by hand */
+        if (versioned) {
+            delete_versioned(block);
+        }
+        else {
+            delete_legacy(block);
         }
     }
-    else {
-        LegacyBlock *b = block;
-        b->managed.manager_ctx = NULL;
-        b->managed.deleter = delete_legacy;
-        fill_tensor(&b->managed.dl_tensor, data, (int32_t)ndim, dims, numbers);
-        b->owner = NULL;
-        result = PyCapsule_New(block, LEGACY, destroy_legacy);
-        if (result != NULL) {
-            Py_INCREF(owner);
-            b->owner = owner;
+    return result;
+}
+
+/* ------------------------------------------------------------------ DLPack C exchange API */
+
+/* dlpack.h (1.3) DLPackExchangeAPI: a framework's table of C functions, published as the
+ * capsule "dlpack_exchange_api" in type(tensor).__dlpack_c_exchange_api__ (PyTorch >= 2.10).
+ * Only the header and the importer are used here. */
+typedef struct ExchangeHeader {
+    DLPackVersion version;
+    struct ExchangeHeader *prev_api;
+} ExchangeHeader;
+typedef struct {
+    ExchangeHeader header;
+    void *managed_tensor_allocator;
+    void *managed_tensor_from_py_object_no_sync;
+    int (*managed_tensor_to_py_object_no_sync)(DLManagedTensorVersioned *tensor, void **out);
+    void *dltensor_from_py_object_no_sync;
+    void *current_work_stream;
+} ExchangeAPI;
+
+PyDoc_STRVAR(to_object_doc,
+"to_object(api, owner, data, shape, strides, code, bits, device_type, device_id, readonly)\n"
+"--\n\n"
+"The framework's own tensor over `data`, made by its DLPack C exchange API `api` (the\n"
+"capsule type(t).__dlpack_c_exchange_api__): no capsule, no Python call in between.\n"
+"No stream is synchronised (host memory, or data the caller already ordered).");
+
+static PyObject *to_object(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "to_object() takes 10 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    ExchangeAPI *api = PyCapsule_GetPointer(args[0], "dlpack_exchange_api");
+    if (api == NULL) {
+        return NULL;
+    }
+    if (api->header.version.major != VERSION_MAJOR || api->managed_tensor_to_py_object_no_sync == NULL) {
+        PyErr_Format(PyExc_BufferError, "DLPack exchange API %u.%u: only major version %d is understood",
+                     api->header.version.major, api->header.version.minor, VERSION_MAJOR);
+        return NULL;
+    }
+    int readonly = PyObject_IsTrue(args[9]);
+    if (readonly < 0) {
+        return NULL;
+    }
+    void *block = new_block(args + 1, readonly, 1);
+    if (block == NULL) {
+        return NULL;
+    }
+    void *out = NULL;
+    /* The importer takes the tensor over, on failure too (it owns the deleter from the call
+     * on); a failure leaves a Python exception set. */
+    if (api->managed_tensor_to_py_object_no_sync(block, &out) != 0) {
+        return NULL;
+    }
+    return out;
+}
+
+PyDoc_STRVAR(buffer_to_object_doc,
+"buffer_to_object(api, obj, code, bits)\n--\n\n"
+"to_object() over what `obj` exports through the buffer protocol (a NumPy array: data,\n"
+"shape, strides and the read-only flag in one call), keeping `obj` alive.");
+
+static PyObject *buffer_to_object(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "buffer_to_object() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_STRIDES) < 0) {
+        return NULL;
+    }
+    long bits = PyLong_AsLong(args[3]);
+    if (bits == -1 && PyErr_Occurred()) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    PyObject *shape = PyTuple_New(view.ndim);
+    PyObject *strides = PyTuple_New(view.ndim);
+    PyObject *result = NULL;
+    if (shape == NULL || strides == NULL) {
+        goto done;
+    }
+    Py_ssize_t itemsize = bits / 8;
+    if (itemsize <= 0 || itemsize != view.itemsize) {
+        PyErr_Format(PyExc_BufferError, "items of %zd bytes, not %ld bits", view.itemsize, bits);
+        goto done;
+    }
+    for (int i = 0; i < view.ndim; i++) {
+        if (view.strides[i] % itemsize != 0) {
+            PyErr_SetString(PyExc_BufferError, "the strides are not whole elements");
+            goto done;
         }
+        PyObject *n = PyLong_FromSsize_t(view.shape[i]);
+        PyObject *step = PyLong_FromSsize_t(view.strides[i] / itemsize);
+        if (n == NULL || step == NULL) {
+            Py_XDECREF(n);
+            Py_XDECREF(step);
+            goto done;
+        }
+        PyTuple_SET_ITEM(shape, i, n);
+        PyTuple_SET_ITEM(strides, i, step);
     }
-    if (result == NULL) {
-        free(block);
+    PyObject *data = PyLong_FromVoidPtr(view.buf);
+    if (data == NULL) {
+        goto done;
     }
+    PyObject *call[10] = {args[0], args[1], data, shape, strides, args[2], args[3],
+                          kCPU, kZERO, view.readonly ? Py_True : Py_False};
+    result = to_object(module, call, 10);
+    Py_DECREF(data);
+done:
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    PyBuffer_Release(&view);
     return result;
 }
 
@@ -416,6 +548,9 @@ static PyMethodDef methods[] = {
     {"capsule", (PyCFunction)(void (*)(void))capsule, METH_FASTCALL, capsule_doc},
     {"capsule_info", capsule_info, METH_O, capsule_info_doc},
     {"consume", consume, METH_O, consume_doc},
+    {"to_object", (PyCFunction)(void (*)(void))to_object, METH_FASTCALL, to_object_doc},
+    {"buffer_to_object", (PyCFunction)(void (*)(void))buffer_to_object, METH_FASTCALL,
+     buffer_to_object_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -433,6 +568,11 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__speedups(void)
 {
+    kCPU = PyLong_FromLong(1); /* kDLCPU */
+    kZERO = PyLong_FromLong(0);
+    if (kCPU == NULL || kZERO == NULL) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;

@@ -204,3 +204,39 @@ def test_environment_switch_forces_pure_python() -> None:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                              check=True).stdout
     assert out.strip() == "pure Python (ZEROCOPY_PURE_PYTHON is set)"
+
+
+# --------------------------------------------------------------- the DLPack C exchange API
+
+def torch_with_exchange_api() -> Any:
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch.Tensor, "__dlpack_c_exchange_api__"):
+        pytest.skip(f"torch {torch.__version__} publishes no DLPack C exchange API (2.10+)")
+    if not BUILT:
+        pytest.skip(dlpack.backend())
+    return torch
+
+
+@pytest.mark.parametrize("case", ["read-only", "writable", "strided", "0-d", "bfloat16"])
+def test_exchange_api_makes_torch_tensors_over_the_buffer(case: str) -> None:
+    torch = torch_with_exchange_api()
+    a = {"read-only": np.arange(6.0), "writable": np.arange(6, dtype=np.int32),
+         "strided": np.arange(24, dtype=np.int16).reshape(4, 6)[::2, 1::2], "0-d": np.array(2.5),
+         "bfloat16": np.arange(4.0).astype(pytest.importorskip("ml_dtypes").bfloat16)}[case]
+    if case == "read-only":
+        a.flags.writeable = False
+    before = refs(a)
+    t = dlpack.via_exchange_api(torch.Tensor, a, "bfloat16" if case == "bfloat16" else a.dtype.name)
+    assert type(t) is torch.Tensor and t.data_ptr() == a.ctypes.data  # no warning either (warnings are errors)
+    assert t.shape == a.shape and t.stride() == tuple(s // a.itemsize for s in a.strides)
+    assert t.tolist() == a.astype(np.float64).tolist()
+    assert refs(a) == before + 1
+    del t
+    assert refs(a) == before
+
+
+def test_exchange_api_is_the_c_path_only() -> None:
+    torch = torch_with_exchange_api()
+    with dlpack.pure_python():
+        assert dlpack.via_exchange_api(torch.Tensor, np.zeros(2), "float64") is None
+    assert dlpack.via_exchange_api(np.ndarray, np.zeros(2), "float64") is None  # NumPy has none

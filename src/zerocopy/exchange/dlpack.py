@@ -28,7 +28,8 @@ from typing import Any
 
 from zerocopy._dtypes import DLPACK_CODES
 
-__all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info"]
+__all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
+           "via_exchange_api"]
 
 # DLDeviceType values used here.
 CPU, CUDA, CUDA_HOST, CUDA_MANAGED = 1, 2, 3, 13
@@ -305,6 +306,29 @@ def to_numpy(producer: Any) -> Any:
     if name is None or lanes != 1:
         raise BufferError(f"DLPack dtype {tensor.info['dtype']} is not a shared dtype")
     return np.asarray(tensor).view(numpy_dtype(name))
+
+
+# --------------------------------------------------------------- DLPack C exchange API
+
+# type -> its framework's exchange API capsule (None: it publishes none). PyTorch >= 2.10
+# publishes one on torch.Tensor; importing through it skips the capsule, the framework's
+# Python-level from_dlpack and its read-only warning (torch.from_numpy warns on every
+# read-only array, and silencing that costs a catch_warnings block per call).
+_EXCHANGE_APIS: dict[type, Any] = {}
+
+
+def via_exchange_api(kind: type, x: Any, dtype: str) -> Any | None:
+    """``x`` (a host buffer exporter, e.g. a NumPy array) as a ``kind`` object made by its
+    framework's DLPack C exchange API (``kind.__dlpack_c_exchange_api__``), sharing memory
+    and keeping ``x`` alive; None where that path does not exist here (no C extension, a
+    framework without the API), so the caller takes its usual one."""
+    api = _EXCHANGE_APIS.get(kind, False)
+    if api is False:
+        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
+    if api is None or _impl is _PYTHON:
+        return None
+    code, bits = DLPACK_CODES[dtype]
+    return _impl.buffer_to_object(api, x, code, bits)
 
 
 # --------------------------------------------------------------- which implementation runs
