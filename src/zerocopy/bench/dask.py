@@ -28,11 +28,22 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import statistics
+import sys
+import threading
 import time
 from typing import Any
+
+import numpy as np
+
+import zerocopy
+from zerocopy import _cuda
+from zerocopy._dtypes import numpy_dtype
+from zerocopy.bench._timing import machine
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, message
 
 __all__ = ["add_arguments", "main", "make_tensor", "peak_reset", "peak_since_reset", "scatter_to",
            "transfer"]
@@ -79,11 +90,6 @@ def peak_since_reset() -> int:
 
 def make_tensor(framework: str, dtype: str, nbytes: int, device: str = "cpu") -> Any:
     """A ``framework`` tensor of ``nbytes`` bytes with a known pattern of bits."""
-    import numpy as np
-
-    import zerocopy
-    from zerocopy._dtypes import numpy_dtype
-
     bits = zerocopy.empty(nbytes, np.uint8)
     bits[:] = np.arange(nbytes, dtype=np.uint32).astype(np.uint8) if nbytes <= 16 * MiB else 7
     bits[:: 4097] = np.arange(bits[:: 4097].size, dtype=np.uint32).astype(np.uint8)
@@ -94,8 +100,6 @@ def make_tensor(framework: str, dtype: str, nbytes: int, device: str = "cpu") ->
 def _fingerprint(x: Any) -> tuple[str | None, int, bytes]:
     """(dtype, nbytes, every 4099th element's bits): tells the received tensor is exact
     without a host copy of the whole of it (a device tensor is sampled on the device)."""
-    import zerocopy
-
     info = zerocopy.inspect(x)
     sample = zerocopy.to(x[::4099], "numpy", copy=True)
     return (info.dtype, int(info.nbytes), sample.view("uint8").tobytes())
@@ -182,8 +186,6 @@ def _case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, workers:
 # ---------------------------------------------------------------- client -> GPU worker
 def release_device_caches() -> None:
     """Give the frameworks' cached device blocks back, so device used memory is what is live."""
-    import sys
-
     gc.collect()
     if "torch" in sys.modules:
         import torch
@@ -201,16 +203,12 @@ class DevicePeak:
     """The device's used memory (all processes), sampled every millisecond in a thread."""
 
     def __init__(self) -> None:
-        import threading
-
         self.before = self.peak = self._used()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _used(self) -> int:
-        from zerocopy import _cuda
-
         free, total = _cuda.mem_info()
         return total - free
 
@@ -295,12 +293,10 @@ def _gpu_case(client: Any, case: tuple[str, str], nbytes: int, repeat: int, work
 
 def require_gpu() -> list[str]:
     """The visible GPUs; a :class:`~zerocopy.errors.DeviceError` when there is none."""
-    from zerocopy.dask import visible_gpus
+    from zerocopy.dask import visible_gpus  # noqa: PLC0415 (loads distributed: the dask extra)
 
     gpus = visible_gpus()
     if not gpus:
-        from zerocopy.errors import DeviceError, message
-
         raise DeviceError(message("zerocopy bench dask --gpu needs a CUDA GPU",
                                   got="no CUDA device visible to this process",
                                   hint="run it on a GPU machine; without --gpu it benchmarks host "
@@ -311,15 +307,13 @@ def require_gpu() -> list[str]:
 def run_gpu(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     from distributed import Client
 
-    import zerocopy.dask
+    import zerocopy.dask  # noqa: PLC0415 (loads distributed: the dask extra)
 
     require_gpu()
     for key, value in GPU_ENV.items():
         os.environ.setdefault(key, value)   # before this process starts JAX
     cases, _ = _cases(args)
     if not cases:
-        from zerocopy.errors import FrameworkNotInstalledError, message
-
         raise FrameworkNotInstalledError(message("no GPU framework to benchmark",
                                                  expected="cupy, jax or torch with CUDA",
                                                  hint="pip install cupy-cuda13x (or torch with CUDA)"))
@@ -341,8 +335,6 @@ def run_gpu(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
 
 # ---------------------------------------------------------------- main
 def _cases(args: argparse.Namespace) -> tuple[tuple[tuple[str, str], ...], str]:
-    import importlib.util
-
     cases = GPU_CASES if args.gpu else CPU_CASES
     present = tuple(c for c in cases if importlib.util.find_spec(c[0]) is not None)
     return present, "cuda" if args.gpu else "cpu"
@@ -351,7 +343,7 @@ def _cases(args: argparse.Namespace) -> tuple[tuple[tuple[str, str], ...], str]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from distributed import Client
 
-    import zerocopy.dask
+    import zerocopy.dask  # noqa: PLC0415 (loads distributed: the dask extra)
 
     cases, device = _cases(args)
     nbytes = args.mb * MiB
@@ -391,8 +383,6 @@ def _mib(n: int | None) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy.bench._timing import machine
-
     if args.gpu:
         require_gpu()   # one typed line, before any cluster starts
         print(f"zerocopy bench dask --gpu: {args.mb} MiB CUDA tensor, client -> GPU worker (TCP), "
