@@ -155,3 +155,34 @@ def test_tables_with_one_signature_each_get_their_own_plan(framework: str, runs:
         runs.clear()
         zerocopy.to(table, "numpy")
         assert runs == [[hop.edge for hop in plan.hops]], str(plan)
+
+
+def test_a_device_move_is_a_hop_of_the_plan_to_runs(monkeypatch: pytest.MonkeyPatch,
+                                                     runs: list[list[Any]]) -> None:
+    """Host data to a GPU target: the host view, then the device copy, in one plan (no
+    second conversion). A CPU stand-in for torch's copy to CUDA lets it run here."""
+    torch = pytest.importorskip("torch")
+    pd = pytest.importorskip("pandas")
+    from zerocopy.registry import adapter
+
+    moved: list[tuple[str, int]] = []
+
+    def move(x: Any, device: tuple[str, int]) -> Any:
+        assert type(x) is np.ndarray  # the host view came first
+        moved.append(device)
+        return torch.as_tensor(np.array(x, copy=True))
+
+    monkeypatch.setattr(adapter("torch"), "move", move)
+    series = pd.Series(zerocopy.aligned(np.arange(4.0)), copy=False)
+    plan = zerocopy.explain(series, "torch", device="cuda:1")
+    assert [hop.edge.target for hop in plan.hops] == ["numpy", "torch"], str(plan)
+    assert plan.hops[-1].edge.device == ("cuda", 1) and plan.hops[-1].after.device == ("cuda", 1)
+    assert plan.moves and plan.copied_bytes == 32
+    for _ in range(2):  # planned, then cached
+        runs.clear()
+        result = zerocopy.to(series, "torch", device="cuda:1")
+        assert len(runs) == 1 and [e.call for e in runs[0]] == [h.edge.call for h in plan.hops]
+        assert torch.equal(result, torch.arange(4.0, dtype=torch.float64))
+    assert moved == [("cuda", 1), ("cuda", 1)]
+    with pytest.raises(zerocopy.NotZeroCopyError, match="moves the data between devices"):
+        zerocopy.to(series, "torch", device="cuda:1", copy=False)

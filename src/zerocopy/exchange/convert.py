@@ -157,8 +157,11 @@ def _tried(chosen: Plan) -> list[tuple[Edge, ...]]:
 
 def _object_sensitive(chosen: Plan) -> bool:
     """Did a check read the object itself (where a table's columns lie)? Then the plan is
-    this object's alone: another with the same signature may need another route."""
-    return any(e.reads_object for route in _tried(chosen) for e in route)
+    this object's alone: another with the same signature may need another route. Only
+    edges whose check ran count (a quiet refusal ran none at its hop)."""
+    checked = [route[:len(route) - refusal.left - refusal.quiet] for route, refusal in chosen.rejected]
+    checked.append(tuple(h.edge for h in chosen.hops))
+    return any(e.reads_object for route in checked for e in route)
 
 
 def _pointer_sensitive(chosen: Plan) -> bool:

@@ -256,7 +256,7 @@ def detour(info: Info, route: tuple[Edge, ...]) -> Refusal | None:
     if kinds[-1] != ARRAY or all(kind == ARRAY for kind in kinds):
         return None
     return Refusal("an array does not pass through a column or a table on its way to an array",
-                   fixable=False, quiet=True)
+                   fixable=False, quiet=True, left=len(route) - 1)  # no check ran
 
 
 def _try_route(route: tuple[Edge, ...], info: Info, options: Options
@@ -268,7 +268,7 @@ def _try_route(route: tuple[Edge, ...], info: Info, options: Options
     for edge in route:
         if current.kind not in edge.kinds:
             return Refusal(f"{edge.call} takes {'/'.join(sorted(edge.kinds))}, not a {current.kind}",
-                           fixable=False, quiet=True)
+                           fixable=False, quiet=True, left=len(route) - len(hops) - 1)
         refusal = data_rule(current, edge) or edge.check(current, options)
         # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
         if refusal is not None and not (edge.copies and refusal.fixable):
