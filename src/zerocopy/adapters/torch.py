@@ -15,7 +15,7 @@ from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
-from zerocopy.exchange import cai, checks, streams
+from zerocopy.exchange import cai, checks, dlpack, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
@@ -136,6 +136,10 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
 
 def _from_numpy(x: np.ndarray, options: Options) -> Any:
     torch = _torch()
+    if not x.flags.writeable:  # through torch's DLPack C exchange API: no warning to silence
+        out = dlpack.via_exchange_api(torch.Tensor, x, x.dtype)
+        if out is not None:
+            return out
     bf16 = x.dtype.kind == "V"  # the planner let only bfloat16 through among void dtypes
     source = x.view(np.int16) if bf16 else x
     if not x.flags.writeable:

@@ -317,18 +317,32 @@ def to_numpy(producer: Any) -> Any:
 _EXCHANGE_APIS: dict[type, Any] = {}
 
 
-def via_exchange_api(kind: type, x: Any, dtype: str) -> Any | None:
+def via_exchange_api(kind: type, x: Any, dtype: Any) -> Any | None:
     """``x`` (a host buffer exporter, e.g. a NumPy array) as a ``kind`` object made by its
     framework's DLPack C exchange API (``kind.__dlpack_c_exchange_api__``), sharing memory
     and keeping ``x`` alive; None where that path does not exist here (no C extension, a
-    framework without the API), so the caller takes its usual one."""
+    framework without the API, a dtype without a DLPack code), so the caller takes its
+    usual one. ``dtype``: a canonical name or a NumPy dtype."""
     api = _EXCHANGE_APIS.get(kind, False)
     if api is False:
         api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
     if api is None or _impl is _PYTHON:
         return None
-    code, bits = DLPACK_CODES[dtype]
-    return _impl.buffer_to_object(api, x, code, bits)
+    code = _CODES.get(dtype) or _code_of(dtype)
+    return None if code is None else _impl.buffer_to_object(api, x, *code)
+
+
+# dtype (name or NumPy dtype) -> (DLPack code, bits): NumPy's dtype.name alone costs
+# microseconds (it is computed in Python), so each dtype is looked up once.
+_CODES: dict[Any, tuple[int, int] | None] = {}
+
+
+def _code_of(dtype: Any) -> tuple[int, int] | None:
+    from zerocopy._dtypes import name_of_numpy
+
+    name = dtype if isinstance(dtype, str) else name_of_numpy(dtype)
+    code = _CODES[dtype] = DLPACK_CODES.get(name) if name is not None else None
+    return code
 
 
 # --------------------------------------------------------------- which implementation runs
