@@ -106,7 +106,7 @@ def _fused_allocator(cupy: Any, resource: MemoryResource, base: Any, stats: Any)
     note_free = stats.note_free if stats is not None else None
     note_restore = stats.note_restore if stats is not None else None
 
-    class FusedOwner(tuple):
+    class FusedOwner(tuple[int, int]):
         """(ptr, stream); frees it straight into the pool when CuPy drops it. A tuple
         subclass is built in C (``tuple.__new__``): no Python ``__init__`` per allocation."""
 
