@@ -35,13 +35,13 @@ FUNCTIONS: dict[str, tuple[tuple[str, inspect._ParameterKind, bool], ...]] = {
 # Functions that frameworks of one sort have: device probes move arrays between devices
 # (zerocopy.testing builds the GPU matrix with them); table frameworks hand columns in and out.
 MOVE = {"move": (("x", POSITIONAL, False), ("device", POSITIONAL, False))}
-# Functions an adapter may leave out; where there, they have one shape too.
-OPTIONAL = {"fast_key": (("x", POSITIONAL, False),)}  # the exchange's fast lane key
 TABLE = {
     "columns": ((None, POSITIONAL, False), ("copy", KEYWORD, True)),
     "table_from_columns": (("names", POSITIONAL, False), ("arrays", POSITIONAL, False),
                            ("rows", KEYWORD, True), ("kind", KEYWORD, True), ("copy", KEYWORD, True)),
 }
+# Functions an adapter may leave out; where there, they have one shape too.
+OPTIONAL = {"fast_key": (("x", POSITIONAL, False),)}  # the exchange's fast lane key
 
 
 def _parameters(function: Callable[..., object]) -> list[tuple[str, inspect._ParameterKind, bool]]:
