@@ -14,6 +14,7 @@ Two implementations of the same three calls (``capsule``, ``capsule_info``, ``co
 the C extension ``zerocopy._speedups`` (a capsule in well under a microsecond) and the
 ctypes one below, the reference, used where the extension was not built (no C compiler at
 install) or when ``ZEROCOPY_PURE_PYTHON=1``. :func:`backend` says which one runs.
+:func:`via_exchange_api` (a framework's DLPack C exchange API) exists on the C path only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from zerocopy._dtypes import DLPACK_CODES
+from zerocopy._dtypes import DLPACK_CODES, name_of_numpy
 
 __all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
            "via_exchange_api"]
@@ -338,8 +339,6 @@ _CODES: dict[Any, tuple[int, int] | None] = {}
 
 
 def _code_of(dtype: Any) -> tuple[int, int] | None:
-    from zerocopy._dtypes import name_of_numpy
-
     name = dtype if isinstance(dtype, str) else name_of_numpy(dtype)
     code = _CODES[dtype] = DLPACK_CODES.get(name) if name is not None else None
     return code
