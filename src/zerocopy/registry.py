@@ -32,7 +32,7 @@ Memory = Literal["host", "device", "both"]
 Kind = Literal["array", "column", "table"]  # the kinds of zerocopy.exchange.info.Info
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Framework:
     """The facts about one framework that code outside its adapter needs."""
 
@@ -54,40 +54,54 @@ class Framework:
         return any(module in modules for module in self.modules)
 
 
+_ADAPTERS = "zerocopy.adapters"
+_HOOKS = "zerocopy.memory.hooks"
+
 RECORDS: tuple[Framework, ...] = (
-    Framework("numpy", "numpy", "numpy", ("numpy",), "host", ("array",),
-              "zerocopy.adapters.numpy", aliases=("np",)),
-    Framework("torch", "torch", "torch", ("torch",), "both", ("array",),
-              "zerocopy.adapters.torch", "zerocopy.memory.hooks.torch",
-              aliases=("pytorch", "pt"), device_probe=True),
+    Framework(name="numpy", import_name="numpy", pip="numpy", aliases=("np",),
+              modules=("numpy",), memory="host", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.numpy"),
+    Framework(name="torch", import_name="torch", pip="torch", aliases=("pytorch", "pt"),
+              modules=("torch",), memory="both", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.torch", hook_module=f"{_HOOKS}.torch",
+              device_probe=True),
     # JAX arrays are classes of the private top-level package jaxlib.
-    Framework("jax", "jax", "jax", ("jax", "jaxlib"), "both", ("array",),
-              "zerocopy.adapters.jax", "zerocopy.memory.hooks.jax",
-              aliases=("jnp",), device_probe=True),
-    # Keras 3 tensors under TensorFlow are TensorFlow's; GPU TensorFlow is tested on its own
-    # path (scripts/gpu-check), so it has no device probe in the GPU matrix.
-    Framework("tensorflow", "tensorflow", "tensorflow-cpu", ("tensorflow", "keras"), "both",
-              ("array",), "zerocopy.adapters.tensorflow", "zerocopy.memory.hooks.tensorflow",
-              aliases=("tf",)),
-    # Arrow arrays are columns; pa.Tensor is an array.
-    Framework("pyarrow", "pyarrow", "pyarrow", ("pyarrow",), "host", ("column", "table", "array"),
-              "zerocopy.adapters.pyarrow", aliases=("arrow", "pa")),
-    Framework("pandas", "pandas", "pandas", ("pandas",), "host", ("column", "table"),
-              "zerocopy.adapters.pandas", aliases=("pd",)),
-    Framework("polars", "polars", "polars", ("polars",), "host", ("column", "table"),
-              "zerocopy.adapters.polars", aliases=("pl",)),
+    Framework(name="jax", import_name="jax", pip="jax", aliases=("jnp",),
+              modules=("jax", "jaxlib"), memory="both", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.jax", hook_module=f"{_HOOKS}.jax",
+              device_probe=True),
+    # Keras 3 tensors under TensorFlow are TensorFlow's. GPU TensorFlow is tested on its own
+    # path (scripts/gpu-check), so the GPU matrix has no device probe of it.
+    Framework(name="tensorflow", import_name="tensorflow", pip="tensorflow-cpu", aliases=("tf",),
+              modules=("tensorflow", "keras"), memory="both", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.tensorflow", hook_module=f"{_HOOKS}.tensorflow"),
+    # Arrow arrays are columns; a pa.Tensor is an array.
+    Framework(name="pyarrow", import_name="pyarrow", pip="pyarrow", aliases=("arrow", "pa"),
+              modules=("pyarrow",), memory="host", kinds=("column", "table", "array"),
+              adapter_module=f"{_ADAPTERS}.pyarrow"),
+    Framework(name="pandas", import_name="pandas", pip="pandas", aliases=("pd",),
+              modules=("pandas",), memory="host", kinds=("column", "table"),
+              adapter_module=f"{_ADAPTERS}.pandas"),
+    Framework(name="polars", import_name="polars", pip="polars", aliases=("pl",),
+              modules=("polars",), memory="host", kinds=("column", "table"),
+              adapter_module=f"{_ADAPTERS}.polars"),
     # MXNet 1.9.1 (retired) needs NumPy < 1.24: its tests run in tests/mxnet_env.
-    Framework("mxnet", "mxnet", "mxnet==1.9.1 (needs numpy<1.24)", ("mxnet",), "both",
-              ("array",), "zerocopy.adapters.mxnet", aliases=("mx",), main_env=False),
-    Framework("cupy", "cupy", "cupy-cuda13x", ("cupy", "cupy_backends"), "device", ("array",),
-              "zerocopy.adapters.cupy", "zerocopy.memory.hooks.cupy",
-              aliases=("cp",), device_probe=True),
+    Framework(name="mxnet", import_name="mxnet", pip="mxnet==1.9.1 (needs numpy<1.24)",
+              aliases=("mx",), modules=("mxnet",), memory="both", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.mxnet", main_env=False),
+    Framework(name="cupy", import_name="cupy", pip="cupy-cuda13x", aliases=("cp",),
+              modules=("cupy", "cupy_backends"), memory="device", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.cupy", hook_module=f"{_HOOKS}.cupy",
+              device_probe=True),
     # Numba's CUDA target is the numba-cuda package (top-level numba_cuda, seen as numba.cuda).
-    Framework("numba", "numba_cuda", "numba-cuda", ("numba", "numba_cuda"), "device", ("array",),
-              "zerocopy.adapters.numba", "zerocopy.memory.hooks.numba", device_probe=True),
-    # cuDF has no device probe: it is not installed on the GPU machine.
-    Framework("cudf", "cudf", "cudf-cu13", ("cudf",), "device", ("column", "table"),
-              "zerocopy.adapters.cudf", "zerocopy.memory.hooks.cudf"),
+    Framework(name="numba", import_name="numba_cuda", pip="numba-cuda",
+              modules=("numba", "numba_cuda"), memory="device", kinds=("array",),
+              adapter_module=f"{_ADAPTERS}.numba", hook_module=f"{_HOOKS}.numba",
+              device_probe=True),
+    # cuDF is not installed on the GPU machine: no device probe.
+    Framework(name="cudf", import_name="cudf", pip="cudf-cu13",
+              modules=("cudf",), memory="device", kinds=("column", "table"),
+              adapter_module=f"{_ADAPTERS}.cudf", hook_module=f"{_HOOKS}.cudf"),
 )
 
 _BY_NAME: dict[str, Framework] = {r.name: r for r in RECORDS}
