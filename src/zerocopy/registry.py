@@ -70,11 +70,12 @@ RECORDS: tuple[Framework, ...] = (
               modules=("jax", "jaxlib"), memory="both", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.jax", hook_module=f"{_HOOKS}.jax",
               device_probe=True),
-    # Keras 3 tensors under TensorFlow are TensorFlow's. GPU TensorFlow is tested on its own
-    # path (scripts/gpu-check), so the GPU matrix has no device probe of it.
+    # Keras 3 tensors under TensorFlow are TensorFlow's. GPU TensorFlow is
+    # tensorflow[and-cuda] (CUDA 12 libraries); scripts/gpu-check runs it on its own path.
     Framework(name="tensorflow", import_name="tensorflow", pip="tensorflow-cpu", aliases=("tf",),
               modules=("tensorflow", "keras"), memory="both", kinds=("array",),
-              adapter_module=f"{_ADAPTERS}.tensorflow", hook_module=f"{_HOOKS}.tensorflow"),
+              adapter_module=f"{_ADAPTERS}.tensorflow", hook_module=f"{_HOOKS}.tensorflow",
+              device_probe=True),
     # Arrow arrays are columns; a pa.Tensor is an array.
     Framework(name="pyarrow", import_name="pyarrow", pip="pyarrow", aliases=("arrow", "pa"),
               modules=("pyarrow",), memory="host", kinds=("column", "table", "array"),
@@ -98,10 +99,11 @@ RECORDS: tuple[Framework, ...] = (
               modules=("numba", "numba_cuda"), memory="device", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.numba", hook_module=f"{_HOOKS}.numba",
               device_probe=True),
-    # cuDF is not installed on the GPU machine: no device probe.
+    # cuDF 26.10 needs NumPy < 2.5 (numba-cuda, which it imports, fails on 2.5).
     Framework(name="cudf", import_name="cudf", pip="cudf-cu13",
               modules=("cudf",), memory="device", kinds=("column", "table"),
-              adapter_module=f"{_ADAPTERS}.cudf", hook_module=f"{_HOOKS}.cudf"),
+              adapter_module=f"{_ADAPTERS}.cudf", hook_module=f"{_HOOKS}.cudf",
+              device_probe=True),
 )
 
 _BY_NAME: dict[str, Framework] = {r.name: r for r in RECORDS}

@@ -58,10 +58,10 @@ def make_device_source(name: str, data: np.ndarray, device: int = 0) -> tuple[An
     if wanted is None or wanted not in adapter(name).dtypes():
         raise ProbeUnavailable(f"{name} has no {data.dtype}")
     try:
-        import cupy
-
         source = adapter(name).move(data, ("cuda", device))
-        writer = cupy.from_dlpack(source) if hasattr(source, "__dlpack__") else cupy.asarray(source)
+        # The writer is a CuPy view made by zerocopy itself: TensorFlow tensors have no
+        # __dlpack__ and cuDF columns no writable view of their own.
+        writer = to(source, "cupy", copy=False)
     except Exception as exc:
         raise ProbeUnavailable(f"{name} cannot build a {data.dtype} device probe: {exc}") from exc
     if inspect(source).dtype != wanted or int(writer.data.ptr) != pointer(source):

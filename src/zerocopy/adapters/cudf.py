@@ -1,12 +1,12 @@
 """cuDF Series and DataFrames (GPU columns).
 
-NOT PROVEN ON A GPU: cuDF (about 424 MB of wheels with its needs) is not on the GPU test
-machine. This adapter therefore stays on protocol code the other GPU frameworks prove
-there: a Series leaves through ``Series.values`` (a CuPy view of a null-free numeric
-column, then CuPy's CAI/DLPack edges) and arrives from anything with
-``__cuda_array_interface__`` (``cudf.Series(x)`` over CAI). cuDF's ``to_dlpack`` always
-copies and is never used. A DataFrame becomes one 2-D array only by a copy
-(``DataFrame.to_cupy()``), stated as such.
+Proven on the GPU test machine (H200, cuDF 26.10 brought in parts with NumPy 2.4.6:
+tests/exchange/test_gpu_cudf.py). A Series leaves through ``Series.values`` (a CuPy view
+of a null-free numeric column, then CuPy's CAI/DLPack edges) and arrives from anything
+with ``__cuda_array_interface__`` (``cudf.Series(x)`` over CAI). cuDF's ``to_dlpack``
+always copies and is never used. A DataFrame becomes one 2-D array only by a copy
+(``DataFrame.to_cupy()``), stated as such, or by a view when its columns are one
+registered column block.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import table_to_f_order
@@ -97,6 +98,16 @@ def make(values: np.ndarray) -> Any:
 
 def to_host(x: Any) -> np.ndarray:
     return x.to_numpy()
+
+
+def move(x: Any, device: tuple[str, int]) -> Any:
+    """A copy of ``x`` (a cuDF Series or a 1-D NumPy array) on ``device``: a Series on a
+    GPU, a NumPy array on the host. cuDF allocates on the current device, so the copy is
+    made with ``device`` current."""
+    if device[0] == "cpu":
+        return to_host(x)
+    with _cuda.on_device(device[1]):
+        return _cudf().Series(x if isinstance(x, np.ndarray) else x.to_numpy())
 
 
 # --------------------------------------------------------------- edges
