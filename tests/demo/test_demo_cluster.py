@@ -84,7 +84,7 @@ def test_local_cluster_report_says_where_it_ran(local) -> None:
     assert report.count("| `tcp://127.0.0.1:") >= 8    # 2 workers x (task table + memory table) x 2 ways
 
 
-def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(tmp_path: Path, demo_cache: Path) -> None:
+def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(tmp_path: Path, demo_cache: Path, quick) -> None:
     from distributed import Client
 
     import zerocopy.dask as zd
@@ -92,18 +92,18 @@ def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(tmp_path: Path, demo
     cluster, _ = zd.local_cluster(2, env={"JAX_PLATFORMS": "cpu"})
     with cluster, Client(cluster) as client:
         workers = set(client.scheduler_info()["workers"])
-        proc = run_demo("--quick", "--records", "4", "--minutes", "1", "--device", "cpu",
-                        "--scheduler", cluster.scheduler_address, "--json", str(tmp_path / "demo.json"),
-                        "--cache", str(demo_cache))
+        proc = run_demo("--quick", "--device", "cpu", "--scheduler", cluster.scheduler_address,
+                        "--json", str(tmp_path / "demo.json"), "--cache", str(demo_cache))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         installed = zd.installed(client)        # the zerocopy way set the cluster up
-    record = json.loads((tmp_path / "demo.json").read_text())
+    record, single = json.loads((tmp_path / "demo.json").read_text()), quick[0]
     assert record["results_match"] is True
     for mode in MODES:
         where = record["cluster"][mode]
         assert where["mode"] == "scheduler" and where["address"] == cluster.scheduler_address
         assert {w["address"] for w in where["workers"]} == workers
-        assert sum(w["records"] for w in where["workers"]) == 4
+        assert sum(w["records"] for w in where["workers"]) == 12
+        assert record["digests"][mode] == single["digests"][mode]   # features and training alike
     assert "setup" not in record["cluster"]["naive"]   # the naive way ran first, on Dask's defaults
     assert set(record["cluster"]["zerocopy"]["setup"]) == workers
     assert all(entry["serializers"]["torch"] == ["dask", "cuda"] for entry in installed.values())
