@@ -128,7 +128,8 @@ def _quiet(text: str) -> None:
     pass
 
 
-def _partition(part: tuple[int, int], *, mode: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+def _partition(part: tuple[int, int], *, mode: str,
+               config: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """Stages 1-4 over one partition of records, in a worker; the partition's beats, its
     stage records and its ledger (a ``map_partitions_stage`` function)."""
     cfg = Config(**config)
