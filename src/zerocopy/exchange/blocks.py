@@ -208,6 +208,21 @@ def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat
     def arrays(table: Any) -> list[Any]:
         return [array for _, array in columns_of(table, copy=False)]
 
+    def start(table: Any) -> int:
+        try:
+            columns = arrays(table)
+        except Exception:  # no view: the check refuses the hop anyway
+            return 0
+        return _pointer(columns[0]) if columns else 0
+
+    def projected(info: Info, framework: str, kind: str | None) -> Info:
+        new = project(info, framework, kind)
+        # The view starts at the first column's data, whatever the table reports (a masked
+        # or Arrow-backed frame reports no pointer): the alignment checks after this hop
+        # (JAX, TensorFlow) must read where the view really starts.
+        new._pointer, new._ptr = None, start(info.obj) if info.obj is not None else 0
+        return new
+
     def stackable(info: Info, options: Options) -> Refusal | None:
         if info.nulls or info.dtype is None or info.extra.get("bits"):
             return Refusal("the columns are not one null-free numeric dtype")
@@ -232,7 +247,7 @@ def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat
 
     return Edge(source, target, "column block", "strided view over the table's column block",
                 run, check=stackable, cost=5.0, kinds=frozenset({TABLE}), result_kind=ARRAY,
-                project=project, caveat=lambda info: caveat, reads_object=True)
+                project=projected, caveat=lambda info: caveat, reads_object=True)
 
 
 def _stale_route_copy(source: str, target: str, columns: list[Any], options: Options) -> Any:
