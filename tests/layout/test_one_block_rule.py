@@ -209,3 +209,17 @@ def test_a_route_planned_for_a_block_does_not_fail_another_table() -> None:
     assert np.array_equal(zerocopy.to(plain, "numpy"), _values())
     with pytest.raises(NotZeroCopyError):
         zerocopy.to(plain, "numpy", copy=False)
+
+
+def test_the_view_of_a_one_column_frame_starts_where_its_column_does() -> None:
+    """A one-column masked frame is one block (its column); pandas reports no pointer for
+    such frames, so the block edge reads the column's: JAX's 64-byte alignment check then
+    refuses an unaligned one instead of planning a share that JAX would not keep."""
+    pytest.importorskip("jax")
+    values = np.zeros(ROWS + 8, np.uint16)[3:3 + ROWS]  # 6 bytes past an aligned start
+    frame = pd.DataFrame({"c": pd.arrays.IntegerArray(values, np.zeros(ROWS, bool))}, copy=False)
+    _, (column,) = _interop.table_columns(frame)
+    assert column.ctypes.data == values.ctypes.data and column.ctypes.data % 64
+    with pytest.raises(NotZeroCopyError, match="aligned"):
+        zerocopy.to(frame, "jax", copy=False)
+    assert np.array_equal(np.asarray(zerocopy.to(frame, "jax")), values[:, None])
