@@ -5,6 +5,7 @@ the ledger sums the partitions' hand-offs; the report says where each way ran.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 pytest.importorskip("distributed", reason="the cluster mode needs zerocopy[dask]")
 
-from tests.demo.runs import run_demo
+from tests.demo.runs import run_demo, run_demos
 
 from zerocopy.demo.cluster import local_workers, partitionable, split_records
 from zerocopy.demo.compare import EXACT, TOLERANCE
@@ -28,12 +29,33 @@ FEATURES = ["record", "peak", "rr", "amp"]
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path) -> tuple[dict, Path, str]:
+def both(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path, quick) -> Iterator[dict[str, Any]]:
+    """``--cluster local:2`` and ``--scheduler`` (a LocalCluster started here) side by side, on
+    the quick run's records (``quick`` first: it made them, and it is the reference)."""
+    from distributed import Client
+
+    import zerocopy.dask as zd
+
     tmp = tmp_path_factory.mktemp("demo-cluster")
-    proc = run_demo("--quick", "--device", "cpu", "--cluster", "local:2", "--json",
-                    str(tmp / "demo.json"), "--out", str(tmp / "out"), "--cache", str(demo_cache))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads((tmp / "demo.json").read_text()), tmp / "out", proc.stdout
+    cluster, _ = zd.local_cluster(2, env={"JAX_PLATFORMS": "cpu"})
+    with cluster, Client(cluster) as client:
+        local, scheduled = run_demos(
+            ("--quick", "--device", "cpu", "--cluster", "local:2", "--json", str(tmp / "local.json"),
+             "--out", str(tmp / "out"), "--cache", str(demo_cache)),
+            ("--quick", "--device", "cpu", "--scheduler", cluster.scheduler_address, "--json",
+             str(tmp / "scheduler.json"), "--cache", str(demo_cache)))
+        for proc in (local, scheduled):
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        yield {"local": (json.loads((tmp / "local.json").read_text()), tmp / "out", local.stdout),
+               "scheduler": json.loads((tmp / "scheduler.json").read_text()),
+               "address": cluster.scheduler_address,
+               "workers": set(client.scheduler_info()["workers"]),
+               "installed": zd.installed(client)}          # what the zerocopy way set up there
+
+
+@pytest.fixture(scope="module")
+def local(both: dict[str, Any]) -> tuple[dict, Path, str]:
+    return both["local"]
 
 
 def test_local_cluster_features_are_the_single_process_ones_bit_for_bit(local, quick) -> None:
@@ -84,29 +106,18 @@ def test_local_cluster_report_says_where_it_ran(local) -> None:
     assert report.count("| `tcp://127.0.0.1:") >= 8    # 2 workers x (task table + memory table) x 2 ways
 
 
-def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(tmp_path: Path, demo_cache: Path, quick) -> None:
-    from distributed import Client
-
-    import zerocopy.dask as zd
-
-    cluster, _ = zd.local_cluster(2, env={"JAX_PLATFORMS": "cpu"})
-    with cluster, Client(cluster) as client:
-        workers = set(client.scheduler_info()["workers"])
-        proc = run_demo("--quick", "--device", "cpu", "--scheduler", cluster.scheduler_address,
-                        "--json", str(tmp_path / "demo.json"), "--cache", str(demo_cache))
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        installed = zd.installed(client)        # the zerocopy way set the cluster up
-    record, single = json.loads((tmp_path / "demo.json").read_text()), quick[0]
+def test_scheduler_mode_runs_on_a_cluster_started_elsewhere(both, quick) -> None:
+    record, single, workers = both["scheduler"], quick[0], both["workers"]
     assert record["results_match"] is True
     for mode in MODES:
         where = record["cluster"][mode]
-        assert where["mode"] == "scheduler" and where["address"] == cluster.scheduler_address
+        assert where["mode"] == "scheduler" and where["address"] == both["address"]
         assert {w["address"] for w in where["workers"]} == workers
         assert sum(w["records"] for w in where["workers"]) == 12
         assert record["digests"][mode] == single["digests"][mode]   # features and training alike
     assert "setup" not in record["cluster"]["naive"]   # the naive way ran first, on Dask's defaults
     assert set(record["cluster"]["zerocopy"]["setup"]) == workers
-    assert all(entry["serializers"]["torch"] == ["dask", "cuda"] for entry in installed.values())
+    assert all(entry["serializers"]["torch"] == ["dask", "cuda"] for entry in both["installed"].values())
 
 
 @pytest.mark.gpu
