@@ -17,7 +17,13 @@ def run_demos(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
     procs = [subprocess.Popen([sys.executable, "-m", "zerocopy", "demo", *args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for args in runs]
     done = []
-    for args, proc in zip(runs, procs, strict=True):
-        out, err = proc.communicate(timeout=300)
-        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    try:
+        for args, proc in zip(runs, procs, strict=True):
+            out, err = proc.communicate(timeout=300)
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    finally:
+        for proc in procs:   # a run that timed out takes no other run's machine with it
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     return done
