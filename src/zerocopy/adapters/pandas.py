@@ -667,9 +667,27 @@ _READONLY = ("pandas 3 hands out read-only views (copy-on-write): the NumPy view
              "and other pandas objects may share its memory")
 
 
+def block_view(df: Any) -> np.ndarray | None:
+    """The read-only ``(rows, k)`` view of a frame whose columns are one NumPy block in
+    column order, read from the block manager without a look at each column; None where
+    the frame is not so plainly one block (the column-block edge then asks the columns)."""
+    try:
+        (block,) = df._mgr.blocks
+    except (AttributeError, ValueError):  # several blocks, or the block manager moved
+        return None
+    values = block.values  # (columns, rows)
+    if (not isinstance(values, np.ndarray) or values.ndim != 2 or 0 in values.shape
+            or values.dtype.kind not in "biufcmM"
+            or not np.array_equal(block.mgr_locs.as_array, np.arange(values.shape[0]))):
+        return None
+    view = values.T
+    view.flags.writeable = False  # copy-on-write: never a writable view
+    return view
+
+
 def _typed_block_edge() -> Edge:
     """The column-block edge, refusing dtypes no tensor holds first (no copy fixes those)."""
-    edge = block_edge(NAME, columns, table_to_f_order, _READONLY)
+    edge = block_edge(NAME, columns, table_to_f_order, _READONLY, known_block=block_view)
     return replace(edge, check=checks.all_of(_shared_numeric, edge.check))
 
 

@@ -199,21 +199,30 @@ def _device_view(memptr: Any, dtype: Any, shape: tuple[int, int], strides: tuple
 
 
 def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat: str,
-               target: str = "numpy") -> Edge:
+               target: str = "numpy", known_block: Callable[[Any], Any] | None = None) -> Edge:
     """The edge table -> 2-D array of a table framework: shared when :func:`one_block` finds
     its columns in one allocation. ``columns_of`` is the framework module's ``columns``:
     ``columns_of(table, copy=False)`` gives ``(name, array)`` pairs (NumPy, or CuPy with
-    ``target="cupy"``) or raises where a column has no view."""
+    ``target="cupy"``) or raises where a column has no view. ``known_block(table)``, where
+    the framework has one, answers first without a look at every column: the same
+    ``(rows, k)`` view :func:`one_block` would give when the framework itself keeps the
+    columns as one block (pandas' block manager), None where it cannot tell at once. The
+    check runs again on every call for another table of the same signature (the plan
+    cache's guard), so its cost is the framework's: per block where it knows its blocks."""
 
     def arrays(table: Any) -> list[Any]:
         return [array for _, array in columns_of(table, copy=False)]
 
+    def view_of(table: Any) -> Any:
+        view = known_block(table) if known_block is not None else None
+        return view if view is not None else one_block(arrays(table))
+
     def start(table: Any) -> int:
         try:
-            columns = arrays(table)
+            view = view_of(table)
         except Exception:  # no view: the check refuses the hop anyway
             return 0
-        return _pointer(columns[0]) if columns else 0
+        return _pointer(view) if view is not None else 0
 
     def projected(info: Info, framework: str, kind: str | None) -> Info:
         new = project(info, framework, kind)
@@ -227,7 +236,7 @@ def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat
         if info.nulls or info.dtype is None or info.extra.get("bits"):
             return Refusal("the columns are not one null-free numeric dtype")
         try:
-            view = one_block(arrays(info.obj))
+            view = view_of(info.obj)
         except Exception:  # chunked, bit-packed or non-numeric columns have no plain view
             view = None
         if view is None:
@@ -236,6 +245,9 @@ def block_edge(source: str, columns_of: Callable[..., Any], project: Any, caveat
         return None
 
     def run(table: Any, options: Options) -> Any:
+        view = known_block(table) if known_block is not None else None
+        if view is not None:
+            return view
         columns = arrays(table)
         view = one_block(columns)
         if view is None:
