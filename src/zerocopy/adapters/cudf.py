@@ -18,6 +18,7 @@ import numpy as np
 
 from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.adapters import cupy as cupy_adapter
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import table_to_f_order
 from zerocopy.errors import (
@@ -52,8 +53,6 @@ def version() -> str:
 
 
 def devices() -> list[str]:
-    from zerocopy.adapters import cupy as cupy_adapter  # cuDF runs on CuPy's devices
-
     return cupy_adapter.devices()
 
 
@@ -117,8 +116,6 @@ def _values(x: Any, options: Options) -> Any:
 
 
 def _from_cai(x: Any, options: Options) -> Any:
-    from zerocopy.adapters import cupy as cupy_adapter
-
     return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
 
 

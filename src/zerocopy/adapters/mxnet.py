@@ -12,6 +12,7 @@ from zerocopy._dtypes import name_of_numpy
 from zerocopy.adapters._common import CapsuleProducer, require
 from zerocopy.errors import UnsupportedDtypeError, message
 from zerocopy.exchange import checks
+from zerocopy.exchange.dlpack import capsule_info
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info
 
@@ -54,8 +55,6 @@ def inspect(x: Any) -> Info:
 
 
 def _pointer(x: Any) -> int:
-    from zerocopy.exchange.dlpack import capsule_info
-
     return int(capsule_info(x.to_dlpack_for_read())["data"])
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
-from zerocopy.errors import UnsupportedDtypeError, message
+from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
@@ -64,8 +64,6 @@ def _dtype_hint(dtype: np.dtype) -> str:
 
 def inspect(x: np.ndarray) -> Info:
     if not isinstance(x, np.ndarray):  # NumPy scalars: no buffer anyone could share
-        from zerocopy.errors import UnsupportedObjectError
-
         raise UnsupportedObjectError(message(
             f"A NumPy scalar ({type(x).__name__}) has no buffer to share", expected="an array",
             hint="wrap it: np.asarray(x) (a 0-d array) or np.array([x])"))

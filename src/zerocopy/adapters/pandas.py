@@ -26,9 +26,24 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
+from zerocopy.adapters import pyarrow as arrow
 from zerocopy.adapters._common import require
-from zerocopy.adapters.pyarrow import arrow_dtype_name, table_to_f_order
-from zerocopy.errors import LayoutError, UnsupportedConversionError, UnsupportedObjectError, message
+from zerocopy.adapters.numpy import aligned_copy, columns_to_array
+from zerocopy.adapters.pyarrow import (
+    arrow_dtype_name,
+    chunk_pointer,
+    column_copy,
+    deep_copy,
+    table_to_f_order,
+)
+from zerocopy.adapters.pyarrow import dtypes as arrow_dtypes
+from zerocopy.errors import (
+    LayoutError,
+    UnsupportedConversionError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    message,
+)
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
@@ -149,14 +164,12 @@ def _series_info(s: Any) -> Info:
 
 def _pointer(s: Any) -> int:
     if hasattr(s.array, "_pa_array"):
-        from zerocopy.adapters.pyarrow import _chunk_pointer
-
         # The first chunk with data (as pyarrow's inspect): an empty chunk's buffer says
         # nothing about where the data lives.
         chunks = s.array._pa_array.chunks
         first = next((c for c in chunks if len(c)), chunks[0] if chunks else None)
         try:
-            return _chunk_pointer(first) if first is not None else 0
+            return chunk_pointer(first) if first is not None else 0
         except ValueError:  # strings, lists...: no fixed-width data buffer to point at
             return 0
     array = s.array
@@ -327,8 +340,6 @@ def inspect(x: Any) -> Info:
         return _series_info(x)
     if isinstance(x, pd.DataFrame):
         return _frame_info(x)
-    from zerocopy.errors import UnsupportedObjectError, message
-
     raise UnsupportedObjectError(message(f"pandas {type(x).__name__} holds no array data",
                                          expected="Series or DataFrame"))
 
@@ -362,8 +373,6 @@ def _frame_key(df: Any) -> tuple[Any, ...] | None:
 def make(values: np.ndarray) -> Any:
     """A probe over a 64-byte aligned buffer, like the matrix's sources, so that
     ``zerocopy explain`` and ``zerocopy matrix`` see the same kind of object."""
-    from zerocopy.adapters.numpy import aligned_copy
-
     pd = _pd()
     values = aligned_copy(values)
     return pd.Series(values, copy=False) if values.ndim == 1 else pd.DataFrame(values, copy=False)
@@ -405,8 +414,6 @@ def _copied_values(array: Any) -> np.ndarray:
 
 
 def _aligned(values: np.ndarray) -> np.ndarray:
-    from zerocopy.adapters.numpy import aligned_copy
-
     return aligned_copy(values)
 
 
@@ -419,8 +426,6 @@ def _series_to_numpy_copy(s: Any, options: Options) -> np.ndarray:
         return _aligned(s.to_numpy())
     pa_array = getattr(s.array, "_pa_array", None)
     if pa_array is not None:  # chunks straight into one aligned buffer: one copy
-        from zerocopy.adapters.pyarrow import column_copy
-
         return column_copy(pa_array)
     return _aligned(_copied_values(s.array))
 
@@ -438,8 +443,6 @@ def _frame_to_numpy(df: Any, options: Options) -> np.ndarray:
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
-    from zerocopy.adapters.numpy import aligned_copy, columns_to_array
-
     blocks = _blocks(df)
     if len(blocks) == 1 and isinstance(blocks[0][1], np.ndarray):
         return aligned_copy(df.to_numpy())  # one block: to_numpy() is a view, one copy
@@ -475,9 +478,7 @@ def _column_to_arrow(s: Any) -> Any:
     array = s.array
     if hasattr(array, "_pa_array"):
         return array._pa_array
-    from zerocopy.adapters import pyarrow as arrow
-
-    return arrow._numpy_to_column(_values(s), Options())
+    return arrow.numpy_to_column(_values(s), Options())
 
 
 def _column_to_arrow_copy(s: Any) -> Any:
@@ -485,8 +486,6 @@ def _column_to_arrow_copy(s: Any) -> Any:
     pa = require("pyarrow")
     array = s.array
     if hasattr(array, "_pa_array"):
-        from zerocopy.adapters.pyarrow import deep_copy
-
         return deep_copy(array._pa_array)
     mask = getattr(array, "_mask", None)
     if mask is None and _dtype_name(s.dtype) not in SHARED_DTYPES:
@@ -500,13 +499,9 @@ def _converted_to_arrow(s: Any) -> Any:
     """pyarrow's own pandas converter for what has no Arrow buffer of its own (categorical,
     time zones, periods, objects...), into new buffers; a typed error where it fails."""
     pa = require("pyarrow")
-    from zerocopy.adapters.pyarrow import deep_copy
-
     try:
         return deep_copy(pa.array(s, from_pandas=True))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        from zerocopy.errors import UnsupportedDtypeError, message
-
         raise UnsupportedDtypeError(message(
             f"column {s.name!r} ({s.dtype}) has no Arrow form: {exc}",
             hint="convert it to one type first (astype(str), pd.to_numeric(...))")) from exc
@@ -563,8 +558,6 @@ def _deep_copy(x: Any, options: Options) -> Any:
 
 
 def _arrow_copy(array: Any) -> Any:
-    from zerocopy.adapters.pyarrow import deep_copy
-
     return _pd().arrays.ArrowExtensionArray(deep_copy(array._pa_array))
 
 
@@ -602,9 +595,6 @@ _OBJECTS = frozenset({"pandas:object", "pandas:str"})
 
 
 def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:
-    from zerocopy.adapters.pyarrow import dtypes as arrow_dtypes
-    from zerocopy.errors import UnsupportedDtypeError
-
     names = info.extra.get("column_dtypes", frozenset({info.dtype}))
     lacking = sorted(n for n in names if n in SHARED_DTYPES and n not in arrow_dtypes())
     if lacking:
@@ -651,8 +641,6 @@ def _has_columns(info: Info, options: Options) -> Refusal | None:
 
 
 def _unsupported() -> type[Exception]:
-    from zerocopy.errors import UnsupportedDtypeError
-
     return UnsupportedDtypeError
 
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
-from zerocopy.adapters.pyarrow import table_to_f_order
-from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, message
+from zerocopy.adapters.numpy import aligned_copy, columns_to_array
+from zerocopy.adapters.pyarrow import chunk_pointer, deep_copy, table_to_f_order
+from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal
@@ -60,8 +61,6 @@ def _series_info(s: Any) -> Info:
 
 
 def _series_pointer(s: Any) -> int:
-    from zerocopy.adapters.pyarrow import _chunk_pointer
-
     # The Arrow C stream exports the chunks as they are (s.to_arrow() would rechunk the
     # source in place); the first chunk's data buffer is where a view would start. Types
     # whose Arrow form is built on export have no pointer that says where the data lives.
@@ -69,7 +68,7 @@ def _series_pointer(s: Any) -> int:
         return 0
     try:
         chunks = require("pyarrow").chunked_array(s)
-        return _chunk_pointer(chunks.chunk(0)) if chunks.num_chunks else 0
+        return chunk_pointer(chunks.chunk(0)) if chunks.num_chunks else 0
     except Exception:  # types without a data buffer (nested): no view, no alignment question
         return 0
 
@@ -114,8 +113,6 @@ def inspect(x: Any) -> Info:
         return _series_info(x)
     if isinstance(x, pl.DataFrame):
         return _frame_info(x)
-    from zerocopy.errors import UnsupportedObjectError, message
-
     raise UnsupportedObjectError(message(f"polars {type(x).__name__} holds no data to share",
                                          expected="Series or DataFrame",
                                          hint="collect() a LazyFrame first"))
@@ -133,8 +130,6 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
 def make(values: np.ndarray) -> Any:
     """A probe over 64-byte aligned buffers (Polars wraps NumPy numbers without a copy), like
     the matrix's sources: ``zerocopy explain`` and ``zerocopy matrix`` see the same object."""
-    from zerocopy.adapters.numpy import aligned_copy
-
     pl = _pl()
     if values.ndim == 1:
         return pl.Series(aligned_copy(values))
@@ -173,8 +168,6 @@ def _frame_to_arrow(df: Any, options: Options) -> Any:
 
 def _to_arrow_copy(x: Any, options: Options) -> Any:
     """New Arrow buffers for every column (to_arrow() shares numeric ones)."""
-    from zerocopy.adapters.pyarrow import deep_copy
-
     pl = _pl()
     if isinstance(x, pl.DataFrame) and not x.width:  # rows without columns keep their rows
         pa = require("pyarrow")
@@ -191,15 +184,11 @@ def _arrow_to_frame(t: Any, options: Options) -> Any:
 
 
 def _frame_to_numpy_copy(df: Any, options: Options) -> np.ndarray:
-    from zerocopy.adapters.numpy import columns_to_array
-
     return columns_to_array([s.to_numpy() for s in df.iter_columns()], df.height,
                             np.dtype(_dtype_name(df.dtypes[0])))
 
 
 def _deep_copy(x: Any, options: Options) -> Any:
-    from zerocopy.adapters.pyarrow import deep_copy
-
     pl = _pl()
     if isinstance(x, pl.DataFrame) and not x.width:  # rows without columns: keep the height
         return pl.DataFrame(height=x.height)
@@ -208,8 +197,6 @@ def _deep_copy(x: Any, options: Options) -> Any:
 
 
 def _series_to_numpy_copy(s: Any, options: Options) -> np.ndarray:
-    from zerocopy.adapters.numpy import aligned_copy
-
     return aligned_copy(s.to_numpy())
 
 
@@ -237,8 +224,6 @@ def _tensor_dtype(info: Info, options: Options) -> Refusal | None:
     odd = sorted(str(n).removeprefix("polars:") for n in names if n not in SHARED_DTYPES)
     if not odd:
         return None
-    from zerocopy.errors import UnsupportedDtypeError
-
     return Refusal(f"an array has no {', '.join(odd)} dtype",
                    "encode or cast the column first: s.to_physical() (categorical codes, temporal "
                    "integers), s.cast(pl.Float32), s.list.to_array(width) for equal-length lists; "

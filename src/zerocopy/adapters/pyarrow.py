@@ -14,11 +14,12 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
-from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, message
+from zerocopy.adapters.numpy import columns_to_array, empty
+from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
-from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
+from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, layout_of, size_class
 
 NAME = "pyarrow"
 IMPORT_NAME = "pyarrow"
@@ -55,7 +56,9 @@ def arrow_dtype_name(arrow_type: Any) -> str:
     return name if name in _ARROW_DTYPES else f"arrow:{arrow_type}"
 
 
-def _chunk_pointer(chunk: Any) -> int:
+def chunk_pointer(chunk: Any) -> int:
+    """Address of an Arrow array's first value (0 where it has no fixed-width data buffer);
+    pandas and polars columns backed by Arrow point there too."""
     buffers = chunk.buffers()
     data = buffers[1] if len(buffers) > 1 else None
     if data is None:
@@ -76,7 +79,7 @@ def _column_info(x: Any) -> Info:
     dtype = arrow_dtype_name(x.type)
     itemsize = max(getattr(x.type, "bit_width", 8) // 8, 1) if not dtype.startswith("arrow:") else 1
     return Info(NAME, x, kind=COLUMN, dtype=dtype, shape=(len(x),), strides=(itemsize,),
-                itemsize=itemsize, pointer=lambda: _chunk_pointer(first) if chunks else 0,
+                itemsize=itemsize, pointer=lambda: chunk_pointer(first) if chunks else 0,
                 readonly=True, nulls=x.null_count,
                 extra={"signature": (chunks > 1, dtype == "bool"), "chunks": chunks,
                        "bits": dtype == "bool"})
@@ -92,7 +95,7 @@ def _table_info(x: Any) -> Info:
         first = first.chunk(0) if first.num_chunks else None
     return Info(NAME, x, kind=TABLE, dtype=dtype, shape=(x.num_rows, x.num_columns),
                 strides=None, itemsize=_itemsize(dtype), readonly=True, nulls=nulls,
-                pointer=(lambda: _chunk_pointer(first)) if first is not None else None,
+                pointer=(lambda: chunk_pointer(first)) if first is not None else None,
                 extra={"signature": tuple(x.schema.names)})
 
 
@@ -117,8 +120,6 @@ def inspect(x: Any) -> Info:
         return _table_info(x)
     if isinstance(x, pa.Tensor):
         return _tensor_info(x)
-    from zerocopy.errors import UnsupportedObjectError, message
-
     raise UnsupportedObjectError(message(f"pyarrow {type(x).__name__} holds no array data",
                                          expected="Array, ChunkedArray, RecordBatch, Table or Tensor"))
 
@@ -162,8 +163,6 @@ def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
 def column_copy(x: Any) -> np.ndarray:
     """An Arrow column's chunks (or bits) straight into one fresh 64-byte aligned NumPy
     buffer: one copy, whatever the chunking (nulls: refused by the plan before this)."""
-    from zerocopy.adapters.numpy import empty
-
     pa = _pa()
     chunks = x.chunks if isinstance(x, pa.ChunkedArray) else [x]
     out = empty(len(x), np.dtype(arrow_dtype_name(x.type)))
@@ -175,7 +174,8 @@ def column_copy(x: Any) -> np.ndarray:
     return out
 
 
-def _numpy_to_column(x: np.ndarray, options: Options) -> Any:
+def numpy_to_column(x: np.ndarray, options: Options) -> Any:
+    """An Arrow array over ``x``'s own buffer, no copy (pandas builds Arrow columns with it)."""
     pa = _pa()
     return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [None, pa.py_buffer(x)])
 
@@ -215,13 +215,11 @@ _ARROW_TYPES_IN = checks.dtype_in("Arrow", dtypes)
 
 def _tensor_not_bool(info: Info, options: Options) -> Refusal | None:
     if info.dtype == "bool":
-        from zerocopy.errors import UnsupportedDtypeError
-
         return Refusal("Arrow tensors have no bool type", "use uint8, or a 1-D column",
                        fixable=False, error=UnsupportedDtypeError)
     return None
 
-EDGES = (
+EDGES: tuple[Edge, ...] = (
     Edge(NAME, "numpy", "Arrow buffer", "x.to_numpy(zero_copy_only=True)", _column_to_numpy,
          cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
@@ -234,7 +232,7 @@ EDGES = (
     Edge(NAME, "numpy", "Arrow tensor", "x.to_numpy()", lambda x, o: x.to_numpy(), cost=0.5,
          caveat=lambda info: "Arrow tensors are immutable: the NumPy view is read-only"),
     Edge("numpy", NAME, "buffer protocol",
-         "pa.Array.from_buffers(type, n, [None, pa.py_buffer(x)])", _numpy_to_column, cost=1.3,
+         "pa.Array.from_buffers(type, n, [None, pa.py_buffer(x)])", numpy_to_column, cost=1.3,
          result_kind=COLUMN,
          check=checks.all_of(_ndim(1), _ARROW_TYPES_IN, _not_bits,
                              checks.layouts("an Arrow column", frozenset({"C"}),
@@ -276,8 +274,6 @@ EDGES = (
 
 def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
     """A table's columns seen as one (rows, columns) array: column-major."""
-    from zerocopy.exchange.info import layout_of
-
     new = moved_info(info, framework, kind)
     rows, _ = info.shape
     new.strides = info.extra.get("stacked_strides") or (info.itemsize, info.itemsize * rows)
@@ -286,8 +282,6 @@ def table_to_f_order(info: Info, framework: str, kind: str | None) -> Info:
 
 
 def _table_to_numpy_copy(t: Any, options: Options) -> np.ndarray:
-    from zerocopy.adapters.numpy import columns_to_array
-
     dtype = np.dtype(arrow_dtype_name(t.schema.types[0]))
     return columns_to_array([_column_to_numpy_copy(c, options) if _pieces(c) > 1 else
                              c.to_numpy(zero_copy_only=False) for c in t.columns], t.num_rows, dtype)

@@ -30,6 +30,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import DeviceError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks, streams
+from zerocopy.exchange.dlpack import capsule_info
 from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
@@ -85,8 +86,6 @@ def inspect(x: Any) -> Info:
 
 
 def _pointer(x: Any) -> int:
-    from zerocopy.exchange.dlpack import capsule_info
-
     # An unconsumed capsule frees itself; reading it costs no copy, whatever the dtype.
     return int(capsule_info(_tf().experimental.dlpack.to_dlpack(x))["data"])
 
