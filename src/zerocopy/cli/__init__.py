@@ -19,6 +19,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from zerocopy import __version__
+from zerocopy.errors import ZeroCopyError
+
 __all__ = ["main"]
 
 # command -> (module, one-line help)
@@ -44,8 +47,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from zerocopy import __version__
-
     return f"zerocopy {__version__} ({DISTRIBUTION}, Python {sys.version.split()[0]})"
 
 
@@ -95,8 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: Exception) -> int:
     from zerocopy.cli.console import error_line
-    from zerocopy.errors import ZeroCopyError
-
     if isinstance(exc, ZeroCopyError):
         _print_error(error_line(exc))
         return 2

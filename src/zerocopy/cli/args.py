@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.registry import ALIASES
 
 __all__ = ["frameworks", "nbytes", "shape", "sizes"]
 
@@ -47,8 +48,6 @@ def frameworks(text: str, valid: Iterable[str], *, option: str = "--frameworks",
                one: bool = False) -> list[str]:
     """Comma-separated framework names (aliases such as ``pt`` or ``tf`` accepted), each
     known; a misspelt one is named together with the valid names."""
-    from zerocopy.registry import ALIASES
-
     valid = list(valid)
     names = [ALIASES.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
     if one and len(names) > 1:

@@ -8,6 +8,7 @@ import platform
 import sys
 from typing import Any
 
+from zerocopy import __version__
 from zerocopy._report import framework_row
 from zerocopy.exchange import dlpack
 from zerocopy.registry import FRAMEWORKS
@@ -32,8 +33,6 @@ def _rows() -> list[dict[str, Any]]:
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
-    from zerocopy import __version__
-
     ready = [r["name"] for r in rows if r["installed"] and not r["error"]]
     gpus = sorted({d for r in rows for d in r["devices"] if d.startswith(("cuda", "gpu"))})
     return (f"zerocopy {__version__} on Python {sys.version.split()[0]} ({platform.machine()}, "

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from zerocopy._display import plan_rich
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.cli import args as cli_args
 from zerocopy.errors import FrameworkNotInstalledError, InvalidArgumentError, message
@@ -38,7 +39,6 @@ def _framework(text: str, role: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy._display import plan_rich
     from zerocopy.cli.console import out
 
     source, target = _framework(args.source, "SRC"), _framework(args.target, "DST")

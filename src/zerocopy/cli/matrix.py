@@ -16,7 +16,9 @@ from dataclasses import asdict
 from typing import Any
 
 from zerocopy._dtypes import SHARED_DTYPES
+from zerocopy._report import framework_report
 from zerocopy.cli import args as cli_args
+from zerocopy.cli.matrix_png import draw
 from zerocopy.errors import DeviceError, FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.registry import FRAMEWORKS, adapter, installed, names
 from zerocopy.testing import Cell, probe_pair
@@ -107,9 +109,6 @@ def main(args: argparse.Namespace) -> int:
         err().print(f"skipped, not installed here: {_install_hints(missing)}", style="yellow",
                     markup=False)
     if args.png:
-        from zerocopy._report import framework_report
-        from zerocopy.cli.matrix_png import draw
-
         draw(args.png, cells, gpu_cells, dtypes, framework_report())
     bugs = [c for c in cells + gpu_cells if c.reason.startswith("BUG")]
     return 1 if bugs else 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["PROTOCOLS", "draw"]
 
 # protocol column -> substrings of the adapters' export/import descriptions
@@ -33,8 +35,6 @@ def _speaks(texts: list[str], needles: tuple[str, ...], protocol: str) -> bool:
 
 
 def _support(ax: Any, rows: list[dict[str, Any]]) -> None:
-    import numpy as np
-
     names = [r["name"] for r in rows]
     grid = np.zeros((len(rows), len(PROTOCOLS)))
     for i, row in enumerate(rows):
@@ -54,7 +54,6 @@ def _support(ax: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _conversions(ax: Any, cells: list[Any], dtype: str, title: str) -> None:
-    import numpy as np
     from matplotlib.colors import to_rgb
 
     names = list(dict.fromkeys([c.source for c in cells] + [c.target for c in cells]))

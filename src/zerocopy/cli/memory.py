@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
+
+from zerocopy._display import report_rich
+from zerocopy.errors import DeviceError, ZeroCopyError, message
+from zerocopy.memory import DevicePoolResource, HostMemoryResource, report, share
+from zerocopy.memory.hooks import capability_table
 
 __all__ = ["add_arguments", "main"]
 
@@ -25,8 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _capabilities(as_json: bool) -> str:
-    from zerocopy.memory.hooks import capability_table
-
     rows = capability_table()
     if as_json:
         return json.dumps([row.as_dict() for row in rows], indent=2)
@@ -38,10 +42,6 @@ def _capabilities(as_json: bool) -> str:
 
 
 def _demo() -> object:
-    import threading
-
-    from zerocopy.memory import HostMemoryResource, share
-
     shared = share([], resource=HostMemoryResource(), limits={"cupy": 1 << 20}, track=True)
     mr = shared.resource
 
@@ -63,9 +63,6 @@ def _demo() -> object:
 
 
 def _gpu() -> object:
-    from zerocopy.errors import DeviceError, ZeroCopyError, message
-    from zerocopy.memory import DevicePoolResource, report
-
     try:
         return report(resource=DevicePoolResource())
     except ZeroCopyError:  # no CUDA binding: already typed, with its install hint
@@ -78,8 +75,6 @@ def _gpu() -> object:
 
 def _print_capabilities() -> None:
     from zerocopy.cli.console import out, table
-    from zerocopy.memory.hooks import capability_table
-
     out().print(table(("framework", "mode", "hooks", "before start", "limits"),
                       [(r.framework, r.mode, "yes" if r.per_allocation else "pool",
                         "yes" if r.before_runtime else "no", r.limits) for r in capability_table()],
@@ -87,7 +82,6 @@ def _print_capabilities() -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from zerocopy._display import report_rich
     from zerocopy.cli.console import err, out
 
     if args.capabilities:
@@ -103,8 +97,6 @@ def main(args: argparse.Namespace) -> int:
         else:
             out().print(report_rich(result))
         return 0
-    from zerocopy.memory import report
-
     current = report()
     if args.json:
         print(json.dumps({"report": current.to_dict(),
