@@ -31,13 +31,13 @@ from zerocopy.errors import (
 from zerocopy.exchange import cache
 from zerocopy.exchange.edges import Edge, Options
 from zerocopy.exchange.info import Info
-from zerocopy.exchange.plan import Hop, Plan, make_plan
+from zerocopy.exchange.plan import Guarded, Hop, Plan, make_plan
 from zerocopy.registry import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
 
 __all__ = ["clear_caches", "explain", "inspect", "to"]
 
 # The plan cache's markers: this choice depends on the pointer (one plan per alignment), or
-# on the object itself (planned on every call, as explain() does).
+# on the object itself across a device move (planned on every call, as explain() does).
 _ALIGNMENT_BIT = "aligned"
 _THIS_OBJECT_ONLY = "this object only"
 _OPTIONS = {None: Options(), True: Options(copy=True), False: Options(copy=False)}
@@ -58,6 +58,9 @@ class _Reader(NamedTuple):
 
     inspect: Callable[[Any], Info]
     fast_key: Callable[[Any], Any] | None
+
+
+_get = cache.get  # the fast lane's one lookup (the store clears in place: always current)
 
 
 def _reader(obj: Any) -> _Reader:
@@ -156,9 +159,8 @@ def _tried(chosen: Plan) -> list[tuple[Edge, ...]]:
 
 
 def _object_sensitive(chosen: Plan) -> bool:
-    """Did a check read the object itself (where a table's columns lie)? Then the plan is
-    this object's alone: another with the same signature may need another route. Only
-    edges whose check ran count (a quiet refusal ran none at its hop)."""
+    """Did a check read the object itself (where a table's columns lie)? Only edges whose
+    check ran count (a quiet refusal ran none at its hop)."""
     checked = [route[:len(route) - refusal.left - refusal.quiet] for route, refusal in chosen.rejected]
     checked.append(tuple(h.edge for h in chosen.hops))
     return any(e.reads_object for route in checked for e in route)
@@ -173,7 +175,8 @@ def _pointer_sensitive(chosen: Plan) -> bool:
 def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
     """(the plan for this object's signature, target and options, whether more than the
     signature took part in choosing it). A miss plans afresh and keeps the plan without
-    the object."""
+    the object; a plan whose checks read the object itself is kept with those checks
+    (:class:`~zerocopy.exchange.plan.Guarded`), which run again for the next object."""
     move = _move_for(info, name, options) if _may_move(info, name, options) else None
     # The key holds the resolved move too: a device chosen as "the current one" is part of
     # the plan, not of the arguments. A stream in the key is kept alive while its plan is
@@ -189,14 +192,24 @@ def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
         chosen = cache.get(key)
     if chosen is _THIS_OBJECT_ONLY:
         return _plan(info, name, options, move), True
+    if type(chosen) is Guarded:
+        if chosen.holds(info):
+            return chosen.plan, True
+        chosen = None  # another route for this object: plan afresh, keep the newer plan
     if chosen is None:
         chosen = _plan(info, name, options, move)
-        if _object_sensitive(chosen):
-            cache.put(key, _THIS_OBJECT_ONLY)
-            return chosen, True
         if not sensitive and _pointer_sensitive(chosen):
             cache.put(key, _ALIGNMENT_BIT)
             key, sensitive = (*key, info.ptr % 64 == 0), True
+        if chosen.moves:  # several plannings, on several objects' facts: no guard
+            if _object_sensitive(chosen):
+                cache.put(key, _THIS_OBJECT_ONLY)
+                return chosen, True
+        else:
+            guarded = Guarded.of(chosen)
+            if guarded is not None:
+                cache.put(key, guarded)
+                return chosen, True
         cache.put(key, chosen.detached())
     return chosen, sensitive
 
@@ -303,7 +316,22 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     itself fails a planned step (its own exception is the ``__cause__``).
     """
     try:
-        return _to(obj, target, copy, device, stream)
+        # The fast lane, written out here because it is the whole call for a repeated
+        # conversion: a fast key (the adapter's cheap tuple that decides the route as fully
+        # as the Info does) finds the plan without inspect(). Only a plain bool or None
+        # copy looks it up: 1 == True would find True's plan.
+        lane = None
+        if device is None and stream is None and (copy is None or copy is False or copy is True):
+            kind = type(obj)
+            reader = _get(kind)
+            if reader is not None and reader.fast_key is not None:
+                fast = reader.fast_key(obj)
+                if fast is not None:
+                    lane = (kind, fast, target, copy)
+                    chosen = _get(lane)
+                    if chosen is not None:
+                        return chosen.run(obj) if chosen.runs_alone else _run(obj, chosen, None)
+        return _to(obj, target, copy, device, stream, lane)
     except ZeroCopyError:
         raise
     except Exception as exc:
@@ -326,29 +354,26 @@ def _typed(exc: Exception, obj: Any, target: Any) -> ZeroCopyError:
              "that plan"))
 
 
-def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any) -> Any:
+def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
+        lane: tuple[Any, ...] | None = None) -> Any:
+    """``to`` past the fast lane: inspect, find or make the plan, run it. ``lane``: the
+    fast-lane key ``to`` computed (None: not computed yet, or the call cannot take it)."""
     if copy is not None and copy is not True and copy is not False:
-        _checked_copy(copy)  # before the fast lane: 1 == True would find True's plan
-    kind = type(obj)
-    reader = cache.get(kind) or _reader(obj)
-    # The fast lane: a fast key stands for the Info, so a repeat call skips inspect().
-    fast_key = None
-    if device is None and stream is None and reader.fast_key is not None:
-        fast_key = reader.fast_key(obj)
-        if fast_key is not None:
-            fast_key = (kind, fast_key, target, copy)
-            chosen = cache.get(fast_key)
-            if chosen is not None:
-                return _run(obj, chosen, None)
+        _checked_copy(copy)
+    reader = _reader(obj)
+    if lane is None and device is None and stream is None and reader.fast_key is not None:
+        fast = reader.fast_key(obj)  # the class's first call: its reader was not known yet
+        lane = (type(obj), fast, target, copy) if fast is not None else None
     info = reader.inspect(obj)
     name = _target_name(target) if isinstance(target, str) else _installed_target(resolve(target))
     options = _OPTIONS[copy] if device is None and stream is None else Options(copy, device, stream)
     chosen, sensitive = _cached_plan(info, name, options)
-    # Routes that alignment took part in, device moves and GPU switches never enter the
-    # fast lane: its key does not hold the pointer, the current device or the device count.
-    if (fast_key is not None and not sensitive and not chosen.moves and not chosen.switches_gpu
+    # Routes that alignment or the object itself took part in, device moves and GPU
+    # switches never enter the fast lane: its key holds neither the pointer, the object,
+    # the current device nor the device count.
+    if (lane is not None and not sensitive and not chosen.moves and not chosen.switches_gpu
             and isinstance(target, str | type(sys))):
-        cache.put(fast_key, chosen.detached())
+        cache.put(lane, chosen.detached())
     return _run(obj, chosen, info)
 
 

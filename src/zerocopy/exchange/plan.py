@@ -33,7 +33,7 @@ from zerocopy.exchange import cache
 from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, TABLE, Info
 
-__all__ = ["Hop", "Plan", "detour", "make_plan", "routes"]
+__all__ = ["Guarded", "Hop", "Plan", "detour", "make_plan", "routes"]
 
 MAX_HOPS = 5
 _PLAIN = Options()
@@ -75,10 +75,14 @@ class Plan:
     _steps: tuple[tuple[Callable[[Any, Options], Any], Options], ...] = field(
         init=False, repr=False, compare=False)
     switches_gpu: bool = field(init=False, repr=False, compare=False)
+    # run() is all of zerocopy.to for this plan: no copy promise to check on the result
+    # (copy=None) and no unasked copy to report to the copy policy (nothing copies).
+    runs_alone: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._steps = tuple((hop.edge.run, hop.options) for hop in self.hops)
         self.switches_gpu = any(hop.gpu is not None for hop in self.hops)
+        self.runs_alone = self.options.copy is None and not self.copies
 
     @property
     def copies(self) -> bool:
@@ -259,63 +263,174 @@ def detour(info: Info, route: tuple[Edge, ...]) -> Refusal | None:
                    fixable=False, quiet=True, left=len(route) - 1)  # no check ran
 
 
-def _try_route(route: tuple[Edge, ...], info: Info, options: Options
-               ) -> tuple[tuple[Hop, ...], list[str]] | Refusal:
+def _try_route(route: tuple[Edge, ...], info: Info, options: Options,
+               memo: dict[tuple[Edge, ...], Any]) -> tuple[tuple[Hop, ...], list[str]] | Refusal:
+    """The hops of ``route`` for this object, or why it is refused. A hop's outcome depends
+    only on the route up to it, so ``memo`` (one per planning) keeps it per prefix: routes
+    that share a refused or accepted prefix do not check it again."""
     refusal = detour(info, route)
     if refusal is not None:
         return refusal
-    hops, caveats, current = [], [], info
-    for edge in route:
-        if current.kind not in edge.kinds:
-            return Refusal(f"{edge.call} takes {'/'.join(sorted(edge.kinds))}, not a {current.kind}",
-                           fixable=False, quiet=True, left=len(route) - len(hops) - 1)
-        refusal = data_rule(current, edge) or edge.check(current, options)
-        # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
-        if refusal is not None and not (edge.copies and refusal.fixable):
-            return replace(refusal, left=len(route) - len(hops) - 1)
-        nxt = edge.after(current)
-        hops.append(Hop(edge, current, nxt, options))
-        if edge.caveat is not None and not edge.copies:
-            text = edge.caveat(current)
-            if text:
-                caveats.append(text)
-        current = nxt
+    hops: list[Hop] = []
+    caveats: list[str] = []
+    current = info
+    for index, edge in enumerate(route):
+        prefix = route[:index + 1]
+        step = memo.get(prefix)
+        if step is None:
+            step = memo[prefix] = _try_hop(edge, current, options, index)
+        if isinstance(step, Refusal):
+            return replace(step, left=len(route) - index - 1)
+        hop, caveat = step
+        hops.append(hop)
+        if caveat:
+            caveats.append(caveat)
+        current = hop.after
     return tuple(hops), caveats
 
 
+def _try_hop(edge: Edge, current: Info, options: Options, index: int) -> tuple[Hop, str | None] | Refusal:
+    if current.kind not in edge.kinds:
+        return Refusal(f"{edge.call} takes {'/'.join(sorted(edge.kinds))}, not a {current.kind}",
+                       fixable=False, quiet=True)
+    if edge.reads_object and index:
+        # Its check reads the object itself (where a table's columns lie), and past the first
+        # hop that object exists only once the route runs: planning cannot look at it.
+        return Refusal(f"{edge.call} reads the {edge.source} object itself, which this route "
+                       "makes only when it runs", fixable=False, quiet=True)
+    refusal = data_rule(current, edge) or edge.check(current, options)
+    # A copy hop fixes what a fresh buffer fixes (layout, alignment, flags), not the rest.
+    if refusal is not None and not (edge.copies and refusal.fixable):
+        return refusal
+    caveat = edge.caveat(current) if edge.caveat is not None and not edge.copies else None
+    return Hop(edge, current, edge.after(current), options), caveat
+
+
 def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options) -> Plan:
-    """Pick the route for this object; raise a typed error when none fits the options."""
+    """Pick the route for this object; raise a typed error when none fits the options.
+
+    The routes come ranked, so the first one whose checks pass and that keeps the kind is
+    the cheapest admissible one: the walk stops there."""
     if info.framework == target and not options.copy:
         return Plan(info, target, options, ())
     rejected: list[tuple[tuple[Edge, ...], Refusal]] = []
     candidates = routes(edges, info.framework, target)
     fallback: Plan | None = None
+    memo: dict[tuple[Edge, ...], Any] = {}
+    # Where no route can keep the kind, the first admissible route is the answer.
+    keepable = _can_keep(edges, info, target, candidates)
     for route in candidates:
         copies = any(e.copies for e in route)
         if options.copy is False and copies:
             continue
         if options.copy is True and not copies:
             continue
-        outcome = _try_route(route, info, options)
+        outcome = _try_route(route, info, options, memo)
         if isinstance(outcome, Refusal):
             rejected.append((route, outcome))
             continue
         hops, caveats = outcome
         plan = Plan(info, target, options, hops, caveats, list(rejected))
-        if copies and rejected:
-            plan.caveats.append(f"copied because {_first_fixable(rejected).reason}")
         # A table stays a table, a column a column, where the target has that kind; a table
         # that passes through an array on the way loses its column names, so such a route
         # is only a fallback.
-        if _keeps_kind(info, hops):
-            return plan
+        if not keepable or _keeps_kind(info, hops):
+            return _with_reason(plan)
         fallback = fallback or plan
     # A route that changes the kind (a table arriving as a tensor) only where the target
     # cannot keep the kind at all: a table refused as a table must not come back a tensor.
-    if fallback is not None and (info.kind != TABLE or not any(
-            _kind_after(route, TABLE) == TABLE for route in candidates)):
-        return fallback
+    if fallback is not None and info.kind != TABLE:
+        # Every route was tried: the fallback names all refusals (a guard re-checks them).
+        fallback.rejected = list(rejected)
+        return _with_reason(fallback)
     raise _no_route_error(info, target, options, candidates, rejected)
+
+
+def _with_reason(plan: Plan) -> Plan:
+    """A copying plan says why the cheaper sharing routes were refused (read once, for the
+    plan returned: not for every admissible route on the way)."""
+    if plan.copies and plan.rejected:
+        plan.caveats.append(f"copied because {_first_fixable(plan.rejected).reason}")
+    return plan
+
+
+# ---------------------------------------------------------------- plans that read the object
+
+def _refused_by_object(route: tuple[Edge, ...], refusal: Refusal, source: Info, options: Options,
+                       memo: dict[tuple[Edge, ...], Any]) -> bool:
+    """Could another object with the same signature pass where this route was refused? Only
+    where the refusing check read the object (where a table's columns lie), or read a
+    pointer that a hop before it took from the object rather than from the source's own
+    pointer (whose alignment the plan cache's key holds already)."""
+    if refusal.quiet:  # no check ran there: the kinds, the detour rule, a later object hop
+        return False
+    at = len(route) - refusal.left - 1
+    edge = route[at]
+    if edge.reads_object:
+        return True
+    if not edge.needs_pointer or not any(e.reads_object for e in route[:at]):
+        return False
+    hops = _try_route(route[:at], source, options, memo)  # the prefix passed: hops
+    return isinstance(hops, Refusal) or hops[0][-1].after.ptr != source.ptr
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A plan whose choice read the object itself, kept with what decided it for that
+    object: the routes refused by such a check, and whether the chosen route holds such a
+    check. Another object with the same signature gets the same plan when those routes are
+    still refused and the chosen one still passes (:meth:`holds`): only those checks run
+    again, not the whole planning."""
+
+    plan: Plan
+    refused: tuple[tuple[Edge, ...], ...]
+    route: tuple[Edge, ...] | None  # the chosen route, where a check of it read the object
+
+    @classmethod
+    def of(cls, plan: Plan) -> Guarded | None:
+        """The guarded form of ``plan`` (one planning, made for its object: not a device
+        move); None where no check read the object (the signature decides the plan alone)."""
+        memo: dict[tuple[Edge, ...], Any] = {}
+        refused = tuple(route for route, refusal in plan.rejected
+                        if _refused_by_object(route, refusal, plan.source, plan.options, memo))
+        chosen = tuple(hop.edge for hop in plan.hops)
+        route = chosen if any(edge.reads_object for edge in chosen) else None
+        if not refused and route is None:
+            return None
+        return cls(plan.detached(), refused, route)
+
+    def holds(self, info: Info) -> bool:
+        """Does the plan hold for this object (one with the plan's signature)?"""
+        memo: dict[tuple[Edge, ...], Any] = {}
+        options = self.plan.options
+        for route in self.refused:
+            if not isinstance(_try_route(route, info, options, memo), Refusal):
+                return False  # a cheaper route shares this object: plan afresh
+        return self.route is None or not isinstance(_try_route(self.route, info, options, memo), Refusal)
+
+
+def _can_keep(edges: tuple[Edge, ...], info: Info, target: str,
+              candidates: tuple[tuple[Edge, ...], ...]) -> bool:
+    """Does some route deliver the source's kind (a table as a table...)? Read from the
+    edges alone, once per pair and kind."""
+    key = ("keeps kind", edges, info.framework, target, info.kind)
+    found = cache.get(key)
+    if found is None:
+        found = cache.put(key, any(_route_keeps(route, info.kind) for route in candidates))
+    return bool(found)
+
+
+def _route_keeps(route: tuple[Edge, ...], kind: str) -> bool:
+    """The edges' side of ``_keeps_kind``: a table stays a table at every hop, another kind
+    arrives as itself."""
+    now = kind
+    for edge in route:
+        if now not in edge.kinds:
+            return False
+        now = edge.result_kind or now
+        if kind == TABLE and now != TABLE:
+            return False
+    return now == kind
 
 
 def _kind_after(route: tuple[Edge, ...], kind: str) -> str | None:
