@@ -64,7 +64,7 @@ _get = cache.get  # the fast lane's one lookup (the store clears in place: alway
 
 
 def _reader(obj: Any) -> _Reader:
-    kind = type(obj)
+    kind: Any = type(obj)  # a class is hashable (mypy's Hashable does not see type[Any] so)
     reader = cache.get(kind)
     if reader is None:
         name = framework_of(obj)
@@ -181,7 +181,8 @@ def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
     # The key holds the resolved move too: a device chosen as "the current one" is part of
     # the plan, not of the arguments. A stream in the key is kept alive while its plan is
     # cached (bounded; streams are few and long-lived).
-    key = ("plan", info.signature(), name, options.copy, options.device, options.stream, move)
+    key: tuple[Any, ...] = ("plan", info.signature(), name, options.copy, options.device,
+                            options.stream, move)
     try:
         chosen = cache.get(key)
     except TypeError:  # an unhashable device or stream spelling: planned on every call
@@ -322,7 +323,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
         # copy looks it up: 1 == True would find True's plan.
         lane = None
         if device is None and stream is None and (copy is None or copy is False or copy is True):
-            kind = type(obj)
+            kind: Any = type(obj)
             reader = _get(kind)
             if reader is not None and reader.fast_key is not None:
                 fast = reader.fast_key(obj)
