@@ -83,6 +83,6 @@ __all__ = [
 
 def frameworks() -> list[dict[str, Any]]:
     """What is installed: name, version, devices, protocols (imports each installed one)."""
-    from zerocopy._report import framework_report
+    from zerocopy._report import framework_report  # noqa: PLC0415 (keeps importlib.metadata off `import zerocopy`)
 
     return framework_report()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from zerocopy.exchange.convert import to as convert
+
 if TYPE_CHECKING:
     import cupy
     import jax
@@ -57,6 +59,4 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
 def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
        stream: Any = None) -> Any:
     """``zerocopy.to`` (see ``zerocopy.exchange.convert.to``): only its signature lives here."""
-    from zerocopy.exchange.convert import to as convert
-
     return convert(obj, target, copy=copy, device=device, stream=stream)

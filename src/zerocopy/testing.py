@@ -10,6 +10,7 @@ framework cannot hold the dtype.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from zerocopy._dtypes import name_of_numpy, numpy_dtype
 from zerocopy.adapters.numpy import aligned
 from zerocopy.exchange.convert import explain, inspect, to
+from zerocopy.exchange.dlpack import to_numpy
 from zerocopy.registry import adapter, record
 
 __all__ = ["Cell", "ProbeUnavailable", "make_device_source", "make_source", "pointer", "probe_pair",
@@ -70,8 +72,6 @@ def make_device_source(name: str, data: np.ndarray, device: int = 0) -> tuple[An
 
 
 def _bit_packed_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
-    import ctypes
-
     import pyarrow as pa
 
     array = pa.array(data)
@@ -135,8 +135,6 @@ def _make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
 
 def writable_alias(obj: Any) -> Any:
     """A writable NumPy view over ``obj``'s memory, checked by pointer."""
-    from zerocopy.exchange.dlpack import to_numpy
-
     if hasattr(obj, "__dlpack__"):
         capsule = obj.__dlpack__()
     elif hasattr(obj, "to_dlpack_for_write"):  # MXNet hands out raw capsules

@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 
+import zerocopy
+from zerocopy.bench import exchange_gpu
 from zerocopy.bench._timing import machine, per_call_seconds
 from zerocopy.cli import args as cli_args
 from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.exchange import dlpack
 from zerocopy.exchange.dlpack import backend as dlpack_backend
-from zerocopy.registry import names
+from zerocopy.registry import adapter, names
 
 # The frameworks of the main environment whose objects live in host memory (the registry
 # says which); each pair needs its native one-liner in _native() below.
@@ -40,9 +43,10 @@ def _native() -> dict[tuple[str, str], tuple[str, Callable[[Any], Any]]]:
     import torch
 
     tf_from = tf.experimental.dlpack.from_dlpack
-    np_of = {"numpy": lambda x: x, "torch": lambda x: x.numpy(), "jax": np.asarray,
-             "tensorflow": np.asarray, "pyarrow": lambda x: x.to_numpy(),
-             "pandas": lambda x: x.to_numpy(), "polars": lambda x: x.to_numpy()}
+    np_of: dict[str, Callable[[Any], Any]] = {
+        "numpy": lambda x: x, "torch": lambda x: x.numpy(), "jax": np.asarray,
+        "tensorflow": np.asarray, "pyarrow": lambda x: x.to_numpy(),
+        "pandas": lambda x: x.to_numpy(), "polars": lambda x: x.to_numpy()}
     table: dict[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
         ("numpy", "jax"): ("jnp.from_dlpack(x)", jnp.from_dlpack),
         ("numpy", "tensorflow"): ("tf.experimental.dlpack.from_dlpack(x.__dlpack__())",
@@ -68,7 +72,7 @@ def _native() -> dict[tuple[str, str], tuple[str, Callable[[Any], Any]]]:
         ("polars", "tensorflow"): ("tf.convert_to_tensor(x)", tf.convert_to_tensor),
         ("polars", "pyarrow"): ("x.to_arrow()", lambda x: x.to_arrow()),
     }
-    via_numpy = {"numpy": ("{}", lambda a: a),
+    via_numpy: dict[str, tuple[str, Callable[[Any], Any]]] = {"numpy": ("{}", lambda a: a),
                  "torch": ("torch.from_numpy({})", torch.from_numpy),
                  "pandas": ("pd.Series({}, copy=False)", lambda a: pd.Series(a, copy=False)),
                  "polars": ("pl.Series({})", pl.Series),
@@ -78,17 +82,19 @@ def _native() -> dict[tuple[str, str], tuple[str, Callable[[Any], Any]]]:
     for source, target in itertools.permutations(CPU, 2):
         if (source, target) not in table and target in via_numpy:
             text, make = via_numpy[target]
-            table[(source, target)] = (text.format(texts[source]),
-                                       lambda x, f=np_of[source], m=make: m(f(x)))
+            table[(source, target)] = (text.format(texts[source]), partial(_via, np_of[source], make))
     return table
+
+
+def _via(to_numpy: Callable[[Any], Any], make: Callable[[Any], Any], x: Any) -> Any:
+    """The frameworks' own two-step hand-off: ``x`` to NumPy, then NumPy to the target."""
+    return make(to_numpy(x))
 
 
 def _source(name: str, n: int) -> Any:
     values = np.random.default_rng(0).random(n, dtype=np.float32)
     if name == "numpy":
         return values
-    from zerocopy.registry import adapter
-
     return adapter(name).make(values)
 
 
@@ -101,14 +107,14 @@ def _ready(result: Any) -> Any:
 
 
 def _ours(x: Any, target: str) -> Any:
-    import zerocopy
-
     return _ready(zerocopy.to(x, target))
 
 
-def _pointer(obj: Any) -> int:
-    import zerocopy
+def _native_ready(fn: Callable[[Any], Any], x: Any) -> Any:
+    return _ready(fn(x))
 
+
+def _pointer(obj: Any) -> int:
     try:
         return zerocopy.inspect(obj).ptr
     except Exception:
@@ -120,9 +126,6 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
         pure_python: bool = False) -> list[dict[str, Any]]:
     """One row per (size, pair); ``step(label)`` after each (the CLI's progress bar).
     ``quick``: a tenth of the timing budget and three samples per call (rougher medians)."""
-    import zerocopy
-    from zerocopy.exchange import dlpack
-
     timing: dict[str, Any] = {"budget": 0.005, "samples": 3} if quick else {}
     if step is not None:
         step("importing the frameworks", advance=0)
@@ -138,14 +141,14 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
                                    "native": text}
             ours = zerocopy.to(x, target)
             row["ours_copies"] = zerocopy.explain(x, target).copies
-            row["ours_s"] = per_call_seconds(lambda x=x, t=target: _ready(zerocopy.to(x, t)), **timing)
+            row["ours_s"] = per_call_seconds(partial(_ours, x, target), **timing)
             if pure_python:  # the same calls with DLPack capsules built by ctypes, not C
                 with dlpack.pure_python():
                     row["ours_pure_python_s"] = per_call_seconds(partial(_ours, x, target), **timing)
             try:
                 result = fn(x)
                 row["native_copies"] = _pointer(result) != _pointer(x)
-                row["native_s"] = per_call_seconds(lambda x=x, f=fn: _ready(f(x)), **timing)
+                row["native_s"] = per_call_seconds(partial(_native_ready, fn, x), **timing)
             except Exception as exc:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:80]}"
             del ours
@@ -239,8 +242,6 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 
 def main(args: argparse.Namespace) -> int:
     if args.gpu:
-        from zerocopy.bench import exchange_gpu
-
         return exchange_gpu.main(args)
     from zerocopy.cli.console import progress
 

@@ -10,9 +10,13 @@ The client's process keeps seeing every GPU.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from zerocopy.dask._plugins import gpu_count
+from zerocopy.errors import DeviceError, message
 
 __all__ = ["LocalClusterInfo", "local_cluster", "visible_gpus"]
 
@@ -35,8 +39,6 @@ class LocalClusterInfo:
 def visible_gpus() -> list[str]:
     """The GPUs this process may hand to workers: ``CUDA_VISIBLE_DEVICES`` where set, else
     every device the CUDA runtime counts (none without a driver)."""
-    from zerocopy.dask._plugins import gpu_count
-
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     count = gpu_count()
     if listed is not None:
@@ -60,8 +62,6 @@ def local_cluster(n_workers: int | None = None, *, gpu: bool = False,
         return cluster, LocalClusterInfo("LocalCluster", n)
     gpus = visible_gpus()
     if not gpus:
-        from zerocopy.errors import DeviceError, message
-
         raise DeviceError(message("a GPU cluster needs a CUDA GPU", got="no CUDA device visible",
                                   hint="run on a GPU machine, or use CPU workers"))
     note = ""
@@ -81,8 +81,6 @@ def local_cluster(n_workers: int | None = None, *, gpu: bool = False,
 def _one_nanny_per_gpu(gpus: list[str], env: dict[str, str]) -> Any:
     """What LocalCUDACluster starts, without dask_cuda: a scheduler in this process and one
     nanny per GPU whose worker sees that GPU alone."""
-    import logging
-
     from distributed import Nanny, Scheduler, SpecCluster
 
     workers = {f"gpu-{gpu}": {"cls": Nanny, "options": {

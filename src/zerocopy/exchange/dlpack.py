@@ -27,7 +27,9 @@ from contextlib import contextmanager
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from zerocopy._dtypes import DLPACK_CODES, name_of_numpy
+import numpy as np
+
+from zerocopy._dtypes import DLPACK_CODES, from_dlpack_code, name_of_numpy, numpy_dtype
 
 __all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
            "via_exchange_api"]
@@ -294,10 +296,6 @@ class _ImportedTensor:
 def to_numpy(producer: Any) -> Any:
     """NumPy view over any CPU DLPack producer, for every shared dtype (bfloat16 included)
     and on NumPy versions whose own importer lacks them."""
-    import numpy as np
-
-    from zerocopy._dtypes import from_dlpack_code, numpy_dtype
-
     capsule = producer.__dlpack__() if hasattr(producer, "__dlpack__") else producer
     tensor = _ImportedTensor(capsule)
     if tensor.info["device"][0] not in (CPU, CUDA_HOST, CUDA_MANAGED):
@@ -353,7 +351,7 @@ def _load() -> tuple[ModuleType | SimpleNamespace, str]:
     if os.environ.get("ZEROCOPY_PURE_PYTHON", "") not in ("", "0"):
         return _PYTHON, "pure Python (ZEROCOPY_PURE_PYTHON is set)"
     try:
-        from zerocopy import _speedups
+        from zerocopy import _speedups  # noqa: PLC0415 (optional: built where a C compiler was)
     except ImportError as exc:  # built without a C compiler, or a source tree never built
         return _PYTHON, f"pure Python (the C extension is not built: {exc})"
     return _speedups, "C extension"

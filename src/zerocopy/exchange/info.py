@@ -70,7 +70,8 @@ class Info:
         if layout is None:
             layout = layout_of(shape, strides, itemsize) if kind != TABLE else "columns"
         self.layout = layout
-        self._pointer, self._ptr = pointer, None
+        self._pointer = pointer
+        self._ptr: int | None = None  # read once, when first asked
         self.device, self.readonly, self.requires_grad = device, readonly, requires_grad
         self.nulls, self.extra = nulls, extra or {}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy._display import block_html
 from zerocopy.adapters.numpy import empty
 from zerocopy.errors import LayoutError, message
 from zerocopy.exchange.blocks import register
@@ -134,8 +135,6 @@ class ColumnBlock:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:  # Jupyter: the columns, their bytes, the tensor view
-        from zerocopy._display import block_html
-
         return block_html(self)
 
     def __repr__(self) -> str:
