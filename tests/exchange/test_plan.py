@@ -157,6 +157,71 @@ def test_tables_with_one_signature_each_get_their_own_plan(framework: str, runs:
         assert runs == [[hop.edge for hop in plan.hops]], str(plan)
 
 
+@pytest.mark.parametrize("framework", [n for n in ("pyarrow", "pandas", "polars") if n in MAIN_ENV])
+def test_a_plan_that_read_the_table_is_reused_only_while_its_checks_still_pass(
+        framework: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Such a plan is cached with the checks that read the object: another table of the
+    signature re-runs those, not the planning; planning runs again only where one of them
+    answers differently (a table whose columns no longer lie in one block)."""
+    from zerocopy.exchange import convert
+
+    planned: list[int] = []
+    real = convert.make_plan
+
+    def counting(*args: Any) -> Plan:
+        planned.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(convert, "make_plan", counting)
+
+    def in_a_block() -> Any:
+        block = zerocopy.column_block(8, ["a", "b"])
+        for i, column in enumerate(block.columns.values()):
+            column[:] = i + 1.0
+        return zerocopy.to(block.table(), framework)
+
+    zerocopy.clear_caches()
+    first, second = in_a_block(), in_a_block()
+    planned.clear()
+    assert not zerocopy.explain(first, "numpy").copies  # the block edge shares
+    assert len(planned) == 1
+    for table in (first, second, first):  # planned once, then reused: the guard holds
+        assert zerocopy.shares_memory(zerocopy.to(table, "numpy"), zerocopy.to(table, "numpy"))
+    assert len(planned) == 2
+    apart = zerocopy.to(first, framework, copy=True)  # same names and dtypes, columns apart
+    planned.clear()
+    result = zerocopy.to(apart, "numpy")  # the guard fails: planned afresh, and copied
+    assert len(planned) == 1
+    assert not zerocopy.shares_memory(result, zerocopy.to(first, "numpy"))
+    assert np.array_equal(result, [[1.0, 2.0]] * 8)
+
+
+@pytest.mark.skipif("pandas" not in MAIN_ENV or "torch" not in MAIN_ENV, reason="pandas and torch")
+def test_planning_checks_each_route_prefix_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routes share prefixes (pandas -> numpy -> ... in hundreds of routes to torch): a hop's
+    outcome depends only on the route up to it, so one planning checks each prefix once."""
+    import pandas as pd
+
+    from zerocopy.exchange import plan as planner
+    from zerocopy.registry import edges
+
+    checked: list[tuple[Any, ...]] = []
+    real = planner._try_hop
+
+    def recording(edge: Any, current: Any, options: Any, index: int) -> Any:
+        checked.append((index, edge))
+        return real(edge, current, options, index)
+
+    monkeypatch.setattr(planner, "_try_hop", recording)
+    frame = pd.DataFrame(np.ones((4, 3), "f4"))
+    chosen = zerocopy.explain(frame, "torch")
+    assert chosen.copies  # pandas' copy-on-write: torch tensors cannot be read-only
+    routes = planner.routes(edges(), "pandas", "torch")
+    prefixes = {route[:n] for route in routes for n in range(1, len(route) + 1)}
+    assert len(checked) <= len(prefixes) < sum(len(route) for route in routes)
+    assert len(chosen.rejected) < len(routes)  # the walk stopped at the first admissible route
+
+
 def test_a_device_move_is_a_hop_of_the_plan_to_runs(monkeypatch: pytest.MonkeyPatch,
                                                      runs: list[list[Any]]) -> None:
     """Host data to a GPU target: the host view, then the device copy, in one plan (no
