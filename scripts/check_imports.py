@@ -82,7 +82,6 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "demo/*.py": (EVERY, "the demo's hand-written way uses each framework's own API, by design"),
     "dask/*.py": (EVERY, "Dask plugins and serializers for each framework's tensors"),
     "testing.py": (EVERY, "probes build one test object per framework for tests, matrix and benchmarks"),
-    "cli/matrix.py": (frozenset({"cupy"}), "the matrix asks whether a GPU is present"),
 }
 
 # Calls whose first argument, a string literal, names a module to import.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy._report import framework_report
 from zerocopy.cli import args as cli_args
@@ -43,13 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _has_gpu() -> bool:
+    """A CUDA device is visible, and CuPy (the GPU matrix's device probes) is installed."""
     if not installed("cupy"):
         return False
     try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no driver
+        return _cuda.device_count() > 0
+    except Exception:  # no binding, no driver or no device
         return False
 
 
