@@ -340,8 +340,8 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
     # A route that changes the kind (a table arriving as a tensor) only where the target
     # cannot keep the kind at all: a table refused as a table must not come back a tensor.
     if fallback is not None and info.kind != TABLE:
-        # Every route was tried: the fallback names all refusals (a guard re-checks them).
-        fallback.rejected = list(rejected)
+        # Its refusals are those before it, as ever. Only an array or a column gets here: a
+        # check that reads the object takes tables, so no guard misses a route after it.
         return _with_reason(fallback)
     raise _no_route_error(info, target, options, candidates, rejected)
 
