@@ -72,8 +72,11 @@ def is_table_framework(name: str) -> bool:
 
 def is_gpu(obj: object) -> bool:
     """True for data in GPU memory, as ``zerocopy.inspect`` reads it."""
-    if type(obj) is np.ndarray or framework_of(obj) is None:
+    name = framework_of(obj)
+    if type(obj) is np.ndarray or name is None:
         return False
+    if name == DEVICE:  # the kernels' own device arrays, whatever their dtype (datetime too)
+        return True
     return inspect(obj).device[0] != "cpu"
 
 
@@ -100,6 +103,8 @@ def as_device(obj: object, copy: bool | None = None) -> Any:
 def as_array(obj: object, copy: bool | None = None) -> Any:
     """``obj`` as the array the kernels work on: CuPy for device data, NumPy otherwise."""
     if type(obj) is np.ndarray:  # the common case, without the framework questions
+        return obj
+    if array_framework(obj) == DEVICE:  # CuPy: the kernels' own, any dtype CuPy holds
         return obj
     return as_device(obj, copy) if is_gpu(obj) else as_host(obj, copy)
 
