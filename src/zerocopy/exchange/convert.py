@@ -361,10 +361,11 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
     fast-lane key ``to`` computed (None: not computed yet, or the call cannot take it)."""
     if copy is not None and copy is not True and copy is not False:
         _checked_copy(copy)
-    reader = _reader(obj)
+    kind: Any = type(obj)
+    reader = _get(kind) or _reader(obj)
     if lane is None and device is None and stream is None and reader.fast_key is not None:
         fast = reader.fast_key(obj)  # the class's first call: its reader was not known yet
-        lane = (type(obj), fast, target, copy) if fast is not None else None
+        lane = (kind, fast, target, copy) if fast is not None else None
     info = reader.inspect(obj)
     name = _target_name(target) if isinstance(target, str) else _installed_target(resolve(target))
     options = _OPTIONS[copy] if device is None and stream is None else Options(copy, device, stream)
