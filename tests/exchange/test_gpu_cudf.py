@@ -119,6 +119,23 @@ def test_each_gpu_framework_to_cudf(source: str, dtype: str) -> None:
     assert series.to_numpy()[7] == values[2]
 
 
+def test_nan_stays_nan_and_shared_on_the_way_into_cudf() -> None:
+    """cuDF turns NaN into null when it builds a column from an array, unless told not to:
+    that changed values silently and made a new column where the plan said zero-copy (the
+    demo's beats table on the H200). NaN must arrive as NaN, in the same memory."""
+    import cupy
+
+    values = cupy.asarray(np.array([np.nan, 1.0, np.nan, 4.0], dtype="f4"))
+    series = zerocopy.to(values, "cudf", copy=False)
+    assert int(series.null_count) == 0 and _ptr(series) == int(values.data.ptr)
+    assert _bits(series.to_numpy()) == _bits(values.get())
+    block = zerocopy.column_block(4, {"rr": "f4", "peak": "i4"}, device="cuda")
+    block.columns["rr"][:] = values
+    table = block.table("cudf")
+    assert int(table["rr"].null_count) == 0
+    assert _ptr(table["rr"]) == int(block.columns["rr"].data.ptr)
+
+
 def test_cudf_nulls_are_refused_naming_the_target() -> None:
     series = cudf.Series([1.0, None, 3.0], dtype="float32")
     for target in OTHERS:

@@ -91,8 +91,12 @@ def _device() -> int:
     return int(require("cupy").cuda.runtime.getDevice())
 
 
+# cuDF turns NaN into null when it builds a column from an array unless told not to: a
+# silent change of values (NaN and null differ), and a new column where a view was planned.
+# Every Series and DataFrame made here keeps the values as they are (nan_as_null=False).
+
 def make(values: np.ndarray) -> Any:
-    return _cudf().Series(values)
+    return _cudf().Series(values, nan_as_null=False)
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -106,7 +110,7 @@ def move(x: Any, device: tuple[str, int]) -> Any:
     if device[0] == "cpu":
         return to_host(x)
     with _cuda.on_device(device[1]):
-        return _cudf().Series(x if isinstance(x, np.ndarray) else x.to_numpy())
+        return _cudf().Series(x if isinstance(x, np.ndarray) else x.to_numpy(), nan_as_null=False)
 
 
 # --------------------------------------------------------------- edges
@@ -116,7 +120,7 @@ def _values(x: Any, options: Options) -> Any:
 
 
 def _from_cai(x: Any, options: Options) -> Any:
-    return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream))
+    return _cudf().Series(cai.import_view(x, options, cupy_adapter.current_stream), nan_as_null=False)
 
 
 # --------------------------------------------------------------- tables <-> columns
@@ -154,7 +158,7 @@ def table_from_columns(names: Sequence[str], arrays: Sequence[Any], *, rows: int
             raise copy_refused(str(name), "is strided, which a cuDF column cannot hold as it is")
     if not arrays:
         return cudf.DataFrame(index=cudf.RangeIndex(rows))
-    return cudf.DataFrame(dict(zip(names, arrays, strict=True)))
+    return cudf.DataFrame(dict(zip(names, arrays, strict=True)), nan_as_null=False)
 
 
 EDGES = (

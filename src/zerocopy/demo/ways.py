@@ -228,7 +228,7 @@ class ZeroCopy:
         cuDF comes home column by column (one copy each)."""
         if block.device == "cpu" or target == "cudf":
             return block.table(target)
-        return _concat([zerocopy.to(c, target).rename(n) for n, c in block.columns.items()], target)
+        return _concat([_named(zerocopy.to(c, target), n) for n, c in block.columns.items()], target)
 
     def _block_table_copies(self, block: Any, target: str) -> int:
         if block.device == "cpu" or target == "cudf":
@@ -259,7 +259,7 @@ class ZeroCopy:
         def build() -> Any:
             parts = [beats, self._block_table(block, target), self._block_table(errors, target)]
             for key, value in scores.items():
-                parts.append(zerocopy.to(value, target).rename(key))
+                parts.append(_named(zerocopy.to(value, target), key))
             return _concat(parts, target)
         plans = {k: zerocopy.explain(v, target) for k, v in scores.items()}
         copied = sum(p.copied_bytes for p in plans.values()) + sum(
@@ -280,6 +280,13 @@ def _cudf() -> Any:
     except ImportError:
         return None
     return cudf
+
+
+def _named(series: Any, name: str) -> Any:
+    """``series`` (just made by zerocopy.to, so ours to change) under ``name``: cuDF's
+    ``rename`` copies the data by default, pandas 3 deprecates its ``copy`` argument."""
+    series.name = name
+    return series
 
 
 def _concat(parts: list[Any], target: str, *, rows: bool = False) -> Any:
