@@ -1,4 +1,5 @@
-"""Small pieces every framework module uses: lazy imports and capsule carriers."""
+"""Small pieces every framework module uses: lazy imports, capsule carriers, and the
+checks of tables made of flat columns."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from zerocopy.errors import FrameworkNotInstalledError, message
+from zerocopy.errors import (
+    FrameworkNotInstalledError,
+    LayoutError,
+    UnsupportedConversionError,
+    message,
+)
 
-__all__ = ["CapsuleProducer", "require"]
+__all__ = ["CapsuleProducer", "check_flat_columns", "require"]
 
 
 # Modules seen fully imported: the hot path (every conversion step) asks only whether
@@ -53,3 +59,17 @@ class CapsuleProducer:
         if capsule is None:
             raise BufferError("this DLPack capsule was already consumed")
         return capsule
+
+
+def check_flat_columns(framework: str, kind: str | None, names: Any, arrays: Any) -> None:
+    """Refuse, with typed errors, what a DataFrame of flat columns cannot be made of: a
+    table type other than DataFrame, and fixed-size array columns (pandas and cuDF alike)."""
+    if kind not in (None, "DataFrame"):
+        raise UnsupportedConversionError(message(f"{framework} has no table type {kind!r}",
+                                                 expected="DataFrame", got=repr(kind)))
+    for name, array in zip(names, arrays, strict=True):
+        if array.ndim != 1:
+            raise LayoutError(message(
+                f"column {name!r} is a fixed-size array column, which {framework} cannot hold",
+                expected="1-D columns", got=f"shape {tuple(array.shape)}",
+                hint="use to='pyarrow' (FixedSizeList) or to='polars' (Array)"))

@@ -19,11 +19,9 @@ import numpy as np
 from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters import cupy as cupy_adapter
-from zerocopy.adapters._common import require
+from zerocopy.adapters._common import check_flat_columns, require
 from zerocopy.adapters.pyarrow import table_to_f_order
 from zerocopy.errors import (
-    LayoutError,
-    UnsupportedConversionError,
     UnsupportedDtypeError,
     UnsupportedObjectError,
     message,
@@ -145,15 +143,8 @@ def table_from_columns(names: Sequence[str], arrays: Sequence[Any], *, rows: int
     """A DataFrame over CuPy ``arrays`` (through the CUDA Array Interface); ``rows``: the row
     count kept when there are no columns. Array columns have no cuDF form: a typed error."""
     cudf = _cudf()
-    if kind not in (None, "DataFrame"):
-        raise UnsupportedConversionError(message(f"cuDF has no table type {kind!r}",
-                                                 expected="DataFrame", got=repr(kind)))
+    check_flat_columns("cuDF", kind, names, arrays)
     for name, array in zip(names, arrays, strict=True):
-        if array.ndim != 1:
-            raise LayoutError(message(
-                f"column {name!r} is a fixed-size array column, which cuDF cannot hold",
-                expected="1-D columns", got=f"shape {tuple(array.shape)}",
-                hint="use to='pyarrow' (FixedSizeList) or to='polars' (Array)"))
         if copy is False and not array.flags.c_contiguous:
             raise copy_refused(str(name), "is strided, which a cuDF column cannot hold as it is")
     if not arrays:

@@ -27,7 +27,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters import pyarrow as arrow
-from zerocopy.adapters._common import require
+from zerocopy.adapters._common import check_flat_columns, require
 from zerocopy.adapters.numpy import aligned_copy, columns_to_array
 from zerocopy.adapters.pyarrow import (
     arrow_dtype_name,
@@ -38,8 +38,6 @@ from zerocopy.adapters.pyarrow import (
 )
 from zerocopy.adapters.pyarrow import dtypes as arrow_dtypes
 from zerocopy.errors import (
-    LayoutError,
-    UnsupportedConversionError,
     UnsupportedDtypeError,
     UnsupportedObjectError,
     message,
@@ -320,15 +318,7 @@ def table_from_columns(names: Sequence[str], arrays: Sequence[np.ndarray], *, ro
     ``rows``: the row count kept when there are no columns. Array columns have no pandas
     form: a typed error names the targets that hold them."""
     pd = _pd()
-    if kind not in (None, "DataFrame"):
-        raise UnsupportedConversionError(message(f"pandas has no table type {kind!r}",
-                                                 expected="DataFrame", got=repr(kind)))
-    for name, array in zip(names, arrays, strict=True):
-        if array.ndim != 1:
-            raise LayoutError(message(
-                f"column {name!r} is a fixed-size array column, which pandas cannot hold",
-                expected="1-D columns", got=f"shape {array.shape}",
-                hint="use to='pyarrow' (FixedSizeList) or to='polars' (Array)"))
+    check_flat_columns("pandas", kind, names, arrays)
     if not arrays:
         return pd.DataFrame(index=pd.RangeIndex(rows))
     return pd.DataFrame(dict(zip(names, arrays, strict=True)), copy=False)
