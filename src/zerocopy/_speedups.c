@@ -469,18 +469,24 @@ PyDoc_STRVAR(capsule_info_doc,
 "Read a DLPack capsule without consuming it: name, version, readonly, data, device,\n"
 "shape, strides (elements, or None), dtype (code, bits, lanes).");
 
-static PyObject *capsule_info(PyObject *Py_UNUSED(module), PyObject *obj)
+/* The info dict of a capsule (NULL with an exception set), and whether it is versioned. */
+static PyObject *described(PyObject *obj, int *versioned)
 {
-    int versioned;
     uint64_t flags;
     PyObject *version = NULL;
-    DLTensor *t = tensor_of(obj, &versioned, &flags, &version);
+    DLTensor *t = tensor_of(obj, versioned, &flags, &version);
     if (t == NULL) {
         return NULL;
     }
-    PyObject *out = info_dict(t, versioned, flags, version);
+    PyObject *out = info_dict(t, *versioned, flags, version);
     Py_DECREF(version);
     return out;
+}
+
+static PyObject *capsule_info(PyObject *Py_UNUSED(module), PyObject *obj)
+{
+    int versioned;
+    return described(obj, &versioned);
 }
 
 /* ------------------------------------------------------------------ consuming capsules */
@@ -514,14 +520,7 @@ PyDoc_STRVAR(consume_doc,
 static PyObject *consume(PyObject *Py_UNUSED(module), PyObject *obj)
 {
     int versioned;
-    uint64_t flags;
-    PyObject *version = NULL;
-    DLTensor *t = tensor_of(obj, &versioned, &flags, &version);
-    if (t == NULL) {
-        return NULL;
-    }
-    PyObject *info = info_dict(t, versioned, flags, version);
-    Py_DECREF(version);
+    PyObject *info = described(obj, &versioned);
     if (info == NULL) {
         return NULL;
     }
