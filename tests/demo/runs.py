@@ -1,9 +1,16 @@
-"""Running ``zerocopy demo`` in a fresh process (what the tests and their fixtures share)."""
+"""Running ``zerocopy demo`` in a fresh process, and the data files the tests feed it
+(what the tests and their fixtures share)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zerocopy.demo.ecgsyn import EcgParams, simulate
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,3 +34,16 @@ def run_demos(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
                 proc.kill()
                 proc.communicate()
     return done
+
+
+def two_record_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two records of two named leads (II, V5) with ids 100 and 101, written to ``path`` as
+    a CSV whose rows are shuffled; returns the table in order and the signals."""
+    params = EcgParams(records=2, minutes=0.1, leads=2, seed=3)
+    signals = simulate(params)
+    n = signals.shape[2]
+    table = pd.DataFrame({
+        "record": np.repeat([100, 101], 2 * n), "lead": np.tile(np.repeat(["II", "V5"], n), 2),
+        "time": np.tile(np.arange(n) / params.fs, 4), "value": signals.reshape(-1)})
+    table.sample(frac=1.0, random_state=0).to_csv(path, index=False)
+    return table, signals

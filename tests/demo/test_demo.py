@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.demo.runs import run_demo
+from tests.demo.runs import run_demo, two_record_csv
 
-from zerocopy.demo.ecgsyn import EcgParams, simulate
+from zerocopy.demo.ecgsyn import EcgParams
 from zerocopy.demo.ledger import buffers, shared_bytes
 from zerocopy.demo.pipeline import checked_layout
 from zerocopy.errors import LayoutError
@@ -91,16 +91,10 @@ def test_ledger_tells_a_view_from_a_copy() -> None:
 
 
 def test_csv_rows_in_any_order_with_lead_names(tmp_path: Path) -> None:
-    params = EcgParams(records=2, minutes=0.1, leads=2, seed=3)
-    signals = simulate(params)
+    table, signals = two_record_csv(tmp_path / "ecg.csv")
     n = signals.shape[2]
-    table = pd.DataFrame({
-        "record": np.repeat([100, 101], 2 * n), "lead": np.tile(np.repeat(["II", "V5"], n), 2),
-        "time": np.tile(np.arange(n) / params.fs, 4), "value": signals.reshape(-1)})
-    shuffled = table.sample(frac=1.0, random_state=0)
-    shuffled.to_csv(tmp_path / "ecg.csv", index=False)
     df, shape = checked_layout(pd.read_csv(tmp_path / "ecg.csv"), None)
-    assert shape == {"records": 2, "leads": 2, "samples": n, "fs": params.fs, "lead_names": ["0", "1"],
+    assert shape == {"records": 2, "leads": 2, "samples": n, "fs": EcgParams().fs, "lead_names": ["0", "1"],
                      "record_ids": [100, 101]}
     assert df["value"].dtype == np.float32   # the CSV's float64 cast once, the same both ways
     assert np.allclose(df["value"].to_numpy().reshape(signals.shape), signals, atol=1e-6)

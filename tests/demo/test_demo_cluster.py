@@ -15,11 +15,10 @@ import pytest
 
 pytest.importorskip("distributed", reason="the cluster mode needs zerocopy[dask]")
 
-from tests.demo.runs import run_demo, run_demos
+from tests.demo.runs import run_demo, run_demos, two_record_csv
 
 from zerocopy.demo.cluster import local_workers, partitionable, split_records
 from zerocopy.demo.compare import EXACT, TOLERANCE
-from zerocopy.demo.ecgsyn import EcgParams, simulate
 from zerocopy.demo.pipeline import _load
 from zerocopy.errors import InvalidArgumentError
 
@@ -163,13 +162,8 @@ def test_records_split_whole_and_even() -> None:
 
 
 def test_a_csv_is_made_partitionable_once_with_its_record_ids(tmp_path: Path) -> None:
-    params = EcgParams(records=2, minutes=0.1, leads=2, seed=3)
-    signals = simulate(params)
+    _, signals = two_record_csv(tmp_path / "ecg.csv")
     n = signals.shape[2]
-    table = pd.DataFrame({
-        "record": np.repeat([100, 101], 2 * n), "lead": np.tile(np.repeat(["II", "V5"], n), 2),
-        "time": np.tile(np.arange(n) / params.fs, 4), "value": signals.reshape(-1)})
-    table.sample(frac=1.0, random_state=0).to_csv(tmp_path / "ecg.csv", index=False)
     path = partitionable(str(tmp_path / "ecg.csv"), tmp_path)
     assert path.endswith(".parquet") and partitionable(path, tmp_path) == path   # once
     df, shape = _load(path, False, (1, 1))              # the second record's rows only
