@@ -16,7 +16,7 @@ pytest.importorskip("distributed", reason="zerocopy.dask needs dask and distribu
 
 import dask.dataframe as dd
 import pandas as pd
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 
 import zerocopy
 import zerocopy.dask as zd
@@ -140,6 +140,7 @@ def test_to_over_a_dataframe_gives_zero_copy_tensors_per_partition(client: Any) 
     parts = zd.partitions(dd.from_pandas(pdf, npartitions=4), client=client)
     tensors = zd.to(parts, "torch", copy=False, client=client)
     assert len(tensors) == 4
+    wait(tensors)   # to() hands back futures: who holds a result is known once it exists
     holders = client.who_has(parts + tensors)
     for part, tensor in zip(parts, tensors, strict=True):
         where = sorted(holders[part.key])
