@@ -54,7 +54,7 @@ def numpy_dtype(name: str) -> np.dtype:
         if dtype is None:
             raise UnsupportedDtypeError(message(
                 "NumPy has no bfloat16 of its own",
-                hint="pip install ml-dtypes (zerocopy[bfloat16])"))
+                hint="pip install ml-dtypes (or zerocopy-ml[bfloat16])"))
         return dtype
     return np.dtype(name)
 

@@ -202,3 +202,12 @@ def test_a_worker_added_later_gets_setup_too(client: Any) -> None:
     (new,) = set(installed) - before
     _check_installed(installed[new])
     assert installed[new]["frameworks_imported"] == []
+
+
+def test_something_else_than_a_client_is_a_typed_error() -> None:
+    """Dask's own answers are an AttributeError here, and a bare ValueError ("No global
+    client found") where no client runs."""
+    with pytest.raises(zerocopy.InvalidArgumentError, match="needs a Dask client"):
+        zd.report(object())
+    with pytest.raises(zerocopy.InvalidArgumentError, match="needs a Dask client"):
+        zd.setup(42)

@@ -77,3 +77,28 @@ def test_pandas_masked_nulls_are_refused_too() -> None:
         zerocopy.to(pd.Series([1, None, 3], dtype="Int64"), "torch")
     shared = zerocopy.to(pd.Series([1, 2, 3], dtype="Int64"), "numpy")
     assert shared.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "error"), [
+    ((-1,), {}, zerocopy.InvalidArgumentError),           # was an array over the padding
+    (((2, -1),), {}, zerocopy.InvalidArgumentError),
+    ((2.5,), {}, zerocopy.InvalidArgumentError),
+    ((3, "notadtype"), {}, zerocopy.UnsupportedDtypeError),
+    ((3,), {"align": 0}, zerocopy.InvalidArgumentError),
+    ((3,), {"align": 3}, zerocopy.InvalidArgumentError),
+])
+def test_empty_refuses_what_it_cannot_allocate(args: tuple, kwargs: dict, error: type) -> None:
+    with pytest.raises(error) as caught:
+        zerocopy.empty(*args, **kwargs)
+    assert "Hint:" in str(caught.value)
+
+
+def test_empty_takes_numpy_integers_and_zero_sizes() -> None:
+    assert zerocopy.empty(np.int64(4), "f4").shape == (4,)
+    assert zerocopy.empty((0, 3)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("obj", [[1.0, 2.0], None, (1, 2)])
+def test_aligned_takes_numpy_arrays_and_says_so(obj: object) -> None:
+    with pytest.raises(zerocopy.UnsupportedObjectError, match="takes a NumPy array"):
+        zerocopy.aligned(obj)  # type: ignore[arg-type]

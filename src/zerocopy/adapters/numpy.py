@@ -8,7 +8,12 @@ from typing import Any, Literal
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
-from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import (
+    InvalidArgumentError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    message,
+)
 from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
@@ -117,13 +122,31 @@ def empty(shape: int | tuple[int, ...], dtype: Any = np.float32, *, order: Liter
     NumPy and Polars allocate on 16-byte boundaries; JAX shares only 64-byte aligned host
     buffers and copies the rest. Arrays from here can be shared by every framework.
     """
-    dtype = numpy_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape, dtype = _checked_request(shape, dtype, align)
     count = int(np.prod(shape, dtype=np.int64))
     raw = np.empty(max(count, 1) * dtype.itemsize + align, dtype=np.uint8)
     start = (-pointer(raw)) % align
     # A view built straight over the raw buffer: reshaping an empty slice would allocate anew.
     return np.ndarray(shape, dtype=dtype, buffer=raw, offset=start, order=order)
+
+
+def _checked_request(shape: Any, dtype: Any, align: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """``empty``'s arguments, or a typed error: a negative size would otherwise give an
+    array over the alignment padding (garbage of a size nobody asked for)."""
+    if isinstance(align, bool) or not isinstance(align, int) or align < 1 or align & (align - 1):
+        raise InvalidArgumentError(message("align is a power of two in bytes", got=repr(align),
+                                           hint="the default, 64, suits every framework"))
+    dims = (shape,) if isinstance(shape, int | np.integer) else shape
+    if not isinstance(dims, tuple | list) or not all(
+            isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise InvalidArgumentError(message("shape is a non-negative int or a tuple of them",
+                                           got=repr(shape), hint="e.g. empty((rows, 4), 'float32')"))
+    try:
+        kind = numpy_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedDtypeError(message("not a dtype", got=repr(dtype),
+                                            hint="a NumPy dtype or its name, e.g. 'float32'")) from exc
+    return tuple(int(d) for d in dims), kind
 
 
 def columns_to_array(columns: list[Any], rows: int, dtype: Any) -> np.ndarray:
@@ -145,6 +168,11 @@ def aligned_copy(x: Any) -> np.ndarray:
 
 def aligned(x: np.ndarray, *, align: int = ALIGNMENT) -> np.ndarray:
     """``x`` itself when it is C-contiguous and aligned, else an aligned C-order copy."""
+    if not isinstance(x, np.ndarray):
+        raise UnsupportedObjectError(message(
+            "zerocopy.aligned takes a NumPy array", got=f"{type(x).__module__}.{type(x).__qualname__}",
+            hint="for other objects, zerocopy.to(x, target) copies into an aligned buffer where the "
+                 "target needs one; or build the data in zerocopy.empty(...) from the start"))
     if x.flags.c_contiguous and pointer(x) % align == 0:
         return x
     out = empty(x.shape, x.dtype, align=align)

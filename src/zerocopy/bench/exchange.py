@@ -235,7 +235,7 @@ def _pairs(text: str) -> list[tuple[str, str]]:
             raise InvalidArgumentError(message(
                 "--pairs: not a pair of two different CPU frameworks", got=repr(part),
                 expected=f"SRC->DST with names from {', '.join(CPU)}",
-                hint="e.g. --pairs numpy->torch,pandas->jax"))
+                hint="e.g. --pairs 'numpy->torch,pandas->jax' (quoted: > is a shell redirection)"))
         found.append((source, target))
     return found
 

@@ -1,4 +1,4 @@
-"""zerocopy on a Dask cluster (the optional extra: ``pip install zerocopy[dask]``).
+"""zerocopy on a Dask cluster (the optional extra: ``pip install "zerocopy-ml[dask]"``).
 
     from distributed import Client
     import zerocopy.dask as zd
@@ -22,7 +22,7 @@ for _package in ("dask", "distributed"):
     if importlib.util.find_spec(_package) is None:
         raise FrameworkNotInstalledError(message(
             f"zerocopy.dask needs {_package}, which is not installed",
-            hint='pip install "zerocopy[dask]"'), name=_package)
+            hint='pip install "zerocopy-ml[dask]"'), name=_package)
 
 from zerocopy.dask._cluster import ClusterReport, installed, report, setup  # noqa: E402
 from zerocopy.dask._local import LocalClusterInfo, local_cluster, visible_gpus  # noqa: E402

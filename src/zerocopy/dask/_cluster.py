@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zerocopy._units import human_bytes as _b  # short: it fills table rows
+from zerocopy.dask._partitions import client_of
 from zerocopy.dask._plugins import (
     ENV_PLUGIN,
     EnvironmentPlugin,
@@ -54,6 +55,7 @@ def setup(client: Any, *, frameworks: Any = None, limit: int | None = None,
 
     Returns worker address -> what it installed (environment, serializers, pool).
     """
+    client = client_of(client)
     names = _check_frameworks(frameworks)
     if environment_on not in ("gpu", "all", "none"):
         raise InvalidArgumentError(message("unknown environment_on", got=repr(environment_on),
@@ -123,4 +125,4 @@ def _report_here() -> dict[str, Any]:
 
 def report(client: Any) -> ClusterReport:
     """Gather every worker's ``zerocopy.memory.report()`` into one table."""
-    return ClusterReport(dict(client.run(_report_here)))
+    return ClusterReport(dict(client_of(client).run(_report_here)))

@@ -21,15 +21,30 @@ from typing import Any
 from distributed import Future, futures_of, get_client, get_worker, wait  # noqa: TID253 (zerocopy.dask runs on distributed)
 
 import zerocopy
-from zerocopy.errors import UnsupportedObjectError, message
+from zerocopy.errors import InvalidArgumentError, UnsupportedObjectError, message
 from zerocopy.memory.report import report
 
 __all__ = ["PartitionOutput", "by_worker", "local", "map_partitions_stage", "partitions", "to",
            "train_on_workers"]
 
 
-def _client(client: Any) -> Any:
-    return client if client is not None else get_client()
+def client_of(client: Any) -> Any:
+    """``client``, or the current one when None; a typed error where there is none (Dask's
+    own is a bare ValueError) or where ``client`` is not one."""
+    if client is None:
+        try:
+            return get_client()
+        except ValueError as exc:
+            raise InvalidArgumentError(message(
+                "zerocopy.dask needs a Dask client", got="none given and none running",
+                hint="create one first: client = distributed.Client() (a LocalCluster here), "
+                     "or pass client=")) from exc
+    if not hasattr(client, "scheduler_info"):
+        raise InvalidArgumentError(message(
+            "zerocopy.dask needs a Dask client", expected="a distributed.Client",
+            got=f"{type(client).__module__}.{type(client).__qualname__}",
+            hint="pass the Client your cluster gave you"))
+    return client
 
 
 def _partition_futures(collection: Any, client: Any) -> list[Future]:
@@ -55,7 +70,7 @@ def _partition_futures(collection: Any, client: Any) -> list[Future]:
 
 def partitions(collection: Any, *, client: Any = None) -> list[Future]:
     """``collection`` persisted: the futures of its partitions, in partition order."""
-    return _partition_futures(collection, _client(client))
+    return _partition_futures(collection, client_of(client))
 
 
 def _convert(part: Any, target: str, options: dict[str, Any]) -> Any:
@@ -68,7 +83,7 @@ def to(collection: Any, target: str, *, client: Any = None, **options: Any) -> l
     ``options`` go to ``zerocopy.to`` (``copy=False`` fails a partition that cannot be
     shared). Futures in partition order; persist the collection first so its partitions
     stay where they are."""
-    client = _client(client)
+    client = client_of(client)
     return [client.submit(_convert, part, target, options, pure=False)
             for part in _partition_futures(collection, client)]
 
@@ -76,7 +91,7 @@ def to(collection: Any, target: str, *, client: Any = None, **options: Any) -> l
 def by_worker(collection: Any, *, client: Any = None) -> dict[str, list[Future]]:
     """Persist ``collection`` and map each worker to the futures of the partitions it holds
     (in partition order)."""
-    client = _client(client)
+    client = client_of(client)
     parts = _partition_futures(collection, client)
     wait(parts)
     who = client.who_has(parts)
@@ -104,7 +119,7 @@ def train_on_workers(fn: Callable[..., Any], collection: Any, target: str, *, cl
     """Run ``fn(tensors, **kwargs)`` once per worker, where ``tensors`` iterates over the
     partitions that worker holds as ``target`` tensors; returns worker -> ``fn``'s result.
     No partition moves between workers."""
-    client = _client(client)
+    client = client_of(client)
     futures = {worker: client.submit(_train, fn, parts, target, dict(options or {}), kwargs,
                                      workers=[worker], allow_other_workers=False, pure=False)
                for worker, parts in by_worker(collection, client=client).items()}

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="run load, filter, peaks and beats per record partition on a Dask cluster "
                        "of N worker processes here (on a GPU: one worker per GPU, LocalCUDACluster "
                        "where dask-cuda is installed); training stays in this process. Needs "
-                       "zerocopy[dask]")
+                       "zerocopy-ml[dask]")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="the same on the workers of a running Dask scheduler (they must read the "
                        "data file at the same path); the naive way runs first, then the zerocopy "
