@@ -102,3 +102,35 @@ def test_empty_takes_numpy_integers_and_zero_sizes() -> None:
 def test_aligned_takes_numpy_arrays_and_says_so(obj: object) -> None:
     with pytest.raises(zerocopy.UnsupportedObjectError, match="takes a NumPy array"):
         zerocopy.aligned(obj)  # type: ignore[arg-type]
+
+
+def _negative_views() -> list:
+    import torch
+
+    values = torch.tensor([1.0, 2.0, 3.0])
+    # Real tensors with the lazy negative bit: memory holds 1, 2, 3, the tensor shows -1, -2, -3.
+    return [torch._neg_view(values), torch.complex(values * 0, values).conj().imag]
+
+
+@pytest.mark.parametrize("target", ["numpy", "jax", "tensorflow", "pandas"])
+def test_torch_negative_bit_is_a_stated_copy_or_a_typed_refusal(target: str) -> None:
+    for view in _negative_views():
+        assert view.is_neg() and not view.is_complex()
+        zerocopy.clear_caches()
+        plan = zerocopy.explain(view, target)  # was a zero-copy plan that to() could not run
+        assert plan.copies and "negative bit" in str(plan)
+        got = np.asarray(zerocopy.to(zerocopy.to(view, target), "numpy"))
+        np.testing.assert_array_equal(got, [-1.0, -2.0, -3.0])  # the values it shows
+        with pytest.raises(zerocopy.NotZeroCopyError, match=r"negative bit.*Hint: x\.resolve_neg\(\)"):
+            zerocopy.to(view, target, copy=False)
+        with pytest.raises(zerocopy.NotZeroCopyError, match="negative bit"):
+            zerocopy.explain(view, target, copy=False)
+
+
+def test_torch_negative_bit_is_not_served_from_the_fast_lane() -> None:
+    import torch
+
+    plain = torch.tensor([1.0, 2.0, 3.0])
+    zerocopy.to(plain, "numpy")  # a plain tensor of the same signature fills the fast lane
+    zerocopy.to(plain, "numpy")
+    np.testing.assert_array_equal(zerocopy.to(torch._neg_view(plain), "numpy"), [-1.0, -2.0, -3.0])

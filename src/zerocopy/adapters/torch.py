@@ -72,7 +72,9 @@ def inspect(x: Any) -> Info:
     # Contiguous (the common case): no stride walk, no lazy conjugate/negative bits to read.
     contiguous = x.is_contiguous()
     strides = None if contiguous else tuple(s * itemsize for s in x.stride())
-    lazy = (x.is_conj(), x.is_neg()) if name.startswith("complex") else (False, False)
+    # The negative bit is not complex-only: x.conj().imag and torch._neg_view(x) are real
+    # tensors whose memory holds the negated values.
+    lazy = (name.startswith("complex") and x.is_conj(), x.is_neg())
     device = ("cpu", 0) if x.is_cpu else (x.device.type, x.device.index or 0)
     return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=strides,
                 itemsize=itemsize, pointer=x.data_ptr, device=device,
@@ -85,7 +87,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     if x.layout is not _torch().strided or not x.is_contiguous():
         return None
     dtype = x.dtype
-    if dtype.is_complex and (x.is_conj() or x.is_neg()):
+    if x.is_neg() or (dtype.is_complex and x.is_conj()):
         return None
     return (dtype, size_class(x.shape), x.requires_grad, -1 if x.is_cpu else x.get_device())
 
@@ -181,8 +183,12 @@ def _from_cai(x: Any, options: Options) -> Any:
 def _plain_bits(info: Info, options: Options) -> Refusal | None:
     conj, neg = info.extra.get("lazy_bits", (False, False))
     if conj or neg:
-        return Refusal("the tensor carries a lazy conjugate/negative bit, so its memory "
-                       "does not hold the values it shows", "x.resolve_conj() / x.resolve_neg() copies")
+        bits = " and ".join(b for b, on in (("conjugate", conj), ("negative", neg)) if on)
+        calls = ".".join(c for c, on in (("resolve_conj()", conj), ("resolve_neg()", neg)) if on)
+        return Refusal(f"the tensor carries a lazy {bits} bit, so its memory does not hold the "
+                       "values it shows",
+                       f"x.{calls} makes a tensor whose memory holds them (a copy; "
+                       "copy=None lets zerocopy make it)")
     return None
 
 
