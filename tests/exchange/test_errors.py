@@ -134,3 +134,28 @@ def test_torch_negative_bit_is_not_served_from_the_fast_lane() -> None:
     zerocopy.to(plain, "numpy")  # a plain tensor of the same signature fills the fast lane
     zerocopy.to(plain, "numpy")
     np.testing.assert_array_equal(zerocopy.to(torch._neg_view(plain), "numpy"), [-1.0, -2.0, -3.0])
+
+
+@pytest.mark.parametrize("source", ["read-only numpy", "pandas", "polars", "pyarrow"])
+def test_copy_false_names_the_blocker_no_copy_fixes_first(source: str) -> None:
+    """float64 to JAX without x64 fails for its dtype, copy or not: copy=False used to name
+    the read-only flag of the route's first hop instead."""
+    from zerocopy.adapters.jax import x64_enabled
+
+    if x64_enabled():
+        pytest.skip("JAX runs with x64 here: float64 is kept")
+    x = zerocopy.empty(8, np.float64)
+    x.setflags(write=False)
+    obj = x if source == "read-only numpy" else zerocopy.to(x, source)
+    zerocopy.clear_caches()
+    with pytest.raises(zerocopy.UnsupportedDtypeError, match="64-bit mode") as caught:
+        zerocopy.to(obj, "jax", copy=False)
+    assert "read-only" not in str(caught.value).split("Got")[0].split(": ", 1)[1]
+    with pytest.raises(zerocopy.UnsupportedDtypeError, match="64-bit mode"):
+        zerocopy.explain(obj, "jax", copy=False)
+
+
+def test_copy_false_still_names_a_reason_a_copy_would_fix() -> None:
+    x = zerocopy.empty(16, np.float32)[::2]
+    with pytest.raises(zerocopy.NotZeroCopyError, match="compact strides"):
+        zerocopy.to(x, "jax", copy=False)

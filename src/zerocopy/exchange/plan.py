@@ -27,6 +27,7 @@ from zerocopy.errors import (
     NotZeroCopyError,
     NullValuesError,
     UnsupportedConversionError,
+    ZeroCopyError,
     message,
 )
 from zerocopy.exchange import cache
@@ -343,7 +344,19 @@ def make_plan(edges: tuple[Edge, ...], info: Info, target: str, options: Options
         # Its refusals are those before it, as ever. Only an array or a column gets here: a
         # check that reads the object takes tables, so no guard misses a route after it.
         return _with_reason(fallback)
-    raise _no_route_error(info, target, options, candidates, rejected)
+    error = _no_route_error(info, target, options, candidates, rejected)
+    if options.copy is False and isinstance(error, NotZeroCopyError):
+        # copy=False names the first refusal a copy would fix (read-only, layout), but the
+        # route it stopped may be refused later for good (float64 to JAX without x64): where
+        # no copy would help either, that is what the caller must hear first. Planned again
+        # on the error path only.
+        try:
+            make_plan(edges, info, target, replace(options, copy=None))
+        except NotZeroCopyError:
+            pass
+        except ZeroCopyError as blocker:
+            raise blocker from None
+    raise error
 
 
 def _with_reason(plan: Plan) -> Plan:
