@@ -73,14 +73,76 @@ def test_transposes_share_with_jax_not_tensorflow() -> None:
         zerocopy.to(x.T, "tensorflow", copy=False)
 
 
-def test_read_only_source_to_torch_is_shared_with_a_stated_caveat_and_no_warning() -> None:
+def test_read_only_source_to_torch_is_a_stated_copy_and_shared_only_when_asked() -> None:
+    """torch tensors cannot be read-only: under copy=None a read-only source is copied (a
+    write through the tensor must not change memory its owner considers immutable, as for
+    pandas under copy-on-write); copy=False shares, says so, and torch does not warn."""
     x = np.arange(8, dtype=np.float32)
     x.flags.writeable = False
+    plan = zerocopy.explain(x, "torch")
+    assert plan.copies and any("read-only" in c for c in plan.caveats)
+    t = zerocopy.to(x, "torch")
+    assert pointer(t) != pointer(x)
+    t[0] = 42.0
+    assert x[0] == 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        t = zerocopy.to(x, "torch")
+        shared = zerocopy.to(x, "torch", copy=False)
+    assert pointer(shared) == pointer(x)
+    assert any("read-only" in c for c in zerocopy.explain(x, "torch", copy=False).caveats)
+
+
+def test_memory_mapped_arrow_file_to_torch_is_copied_unless_sharing_is_asked(tmp_path) -> None:
+    """An Arrow IPC file read through pa.memory_map is a read-only mapping: a write through a
+    shared torch tensor would crash the process. copy=None copies (the file stays as it was
+    after a write through the tensor); copy=False shares the mapping, as asked."""
+    import pyarrow as pa
+
+    path = tmp_path / "x.arrow"
+    values = np.arange(1024, dtype=np.float32)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("x", pa.float32())])) as w:
+        w.write_table(pa.table({"x": values}))
+    with pa.memory_map(str(path), "r") as source:
+        column = pa.ipc.open_file(source).read_all().column("x").chunk(0)
+        plan = zerocopy.explain(column, "torch")
+        assert plan.copies and any("read-only file" in c for c in plan.caveats)
+        t = zerocopy.to(column, "torch")
+        assert pointer(t) != pointer(column)
+        t[0] = -1.0
+        assert column[0].as_py() == 0.0 and same_bits(column.to_numpy(), values)
+        shared = zerocopy.to(column, "torch", copy=False)
+        assert pointer(shared) == pointer(column)
+        assert any("immutable" in c for c in zerocopy.explain(column, "torch", copy=False).caveats)
+        del t, shared, column
+    with pa.memory_map(str(path), "r") as again:  # the file itself is untouched
+        assert same_bits(pa.ipc.open_file(again).read_all().column("x").to_numpy(), values)
+
+
+def test_polars_series_to_torch_is_a_stated_copy_and_shared_with_copy_false() -> None:
+    import polars as pl
+
+    s = pl.Series("x", np.arange(16, dtype=np.float32))
+    t = zerocopy.to(s, "torch")
+    assert pointer(t) != pointer(s)
+    t[0] = 99.0
+    assert s[0] == 0.0
+    shared = zerocopy.to(s, "torch", copy=False)
+    assert pointer(shared) == pointer(s)
+    assert same_bits(shared.numpy(), s.to_numpy())
+
+
+def test_jax_arrays_reach_torch_shared_with_a_caveat() -> None:
+    """JAX arrays are immutable by API only (XLA owns writable memory): shared, as
+    torch.from_dlpack shares them, and the caveat says a write changes the JAX array."""
+    import jax.numpy as jnp
+
+    x = jnp.arange(16, dtype=jnp.float32)
+    plan = zerocopy.explain(x, "torch")
+    assert not plan.copies and any("read-only" in c for c in plan.caveats)
+    t = zerocopy.to(x, "torch")
     assert pointer(t) == pointer(x)
-    assert any("read-only" in c for c in zerocopy.explain(x, "torch").caveats)
+    t[0] = 7.0
+    assert float(x[0]) == 7.0
 
 
 @pytest.mark.parametrize("target", ["jax", "tensorflow"])

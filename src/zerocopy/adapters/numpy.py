@@ -67,6 +67,13 @@ def _dtype_hint(dtype: np.dtype) -> str:
     return "cast explicitly with x.astype(...)"
 
 
+# A read-only array may be a view of memory nobody may write (a file mapped read-only, an
+# Arrow buffer, bytes): targets that cannot mark a result read-only (torch) copy it under
+# copy=None instead of handing out a writable view (checks.write_guard).
+_READ_ONLY = {"write_guard": "the NumPy array is read-only (flags.writeable is False): its "
+                             "memory may be a read-only file mapping, bytes or an Arrow buffer"}
+
+
 def inspect(x: np.ndarray) -> Info:
     if not isinstance(x, np.ndarray):  # NumPy scalars: no buffer anyone could share
         raise UnsupportedObjectError(message(
@@ -77,9 +84,10 @@ def inspect(x: np.ndarray) -> Info:
     flags = x.flags
     # C-contiguous (the common case) needs no stride walk.
     layout = "C" if flags.c_contiguous and min(x.strides, default=0) >= 0 else None
+    readonly = not flags.writeable
     return Info(NAME, x, kind=ARRAY, dtype=dtype_name(x.dtype), shape=x.shape,
                 strides=x.strides, itemsize=x.itemsize, pointer=lambda: pointer(x),
-                readonly=not flags.writeable, layout=layout)
+                readonly=readonly, layout=layout, extra=_READ_ONLY if readonly else None)
 
 
 def _masked_info(x: np.ma.MaskedArray) -> Info:

@@ -22,6 +22,7 @@ from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, size_class
 NAME = "polars"
 IMPORT_NAME = "polars"
 PIP = "polars"
+BOOL_BITS = True  # bool is one bit per value, as in Arrow
 PROTOCOLS = {"exports": ("Arrow PyCapsule stream", "array interface (to_numpy)"),
              "imports": ("Arrow PyCapsule", "array interface")}
 _NAMES = {"Boolean": "bool", "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64",
@@ -50,6 +51,12 @@ def _dtype_name(dtype: Any) -> str:
     return _NAMES.get(str(dtype), f"polars:{dtype}")
 
 
+# Polars memory is Arrow memory, immutable, and pl.read_ipc maps files read-only by default:
+# torch (no read-only tensors) gets a stated copy under copy=None (checks.write_guard).
+IMMUTABLE = ("Polars memory is immutable Arrow memory and may map a read-only file "
+             "(pl.read_ipc(memory_map=True)): a write could change shared data or crash the process")
+
+
 def _series_info(s: Any) -> Info:
     dtype = _dtype_name(s.dtype)
     chunks = s.n_chunks()
@@ -57,7 +64,7 @@ def _series_info(s: Any) -> Info:
     return Info(NAME, s, kind=COLUMN, dtype=dtype, shape=(len(s),), strides=None, itemsize=itemsize,
                 pointer=lambda: _series_pointer(s), readonly=True, nulls=s.null_count(),
                 extra={"signature": (chunks > 1,), "chunks": chunks, "bits": dtype == "bool",
-                       "null_columns": (s.name,) if s.name else ()})
+                       "null_columns": (s.name,) if s.name else (), "write_guard": IMMUTABLE})
 
 
 def _series_pointer(s: Any) -> int:
@@ -104,7 +111,8 @@ def _frame_info(df: Any) -> Info:
                 nulls=int(sum(counts)),
                 extra={"signature": (tuple(df.columns), chunks > 1), "column_dtypes": kinds,
                        "chunks": chunks, "bits": "bool" in kinds,
-                       "null_columns": tuple(n for n, c in zip(df.columns, counts, strict=True) if c)[:5]})
+                       "null_columns": tuple(n for n, c in zip(df.columns, counts, strict=True) if c)[:5],
+                       "write_guard": IMMUTABLE})
 
 
 def inspect(x: Any) -> Info:

@@ -24,6 +24,7 @@ from zerocopy.exchange.info import ARRAY, COLUMN, TABLE, Info, layout_of, size_c
 NAME = "pyarrow"
 IMPORT_NAME = "pyarrow"
 PIP = "pyarrow"
+BOOL_BITS = True  # bool is one bit per value (NumPy and the tensors: one byte)
 PROTOCOLS = {"exports": ("Arrow PyCapsule (C data / C stream)", "DLPack v1 (Array, Tensor)",
                          "buffer protocol (Buffer, Tensor)"),
              "imports": ("Arrow PyCapsule", "buffer protocol (py_buffer)")}
@@ -70,6 +71,13 @@ def chunk_pointer(chunk: Any) -> int:
     return data.address + chunk.offset * width // 8
 
 
+# Arrow memory is immutable by contract and may be a read-only file mapping (pa.memory_map,
+# IPC files): a write through a torch tensor could change other readers' data or crash the
+# process, so torch gets a stated copy under copy=None (checks.write_guard).
+IMMUTABLE = ("Arrow buffers are immutable and may map a read-only file (pa.memory_map, IPC): "
+             "a write could change data other readers share or crash the process")
+
+
 def _column_info(x: Any) -> Info:
     pa = _pa()
     chunked = isinstance(x, pa.ChunkedArray)
@@ -82,7 +90,7 @@ def _column_info(x: Any) -> Info:
                 itemsize=itemsize, pointer=lambda: chunk_pointer(first) if chunks else 0,
                 readonly=True, nulls=x.null_count,
                 extra={"signature": (chunks > 1, dtype == "bool"), "chunks": chunks,
-                       "bits": dtype == "bool"})
+                       "bits": dtype == "bool", "write_guard": IMMUTABLE})
 
 
 def _table_info(x: Any) -> Info:
@@ -96,7 +104,7 @@ def _table_info(x: Any) -> Info:
     return Info(NAME, x, kind=TABLE, dtype=dtype, shape=(x.num_rows, x.num_columns),
                 strides=None, itemsize=_itemsize(dtype), readonly=True, nulls=nulls,
                 pointer=(lambda: chunk_pointer(first)) if first is not None else None,
-                extra={"signature": tuple(x.schema.names)})
+                extra={"signature": tuple(x.schema.names), "write_guard": IMMUTABLE})
 
 
 def _itemsize(dtype: str | None) -> int:
@@ -109,7 +117,8 @@ def _tensor_info(x: Any) -> Info:
     view = x.to_numpy()
     return Info(NAME, x, kind=ARRAY, dtype=arrow_dtype_name(x.type), shape=tuple(x.shape),
                 strides=tuple(x.strides), itemsize=view.itemsize,
-                pointer=lambda: int(view.__array_interface__["data"][0]), readonly=True)
+                pointer=lambda: int(view.__array_interface__["data"][0]), readonly=True,
+                extra={"write_guard": IMMUTABLE})
 
 
 def inspect(x: Any) -> Info:

@@ -90,8 +90,11 @@ def writable(framework: str, why: str) -> Check:
 
 def write_guard(framework: str) -> Check:
     """For targets without a read-only flag (torch): a source whose owner forbids writes
-    (``extra["write_guard"]`` says why, e.g. pandas copy-on-write) is shared only when the
-    caller asked ``copy=False``; under ``copy=None`` the planner copies instead."""
+    (``extra["write_guard"]`` says why: pandas copy-on-write, Arrow and Polars buffers,
+    read-only NumPy arrays) is shared only when the caller asked ``copy=False``; under
+    ``copy=None`` the planner copies instead. JAX and TensorFlow arrays are immutable only
+    by their API (their memory is the framework's own and writable) and set no guard: they
+    are shared with a caveat, as torch.from_dlpack shares them."""
     def check(info: Info, options: Options) -> Refusal | None:
         why = info.extra.get("write_guard") if info.readonly and info.extra else None
         if why is None or options.copy is False:
