@@ -30,6 +30,38 @@ def test_explain_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert "COPIES" in out and "C-contiguous" in out
 
 
+# A 2-D pandas or Polars probe is a table: no one buffer to point at.
+@pytest.mark.parametrize(("source", "shape"), [
+    (source, shape) for source in ("numpy", "torch", "pandas", "polars", "pyarrow")
+    for shape in [(1,), (3,), (5, 3), (1024,), (4097,), (7, 9)]
+    if len(shape) == 1 or source in ("numpy", "torch", "pyarrow")])
+def test_explain_probes_are_64_byte_aligned(source: str, shape: tuple[int, ...]) -> None:
+    """A NumPy probe of np.zeros started 16 bytes past a boundary by chance, and explain
+    then reported JAX's alignment copy that an array from zerocopy.empty never needs."""
+    from zerocopy.cli.explain import probe
+    from zerocopy.testing import pointer
+
+    obj = probe(source, "float32", shape, "C")
+    assert pointer(obj) % 64 == 0
+    assert not zerocopy.explain(obj, "jax").copies
+
+
+@pytest.mark.parametrize(("order", "shown"), [("F", "[4x6] F"), ("T", "[6x4] F"), ("step", "[2x6] strided")])
+def test_explain_order_shapes_a_torch_probe_too(order: str, shown: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "torch", "numpy", "--order", order, "--shape", "4x6"]) == 0
+    assert f"torch array float32 {shown}" in capsys.readouterr().out  # was [4x6] C: --order ignored
+
+
+@pytest.mark.parametrize(("source", "order"), [("pandas", "F"), ("jax", "step"), ("polars", "T"),
+                                               ("torch", "reverse")])
+def test_explain_order_a_source_cannot_have_is_a_one_line_error(
+        source: str, order: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", source, "numpy", "--order", order, "--shape", "4x6"]) == 2
+    line = _one_line_error(capsys)
+    assert f"--order {order}" in line and "Hint:" in line
+
+
 def test_matrix_json_cells_are_measured(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["matrix", "--format", "json", "--frameworks", "numpy,torch,pandas",
                  "--dtypes", "float32,bool"]) == 0

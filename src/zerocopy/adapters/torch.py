@@ -98,6 +98,12 @@ def make(values: np.ndarray) -> Any:
     return _torch().from_numpy(values.copy())
 
 
+def view_of(values: np.ndarray) -> Any:
+    """A tensor over ``values``' own memory with its strides (``zerocopy explain``'s probe in
+    the layout asked for: zero-copy, so the probe keeps its buffer's alignment)."""
+    return _from_numpy(values, Options())
+
+
 def to_host(x: Any) -> np.ndarray:
     x = x.detach().cpu().resolve_conj().resolve_neg()
     if x.dtype == _torch().bfloat16:
