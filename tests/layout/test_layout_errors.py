@@ -133,3 +133,44 @@ def test_aliases_and_modules_are_targets_as_in_zerocopy_to():
     cols = to_columns(np.zeros((3, 2)), to="np")
     assert type(cols["0"]) is np.ndarray
     assert type(to_columns(np.zeros((3, 2)), to=np)["1"]) is np.ndarray
+
+
+_RECORDS = np.zeros(3, [("a", "f4"), ("b", "i4")])
+
+
+@pytest.mark.parametrize("copy", ["yes", 1, 0, "no", 1.0])
+@pytest.mark.parametrize("call", [
+    lambda copy: stack({"a": np.zeros(3), "b": np.zeros(3)}, copy=copy),
+    lambda copy: stack({"a": np.zeros(3), "b": np.zeros(3)}, order="F", copy=copy),
+    lambda copy: stack(zerocopy.column_block(3, ["a", "b"], dtype="f8"), copy=copy),
+    lambda copy: unstack(np.zeros((3, 2)), copy=copy),
+    lambda copy: to_columns(_RECORDS, copy=copy),
+], ids=["stack", "stack-F", "stack-block", "unstack", "to_columns"])
+def test_copy_is_checked_as_zerocopy_to_checks_it(call, copy):
+    """A truthy string or 1 decides whether memory may be shared: refused, not guessed."""
+    with pytest.raises(zerocopy.InvalidArgumentError) as refused:
+        call(copy)
+    with pytest.raises(zerocopy.InvalidArgumentError) as refused_by_to:
+        zerocopy.to(np.zeros(2), "numpy", copy=copy)
+    assert str(refused.value) == str(refused_by_to.value)
+
+
+def test_stack_copy_false_says_what_stacks_for_free():
+    pd = pytest.importorskip("pandas")
+    x = np.arange(8.0).reshape(4, 2)
+    separate = {"a": np.arange(4.0), "b": np.arange(4.0)}
+    with pytest.raises(NotZeroCopyError, match="separate buffers") as refused_f:
+        stack(separate, order="F", copy=False)
+    with pytest.raises(NotZeroCopyError, match="laid out in C order") as refused_c_block:
+        stack(pd.DataFrame(x, copy=False), order="F", copy=False)
+    for refused in (refused_f, refused_c_block):
+        hint = str(refused.value).split("Hint:")[1]
+        assert "copy=None" in hint and "column_block" in hint and "asfortranarray" in hint
+    # ... and what the hint names does stack for free, sharing memory with the table.
+    frame = pd.DataFrame(np.asfortranarray(x), copy=False)
+    assert zerocopy.shares_memory(stack(frame, order="F", copy=False), frame.to_numpy())
+    block = zerocopy.column_block(4, ["a", "b"], dtype="f8")
+    stacked = stack(block, order="F", copy=False)
+    stacked[0, 0] = 42.0
+    assert block.views()[0][0] == 42.0
+    assert stack(separate, order="F").shape == (4, 2)  # copy=None copies

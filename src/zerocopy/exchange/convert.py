@@ -98,8 +98,10 @@ def _target_name(target: str) -> str:
     return name
 
 
-def _checked_copy(copy: Any) -> bool | None:
-    # `copy` decides whether memory may be shared: a truthy string or 1 must not guess.
+def checked_copy(copy: Any) -> bool | None:
+    """``copy`` itself when it is None, True or False, else :class:`InvalidArgumentError`:
+    it decides whether memory may be shared, so a truthy string or 1 must not guess. Every
+    public call with a ``copy`` argument checks it here (the layout API too)."""
     if copy is None or copy is True or copy is False:
         return copy
     raise InvalidArgumentError(message(
@@ -219,7 +221,7 @@ def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
          stream: Any = None) -> Plan:
     """The plan for ``obj`` -> ``target`` made afresh for this object (what ``explain``
     returns; ``to`` runs the same plan, kept per signature)."""
-    options = Options(copy=_checked_copy(copy), device=device, stream=stream)
+    options = Options(copy=checked_copy(copy), device=device, stream=stream)
     info, name = inspect(obj), _installed_target(resolve(target))
     move = _move_for(info, name, options) if _may_move(info, name, options) else None
     return _plan(info, name, options, move)
@@ -360,7 +362,7 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
     """``to`` past the fast lane: inspect, find or make the plan, run it. ``lane``: the
     fast-lane key ``to`` computed (None: not computed yet, or the call cannot take it)."""
     if copy is not None and copy is not True and copy is not False:
-        _checked_copy(copy)
+        checked_copy(copy)
     kind: Any = type(obj)
     reader = _get(kind) or _reader(obj)
     if lane is None and device is None and stream is None and reader.fast_key is not None:

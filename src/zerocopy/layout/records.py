@@ -20,6 +20,7 @@ from zerocopy.errors import (
     ZeroCopyError,
     message,
 )
+from zerocopy.exchange.convert import checked_copy
 from zerocopy.layout import _cpu, _gpu, _interop
 from zerocopy.layout._layout import Field, RecordLayout, check_column_dtype, record_layout
 from zerocopy.layout.block import ColumnBlock, column_block
@@ -131,6 +132,7 @@ def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | 
     ``copy``: None copies only when needed (an F-order ``(N, k)`` input gives views),
     True always copies, False raises :class:`NotZeroCopyError` rather than copy.
     """
+    copy = checked_copy(copy)
     if isinstance(out, ColumnBlock) and copy is not False and to in (None, "block"):
         done = _gather_into_block(records, dtype, names, out, to)
         if done is not None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from zerocopy.errors import LayoutError, NotZeroCopyError, message
 from zerocopy.exchange.blocks import is_ordered, one_block
+from zerocopy.exchange.convert import checked_copy
 from zerocopy.layout import _interop
 from zerocopy.layout._layout import check_column_dtype
 from zerocopy.layout.block import ColumnBlock
@@ -41,6 +42,7 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
     the distance between them (a sliced block keeps its pitch).
     Nulls, strings and nested columns raise typed errors (see ``zerocopy.errors``).
     """
+    copy = checked_copy(copy)
     if order not in {"C", "F"}:
         raise LayoutError(message("unknown order", expected="'C' or 'F'", got=repr(order)))
     if order == "C" and copy is not False and isinstance(table, ColumnBlock) and table.names:
@@ -60,17 +62,18 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
     if not cols and out is None:  # rows without columns: an (N, 0) tensor keeps N
         empty = np.empty((_interop.table_rows(table), 0), target, order="C" if order == "C" else "F")
         return _interop.result(empty, framework, copy)
+    view = None
     if out is None and copy is not True:
         view = one_block(cols)
         if view is not None and view.dtype == target and is_ordered(view, order):
             return _interop.result(view, framework, copy)
     if copy is False:
         raise NotZeroCopyError(message(
-            f"the columns do not form one {order}-order tensor in memory",
+            f"the columns do not form one {order}-order tensor in memory, so stack(..., "
+            f"order={order!r}) must copy",
             expected=f"columns of one dtype in one block, {_ORDERS[order]}",
-            got=f"order={order!r}",
-            hint="allocate tables with zerocopy.layout.column_block to stack them for free "
-                 "(order='F'); zerocopy.explain(table, 'numpy') says why a table is no block"))
+            got=_not_a_block(view, target, order) if out is None else "out= (filled by a copy)",
+            hint=_STACK_HINTS[order]))
     if order == "C":
         return to_records(dict(zip(names, cols, strict=True)), dtype=target, out=out,
                           structured=False, to=framework)
@@ -78,6 +81,25 @@ def stack(table: object, order: str = "C", dtype: object = None, *, out: object 
 
 
 _ORDERS = {"F": "each column contiguous", "C": "each row contiguous"}
+# What would work instead, per order asked for (a hint names the calls, not the rule).
+_STACK_HINTS = {
+    "F": "pass copy=None (one contiguous copy per column); to stack for free, keep the table "
+         "in zerocopy.column_block(n_rows, names) and fill its columns, or build it over an "
+         "F-order array (pd.DataFrame(np.asfortranarray(x), copy=False))",
+    "C": "pass copy=None (the columns -> records kernel); to stack for free, ask for order='F' "
+         "of a table kept in zerocopy.column_block(n_rows, names), or build the table over a "
+         "C-order array (pd.DataFrame(x, copy=False))",
+}
+
+
+def _not_a_block(view: Any, target: np.dtype, order: str) -> str:
+    """What the columns are, where they are not the tensor asked for."""
+    if view is None:
+        return "columns in separate buffers (or of different dtypes or strides)"
+    if view.dtype != target:
+        return f"one block of {view.dtype}, where the tensor is {target} (dtype=)"
+    other = "F" if order == "C" else "C"
+    return f"one block, laid out in {other} order ({_ORDERS[other]})"
 
 
 def _tensor_dtype(names: list[str], cols: list[Any], dtype: Any) -> np.dtype:
@@ -123,6 +145,7 @@ def unstack(tensor: object, names: Sequence[str] | None = None, *, to: str | Non
     the records -> columns kernel into one new :class:`ColumnBlock` (``copy=False``
     raises :class:`NotZeroCopyError` instead).
     """
+    copy = checked_copy(copy)
     target = to or _DEFAULT_TABLE[_interop.is_gpu(tensor)]
     arr_ndim = getattr(tensor, "ndim", None)
     if arr_ndim != 2:
