@@ -8,6 +8,8 @@ a hint.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "DeviceError",
     "FrameworkError",
@@ -18,6 +20,7 @@ __all__ = [
     "NotZeroCopyError",
     "NullValuesError",
     "OutOfMemoryError",
+    "PathNotFoundError",
     "UnsupportedConversionError",
     "UnsupportedDtypeError",
     "UnsupportedObjectError",
@@ -82,6 +85,18 @@ class LayoutError(ZeroCopyError, ValueError):
 
 class OutOfMemoryError(ZeroCopyError, MemoryError):
     """A memory resource or limit refused an allocation."""
+
+
+class PathNotFoundError(ZeroCopyError, FileNotFoundError):
+    """A file zerocopy was asked to read (``read_parquet``) does not exist; ``filename``
+    names it, and ``except FileNotFoundError`` catches it as before."""
+
+    def __init__(self, text: str, filename: str | None = None) -> None:
+        super().__init__(text)
+        self.errno, self.filename = errno.ENOENT, filename
+
+    def __str__(self) -> str:  # the house message, not OSError's "[Errno 2] ..." form
+        return str(self.args[0]) if self.args else ""
 
 
 class FrameworkError(ZeroCopyError, RuntimeError):

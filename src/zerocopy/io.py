@@ -9,6 +9,7 @@ and every tensor made from it with ``zerocopy.to(..., copy=False)`` share one bu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.adapters.pyarrow import arrow_dtype_name
-from zerocopy.errors import InvalidArgumentError, UnsupportedObjectError, message
+from zerocopy.errors import InvalidArgumentError, PathNotFoundError, UnsupportedObjectError, message
 from zerocopy.exchange.convert import to as convert
 from zerocopy.layout import column_block
 
@@ -44,12 +45,8 @@ def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None
     pq = require("pyarrow.parquet", "pyarrow")
     try:
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # ArrowInvalid and friends: ours instead, the cause kept
-        raise UnsupportedObjectError(message(
-            f"Could not read {str(path)!r} as Parquet: {exc}",
-            hint="check the path, the file type and the column names")) from exc
+    except Exception as exc:  # FileNotFoundError, ArrowInvalid and friends: ours, the cause kept
+        raise _read_error(pq, path, columns, exc) from exc
     in_block = [name for name, column in zip(table.schema.names, table.columns, strict=True)
                 if _fits_block(column)]
     if to == "block":
@@ -61,6 +58,36 @@ def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None
         return _fill_block(table, in_block)
     block = _fill_block(table, in_block) if in_block else None
     return _as_table(table, block, in_block, to)
+
+
+def _read_error(pq: Any, path: str | PathLike[str], columns: Sequence[str] | None,
+                exc: Exception) -> Exception:
+    """Why ``pq.read_table`` failed, as a typed error (read on the error path only)."""
+    where = os.fspath(path) if isinstance(path, str | PathLike) else repr(path)
+    if isinstance(exc, FileNotFoundError):
+        parent = os.path.dirname(os.path.abspath(where))
+        return PathNotFoundError(message(
+            "No Parquet file at this path", got=repr(where),
+            hint=f"the folder {parent!r} does not exist either" if not os.path.isdir(parent)
+            else "check the name; a relative path starts at the working directory "
+                 f"{os.getcwd()!r}"), filename=where)
+    if columns is not None:
+        try:
+            present = pq.read_schema(where).names
+        except Exception:  # not a Parquet file at all: said below
+            present = None
+        unknown = [c for c in columns if present is not None and c not in present]
+        if unknown:
+            return InvalidArgumentError(message(
+                f"columns= names {', '.join(map(repr, unknown))}, which {where!r} does not have",
+                expected=f"names from {', '.join(map(repr, present or ()))}",
+                got=repr(list(columns)), hint="pq.read_schema(path).names lists them"))
+    first_line = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else "no message"
+    return UnsupportedObjectError(message(
+        f"Could not read {where!r} as Parquet", got=f"{type(exc).__name__}: {first_line}",
+        hint="a Parquet file ends in the bytes PAR1; read CSV or Feather with pyarrow's own "
+             "reader (pyarrow.csv.read_csv, pyarrow.feather.read_table) and pass the table "
+             "to zerocopy.to"))
 
 
 def _fits_block(column: Any) -> bool:

@@ -72,10 +72,33 @@ def test_read_parquet_keeps_nulls_and_strings_as_arrow(tmp_path):
 def test_read_parquet_errors_are_typed(tmp_path):
     bad = tmp_path / "not.parquet"
     bad.write_text("hello")
-    with pytest.raises(zerocopy.UnsupportedObjectError, match="Parquet"):
+    with pytest.raises(zerocopy.UnsupportedObjectError, match="Parquet") as refused:
         zerocopy.read_parquet(bad)
+    assert "Got ArrowInvalid: " in str(refused.value) and "Hint: " in str(refused.value)
     with pytest.raises(zerocopy.InvalidArgumentError):
         zerocopy.read_parquet(bad, to="excel")
+
+
+@pytest.mark.parametrize("where", ["missing.parquet", "no_folder/missing.parquet"])
+def test_a_missing_file_is_typed_and_still_a_file_not_found_error(tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)  # a relative path, as a new user types it
+    with pytest.raises(zerocopy.PathNotFoundError) as missing:
+        zerocopy.read_parquet(where)  # was pyarrow's bare FileNotFoundError
+    error = missing.value
+    assert isinstance(error, zerocopy.ZeroCopyError) and isinstance(error, FileNotFoundError)
+    assert error.filename == where and error.errno == 2
+    text = str(error)
+    assert text.startswith("No Parquet file at this path.") and f"Got {where!r}" in text
+    assert ("does not exist either" in text) == ("/" in where)
+    with pytest.raises(FileNotFoundError):  # existing except clauses keep working
+        zerocopy.read_parquet(tmp_path / where)
+
+
+def test_unknown_columns_are_named_with_the_ones_there(parquet_file):
+    path, _ = parquet_file
+    with pytest.raises(zerocopy.InvalidArgumentError, match=r"'zz'.*Expected names from 'a', 'b'"):
+        zerocopy.read_parquet(path, ["a", "zz"])
+    assert zerocopy.read_parquet(path, ["b"]).column_names == ["b"]
 
 
 def test_shares_memory_answers_for_any_two_objects():
