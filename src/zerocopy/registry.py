@@ -3,7 +3,8 @@
 Adding a framework is one record here, one adapter module (``adapters/<name>.py``) and,
 for a framework with its own GPU memory pool, one hook module (``memory/hooks/<name>.py``).
 Detection, ``resolve``, the memory hooks, pool governance, the command line, the
-benchmarks' defaults, the layout targets and the import test all read this table.
+benchmarks' defaults, the layout targets, ``zerocopy.dask``'s serializers and the import
+test all read this table.
 
 This module is the ground floor: importing it imports no framework and no other zerocopy
 module but ``errors``. Adapter modules are imported only when ``adapter(name)`` is called.
@@ -25,11 +26,30 @@ if TYPE_CHECKING:
     from zerocopy.exchange.edges import Edge
 
 __all__ = ["ALIASES", "CPU_FRAMEWORKS", "DEVICE_ONLY", "FRAMEWORKS", "GPU_FRAMEWORKS", "HOOKS",
-           "HOST_ONLY", "RECORDS", "Framework", "adapter", "edges", "installed", "names", "record",
-           "resolve"]
+           "HOST_ONLY", "RECORDS", "DaskSerializer", "Framework", "adapter", "edges", "installed",
+           "names", "record", "resolve"]
 
 Memory = Literal["host", "device", "both"]
 Kind = Literal["array", "column", "table"]  # the kinds of zerocopy.exchange.info.Info
+Family = Literal["dask", "cuda"]  # distributed's serializer families
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaskSerializer:
+    """How ``zerocopy.dask`` carries a framework's tensors between workers.
+
+    ``families``: distributed's families zerocopy registers for it, ``"dask"`` (one host
+    frame, any transport) and/or ``"cuda"`` (one device frame, UCX and the like); a family
+    left out keeps distributed's own serializer. ``class_modules``: the top-level modules of
+    the classes its adapter's ``tensor_classes()`` returns, where distributed waits
+    (``register_lazy``) for the first one it meets, so registering imports nothing; the first
+    is the one whose presence in ``sys.modules`` means the framework is imported.
+    ``distributed_module``: distributed's own serializer module for it, imported before ours
+    are registered so that it never overwrites them later."""
+
+    families: tuple[Family, ...]
+    class_modules: tuple[str, ...]
+    distributed_module: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +68,7 @@ class Framework:
     aliases: tuple[str, ...] = ()    # other spellings people type (np, tf, pd ...)
     main_env: bool = True       # installs beside the others; False: tests run in an env of its own
     device_probe: bool = False  # zerocopy.testing builds device arrays of it (the GPU matrix)
+    dask: DaskSerializer | None = None  # zerocopy.dask's serializers carry its tensors
 
     def loaded(self, modules: Container[str]) -> bool:
         """True if one of its modules is in ``modules`` (pass ``sys.modules``: nothing is imported)."""
@@ -64,18 +85,23 @@ RECORDS: tuple[Framework, ...] = (
     Framework(name="torch", import_name="torch", pip="torch", aliases=("pytorch", "pt"),
               modules=("torch",), memory="both", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.torch", hook_module=f"{_HOOKS}.torch",
-              device_probe=True),
+              device_probe=True,
+              dask=DaskSerializer(families=("dask", "cuda"), class_modules=("torch",),
+                                  distributed_module="distributed.protocol.torch")),
     # JAX arrays are classes of the private top-level package jaxlib.
     Framework(name="jax", import_name="jax", pip="jax", aliases=("jnp",),
               modules=("jax", "jaxlib"), memory="both", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.jax", hook_module=f"{_HOOKS}.jax",
-              device_probe=True),
+              device_probe=True,
+              dask=DaskSerializer(families=("dask", "cuda"), class_modules=("jax", "jaxlib"))),
     # Keras 3 tensors under TensorFlow are TensorFlow's. GPU TensorFlow is
     # tensorflow[and-cuda] (CUDA 12 libraries); scripts/gpu-check runs it on its own path.
     Framework(name="tensorflow", import_name="tensorflow", pip="tensorflow-cpu", aliases=("tf",),
               modules=("tensorflow", "keras"), memory="both", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.tensorflow", hook_module=f"{_HOOKS}.tensorflow",
-              device_probe=True),
+              device_probe=True,
+              # not keras: a Keras object would make distributed import TensorFlow for it
+              dask=DaskSerializer(families=("dask",), class_modules=("tensorflow",))),
     # Arrow arrays are columns; a pa.Tensor is an array.
     Framework(name="pyarrow", import_name="pyarrow", pip="pyarrow", aliases=("arrow", "pa"),
               modules=("pyarrow",), memory="host", kinds=("column", "table", "array"),
@@ -93,12 +119,17 @@ RECORDS: tuple[Framework, ...] = (
     Framework(name="cupy", import_name="cupy", pip="cupy-cuda13x", aliases=("cp",),
               modules=("cupy", "cupy_backends"), memory="device", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.cupy", hook_module=f"{_HOOKS}.cupy",
-              device_probe=True),
+              device_probe=True,
+              # Dask's own host path for CuPy and Numba (staged once) is kept: only "cuda"
+              dask=DaskSerializer(families=("cuda",), class_modules=("cupy",),
+                                  distributed_module="distributed.protocol.cupy")),
     # Numba's CUDA target is the numba-cuda package (top-level numba_cuda, seen as numba.cuda).
     Framework(name="numba", import_name="numba_cuda", pip="numba-cuda",
               modules=("numba", "numba_cuda"), memory="device", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.numba", hook_module=f"{_HOOKS}.numba",
-              device_probe=True),
+              device_probe=True,
+              dask=DaskSerializer(families=("cuda",), class_modules=("numba",),
+                                  distributed_module="distributed.protocol.numba")),
     # cuDF 26.10 needs NumPy < 2.5 (numba-cuda, which it imports, fails on 2.5).
     Framework(name="cudf", import_name="cudf", pip="cudf-cu13",
               modules=("cudf",), memory="device", kinds=("column", "table"),

@@ -40,8 +40,32 @@ TABLE = {
     "table_from_columns": (("names", POSITIONAL, False), ("arrays", POSITIONAL, False),
                            ("rows", KEYWORD, True), ("kind", KEYWORD, True), ("copy", KEYWORD, True)),
 }
+# zerocopy.dask (dask/_serialize.py) calls these for every framework whose record has `dask`
+# facts: the classes it registers, and for the "cuda" family (device frames) the host wait
+# for the producer's stream before a frame leaves.
+DASK = {"tensor_classes": ()}
+DASK_DEVICE = {"wait_ready": (("x", POSITIONAL, False), ("device", POSITIONAL, False))}
 # Functions an adapter may leave out; where there, they have one shape too.
-OPTIONAL = {"fast_key": (("x", POSITIONAL, False),)}  # the exchange's fast lane key
+OPTIONAL = {
+    "fast_key": (("x", POSITIONAL, False),),  # the exchange's fast lane key
+    # zerocopy explain: a probe over our buffer with its strides (frameworks with strided views)
+    "view_of": (("values", POSITIONAL, False),),
+    # zerocopy.dask: plain data out and what travels beside it, put back on arrival (a pair)
+    "transport_state": (("x", POSITIONAL, False),),
+    "restore_state": (("x", POSITIONAL, False), ("state", POSITIONAL, False)),
+    # zerocopy.dask: C-ordered values on the array's own device (else a strided device
+    # array is left to distributed's serializer), and a view of a received device frame
+    "contiguous": (("x", POSITIONAL, False),),
+    "device_view": (("frame", POSITIONAL, False), ("dtype", POSITIONAL, False),
+                    ("shape", POSITIONAL, False), ("device", POSITIONAL, False)),
+}
+# Constants an adapter may leave out (their absence says what the default is), and the type
+# each has where present.
+OPTIONAL_CONSTANTS: dict[str, tuple[type, ...]] = {
+    "HOST_ALIGNMENT": (int,),         # host memory it takes without a copy is so aligned (none)
+    "BOOL_BITS": (bool,),             # bool kept one bit per value, Arrow's way (False)
+    "DLPACK_NO_SYNC": (int, type(None)),  # its __dlpack__'s "do not synchronise" stream (-1)
+}
 
 
 def _parameters(function: Callable[..., object]) -> list[tuple[str, inspect._ParameterKind, bool]]:
@@ -63,21 +87,40 @@ def _assert_signature(module: ModuleType, name: str,
         f"{where}: parameters beyond the shared ones need defaults")
 
 
+def _required(record: registry.Framework) -> dict[str, tuple[tuple[str | None, inspect._ParameterKind, bool], ...]]:
+    """The functions an adapter must have, from its record's facts."""
+    required: dict[str, tuple[tuple[str | None, inspect._ParameterKind, bool], ...]] = {**FUNCTIONS}
+    if record.device_probe:
+        required |= MOVE
+    if "table" in record.kinds:
+        required |= TABLE
+    if record.dask is not None:
+        required |= DASK
+        if "cuda" in record.dask.families:
+            required |= DASK_DEVICE
+    return required
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_every_adapter_has_the_same_signatures(name: str) -> None:
-    record = registry.record(name)
     module = registry.adapter(name)
-    for function, parameters in FUNCTIONS.items():
+    for function, parameters in _required(registry.record(name)).items():
         _assert_signature(module, function, parameters)
-    if record.device_probe:
-        for function, parameters in MOVE.items():
-            _assert_signature(module, function, parameters)
-    if "table" in record.kinds:
-        for function, parameters in TABLE.items():
-            _assert_signature(module, function, parameters)
     for function, parameters in OPTIONAL.items():
         if hasattr(module, function):
             _assert_signature(module, function, parameters)
+    assert hasattr(module, "transport_state") == hasattr(module, "restore_state"), (
+        f"{module.__name__}: transport_state() and restore_state() go together")
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_optional_constant_has_its_one_type(name: str) -> None:
+    module = registry.adapter(name)
+    for constant, types in OPTIONAL_CONSTANTS.items():
+        if hasattr(module, constant):
+            value = getattr(module, constant)
+            assert type(value) in types, (  # exactly: True is no alignment
+                f"{module.__name__}.{constant} = {value!r}: expected {' or '.join(t.__name__ for t in types)}")
 
 
 @pytest.mark.parametrize("name", registry.names())

@@ -4,6 +4,7 @@ by CAI against 5.9 by DLPack); DLPack is kept for bfloat16, which CAI cannot nam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,37 @@ def current_stream(device: int) -> int:
     cupy = _cupy()
     with cupy.cuda.Device(device):
         return int(cupy.cuda.get_current_stream().ptr) or streams.LEGACY
+
+
+# --------------------------------------------------------------- between workers (zerocopy.dask)
+
+def tensor_classes() -> tuple[type, ...]:
+    """The classes zerocopy.dask registers its serializers for (imports CuPy)."""
+    return (_cupy().ndarray,)
+
+
+def wait_ready(x: Any, device: int) -> None:
+    """Host wait until the work queued on CuPy's current stream of ``device`` is done."""
+    cupy = _cupy()
+    with cupy.cuda.Device(device):
+        cupy.cuda.get_current_stream().synchronize()
+
+
+def contiguous(x: Any) -> Any:
+    """``x``'s values in C order on its own device (``x`` itself if it already is)."""
+    return _cupy().ascontiguousarray(x)
+
+
+def device_view(frame: Any, dtype: str, shape: Sequence[int], device: int) -> Any:
+    """A CuPy array over ``frame`` (1-D uint8 device memory with the CUDA Array Interface)
+    on cuda:``device``, viewed as ``dtype`` and ``shape``: no copy. None for bfloat16:
+    zerocopy.dask views bfloat16 frames through a framework with a bfloat16 of its own
+    (torch), as it always has (CuPy's comes from ml_dtypes)."""
+    if dtype == "bfloat16":
+        return None
+    cupy = _cupy()
+    with cupy.cuda.Device(device):
+        return cupy.asarray(frame).view(numpy_dtype(dtype)).reshape(shape)
 
 
 # --------------------------------------------------------------- edges

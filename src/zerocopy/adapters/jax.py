@@ -17,7 +17,7 @@ from zerocopy.exchange.info import ARRAY, Info, size_class
 NAME = "jax"
 IMPORT_NAME = "jax"
 PIP = "jax"
-ALIGNMENT = 64
+HOST_ALIGNMENT = 64  # JAX shares only host buffers aligned to this many bytes
 PROTOCOLS = {"exports": ("DLPack legacy", "array interface (np.asarray)", "buffer protocol",
                          "CUDA Array Interface v2 (GPU)"),
              "imports": ("DLPack (objects with __dlpack__, legacy only)",)}
@@ -156,6 +156,24 @@ def move(x: Any, device: tuple[str, int]) -> Any:
     return jax.device_put(x, where, may_alias=False)
 
 
+# --------------------------------------------------------------- between workers (zerocopy.dask)
+
+def tensor_classes() -> tuple[type, ...]:
+    """The classes zerocopy.dask registers its serializers for (imports JAX). jax.Array is
+    abstract: the arrays themselves are of a jaxlib class (the record's class_modules)."""
+    return (_jax().Array,)
+
+
+def wait_ready(x: Any, device: int) -> None:
+    """Host wait until ``x`` is computed (JAX dispatches asynchronously)."""
+    x.block_until_ready()
+
+
+def contiguous(x: Any) -> Any:
+    """``x`` itself: JAX arrays are dense and row-major."""
+    return x
+
+
 # --------------------------------------------------------------- edges
 
 def _to_numpy(x: Any, options: Options) -> np.ndarray:
@@ -193,7 +211,7 @@ def _host_aligned(info: Info, options: Options) -> Refusal | None:
     return None if info.device[0] != "cpu" else _ALIGNED(info, options)
 
 
-_ALIGNED = checks.aligned("JAX", ALIGNMENT)
+_ALIGNED = checks.aligned("JAX", HOST_ALIGNMENT)
 
 
 def _x64(info: Info, options: Options) -> Refusal | None:

@@ -94,6 +94,24 @@ def current_stream(device: int) -> int:
     return streams.LEGACY
 
 
+# --------------------------------------------------------------- between workers (zerocopy.dask)
+# No contiguous(): zerocopy.dask leaves a strided Numba array to Dask's own serializer.
+
+def tensor_classes() -> tuple[type, ...]:
+    """The classes zerocopy.dask registers its serializers for (imports numba.cuda)."""
+    return (require("numba.cuda.cudadrv.devicearray", PIP).DeviceNDArray,)
+
+
+def wait_ready(x: Any, device: int) -> None:
+    """Host wait until the work queued on ``x``'s own stream, or else on the default
+    stream, is done."""
+    stream: Any = getattr(x, "stream", None)
+    if stream:
+        stream.synchronize()
+    else:
+        _cuda().default_stream().synchronize()
+
+
 # --------------------------------------------------------------- edges
 
 def _from_cai(x: Any, options: Options) -> Any:

@@ -37,6 +37,7 @@ from zerocopy.exchange.info import ARRAY, Info, size_class
 NAME = "tensorflow"
 IMPORT_NAME = "tensorflow"
 PIP = "tensorflow-cpu"
+HOST_ALIGNMENT = 64  # TensorFlow takes host buffers aligned to this many bytes only
 PROTOCOLS = {"exports": ("DLPack legacy", "buffer protocol", "array interface (np.asarray)"),
              "imports": ("DLPack legacy capsules only",)}
 
@@ -124,6 +125,11 @@ def move(x: Any, device: tuple[str, int]) -> Any:
         return tf.identity(tf.constant(x) if isinstance(x, np.ndarray) else x)
 
 
+def tensor_classes() -> tuple[type, ...]:
+    """The classes zerocopy.dask registers its serializers for (imports TensorFlow)."""
+    return (_tf().Tensor,)
+
+
 # --------------------------------------------------------------- edges
 
 def _to_numpy(x: Any, options: Options) -> np.ndarray:
@@ -178,7 +184,7 @@ def _ready_capsule(x: Any, stream: Any) -> Any:
     return capsule
 
 
-_ALIGNED = checks.aligned("TensorFlow", 64)
+_ALIGNED = checks.aligned("TensorFlow", HOST_ALIGNMENT)
 
 
 def _host_aligned(info: Info, options: Options) -> Refusal | None:

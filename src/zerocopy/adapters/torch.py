@@ -5,6 +5,7 @@ tensor's current stream, which is cheaper than DLPack towards CuPy and Numba."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -130,6 +131,50 @@ def current_stream(device: int) -> int:
 @cache
 def _several_gpus() -> bool:
     return _torch().cuda.device_count() > 1
+
+
+# --------------------------------------------------------------- between workers (zerocopy.dask)
+
+def tensor_classes() -> tuple[type, ...]:
+    """The classes zerocopy.dask registers its serializers for (imports torch)."""
+    return (_torch().Tensor,)
+
+
+def transport_state(x: Any) -> tuple[Any, dict[str, Any]]:
+    """``x`` as plain data, and what travels beside it: the autograd flag. A frame carries
+    values, so a lazy conjugate or negative view is resolved into memory first."""
+    state = {"requires_grad": bool(x.requires_grad)}
+    x = x.detach()
+    if x.is_conj():
+        x = x.resolve_conj()
+    if x.is_neg():
+        x = x.resolve_neg()
+    return x, state
+
+
+def restore_state(x: Any, state: dict[str, Any]) -> Any:
+    """The received tensor with what ``transport_state`` sent beside it."""
+    if state.get("requires_grad"):
+        x.requires_grad_(True)
+    return x
+
+
+def wait_ready(x: Any, device: int) -> None:
+    """Host wait until the work queued on torch's current stream of ``device`` is done."""
+    _torch().cuda.current_stream(device).synchronize()
+
+
+def contiguous(x: Any) -> Any:
+    """``x``'s values in C order on its own device (``x`` itself if it already is)."""
+    return x.contiguous()
+
+
+def device_view(frame: Any, dtype: str, shape: Sequence[int], device: int) -> Any:
+    """A tensor over ``frame`` (1-D uint8 device memory with the CUDA Array Interface) on
+    cuda:``device``, viewed as ``dtype`` and ``shape``: no copy. Every shared dtype."""
+    torch = _torch()
+    as_dtype = {"bool": torch.bool, "bfloat16": torch.bfloat16}.get(dtype) or getattr(torch, dtype)
+    return torch.as_tensor(frame, device=f"cuda:{device}").view(as_dtype).reshape(shape)
 
 
 # --------------------------------------------------------------- edges

@@ -14,7 +14,6 @@ same arguments); a CPU-only worker skips the pool and says so.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin  # noqa: TID253 (its subclasses)
@@ -22,7 +21,7 @@ from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin  # noqa: TI
 from zerocopy import _cuda
 from zerocopy.dask._serialize import register, registered
 from zerocopy.errors import ZeroCopyError
-from zerocopy.memory.hooks import HOOKS, hook
+from zerocopy.memory.hooks import HOOKS, hook, loaded
 from zerocopy.memory.share import share
 
 __all__ = ["ENV_PLUGIN", "WORKER_PLUGIN", "EnvironmentPlugin", "ZeroCopyWorkerPlugin",
@@ -30,8 +29,6 @@ __all__ = ["ENV_PLUGIN", "WORKER_PLUGIN", "EnvironmentPlugin", "ZeroCopyWorkerPl
 
 ENV_PLUGIN = "zerocopy-environment"
 WORKER_PLUGIN = "zerocopy"
-_TORCH_KEYS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
-_TORCH_BACKEND = "backend:cudaMallocAsync"
 
 # What setup() did in this worker process (read back by installed_here()).
 _STATE: dict[str, Any] = {}
@@ -40,22 +37,30 @@ _STATE: dict[str, Any] = {}
 def environment(frameworks: list[str] | None = None,
                 modes: dict[str, str] | None = None) -> dict[str, str]:
     """The environment ``zerocopy.memory.share(frameworks, modes=modes)`` sets before the
-    frameworks start (default: every framework zerocopy can route, installed or not)."""
+    frameworks start (default: every framework zerocopy can route, installed or not): each
+    hook's ``ENV``, which is its default mode's (the first of its ``MODES``); another mode
+    is set up by the hook's ``install`` instead."""
     modes = modes or {}
     env: dict[str, str] = {}
     for name in frameworks if frameworks is not None else list(HOOKS):
-        if name == "torch":
-            if (modes.get("torch") or "async") == "async":
-                env.update(dict.fromkeys(_TORCH_KEYS, _TORCH_BACKEND))
-        else:
-            env.update(getattr(hook(name), "ENV", {}))
+        module = hook(name)
+        if (modes.get(name) or module.MODES[0]) == module.MODES[0]:
+            env.update(getattr(module, "ENV", {}))
     return env
 
 
-def _merge_torch_conf(current: str | None) -> str:
-    """torch's allocator options already set, with the backend replaced by the async one."""
-    parts = [p for p in (current or "").split(",") if p and not p.startswith("backend:")]
-    return ",".join([_TORCH_BACKEND, *parts])
+def _merged(env: dict[str, str], already: dict[str, str]) -> dict[str, str]:
+    """``env`` where a hook with ``merge_env`` joins its value with one already set
+    (``already``, else this process's environment), such as torch's other allocator options."""
+    merged = dict(env)
+    for name in HOOKS:
+        module = hook(name)
+        if not hasattr(module, "merge_env"):
+            continue
+        for key in getattr(module, "ENV", {}):
+            if key in merged:
+                merged[key] = module.merge_env(key, already.get(key) or os.environ.get(key))
+    return merged
 
 
 def gpu_count() -> int:
@@ -84,10 +89,7 @@ class EnvironmentPlugin(NannyPlugin):
         if not self.force and gpu_count() == 0:
             self.restart = False  # read by the nanny after setup: nothing changed, no restart
             return
-        env = dict(self.env)
-        for key in _TORCH_KEYS:
-            if key in env:
-                env[key] = _merge_torch_conf(nanny.env.get(key) or os.environ.get(key))
+        env = _merged(self.env, nanny.env)
         # nanny.env is applied in the worker process before it runs anything of ours or the
         # user's, which is early enough for the allocators. Not pre_spawn_env: Dask writes
         # that into the nanny's own process, and a LocalCluster's nannies live in the
@@ -138,7 +140,8 @@ def _share(frameworks: list[str] | None, limit: int | None, limits: dict[str, in
 
 def installed_here() -> dict[str, Any]:
     """What ``setup`` installed in this process (run on each worker by ``setup``)."""
-    started = [name for name in ("torch", "jax", "tensorflow", "cupy") if name in sys.modules]
+    # The frameworks with a pool hook: their allocator settings had to come before them.
+    started = [name for name in HOOKS if loaded(name)]
     return {"pid": os.getpid(),
             "environment": dict(_STATE.get("environment", {})),
             "serializers": registered(),

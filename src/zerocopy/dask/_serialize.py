@@ -13,12 +13,25 @@ frame over the tensor's own memory, after the producer's stream has finished wri
 
 Values are bit-exact and dtypes kept: the header carries zerocopy's canonical dtype name,
 so bfloat16 travels as bfloat16. Headers carry ``"zerocopy": FORMAT``.
+
+No framework is named here. Which frameworks, which families, which modules distributed
+waits for and which of its own serializer modules go first are the registry records'
+``dask`` facts; what a framework does to its tensors on the way is its adapter's (optional
+functions, one shape each: tests/exchange/test_adapter_shape.py):
+
+- ``tensor_classes()``: the classes registered (every framework with ``dask`` facts);
+- ``transport_state(x)`` / ``restore_state(x, state)``: plain data out, and what travels
+  beside it (torch's autograd flag);
+- ``HOST_ALIGNMENT``: host frames it takes only when so aligned (JAX, TensorFlow);
+- ``wait_ready(x, device)``: the host wait for the producer (the ``cuda`` family);
+- ``contiguous(x)``: a C-ordered copy on the device (without it, a strided device array
+  is left to distributed's own serializer);
+- ``device_view(frame, dtype, shape, device)``: a view of a received device frame.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,46 +39,35 @@ from typing import Any
 import numpy as np
 
 import zerocopy
-from zerocopy import _cuda
+from zerocopy import _cuda, registry
 from zerocopy._detect import framework_of
 from zerocopy._dtypes import numpy_dtype
 from zerocopy.adapters.numpy import aligned
-from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.errors import FrameworkNotInstalledError, InvalidArgumentError, message
 
 __all__ = ["FORMAT", "FRAMEWORKS", "deserialize_device", "deserialize_host", "register",
            "registered", "serialize_device", "serialize_host"]
 
 FORMAT = 1
 
-# framework -> (top-level module, distributed's own module for it, or None)
-FRAMEWORKS: dict[str, tuple[str, str | None]] = {
-    "torch": ("torch", "distributed.protocol.torch"),
-    "jax": ("jax", None),
-    "tensorflow": ("tensorflow", None),
-    "cupy": ("cupy", "distributed.protocol.cupy"),
-    "numba": ("numba", "distributed.protocol.numba"),
-}
-# Dask's own host path for CuPy and Numba stages once and is kept; we add the cuda family.
-_HOST_FAMILY = ("torch", "jax", "tensorflow")
-_DEVICE_FAMILY = ("torch", "jax", "cupy", "numba")
-
-_NEEDS_ALIGNMENT = ("tensorflow", "jax")  # host tensors they import must be 64-byte aligned
+# The frameworks whose tensors these serializers carry, in the registry's order.
+FRAMEWORKS: tuple[str, ...] = tuple(r.name for r in registry.RECORDS if r.dask is not None)
 
 _registered: dict[str, list[str]] = {}
 
 
+def _dask(name: str) -> registry.DaskSerializer:
+    facts = registry.record(name).dask
+    assert facts is not None, name  # FRAMEWORKS holds only frameworks with dask facts
+    return facts
+
+
 # --------------------------------------------------------------------------- host frames
 def _prepare(obj: Any, framework: str) -> tuple[Any, dict[str, Any]]:
-    """The plain data of ``obj`` and what must travel beside it (torch's autograd flag)."""
-    if framework == "torch":
-        extra = {"requires_grad": bool(obj.requires_grad)}
-        obj = obj.detach()
-        if obj.is_conj():
-            obj = obj.resolve_conj()
-        if obj.is_neg():
-            obj = obj.resolve_neg()
-        return obj, extra
-    return obj, {}
+    """The plain data of ``obj`` and what must travel beside it (the adapter's
+    ``transport_state``: torch's autograd flag)."""
+    transport_state = getattr(registry.adapter(framework), "transport_state", None)
+    return (obj, {}) if transport_state is None else transport_state(obj)
 
 
 def _header(info: Any, framework: str, extra: dict[str, Any], **more: Any) -> dict[str, Any]:
@@ -95,26 +97,27 @@ def serialize_host(obj: Any) -> tuple[dict[str, Any], list[memoryview]]:
 def deserialize_host(header: dict[str, Any], frames: list[Any]) -> Any:
     """The tensor of ``header["framework"]`` over the received frame (zero-copy where the
     framework takes the frame's memory; on its current device if the sender's was a GPU).
-    TensorFlow and JAX take only 64-byte aligned memory: an unaligned frame is copied once."""
+    Frameworks with a ``HOST_ALIGNMENT`` (TensorFlow and JAX: 64 bytes) take only memory so
+    aligned: an unaligned frame is copied once."""
     (frame,) = frames
     view = memoryview(frame).cast("B") if not isinstance(frame, (bytes, bytearray)) else memoryview(frame)
     if header["writeable"] and view.readonly:
         view = memoryview(bytearray(view))  # a writable tensor needs writable memory: one copy
     array = np.frombuffer(view, dtype=numpy_dtype(header["dtype"])).reshape(header["shape"])
     framework = header["framework"]
-    if framework in _NEEDS_ALIGNMENT and array.ctypes.data % 64:
+    align = getattr(registry.adapter(framework), "HOST_ALIGNMENT", None)
+    if align is not None and array.ctypes.data % align:
         # TensorFlow aborts the process on its first op over an unaligned host tensor
-        # (tensor.h IsAligned), JAX copies it anyway: one copy to a 64-byte aligned buffer
-        array = aligned(array)
+        # (tensor.h IsAligned), JAX copies it anyway: one copy to an aligned buffer
+        array = aligned(array, align=align)
     device = "cuda" if header["device"][0] != "cpu" else None
     result = zerocopy.to(array, framework, device=device)
     return _finish(result, framework, header["extra"])
 
 
 def _finish(result: Any, framework: str, extra: dict[str, Any]) -> Any:
-    if framework == "torch" and extra.get("requires_grad"):
-        result.requires_grad_(True)
-    return result
+    restore_state = getattr(registry.adapter(framework), "restore_state", None)
+    return result if restore_state is None else restore_state(result, extra)
 
 
 # --------------------------------------------------------------------------- device frames
@@ -139,38 +142,17 @@ class DeviceFrame:
 
 def _wait_producer(obj: Any, framework: str, device: int) -> None:
     """Host wait until the producer's stream has written ``obj`` (the consumer's stream is
-    the transport's and unknown here)."""
-    if framework == "torch":
-        import torch
-
-        torch.cuda.current_stream(device).synchronize()
-    elif framework == "cupy":
-        import cupy
-
-        with cupy.cuda.Device(device):
-            cupy.cuda.get_current_stream().synchronize()
-    elif framework == "numba":
-        stream: Any = getattr(obj, "stream", None)
-        if stream:
-            stream.synchronize()
-        else:
-            from numba import cuda
-
-            cuda.default_stream().synchronize()
-    elif framework == "jax":
-        obj.block_until_ready()
+    the transport's and unknown here): the adapter's ``wait_ready``."""
+    wait_ready = getattr(registry.adapter(framework), "wait_ready", None)
+    if wait_ready is not None:
+        wait_ready(obj, device)
 
 
 def _contiguous_device(obj: Any, framework: str) -> Any:
-    if framework == "torch":
-        return obj.contiguous()
-    if framework == "cupy":
-        import cupy
-
-        return cupy.ascontiguousarray(obj)
-    if framework == "jax":
-        return obj  # JAX arrays are dense, row-major
-    raise NotImplementedError("strided Numba device array: Dask's own serializer copies it")
+    contiguous = getattr(registry.adapter(framework), "contiguous", None)
+    if contiguous is None:
+        raise NotImplementedError(f"strided {framework} device array: Dask's own serializer copies it")
+    return contiguous(obj)
 
 
 def serialize_device(obj: Any) -> tuple[dict[str, Any], list[DeviceFrame]]:
@@ -196,76 +178,63 @@ def _cai_parts(frame: Any) -> tuple[int, int]:
 
 
 def deserialize_device(header: dict[str, Any], frames: list[Any]) -> Any:
-    """The tensor over the received device frame, no copy: viewed through torch where the
-    target is torch or the dtype is bfloat16 (CuPy has none), else through CuPy."""
+    """The tensor over the received device frame, no copy: viewed by the first of
+    ``_viewers(framework)`` whose ``device_view`` takes the dtype (the target itself where
+    it can, else CuPy, else torch, for bfloat16 too), then handed to the target."""
     (frame,) = frames
     framework, dtype, shape = header["framework"], header["dtype"], header["shape"]
     ptr, nbytes = _cai_parts(frame)
     device = _pointer_device(ptr)
     raw = DeviceFrame(ptr, nbytes, frame, device)
-    if framework == "torch" or dtype == "bfloat16" or "cupy" not in _importable():
-        import torch
-
-        view = torch.as_tensor(raw, device=f"cuda:{device}").view(_torch_dtype(dtype)).reshape(shape)
-    else:
-        import cupy
-
-        with cupy.cuda.Device(device):
-            view = cupy.asarray(raw).view(numpy_dtype(dtype)).reshape(shape)
+    view = _device_view(raw, framework, dtype, shape, device)
     result = view if zerocopy.inspect(view).framework == framework else zerocopy.to(view, framework)
     return _finish(result, framework, header["extra"])
 
 
-def _torch_dtype(name: str) -> Any:
-    import torch
+def _viewers(framework: str) -> list[str]:
+    """Installed frameworks whose adapter views raw device memory (``device_view``), in the
+    order they are asked: the target itself, then the device-only ones (their arrays are
+    the plainest view of device memory: CuPy), then the rest (torch)."""
+    order = dict.fromkeys([framework, *registry.names(memory="device"), *registry.names()])
+    return [name for name in order
+            if hasattr(registry.adapter(name), "device_view") and registry.installed(name)]
 
-    return {"bool": torch.bool, "bfloat16": torch.bfloat16}.get(name) or getattr(torch, name)
+
+def _device_view(raw: DeviceFrame, framework: str, dtype: str, shape: list[int], device: int) -> Any:
+    viewers = _viewers(framework)
+    for name in viewers:
+        view = registry.adapter(name).device_view(raw, dtype, shape, device)
+        if view is not None:  # None: this viewer has no view of dtype, ask the next one
+            return view
+    every = [r for r in registry.RECORDS if hasattr(registry.adapter(r.name), "device_view")]
+    raise FrameworkNotInstalledError(message(
+        f"No installed framework views a received {dtype} device frame for {framework}",
+        got=f"installed: {', '.join(viewers) or 'none of them'}",
+        hint=" or ".join(f"pip install {r.pip}" for r in every)))
 
 
 def _pointer_device(ptr: int) -> int:
     return _cuda.pointer_device(ptr)[1]
 
 
-def _importable() -> set[str]:
-    return {name for name in ("cupy", "torch") if importlib.util.find_spec(name) is not None}
-
-
 # --------------------------------------------------------------------------- registration
 def _framework(obj: Any) -> str:
     name = framework_of(obj)
-    if name not in FRAMEWORKS:
+    if name is None or name not in FRAMEWORKS:
         raise NotImplementedError(f"zerocopy.dask has no serializer for {type(obj).__qualname__}")
     return name
 
 
 def _classes(framework: str) -> tuple[type, ...]:
     """The classes to register for ``framework`` (imported: called only once it is)."""
-    if framework == "torch":
-        import torch
-
-        return (torch.Tensor,)
-    if framework == "jax":
-        import jax
-
-        return (jax.Array,)
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        return (tf.Tensor,)
-    if framework == "cupy":
-        import cupy
-
-        return (cupy.ndarray,)
-    from numba.cuda.cudadrv.devicearray import DeviceNDArray
-
-    return (DeviceNDArray,)
+    return tuple(registry.adapter(framework).tensor_classes())
 
 
 def _install(framework: str, families: tuple[str, ...]) -> None:
     from distributed.protocol.cuda import cuda_deserialize, cuda_serialize
     from distributed.protocol.serialize import dask_deserialize, dask_serialize
 
-    own = FRAMEWORKS[framework][1]
+    own = _dask(framework).distributed_module
     if own is not None:  # distributed's registration first, so it never overwrites ours later
         importlib.import_module(own)
     for cls in _classes(framework):
@@ -278,8 +247,7 @@ def _install(framework: str, families: tuple[str, ...]) -> None:
 
 
 def _families(framework: str) -> tuple[str, ...]:
-    return tuple(f for f, names in (("dask", _HOST_FAMILY), ("cuda", _DEVICE_FAMILY))
-                 if framework in names)
+    return _dask(framework).families
 
 
 def register(frameworks: list[str] | None = None) -> dict[str, list[str]]:
@@ -299,12 +267,11 @@ def register(frameworks: list[str] | None = None) -> dict[str, list[str]]:
                 f"zerocopy.dask has no serializer for {name!r}",
                 expected=" / ".join(FRAMEWORKS)))
         families = _families(name)
-        top = FRAMEWORKS[name][0]
-        if top in sys.modules:
+        tops = _dask(name).class_modules  # the first is the framework's own package
+        if tops[0] in sys.modules:
             _install(name, families)
         else:
             lazy = _lazy(name, families)
-            tops = (top, "jaxlib") if name == "jax" else (top,)  # jax arrays' class is jaxlib's
             for family in families:
                 for dispatch in dispatchers[family]:
                     for module in tops:

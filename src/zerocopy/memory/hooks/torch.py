@@ -29,6 +29,7 @@ from zerocopy.memory.hooks._common import import_framework, set_env, started_err
 from zerocopy.memory.resource import MemoryResource, layers
 
 __all__ = [
+    "ENV",
     "INSTALL_HINT",
     "MODES",
     "NAME",
@@ -37,6 +38,7 @@ __all__ = [
     "check",
     "framework_stats",
     "install",
+    "merge_env",
     "oom_type",
     "overdrafts",
     "release_cache",
@@ -48,6 +50,8 @@ INSTALL_HINT = "pip install torch (a CUDA build)"
 MODES = ("async", "pluggable")
 _ENV_KEYS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
 _BACKEND = "backend:cudaMallocAsync"
+# What the default mode ("async") needs before import torch (torch reads either spelling).
+ENV = dict.fromkeys(_ENV_KEYS, _BACKEND)
 
 
 def capabilities(mode: str | None = None) -> Capabilities:
@@ -100,10 +104,16 @@ def _allocator_initialized(torch: Any) -> bool:
     return bool(torch.cuda.is_initialized())
 
 
+def merge_env(key: str, current: str | None) -> str:
+    """``ENV[key]`` joined with the allocator options already set (``current``): torch's
+    options are one comma-separated list, so the backend is replaced and the rest kept."""
+    parts = [p for p in (current or "").split(",") if p and not p.startswith("backend:")]
+    return ",".join([ENV[key], *parts])
+
+
 def _merged_conf() -> str:
-    current = os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or ""
-    parts = [p for p in current.split(",") if p and not p.startswith("backend:")]
-    return ",".join([_BACKEND, *parts])
+    current = os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF")
+    return merge_env("PYTORCH_ALLOC_CONF", current)
 
 
 def install(resource: MemoryResource, *, limit: int | None = None,
