@@ -37,9 +37,9 @@ def make_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
     and TensorFlow allocate their own (aligned) memory, written through a DLPack alias.
     Writing 0 to the alias's first byte sets element 0 to zero/False in the source."""
     wanted = name_of_numpy(data.dtype)
-    if wanted is None or (wanted not in adapter(name).dtypes() and name != "jax"):
+    if wanted is None or wanted not in adapter(name).dtypes():
         raise ProbeUnavailable(f"{name} has no {data.dtype}")
-    if data.dtype == np.bool_ and name in ("pyarrow", "polars"):
+    if data.dtype == np.bool_ and getattr(adapter(name), "BOOL_BITS", False):
         return _bit_packed_source(name, data)
     try:
         source, writer = _make_source(name, data)
@@ -72,16 +72,15 @@ def make_device_source(name: str, data: np.ndarray, device: int = 0) -> tuple[An
 
 
 def _bit_packed_source(name: str, data: np.ndarray) -> tuple[Any, Any]:
+    """Bool one bit per value (the adapter's ``BOOL_BITS``): an Arrow array, written through
+    its bit buffer, taken as it is by the framework (copy=False: were the bits copied, this
+    raises rather than probe other memory than the writer's)."""
     import pyarrow as pa
 
     array = pa.array(data)
     buffer = array.buffers()[1]
     writer = np.frombuffer((ctypes.c_uint8 * buffer.size).from_address(buffer.address), np.uint8)
-    if name == "polars":
-        import polars as pl
-
-        return pl.Series(array), writer
-    return array, writer
+    return to(array, name, copy=False), writer
 
 
 def _numpy_over(base: np.ndarray) -> Any:

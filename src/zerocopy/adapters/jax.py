@@ -18,6 +18,7 @@ NAME = "jax"
 IMPORT_NAME = "jax"
 PIP = "jax"
 HOST_ALIGNMENT = 64  # JAX shares only host buffers aligned to this many bytes
+DLPACK_NO_SYNC = None  # its __dlpack__ rejects stream=-1 ("do not synchronise"): no stream
 PROTOCOLS = {"exports": ("DLPack legacy", "array interface (np.asarray)", "buffer protocol",
                          "CUDA Array Interface v2 (GPU)"),
              "imports": ("DLPack (objects with __dlpack__, legacy only)",)}

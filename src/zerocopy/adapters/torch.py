@@ -15,7 +15,7 @@ from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy
-from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import InvalidArgumentError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, dlpack, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
@@ -101,7 +101,13 @@ def make(values: np.ndarray) -> Any:
 
 def view_of(values: np.ndarray) -> Any:
     """A tensor over ``values``' own memory with its strides (``zerocopy explain``'s probe in
-    the layout asked for: zero-copy, so the probe keeps its buffer's alignment)."""
+    the layout asked for: zero-copy, so the probe keeps its buffer's alignment). torch has
+    no negative strides: a reversed view is no tensor (InvalidArgumentError)."""
+    if any(stride < 0 for stride in values.strides):
+        raise InvalidArgumentError(message(
+            "torch tensors cannot have negative strides", got=f"strides {values.strides}",
+            hint="torch.flip(x, dims) makes a reversed copy; take a numpy source to see how a "
+                 "reversed view converts"))
     return _from_numpy(values, Options())
 
 

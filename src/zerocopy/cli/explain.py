@@ -6,13 +6,14 @@ import argparse
 
 import numpy as np
 
+from zerocopy._detect import framework_of
 from zerocopy._display import plan_rich
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters.numpy import empty
 from zerocopy.cli import args as cli_args
 from zerocopy.errors import FrameworkNotInstalledError, InvalidArgumentError, message
 from zerocopy.exchange.convert import explain
-from zerocopy.registry import FRAMEWORKS, adapter, installed
+from zerocopy.registry import FRAMEWORKS, adapter, installed, names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copy", choices=("none", "true", "false"), default="none")
 
 
-# Frameworks whose arrays can be strided views of host memory: their probe is built over
-# our 64-byte aligned buffer, in the layout --order asks for. The others hold their data
-# compact in memory of their own, so a layout other than C has no object of theirs to show.
-_VIEWS_OVER_OUR_BUFFER = ("numpy", "torch")
 _ORDERS = {"C": "C-contiguous", "F": "Fortran-ordered", "T": "transposed (x.T)",
            "step": "step-sliced (x[::2])", "reverse": "reversed (x[::-1])"}
 
@@ -41,30 +38,31 @@ def probe(source: str, dtype: str, shape: tuple[int, ...], order: str) -> object
     data[...] = 0
     data = {"T": lambda a: a.T, "step": lambda a: a[::2], "reverse": lambda a: a[::-1]}.get(
         order, lambda a: a)(data)
-    if source == "numpy":  # the probe itself, in the layout asked for
+    if framework_of(data) == source:  # the probe itself (NumPy), in the layout asked for
         return data
-    if source == "torch":
-        return _torch_over(data)
+    view_of = getattr(adapter(source), "view_of", None)
+    if view_of is not None:  # its arrays can be strided views of our buffer (torch)
+        try:
+            return view_of(data)
+        except InvalidArgumentError as exc:  # a layout it has no view for (torch: reversed)
+            raise InvalidArgumentError(f"--order {order}: {exc}") from exc
     if order != "C":
         raise InvalidArgumentError(message(
             f"--order {order}: a {source} probe cannot be {_ORDERS[order]}",
             got=f"{source}, whose objects hold their data compact in memory of their own",
-            hint=f"drop --order for {source}, or take a {' or '.join(_VIEWS_OVER_OUR_BUFFER)} "
+            hint=f"drop --order for {source}, or take a {' or '.join(_views_over(data))} "
                  f"source to see how a {_ORDERS[order]} view converts"))
     # Every other framework's make() copies into memory of its own, laid out as it chooses
     # (pandas, Polars and Arrow keep our aligned buffer).
     return adapter(source).make(data)
 
 
-def _torch_over(data: np.ndarray) -> object:
-    """A torch tensor over the probe's own memory, with its strides (torch's allocations are
-    64-byte aligned too). torch has no negative strides: a reversed view is no tensor."""
-    if any(stride < 0 for stride in data.strides):
-        raise InvalidArgumentError(message(
-            "--order reverse: torch tensors cannot have negative strides",
-            got="torch", hint="torch.flip(x, dims) makes a reversed copy; take a numpy source "
-                              "to see how a reversed view converts"))
-    return adapter("torch").view_of(data)
+def _views_over(data: np.ndarray) -> list[str]:
+    """Frameworks whose probe is built over our 64-byte aligned buffer in the layout --order
+    asks for: the probe's own (NumPy) and those whose adapter has ``view_of`` (torch). The
+    others hold their data compact in memory of their own: only C has an object of theirs."""
+    own = framework_of(data)
+    return [*([own] if own else []), *(n for n in names() if n != own and hasattr(adapter(n), "view_of"))]
 
 
 def _framework(text: str, role: str) -> str:

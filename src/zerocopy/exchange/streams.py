@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zerocopy import _cuda
+from zerocopy import _cuda, registry
+from zerocopy._detect import framework_of
 from zerocopy.errors import UnsupportedConversionError, message
 
 __all__ = ["LEGACY", "NO_SYNC", "PER_THREAD", "NoSync", "dlpack_source", "handle", "order"]
@@ -116,8 +117,12 @@ class _StreamedProducer:
             return self.owner.__dlpack__(**({"stream": kwargs["stream"]} if "stream" in kwargs else {}))
 
 
-def _is_jax(obj: Any) -> bool:
-    return (type(obj).__module__ or "").partition(".")[0] in ("jax", "jaxlib")
+def _no_sync_stream(producer: Any) -> int | None:
+    """What ``producer.__dlpack__`` takes as "do not synchronise": -1 by the standard, or
+    its adapter's ``DLPACK_NO_SYNC`` (JAX rejects -1 and gets no stream)."""
+    name = framework_of(producer)
+    stream: int | None = -1 if name is None else getattr(registry.adapter(name), "DLPACK_NO_SYNC", -1)
+    return stream
 
 
 def dlpack_source(producer: Any, stream: Any) -> Any:
@@ -125,13 +130,14 @@ def dlpack_source(producer: Any, stream: Any) -> Any:
 
     ``None``: the producer itself (the consuming framework passes its current stream,
     which is the DLPack handshake); a stream: a wrapper passing that stream;
-    :data:`NO_SYNC`: a wrapper passing -1, except to JAX, which rejects -1 and gets no stream.
+    :data:`NO_SYNC`: a wrapper passing -1, except to a producer whose adapter says otherwise
+    (``DLPACK_NO_SYNC``: JAX, which rejects -1 and gets no stream).
     """
     if stream is None:
         return producer
     raw = handle(stream)
     if isinstance(raw, NoSync):
-        return _StreamedProducer(producer, None if _is_jax(producer) else -1)
+        return _StreamedProducer(producer, _no_sync_stream(producer))
     return _StreamedProducer(producer, raw)
 
 
