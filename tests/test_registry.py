@@ -4,6 +4,7 @@ list elsewhere is the registry's, derived."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -174,3 +175,19 @@ def test_a_hooked_framework_is_loaded_when_its_modules_or_its_pool_package_are(
     monkeypatch.setitem(sys.modules, "rmm", ModuleType("rmm"))  # what the cuDF hook drives
     monkeypatch.setitem(sys.modules, "cupy_backends", ModuleType("cupy_backends"))
     assert hooks.loaded("cudf") and hooks.loaded("cupy")
+
+
+def test_the_report_asks_a_hook_for_its_counters_when_the_registry_says_it_is_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """memory.report reads a framework's own counters only where it runs (hooks.loaded: its
+    record's modules or its hook's package, RMM for cuDF), with no framework named."""
+    report = importlib.import_module("zerocopy.memory.report")  # the module: the package exports report()
+    for name in ("cupy", "cupy_backends", "cudf", "rmm"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("cupy", "cudf"):
+        monkeypatch.setattr(hooks.hook(name), "framework_stats", lambda name=name: {name: 1})
+    assert report._framework_stats("cupy") is None and report._framework_stats("cudf") is None
+    monkeypatch.setitem(sys.modules, "cupy_backends", ModuleType("cupy_backends"))
+    monkeypatch.setitem(sys.modules, "rmm", ModuleType("rmm"))
+    assert report._framework_stats("cupy") == {"cupy": 1}
+    assert report._framework_stats("cudf") == {"cudf": 1}

@@ -22,10 +22,12 @@ from zerocopy.adapters.pyarrow import arrow_dtype_name
 from zerocopy.errors import InvalidArgumentError, PathNotFoundError, UnsupportedObjectError, message
 from zerocopy.exchange.convert import to as convert
 from zerocopy.layout import column_block
+from zerocopy.registry import names
 
 __all__ = ["read_parquet"]
 
-_TABLE_TARGETS = ("pyarrow", "pandas", "polars", "block")
+# The host table frameworks (pyarrow, pandas, polars), or the column block itself.
+_TABLE_TARGETS = (*names(kind="table", memory="host"), "block")
 
 
 def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None, *,
@@ -113,7 +115,7 @@ def _as_table(table: Any, block: Any, in_block: list[str], to: str) -> Any:
               if name in views else table.column(name).combine_chunks()
               for name in table.schema.names]
     whole = pa.table(arrays, names=table.schema.names)
-    return whole if to == "pyarrow" else convert(whole, to)
+    return convert(whole, to)  # to pyarrow: the table as it is
 
 
 def _shared_column(pa: Any, view: np.ndarray, arrow_type: Any, block: Any) -> Any:

@@ -42,7 +42,10 @@ def _capabilities(as_json: bool) -> str:
 
 
 def _demo() -> object:
-    shared = share([], resource=HostMemoryResource(), limits={"cupy": 1 << 20}, track=True)
+    # The frameworks whose every allocation zerocopy's adaptors can see (a hook mode with
+    # per_allocation), as labels over host memory: the first one limited, the last one leaking.
+    frameworks = list(dict.fromkeys(c.framework for c in capability_table() if c.per_allocation))
+    shared = share([], resource=HostMemoryResource(), limits={frameworks[0]: 1 << 20}, track=True)
     mr = shared.resource
 
     def work(framework: str, sizes: list[int]) -> None:
@@ -50,12 +53,12 @@ def _demo() -> object:
             mr.deallocate(mr.allocate(n, framework=framework), n)
 
     threads = [threading.Thread(target=work, args=(fw, [256, 1 << 16, 1 << 20]), name=fw)
-               for fw in ("cupy", "torch", "numba")]
+               for fw in frameworks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    leaked = mr.allocate(4096, framework="torch")  # left outstanding on purpose
+    leaked = mr.allocate(4096, framework=frameworks[-1])  # left outstanding on purpose
     result = shared.report()
     mr.deallocate(leaked, 4096)
     shared.undo()

@@ -9,8 +9,6 @@ environment, and the pool's attributes for the whole. ``format()`` gives a text 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +20,7 @@ from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor, Stats
 from zerocopy.memory.adaptors.tracking import Allocation, TrackingAdaptor
 from zerocopy.memory.governance import PoolEvent
-from zerocopy.memory.hooks import HOOKS
+from zerocopy.memory.hooks import hook, loaded
 from zerocopy.memory.resource import MemoryResource, find, get_current_resource, layers
 
 __all__ = ["FrameworkUsage", "MemoryReport", "PoolState", "report"]
@@ -116,10 +114,10 @@ def _pool_state(resource: MemoryResource | None) -> PoolState | None:
 
 
 def _framework_stats(name: str) -> dict[str, int] | None:
-    if name not in sys.modules and not (name == "cudf" and "rmm" in sys.modules):
+    if not loaded(name):  # its modules, or the package its hook drives (RMM for cuDF)
         return None
     try:
-        return importlib.import_module(HOOKS[name]).framework_stats()
+        return hook(name).framework_stats()
     except Exception:  # a report must not fail because one framework's counters did
         return None
 
