@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.lib.recfunctions as rfn
 
+from zerocopy import registry
 from zerocopy.layout import (
     RecordLayout,
     _gpu,
@@ -249,7 +250,9 @@ def _table_cases(nbytes: int, repeat: int, one_liners: bool) -> list[Row]:
         rows += _table_one_liners(sec, tables, 2 * a.nbytes, repeat)
     sec2 = f"C-order tensor -> table ({n} x {k} float32)"
     rows += _memcpy_rows(sec2, a.reshape(-1), repeat)
-    for to in [t for t in ("pyarrow", "pandas", "polars") if _maybe(t) is not None]:
+    # every host table framework installed here (the registry's: pyarrow, pandas, polars)
+    for to in [t for t in registry.names(kind="table", memory="host")
+               if _maybe(registry.record(t).import_name) is not None]:
         rows.append(_row(sec2, f"ours: unstack(a, names, to={to!r})  [fresh]",
                          partial(unstack, a, names, to=to), 2 * a.nbytes, "ours-fresh",
                          repeat))

@@ -123,31 +123,53 @@ def _gpu_available() -> tuple[bool, str]:
         return False, f"no usable CUDA device ({type(exc).__name__}: {exc})"
 
 
+# What this benchmark measures is each framework's own allocation call, so the calls are
+# named here, as data: kind -> a function returning (size -> one alloc+free pair, the
+# device sync, the pair count from n). Each imports its framework when called.
+AllocCalls = tuple[Callable[[int], Callable[[], Any]], Callable[[], Any], int]
+
+
+def _cupy_calls(n: int, *, own_async_pool: bool = False) -> AllocCalls:
+    import cupy
+
+    if own_async_pool:  # CuPy's own stream-ordered pool: the same substrate as ours
+        cupy.cuda.set_allocator(cupy.cuda.MemoryAsyncPool().malloc)
+    make = lambda size: lambda: cupy.empty(size, dtype=cupy.uint8)  # noqa: E731
+    return make, cupy.cuda.runtime.deviceSynchronize, n
+
+
+def _torch_calls(n: int) -> AllocCalls:
+    import torch
+
+    make = lambda size: lambda: torch.empty(size, dtype=torch.uint8, device="cuda")  # noqa: E731
+    return make, torch.cuda.synchronize, n
+
+
+def _numba_calls(n: int) -> AllocCalls:
+    from numba import cuda
+
+    make = lambda size: lambda: cuda.device_array(size, dtype=np.uint8)  # noqa: E731
+    return make, cuda.synchronize, n
+
+
+def _jax_calls(n: int) -> AllocCalls:
+    import jax
+    import jax.numpy as jnp
+
+    make = lambda size: lambda: jnp.zeros(size, dtype=jnp.uint8).block_until_ready()  # noqa: E731
+    sync = lambda: jax.effects_barrier()  # noqa: E731
+    return make, sync, max(20, n // 10)  # a JAX op is dispatch-bound (~70 us)
+
+
+_ALLOC_CALLS: dict[str, Callable[[int], AllocCalls]] = {
+    "cupy": _cupy_calls, "cupy_async": partial(_cupy_calls, own_async_pool=True),
+    "torch": _torch_calls, "numba": _numba_calls, "jax": _jax_calls}
+# The frameworks with a "<fw>-default" and a "<fw>-shared" scenario.
+_FRAMEWORKS = ("cupy", "torch", "numba", "jax")
+
+
 def _framework_pairs(kind: str, n: int) -> dict[str, float]:
-    if kind in ("cupy", "cupy_async"):
-        import cupy
-
-        if kind == "cupy_async":  # CuPy's own stream-ordered pool: the same substrate as ours
-            cupy.cuda.set_allocator(cupy.cuda.MemoryAsyncPool().malloc)
-        make = lambda size: lambda: cupy.empty(size, dtype=cupy.uint8)  # noqa: E731
-        sync = cupy.cuda.runtime.deviceSynchronize
-    elif kind == "torch":
-        import torch
-
-        make = lambda size: lambda: torch.empty(size, dtype=torch.uint8, device="cuda")  # noqa: E731
-        sync = torch.cuda.synchronize
-    elif kind == "numba":
-        from numba import cuda
-
-        make = lambda size: lambda: cuda.device_array(size, dtype=np.uint8)  # noqa: E731
-        sync = cuda.synchronize
-    else:
-        import jax
-        import jax.numpy as jnp
-
-        make = lambda size: lambda: jnp.zeros(size, dtype=jnp.uint8).block_until_ready()  # noqa: E731
-        sync = lambda: jax.effects_barrier()  # noqa: E731
-        n = max(20, n // 10)  # a JAX op is dispatch-bound (~70 us)
+    make, sync, n = _ALLOC_CALLS[kind](n)
     return {_size(s): round(_per_pair_us(make(s), n, sync=sync), 3) for s in SIZES}
 
 
@@ -210,6 +232,11 @@ def _device_used() -> int:
     return total - free
 
 
+# The mixed loop's two owners of device bytes: CuPy, which zerocopy's statistics count
+# allocation by allocation, and torch with JAX, known only together, from the pool.
+_COUNTED, _POOLED = "cupy", "torch+jax"
+
+
 class _Probe:
     """Per-phase accounting of the mixed loop: what each framework holds, what the pool says.
 
@@ -231,9 +258,9 @@ class _Probe:
         """Bytes each framework holds. On the async backend torch's ``memory_allocated``
         is the *pool's* used memory (measured: it rose with CuPy's arrays) and JAX's
         ``bytes_in_use`` stayed 0, so torch+JAX is the pool's used minus CuPy's own."""
-        cupy = self.stats.statistics("cupy").current_bytes if self.stats is not None else 0
+        cupy = self.stats.statistics(_COUNTED).current_bytes if self.stats is not None else 0
         used = self.pool.used() if self.pool is not None else 0
-        return {"cupy": cupy, "torch+jax": used - cupy,
+        return {_COUNTED: cupy, _POOLED: used - cupy,
                 "torch memory_allocated": _quiet(lambda: int(self.torch.cuda.memory_allocated())),
                 "jax bytes_in_use": _quiet(lambda: int(
                     (self.jax.devices()[0].memory_stats() or {}).get("bytes_in_use", 0)))}
@@ -250,16 +277,16 @@ class _Probe:
     def end(self, step: int, phase: str, framework: str) -> None:
         held = self.held()
         row: dict[str, Any] = {"step": step, "phase": phase, "held": held}
-        parts = ("cupy", "torch+jax")
-        owner = "cupy" if framework == "cupy" else "torch+jax"
+        parts = (_COUNTED, _POOLED)
+        owner = _COUNTED if framework == _COUNTED else _POOLED
         others = sum(self._held[k] for k in parts if k != owner)
-        if framework == "cupy" and self.stats is not None:
-            own_peak = self.stats.statistics("cupy").peak_bytes
+        if owner == _COUNTED and self.stats is not None:
+            own_peak = self.stats.statistics(_COUNTED).peak_bytes
         else:  # torch or JAX: the pool's rise in the phase is theirs (CuPy only frees here)
             own_peak = max(self._held[owner], held[owner])
         if self.pool is not None:
             used_high, reserved_high = self.pool.used_high(), self.pool.reserved_high()
-            if framework != "cupy":
+            if owner != _COUNTED:
                 own_peak = max(own_peak, self._held[owner] + used_high - self._used0)
             row.update(pool_used=self.pool.used(), pool_reserved=self.pool.reserved(),
                        pool_used_high=used_high, pool_reserved_high=reserved_high)
@@ -526,7 +553,7 @@ def gpu_part(quick: bool, only: str | None = None) -> dict[str, Any]:
 
 def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
     verdicts: dict[str, Any] = {}
-    for fw in ("cupy", "torch", "numba", "jax"):
+    for fw in _FRAMEWORKS:
         default = r.get(f"{fw}-default", {}).get("alloc_free_pair_us")
         shared = r.get(f"{fw}-shared", {}).get("alloc_free_pair_us")
         if default and shared:
