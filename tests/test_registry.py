@@ -4,13 +4,16 @@ list elsewhere is the registry's, derived."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -191,3 +194,67 @@ def test_the_report_asks_a_hook_for_its_counters_when_the_registry_says_it_is_lo
     monkeypatch.setitem(sys.modules, "rmm", ModuleType("rmm"))
     assert report._framework_stats("cupy") == {"cupy": 1}
     assert report._framework_stats("cudf") == {"cudf": 1}
+
+
+# ----------------------------------------------------------------- pyproject.toml's lists
+ROOT = Path(__file__).parents[1]
+# Framework modules: every record's, NumPy excepted (zerocopy's one dependency).
+FRAMEWORK_MODULES = {m for r in RECORDS if r.name != "numpy" for m in r.modules}
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _check_imports() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("check_imports", ROOT / "scripts" / "check_imports.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ruff_bans_every_framework_module_at_module_level() -> None:
+    """TID253: a framework (and its companions, scripts/check_imports.py's COMPANIONS) is
+    imported inside the function that needs it. A new record's modules must be listed."""
+    lint = _pyproject()["tool"]["ruff"]["lint"]
+    banned = set(lint["flake8-tidy-imports"]["banned-module-level-imports"])
+    missing = sorted(FRAMEWORK_MODULES - banned)
+    assert not missing, (f"pyproject.toml: add {missing} to [tool.ruff.lint.flake8-tidy-imports] "
+                         "banned-module-level-imports (the registry's records name these modules)")
+    companions = set(_check_imports().COMPANIONS)
+    assert not companions - banned, f"pyproject.toml: ban {sorted(companions - banned)} too (COMPANIONS)"
+    # Beyond those, only the modules the comment there names: rich, and two of ours that
+    # load a framework on import.
+    assert banned - FRAMEWORK_MODULES - companions == {
+        "rich", "zerocopy.cli.console", "zerocopy.layout._cpu_numba"}
+
+
+def _imported_framework_modules() -> set[str]:
+    """Framework modules named by an import statement anywhere in src/zerocopy (what mypy
+    follows; require("x") and import_module("x") it never sees)."""
+    found = set()
+    for path in (ROOT / "src" / "zerocopy").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.partition(".")[0])
+    return found & FRAMEWORK_MODULES
+
+
+def test_mypy_types_every_imported_framework_module_as_any() -> None:
+    """mypy skips the frameworks (typed Any, the same on every machine): each framework module
+    src/zerocopy imports is in the override, and none that it does not (mypy reports an
+    unused section)."""
+    overrides = [o for o in _pyproject()["tool"]["mypy"]["overrides"] if o.get("follow_imports") == "skip"]
+    assert len(overrides) == 1
+    listed = {m.removesuffix(".*") for m in overrides[0]["module"]} & FRAMEWORK_MODULES
+    imported = _imported_framework_modules()
+    assert not imported - listed, (
+        f"pyproject.toml: add {sorted(f'{m}.*' for m in imported - listed)} to the "
+        "[[tool.mypy.overrides]] with follow_imports = \"skip\" (src/zerocopy imports them)")
+    assert not listed - imported, (
+        f"pyproject.toml: remove {sorted(f'{m}.*' for m in listed - imported)} from the mypy "
+        "override: nothing in src/zerocopy imports them any more")
