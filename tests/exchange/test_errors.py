@@ -159,3 +159,75 @@ def test_copy_false_still_names_a_reason_a_copy_would_fix() -> None:
     x = zerocopy.empty(16, np.float32)[::2]
     with pytest.raises(zerocopy.NotZeroCopyError, match="compact strides"):
         zerocopy.to(x, "jax", copy=False)
+
+
+# --------------------------------------------------------------- unsupported input, not a bug:
+# typed errors with what/got/hint, never FrameworkError's "please report this".
+
+def _typed_not_a_bug(error: BaseException, *words: str) -> None:
+    text = str(error)
+    assert not isinstance(error, zerocopy.FrameworkError) and "please report" not in text
+    assert "Got " in text and "Hint: " in text
+    for word in words:
+        assert word in text
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax", "pandas"])
+def test_torch_meta_tensor_is_refused_as_having_no_data(target: str) -> None:
+    import torch
+
+    zerocopy.to(torch.ones(3), "numpy")  # a CPU tensor of the same signature fills the fast lane
+    meta = torch.empty(3, device="meta")
+    for call in (zerocopy.to, zerocopy.explain):
+        with pytest.raises(zerocopy.UnsupportedObjectError) as refused:
+            call(meta, target)  # was torch's NotImplementedError as a FrameworkError, or a CUDA error
+        _typed_not_a_bug(refused.value, "meta", "empty_like")
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "pandas"])
+def test_deleted_jax_array_is_refused_as_gone(target: str) -> None:
+    import jax.numpy as jnp
+
+    zerocopy.to(jnp.ones(3), target)  # a live array of the same signature fills the fast lane
+    gone = jnp.ones(3)
+    gone.delete()
+    for call in (zerocopy.to, zerocopy.explain, zerocopy.inspect):
+        with pytest.raises(zerocopy.UnsupportedObjectError) as refused:
+            call(gone, target) if call is not zerocopy.inspect else call(gone)
+        _typed_not_a_bug(refused.value, "deleted", "x.delete()")
+    with pytest.raises(zerocopy.UnsupportedObjectError):
+        zerocopy.shares_memory(gone, np.zeros(3))
+
+
+def _repeated_name_tables() -> dict[str, object]:
+    import pandas as pd
+    import pyarrow as pa
+
+    x = np.arange(6, dtype="f4").reshape(3, 2)
+    return {"pandas": pd.DataFrame(x, columns=["a", "a"]),
+            "pyarrow": pa.table([pa.array(x[:, 0]), pa.array(x[:, 1])], names=["a", "a"])}
+
+
+@pytest.mark.parametrize("source", ["pandas", "pyarrow"])
+@pytest.mark.parametrize("copy", [None, False, True])
+def test_repeated_column_names_to_polars_are_a_layout_error(source: str, copy: bool | None) -> None:
+    table = _repeated_name_tables()[source]
+    with pytest.raises(zerocopy.LayoutError) as refused:
+        zerocopy.to(table, "polars", copy=copy)  # was Polars' DuplicateError as a FrameworkError
+    assert "Polars DataFrame needs unique column names, and 'a' appears more than once" in str(refused.value)
+    assert "Hint: rename the columns" in str(refused.value)
+    with pytest.raises(zerocopy.LayoutError):
+        zerocopy.explain(table, "polars", copy=copy)
+
+
+@pytest.mark.parametrize("source", ["pandas", "pyarrow"])
+def test_repeated_column_names_keep_every_column_where_the_target_allows_them(source: str) -> None:
+    table = _repeated_name_tables()[source]
+    for target in ("pandas", "pyarrow"):
+        out = zerocopy.to(table, target)  # Arrow -> pandas kept one of the two 'a' columns
+        names = list(out.columns) if target == "pandas" else out.column_names
+        assert names == ["a", "a"]
+        np.testing.assert_array_equal(zerocopy.to(out, "numpy"), [[0, 1], [2, 3], [4, 5]])
+    if source == "pyarrow":  # still column by column over Arrow's buffers
+        frame = zerocopy.to(table, "pandas")
+        assert all(zerocopy.shares_memory(frame.iloc[:, i], table.column(i)) for i in (0, 1))

@@ -174,3 +174,20 @@ def test_stack_copy_false_says_what_stacks_for_free():
     stacked[0, 0] = 42.0
     assert block.views()[0][0] == 42.0
     assert stack(separate, order="F").shape == (4, 2)  # copy=None copies
+
+
+@pytest.mark.parametrize("make", ["pandas", "pyarrow", "names=", "fields", "block"])
+def test_repeated_column_names_are_a_layout_error_not_a_lost_column(make):
+    """Columns are found by name: stack() of a frame with 'a' twice returned one column."""
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    x = np.arange(6.0).reshape(3, 2)
+    calls = {
+        "pandas": lambda: stack(pd.DataFrame(x, columns=["a", "a"])),
+        "pyarrow": lambda: to_records(pa.table([pa.array(x[:, 0]), pa.array(x[:, 1])], names=["a", "a"])),
+        "names=": lambda: unstack(x, ["a", "a"]),
+        "fields": lambda: to_columns(np.zeros(3, [("a", "f4"), ("b", "i4")]), names=["a", "a"]),
+        "block": lambda: zerocopy.column_block(3, ["a", "a"]),
+    }
+    with pytest.raises(LayoutError, match=r"repeats a column name.*Got 'a' repeated.*Hint: "):
+        calls[make]()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -59,6 +60,21 @@ class CapsuleProducer:
         if capsule is None:
             raise BufferError("this DLPack capsule was already consumed")
         return capsule
+
+
+def repeated_names(names: Iterable[Any]) -> tuple[Any, ...]:
+    """The column names a table holds more than once, each once, in order of first repeat
+    (pandas and Arrow allow them; Polars, and anything keyed by name, cannot)."""
+    names = list(names)
+    if len(set(names)) == len(names):  # the common case, in C
+        return ()
+    seen: set[Any] = set()
+    repeated: dict[Any, None] = {}
+    for name in names:
+        if name in seen:
+            repeated[name] = None
+        seen.add(name)
+    return tuple(repeated)
 
 
 def check_flat_columns(framework: str, kind: str | None, names: Any, arrays: Any) -> None:

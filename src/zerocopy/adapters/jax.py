@@ -84,6 +84,12 @@ def inspect(x: Any) -> Info:
             "A JAX tracer (a value inside jax.jit, grad or vmap) has no buffer yet",
             got=type(x).__name__,
             hint="convert outside the transformation, or call out with jax.pure_callback"))
+    if x.is_deleted():
+        raise UnsupportedObjectError(message(
+            "The JAX array was deleted: its buffer is gone",
+            got=f"a deleted jax array {x.dtype}{list(x.shape)}",
+            hint="convert it before x.delete(), or before a jit with donate_argnums takes it "
+                 "(donating deletes it)"))
     dtype = x.dtype
     name = _dtype_name(dtype)
     itemsize = dtype.itemsize
@@ -124,7 +130,7 @@ def _pointer(x: Any) -> int:
 
 def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a single-device JAX array (always C-ordered, immutable)."""
-    if isinstance(x, _tracer_type()):
+    if isinstance(x, _tracer_type()) or x.is_deleted():  # deleted: inspect() says so
         return None
     sharding = x.sharding
     if not sharding.is_fully_replicated or len(sharding.device_set) != 1:

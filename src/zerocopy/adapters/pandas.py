@@ -27,7 +27,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy
 from zerocopy.adapters import pyarrow as arrow
-from zerocopy.adapters._common import check_flat_columns, require
+from zerocopy.adapters._common import check_flat_columns, repeated_names, require
 from zerocopy.adapters.numpy import aligned_copy, columns_to_array
 from zerocopy.adapters.pyarrow import (
     arrow_dtype_name,
@@ -226,10 +226,14 @@ def _frame_info(df: Any) -> Info:
     # One NumPy block: df.to_numpy() is a read-only view of values.T; its strides decide
     # what importers can take, and its start is the pointer JAX's alignment check reads.
     stacked = tuple(reversed(blocks[0][1].strides)) if single else None
+    # Names held twice (pandas allows them; Polars refuses them): read once, the index caches it.
+    repeated = () if df.columns.is_unique else repeated_names(df.columns)
     return Info(NAME, df, kind=TABLE, dtype=dtype, shape=df.shape, strides=None,
                 itemsize=_itemsize(dtype) if dtype else 8, readonly=True, nulls=nulls,
                 pointer=_frame_pointer(blocks) if plain and blocks else None,
-                extra={"signature": (tuple(names), plain, contiguous, stacked, bits, chunks > 1),
+                extra={"signature": (tuple(names), plain, contiguous, stacked, bits, chunks > 1,
+                                     repeated),
+                       "repeated_names": repeated,
                        "blocks": len(blocks) if plain else -1,
                        "has_bool": "bool" in kinds, "column_dtypes": kinds, "bits": bits,
                        "chunks": chunks, "masked_nulls": masked_nulls, "write_guard": _COW,
@@ -500,11 +504,14 @@ def _converted_to_arrow(s: Any) -> Any:
 def _arrow_to_frame(t: Any, options: Options) -> Any:
     pd = _pd()
     # A RecordBatch's columns are Arrays, a Table's ChunkedArrays: both become Series.
-    columns = {name: _arrow_column_to_series(t.column(i), options)
-               for i, name in enumerate(t.schema.names)}
+    names = t.schema.names
+    # Keyed by position: a name Arrow holds twice would otherwise keep one of its columns.
+    columns = {i: _arrow_column_to_series(t.column(i), options) for i in range(len(names))}
     if not columns:  # rows without columns keep their count
         return pd.DataFrame(index=pd.RangeIndex(t.num_rows))
-    return pd.DataFrame(columns, copy=False)
+    frame = pd.DataFrame(columns, copy=False)
+    frame.columns = pd.Index(names)
+    return frame
 
 
 def _arrow_to_series(column: Any) -> Any:

@@ -13,7 +13,13 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy, columns_to_array
 from zerocopy.adapters.pyarrow import chunk_pointer, deep_copy, table_to_f_order
-from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import (
+    LayoutError,
+    UnsupportedConversionError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    message,
+)
 from zerocopy.exchange import checks
 from zerocopy.exchange.blocks import block_edge, copy_refused, no_nulls, not_numeric
 from zerocopy.exchange.edges import Edge, Options, Refusal
@@ -225,6 +231,19 @@ def _ndim1(info: Info, options: Options) -> Refusal | None:
     return None if len(info.shape) == 1 else Refusal("a Series is 1-D", fixable=False)
 
 
+def _unique_names(info: Info, options: Options) -> Refusal | None:
+    """A Polars frame names each column once; pandas and Arrow tables may repeat a name
+    (pl.from_arrow raised its DuplicateError from inside the plan)."""
+    repeated = info.extra.get("repeated_names")
+    if not repeated:
+        return None
+    return Refusal(f"a Polars DataFrame needs unique column names, and {', '.join(map(repr, repeated))} "
+                   f"appear{'s' if len(repeated) == 1 else ''} more than once",
+                   "rename the columns first (pandas: df.columns = [...]; Arrow: "
+                   "table.rename_columns([...])), or keep the table in pandas or Arrow, which "
+                   "allow repeated names", fixable=False, error=LayoutError)
+
+
 def _tensor_dtype(info: Info, options: Options) -> Refusal | None:
     """Strings, categoricals, lists, structs and temporal columns have no array form:
     refused with a typed error before Arrow's own (ArrowInvalid) could escape."""
@@ -349,7 +368,7 @@ EDGES = (
     Edge(NAME, "pyarrow", "copy", "df.to_arrow() into new Arrow buffers", _to_arrow_copy, copies=True,
          immutable_result=True, cost=10.0, kinds=frozenset({TABLE})),
     Edge("pyarrow", NAME, "Arrow C stream", "pl.from_arrow(x, rechunk=False)", _arrow_to_frame, cost=8.0,
-         kinds=frozenset({TABLE})),
+         kinds=frozenset({TABLE}), check=_unique_names),
     _typed_block_edge(),
     # copy=True within Polars: clone() shares buffers, so the copy goes through new Arrow buffers.
     Edge(NAME, NAME, "copy", "Arrow buffers copied, then pl.from_arrow", _deep_copy, copies=True,

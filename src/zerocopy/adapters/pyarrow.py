@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
-from zerocopy.adapters._common import require
+from zerocopy.adapters._common import repeated_names, require
 from zerocopy.adapters.numpy import columns_to_array, empty
 from zerocopy.errors import UnsupportedConversionError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks
@@ -104,7 +104,8 @@ def _table_info(x: Any) -> Info:
     return Info(NAME, x, kind=TABLE, dtype=dtype, shape=(x.num_rows, x.num_columns),
                 strides=None, itemsize=_itemsize(dtype), readonly=True, nulls=nulls,
                 pointer=(lambda: chunk_pointer(first)) if first is not None else None,
-                extra={"signature": tuple(x.schema.names), "write_guard": IMMUTABLE})
+                extra={"signature": tuple(x.schema.names), "write_guard": IMMUTABLE,
+                       "repeated_names": repeated_names(x.schema.names)})
 
 
 def _itemsize(dtype: str | None) -> int:

@@ -65,6 +65,12 @@ def _dtype_info(dtype: Any) -> tuple[str, int]:
 
 
 def inspect(x: Any) -> Info:
+    if x.is_meta:
+        raise UnsupportedObjectError(message(
+            "A torch meta tensor has a shape and a dtype but no data to share or copy",
+            got=f"torch.Tensor {str(x.dtype).removeprefix('torch.')} {list(x.shape)} on device 'meta'",
+            hint="materialise it first: torch.empty_like(x, device='cpu') (a model: "
+                 "model.to_empty(device='cpu')), then fill it"))
     if x.layout is not _torch().strided:
         raise UnsupportedObjectError(message(
             "Only dense (strided) torch tensors can share memory", got=str(x.layout),
@@ -90,7 +96,13 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     dtype = x.dtype
     if x.is_neg() or (dtype.is_complex and x.is_conj()):
         return None
-    return (dtype, size_class(x.shape), x.requires_grad, -1 if x.is_cpu else x.get_device())
+    if x.is_cpu:
+        device = -1
+    elif x.is_cuda:
+        device = x.get_device()
+    else:  # a meta tensor (get_device() says -1, as for the CPU) or another device: no lane
+        return None
+    return (dtype, size_class(x.shape), x.requires_grad, device)
 
 
 def make(values: np.ndarray) -> Any:

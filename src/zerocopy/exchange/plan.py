@@ -481,9 +481,13 @@ def _no_route_error(info: Info, target: str, options: Options,
             f"No conversion path from {info.framework} to {target}",
             got=info.describe(),
             hint="zerocopy.frameworks() lists what is installed; `zerocopy matrix` shows every pair"))
-    hard = [r for _, r in rejected if not r.fixable and not r.quiet]
+    hard = [(route, r) for route, r in rejected if not r.fixable and not r.quiet]
     if hard and (options.copy is not False or len(hard) == len(rejected)):
-        refusal = hard[0]
+        # A table refused as a table never comes back as anything else, so the real obstacle
+        # is on a route that keeps it a table (Polars' unique column names), not a detour's
+        # (a table is no Series).
+        kept = [r for route, r in hard if info.kind == TABLE and _route_keeps(route, TABLE)]
+        refusal = (kept or [hard[0][1]])[0]
         error = refusal.error or UnsupportedConversionError
         return error(message(f"Cannot convert {info.describe()} to {target}: {refusal.reason}",
                              hint=refusal.hint or None))

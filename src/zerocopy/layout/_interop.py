@@ -23,6 +23,7 @@ import numpy as np
 from zerocopy._detect import framework_of
 from zerocopy.errors import NotZeroCopyError, UnsupportedObjectError, message
 from zerocopy.exchange.convert import inspect, to
+from zerocopy.layout._layout import check_unique_names
 from zerocopy.registry import adapter, record, resolve
 
 __all__ = [
@@ -164,7 +165,7 @@ def table_columns(table: Any, copy: bool | None = None) -> tuple[list[str], list
             "cuDF DataFrame, ColumnBlock, or a mapping of name -> array",
             got=type(table).__name__))
     pairs = reader(table, copy=_hop(copy))
-    return [n for n, _ in pairs], [a for _, a in pairs]
+    return check_unique_names([n for n, _ in pairs], f"the {name} table"), [a for _, a in pairs]
 
 
 def table_rows(table: object) -> int:

@@ -46,6 +46,21 @@ class Field:
         return np.dtype((self.dtype, self.shape)) if self.shape else self.dtype
 
 
+_RENAME = "rename them first (pandas: df.columns = [...]; Arrow: table.rename_columns([...]))"
+
+
+def check_unique_names(names: Sequence[str], where: str, hint: str = _RENAME) -> list[str]:
+    """``names`` as a list, or a LayoutError where one repeats: columns are found by name
+    (a dict, a record field), so a repeated one would silently keep only one column."""
+    names = list(names)
+    if len(set(names)) == len(names):
+        return names
+    repeated = sorted({n for n in names if names.count(n) > 1}, key=names.index)
+    raise LayoutError(message(
+        f"{where} repeats a column name", expected="unique column names",
+        got=f"{', '.join(map(repr, repeated))} repeated in {names!r}", hint=hint))
+
+
 def check_column_dtype(dtype: np.dtype, name: str) -> np.dtype:
     """Refuse what a fixed-width column cannot hold right; return the dtype unchanged."""
     if dtype.kind == "O":
@@ -128,6 +143,7 @@ class RecordLayout:
 
     def select(self, names: Sequence[str]) -> RecordLayout:
         """The same record, reading only ``names`` (offsets and size unchanged)."""
+        names = check_unique_names(names, "names=", "name each field once")
         return RecordLayout(tuple(self.field(n) for n in names), self.itemsize)
 
     def overlaps(self) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from zerocopy.adapters.numpy import empty
 from zerocopy.errors import LayoutError, message
 from zerocopy.exchange.blocks import register
 from zerocopy.layout import _interop
-from zerocopy.layout._layout import check_column_dtype
+from zerocopy.layout._layout import check_column_dtype, check_unique_names
 
 __all__ = ["ColumnBlock", "column_block"]
 
@@ -154,6 +154,7 @@ def column_block(n_rows: int, columns: Mapping[str, Any] | Sequence[str], *,
         names, raw = list(columns), [np.dtype(d) for d in columns.values()]
     else:
         names, raw = list(columns), [np.dtype(dtype or np.float64)] * len(columns)
+    check_unique_names(names, "column_block(columns=...)", "name each column once")
     dtypes, shapes = [], []
     for name, dt in zip(names, raw, strict=True):
         base, shape = dt.subdtype if dt.subdtype is not None else (dt, ())

@@ -22,7 +22,13 @@ from zerocopy.errors import (
 )
 from zerocopy.exchange.convert import checked_copy
 from zerocopy.layout import _cpu, _gpu, _interop
-from zerocopy.layout._layout import Field, RecordLayout, check_column_dtype, record_layout
+from zerocopy.layout._layout import (
+    Field,
+    RecordLayout,
+    check_column_dtype,
+    check_unique_names,
+    record_layout,
+)
 from zerocopy.layout.block import ColumnBlock, column_block
 
 __all__ = ["to_columns", "to_records"]
@@ -109,7 +115,7 @@ def _matrix_names(names: Sequence[str] | None, k: int) -> list[str]:
     if len(names) != k:
         raise LayoutError(message("one name per column is needed",
                                   expected=f"{k} names", got=f"{len(names)} names"))
-    return names
+    return check_unique_names(names, "names=", "give each column its own name")
 
 
 def to_columns(records: object, *, dtype: object = None, names: Sequence[str] | None = None,
