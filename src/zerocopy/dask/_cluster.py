@@ -55,11 +55,12 @@ def setup(client: Any, *, frameworks: Any = None, limit: int | None = None,
 
     Returns worker address -> what it installed (environment, serializers, pool).
     """
-    client = client_of(client)
+    # The arguments first: a mistake in them is said before any cluster is looked for.
     names = _check_frameworks(frameworks)
     if environment_on not in ("gpu", "all", "none"):
         raise InvalidArgumentError(message("unknown environment_on", got=repr(environment_on),
                                            expected="'gpu', 'all' or 'none'"))
+    client = client_of(client)
     env = environment(names, modes)
     if serializers:
         register()
