@@ -128,7 +128,9 @@ RECORDS: tuple[Framework, ...] = (
               modules=("numba", "numba_cuda"), memory="device", kinds=("array",),
               adapter_module=f"{_ADAPTERS}.numba", hook_module=f"{_HOOKS}.numba",
               device_probe=True,
-              dask=DaskSerializer(families=("cuda",), class_modules=("numba",),
+              # Where numba-cuda's DeviceNDArray says it lives varies by release (numba.cuda
+              # or numba_cuda.numba.cuda): distributed waits on both top-level names.
+              dask=DaskSerializer(families=("cuda",), class_modules=("numba", "numba_cuda"),
                                   distributed_module="distributed.protocol.numba")),
     # cuDF 26.10 needs NumPy < 2.5 (numba-cuda, which it imports, fails on 2.5).
     Framework(name="cudf", import_name="cudf", pip="cudf-cu13",
