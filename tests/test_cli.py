@@ -106,8 +106,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     (["explain", "numpy", "jax", "--dtype", "float64"], ["64-bit", "Hint:", "jax_enable_x64"]),
     (["explain", "numpy", "torch", "--shape", "3y4"], ["--shape", "'3y4'", "Hint:"]),
     (["explain", "numpy", "torch", "--dtype", "flot32"], ["--dtype", "float32"]),
-    (["explain", "nmpy", "torch"], ["'nmpy'", "numpy, torch"]),
-    (["matrix", "--frameworks", "numpy,torhc"], ["'torhc'", "numpy, torch, jax", "zerocopy doctor"]),
+    (["explain", "nmpy", "torch"], ["'nmpy'", "numpy, torch", "did you mean 'numpy'?"]),
+    (["matrix", "--frameworks", "numpy,torhc"], ["'torhc'", "numpy, torch, jax", "did you mean 'torch'?",
+                                                  "zerocopy doctor"]),
     (["matrix", "--dtypes", "float33"], ["'float33'", "bfloat16"]),
     (["bench", "exchange", "--sizes", "1XB"], ["'1XB'", "1MB"]),
     (["bench", "exchange", "--pairs", "numpy-torch"], ["SRC->DST"]),
@@ -135,6 +136,33 @@ def test_gpu_commands_without_cuda_are_one_line_errors(argv: list[str],
     line = _one_line_error(capsys)
     assert "cupy" in line.lower() or "gpu" in line.lower() or "cuda" in line.lower()
     assert "Hint:" in line
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+@pytest.mark.skipif(_importable("cupy") or _importable("cuda.bindings"),
+                    reason="a CUDA binding is installed here")
+@pytest.mark.parametrize(("driver", "words"), [
+    (False, ["no NVIDIA driver", "zerocopy memory --demo"]),
+    (True, ["no CUDA runtime binding", "pip install cuda-bindings"])])
+def test_memory_gpu_without_a_gpu_says_what_is_missing(driver: bool, words: list[str],
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a GPU the hint was to install cuda-bindings, which reaches no GPU either."""
+    import zerocopy.cli.memory as command
+
+    monkeypatch.setattr(command, "nvidia_driver", lambda: driver)
+    assert main(["memory", "--gpu"]) == 2
+    line = _one_line_error(capsys)
+    assert "Got no CUDA runtime binding" in line
+    for word in words:
+        assert word in line
+    assert ("pip install" in line) == driver
 
 
 def test_accepted_spellings(capsys: pytest.CaptureFixture[str]) -> None:

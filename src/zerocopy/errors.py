@@ -8,7 +8,9 @@ a hint.
 
 from __future__ import annotations
 
+import difflib
 import errno
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "DeviceError",
@@ -25,6 +27,7 @@ __all__ = [
     "UnsupportedDtypeError",
     "UnsupportedObjectError",
     "ZeroCopyError",
+    "did_you_mean",
     "message",
 ]
 
@@ -40,6 +43,16 @@ def message(what: str, *, expected: str | None = None, got: str | None = None,
     if hint is not None:
         parts.append(f"Hint: {hint.rstrip('.')}.")
     return " ".join(parts)
+
+
+def did_you_mean(word: str, choices: Iterable[str] | Mapping[str, str]) -> str | None:
+    """"did you mean 'torch'?" for a misspelt ``word`` among ``choices``, or None where
+    nothing is close (a hint then says what is valid instead). ``choices`` may map each
+    spelling to what it names: one spelling per thing is offered, the closest."""
+    close = difflib.get_close_matches(word.lower(), list(dict.fromkeys(choices)), n=6, cutoff=0.6)
+    if isinstance(choices, Mapping):
+        close = list({choices[c]: c for c in reversed(close)}.values())[::-1]
+    return f"did you mean {' or '.join(map(repr, close[:3]))}?" if close else None
 
 
 class ZeroCopyError(Exception):

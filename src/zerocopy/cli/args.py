@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from zerocopy.errors import InvalidArgumentError, message
+from zerocopy.errors import InvalidArgumentError, did_you_mean, message
 from zerocopy.registry import ALIASES
 
 __all__ = ["frameworks", "nbytes", "shape", "sizes"]
@@ -54,9 +54,10 @@ def frameworks(text: str, valid: Iterable[str], *, option: str = "--frameworks",
         raise InvalidArgumentError(message(f"{option} takes one framework", got=repr(text)))
     unknown = [n for n in names if n not in valid]
     if unknown or not names:
+        guesses = [did_you_mean(n, valid) for n in unknown]
         raise InvalidArgumentError(message(
             f"{option}: unknown framework {', '.join(map(repr, unknown))}" if unknown
             else f"{option} names no framework",
             expected=("one of " if one else "comma-separated names from ") + ", ".join(valid),
-            hint="`zerocopy doctor` shows which are installed here"))
+            hint=" ".join([*(g for g in guesses if g), "`zerocopy doctor` shows which are installed here"])))
     return list(dict.fromkeys(names))

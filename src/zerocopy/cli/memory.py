@@ -9,11 +9,13 @@ device's default pool as this process sees it.
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
+import os
 import threading
 
 from zerocopy._display import report_rich
-from zerocopy.errors import DeviceError, ZeroCopyError, message
+from zerocopy.errors import DeviceError, FrameworkNotInstalledError, ZeroCopyError, message
 from zerocopy.memory import DevicePoolResource, HostMemoryResource, report, share
 from zerocopy.memory.hooks import capability_table
 
@@ -65,10 +67,24 @@ def _demo() -> object:
     return result
 
 
+def nvidia_driver() -> bool:
+    """Does this machine show an NVIDIA driver (so a GPU a CUDA binding could reach)?"""
+    return os.path.exists("/proc/driver/nvidia/version") or ctypes.util.find_library("cuda") is not None
+
+
 def _gpu() -> object:
     try:
         return report(resource=DevicePoolResource())
-    except ZeroCopyError:  # no CUDA binding: already typed, with its install hint
+    except FrameworkNotInstalledError as exc:  # no CUDA binding: is there a GPU to bind to?
+        driver = nvidia_driver()
+        raise DeviceError(message(
+            "`zerocopy memory --gpu` reports the shared pool of a CUDA GPU, and none can be "
+            "reached here", got="no CUDA runtime binding (cuda-bindings, or CuPy)"
+            + ("" if driver else " and no NVIDIA driver"),
+            hint="pip install cuda-bindings to reach this machine's GPU" if driver else
+                 "this machine shows no NVIDIA GPU: `zerocopy memory --demo` shows the same "
+                 "report over host memory")) from exc
+    except ZeroCopyError:  # already typed, with its own hint
         raise
     except Exception as exc:  # a binding but no device or driver
         raise DeviceError(message(

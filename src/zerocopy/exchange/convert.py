@@ -24,15 +24,17 @@ from zerocopy.errors import (
     InvalidArgumentError,
     NotZeroCopyError,
     OutOfMemoryError,
+    UnsupportedConversionError,
     UnsupportedObjectError,
     ZeroCopyError,
+    did_you_mean,
     message,
 )
 from zerocopy.exchange import cache
 from zerocopy.exchange.edges import Edge, Options
 from zerocopy.exchange.info import Info
 from zerocopy.exchange.plan import Guarded, Hop, Plan, make_plan
-from zerocopy.registry import DEVICE_ONLY, HOST_ONLY, adapter, edges, installed, resolve
+from zerocopy.registry import ALIASES, DEVICE_ONLY, FRAMEWORKS, HOST_ONLY, adapter, edges, installed, resolve
 
 __all__ = ["clear_caches", "explain", "inspect", "to"]
 
@@ -91,10 +93,28 @@ def _installed_target(name: str) -> str:
     return name
 
 
+def resolve_target(target: Any) -> str:
+    """The framework a target names (a name, an alias or the module), or a typed error that
+    says what came and the closest valid names (``to``, ``explain`` and the layout API's
+    ``to=`` all read targets here)."""
+    try:
+        return resolve(target)
+    except UnsupportedConversionError as exc:
+        spelling = getattr(target, "__name__", target)
+        if not isinstance(spelling, str):
+            raise
+        guess = did_you_mean(spelling.partition(".")[0], {**{n: n for n in FRAMEWORKS}, **ALIASES})
+        raise UnsupportedConversionError(message(
+            f"Unknown target framework {target!r}", expected=f"one of {', '.join(FRAMEWORKS)} "
+            "(or an alias: np, pt, tf, pd, pl, pa...)", got=repr(target),
+            hint=f"{guess + ' ' if guess else ''}zerocopy.frameworks() lists what is installed "
+                 "here")) from exc
+
+
 def _target_name(target: str) -> str:
     name = cache.get(("target", target))
     if name is None:
-        name = cache.put(("target", target), _installed_target(resolve(target)))
+        name = cache.put(("target", target), _installed_target(resolve_target(target)))
     return name
 
 
@@ -222,7 +242,7 @@ def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
     """The plan for ``obj`` -> ``target`` made afresh for this object (what ``explain``
     returns; ``to`` runs the same plan, kept per signature)."""
     options = Options(copy=checked_copy(copy), device=device, stream=stream)
-    info, name = inspect(obj), _installed_target(resolve(target))
+    info, name = inspect(obj), _installed_target(resolve_target(target))
     move = _move_for(info, name, options) if _may_move(info, name, options) else None
     return _plan(info, name, options, move)
 
@@ -369,7 +389,7 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
         fast = reader.fast_key(obj)  # the class's first call: its reader was not known yet
         lane = (kind, fast, target, copy) if fast is not None else None
     info = reader.inspect(obj)
-    name = _target_name(target) if isinstance(target, str) else _installed_target(resolve(target))
+    name = _target_name(target) if isinstance(target, str) else _installed_target(resolve_target(target))
     options = _OPTIONS[copy] if device is None and stream is None else Options(copy, device, stream)
     chosen, sensitive = _cached_plan(info, name, options)
     # Routes that alignment or the object itself took part in, device moves and GPU

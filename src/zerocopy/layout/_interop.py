@@ -22,9 +22,9 @@ import numpy as np
 
 from zerocopy._detect import framework_of
 from zerocopy.errors import NotZeroCopyError, UnsupportedObjectError, message
-from zerocopy.exchange.convert import inspect, to
+from zerocopy.exchange.convert import inspect, resolve_target, to
 from zerocopy.layout._layout import check_unique_names
-from zerocopy.registry import adapter, record, resolve
+from zerocopy.registry import adapter, record
 
 __all__ = [
     "DEVICE",
@@ -58,7 +58,7 @@ def target(name: Any) -> tuple[str, str | None]:
     """(framework, table type or None) of a target as ``zerocopy.to`` reads it: a name, an
     alias or the module; ``"pyarrow.Table"`` names pyarrow and the type Table."""
     kind = name.partition(".")[2] or None if isinstance(name, str) else None
-    return resolve(name), kind
+    return resolve_target(name), kind
 
 
 def array_framework(obj: object) -> str:
