@@ -231,3 +231,76 @@ def test_repeated_column_names_keep_every_column_where_the_target_allows_them(so
     if source == "pyarrow":  # still column by column over Arrow's buffers
         frame = zerocopy.to(table, "pandas")
         assert all(zerocopy.shares_memory(frame.iloc[:, i], table.column(i)) for i in (0, 1))
+
+
+# --------------------------------------------------------------- hints that say what works
+
+@pytest.mark.parametrize(("target", "guess"), [("torchh", "'torch'"), ("pytroch", "'pytorch'"),
+                                               ("tensorflw", "'tensorflow'"), ("Pandas2", "'pandas'")])
+def test_unknown_target_says_what_came_and_the_closest_name(target: str, guess: str) -> None:
+    with pytest.raises(zerocopy.UnsupportedConversionError) as refused:
+        zerocopy.to(np.zeros(2), target)
+    text = str(refused.value)
+    assert f"Got {target!r}." in text and f"Hint: did you mean {guess}?" in text
+    with pytest.raises(zerocopy.UnsupportedConversionError) as by_layout:
+        zerocopy.to_columns(np.zeros((2, 2)), to=target)
+    assert str(by_layout.value) == text  # the layout API reads targets the same way
+
+
+def test_unknown_target_with_nothing_close_still_has_got_and_hint() -> None:
+    with pytest.raises(zerocopy.UnsupportedConversionError) as refused:
+        zerocopy.explain(np.zeros(2), "matlab")
+    text = str(refused.value)
+    assert "Got 'matlab'." in text and "Hint: " in text and "did you mean" not in text
+
+
+@pytest.mark.parametrize("target", ["tensorflow", "numpy", "torch"])
+def test_ragged_arrow_lists_name_the_parts_that_convert(target: str) -> None:
+    import pyarrow as pa
+
+    lists = pa.array([[1.0, 2.0], [3.0]])
+    with pytest.raises(zerocopy.UnsupportedDtypeError, match="is ragged") as refused:
+        zerocopy.to(lists, target)  # was "NumPy has no arrow:list dtype. Hint: cast explicitly"
+    assert "x.flatten()" in str(refused.value) and "x.offsets" in str(refused.value)
+    # ... and the parts the hint names do convert, the values without a copy.
+    values = lists.flatten()
+    assert not zerocopy.explain(values, target, copy=False).copies  # torch copies by default (immutable)
+    np.testing.assert_array_equal(np.asarray(zerocopy.to(values, target)), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(np.asarray(zerocopy.to(lists.offsets, target)), [0, 2, 3])
+
+
+def test_ragged_tensorflow_tensor_names_its_parts() -> None:
+    import tensorflow as tf
+
+    ragged = tf.ragged.constant([[1.0, 2.0], [3.0]])
+    with pytest.raises(zerocopy.UnsupportedObjectError) as refused:
+        zerocopy.to(ragged, "numpy")  # the hint spoke of tf.Variable
+    assert "x.flat_values" in str(refused.value) and "tf.Variable" not in str(refused.value)
+    assert not zerocopy.explain(ragged.flat_values, "numpy").copies
+    np.testing.assert_array_equal(zerocopy.to(ragged.row_splits, "numpy"), [0, 2, 3])
+
+
+def _pandas_series() -> dict[str, object]:
+    import pandas as pd
+
+    return {"category": pd.Series(["a", "b", "a"], dtype="category"),
+            "datetime": pd.Series(pd.date_range("2020", periods=3, tz="UTC")),
+            "sparse": pd.Series(pd.arrays.SparseArray([0.0, 1.0, 0.0]))}
+
+
+@pytest.mark.parametrize(("kind", "call"), [
+    ("category", lambda s: s.cat.codes), ("datetime", lambda s: s.astype("int64")),
+    ("sparse", lambda s: s.sparse.to_dense())])
+def test_a_pandas_series_gets_series_advice_that_works(kind: str, call) -> None:
+    series = _pandas_series()[kind]
+    with pytest.raises(zerocopy.UnsupportedDtypeError) as refused:
+        zerocopy.to(series, "torch")
+    hint = str(refused.value).split("Hint: ")[1]
+    assert "select_dtypes" not in hint  # DataFrame advice, given for a Series before
+    assert zerocopy.to(call(series), "torch").shape == (3,)  # what the hint names converts
+
+
+def test_a_ragged_numpy_object_array_is_named_ragged() -> None:
+    ragged = np.array([np.array([1.0, 2.0]), np.array([3.0])], dtype=object)
+    with pytest.raises(zerocopy.UnsupportedDtypeError, match=r"ragged: np\.concatenate\(x\)"):
+        zerocopy.to(ragged, "tensorflow")

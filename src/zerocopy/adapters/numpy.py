@@ -62,8 +62,11 @@ def _dtype_hint(dtype: np.dtype) -> str:
         return "records: zerocopy.layout.to_columns(x) turns them into columns"
     if dtype.byteorder == ">":
         return "big-endian data: x.astype(x.dtype.newbyteorder('='))"
-    if dtype.kind in "OUS":
-        return "objects and strings cannot be tensors; keep them in pandas, Polars or Arrow"
+    if dtype.kind == "O":
+        return ("objects cannot be tensors: keep them in pandas, Polars or Arrow; an array of "
+                "arrays of different lengths is ragged: np.concatenate(x) flattens it (a copy)")
+    if dtype.kind in "US":
+        return "strings cannot be tensors; keep them in pandas, Polars or Arrow"
     return "cast explicitly with x.astype(...)"
 
 

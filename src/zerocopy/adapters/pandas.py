@@ -579,16 +579,33 @@ def _shared_numeric(info: Info, options: Options) -> Refusal | None:
                        "select the numeric columns first", fixable=False, error=_unsupported())
     if info.dtype not in SHARED_DTYPES:
         what = info.dtype or "columns of different dtypes"
-        hint = "select numeric columns of one dtype first (df.select_dtypes, astype)"
+        hint = ("select numeric columns of one dtype first (df.select_dtypes, astype)"
+                if info.kind == TABLE else _series_hint(info.dtype or ""))
         if _OBJECTS & (info.extra.get("column_dtypes") or {info.dtype}):
             what = f"{what} (Python objects or strings, maybe <NA>)"
             hint = ("convert to a numeric dtype first: pd.to_numeric(s) or s.astype('Int64'), then "
-                    "fill nulls: s.fillna(value) / s.to_numpy(dtype=..., na_value=value)")
+                    "fill nulls: s.fillna(value) / s.to_numpy(dtype=..., na_value=value); a column "
+                    "of lists is ragged: np.concatenate(s.to_list()) flattens it (a copy)")
         return Refusal(f"{what} cannot become one tensor", hint, fixable=False, error=_unsupported())
     return None
 
 
 _OBJECTS = frozenset({"pandas:object", "pandas:str"})
+
+
+def _series_hint(dtype: str) -> str:
+    """What a Series of this dtype becomes a tensor through (a DataFrame's hint is about
+    selecting its columns)."""
+    kind = dtype.removeprefix("pandas:")
+    if kind == "category":
+        return "its integer codes, s.cat.codes, become a tensor"
+    if kind.startswith(("datetime64", "timedelta64", "period")):
+        return "s.astype('int64') gives them as integers (in the dtype's unit; periods as ordinals)"
+    if kind.startswith("Sparse"):
+        return "s.sparse.to_dense() gives the dense values (a copy)"
+    if kind.startswith("interval"):
+        return "its bounds, s.array.left and s.array.right, are numeric"
+    return "cast the Series to a numeric dtype first: s.astype('float32'), pd.to_numeric(s)"
 
 
 def _arrow_can_hold(info: Info, options: Options) -> Refusal | None:

@@ -221,6 +221,21 @@ def _ndim(n: int, exact: bool = True) -> Any:
 
 
 _ARROW_TYPES_IN = checks.dtype_in("Arrow", dtypes)
+_LISTS = ("arrow:list<", "arrow:large_list<", "arrow:list_view<", "arrow:large_list_view<")
+
+
+def _not_ragged(info: Info, options: Options) -> Refusal | None:
+    """A list column is ragged: said so, with the parts that do convert, before the dtype
+    check names a list type NumPy lacks."""
+    if info.dtype is None or not info.dtype.startswith(_LISTS):
+        return None
+    return Refusal(
+        f"a {info.dtype.removeprefix('arrow:')} column is ragged (each row a list of its own "
+        "length) and an array is rectangular",
+        "convert its parts: x.flatten() (the values) and x.offsets (where each row starts) "
+        "become arrays without a copy (a chunked column: x.combine_chunks() first); lists of "
+        "one length: zerocopy.to(x.flatten(), ...).reshape(len(x), width)",
+        fixable=False, error=UnsupportedDtypeError)
 
 
 def _tensor_not_bool(info: Info, options: Options) -> Refusal | None:
@@ -232,12 +247,12 @@ def _tensor_not_bool(info: Info, options: Options) -> Refusal | None:
 EDGES: tuple[Edge, ...] = (
     Edge(NAME, "numpy", "Arrow buffer", "x.to_numpy(zero_copy_only=True)", _column_to_numpy,
          cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY,
-         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+         check=checks.all_of(_not_ragged, checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
                              checks.no_nulls("NumPy"), _one_chunk, _not_bits),
          caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
     Edge(NAME, "numpy", "copy", "x.to_numpy(zero_copy_only=False)", _column_to_numpy_copy,
          copies=True, cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
-         check=checks.all_of(checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
+         check=checks.all_of(_not_ragged, checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
                              checks.no_nulls("NumPy"))),
     Edge(NAME, "numpy", "Arrow tensor", "x.to_numpy()", lambda x, o: x.to_numpy(), cost=0.5,
          caveat=lambda info: "Arrow tensors are immutable: the NumPy view is read-only"),

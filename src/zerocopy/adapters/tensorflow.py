@@ -72,11 +72,21 @@ def _device_of(x: Any) -> tuple[str, int]:
     return ("cpu" if kind == "CPU" else "cuda", int(index or 0) if kind != "CPU" else 0)
 
 
+# What to hand over instead, per kind of TensorFlow object that is no eager tensor.
+_NOT_EAGER_HINTS = {
+    "RaggedTensor": "a RaggedTensor is ragged (rows of their own lengths) and an array is "
+                    "rectangular: convert its parts, x.flat_values and x.row_splits (eager tensors, "
+                    "shared), or pad it with x.to_tensor() (a copy)",
+    "SparseTensor": "convert its parts (x.values, x.indices), or tf.sparse.to_dense(x) (a copy)",
+    "": "for a tf.Variable use v.read_value() (a copy); inside tf.function, convert outside it",
+}
+
+
 def inspect(x: Any) -> Info:
     if not hasattr(x, "_id") or not hasattr(x, "numpy"):
         raise UnsupportedObjectError(message(
             "Only eager TensorFlow tensors hold memory that can be shared",
-            got=type(x).__name__, hint="for a tf.Variable use v.read_value() (a copy)"))
+            got=type(x).__name__, hint=_NOT_EAGER_HINTS.get(type(x).__name__, _NOT_EAGER_HINTS[""])))
     name = x.dtype.name
     if name not in SHARED_DTYPES:
         raise UnsupportedDtypeError(message(f"TensorFlow dtype {name} has no shared counterpart",
