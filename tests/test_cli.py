@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +88,52 @@ def test_python_dash_m_and_help() -> None:
                           text=True, check=True)
     for command in ("doctor", "matrix", "explain", "bench", "memory"):
         assert command in done.stdout
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def _options(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][\w-]*", text))
+
+
+def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from zerocopy.cli import COMMANDS
+
+    description = _help([], capsys).split("\n\n")[1]  # the line under the usage
+    assert all(name in description for name in COMMANDS), description  # demo was missing
+
+
+def test_cli_docs_match_the_real_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/cli.md's examples parse, its table has a row per command, and every option it
+    names exists where it says (it gave bench memory a --format and missed matrix --png)."""
+    from zerocopy.bench import PARTS
+    from zerocopy.cli import COMMANDS, _parser
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    examples = page.split("```console\n", 1)[1].split("```", 1)[0]
+    for line in examples.splitlines():
+        argv = shlex.split(line.split("  #")[0])[1:]
+        if argv and argv != ["--version"]:
+            _parser(argv).parse_args(argv)  # argparse exits on an unknown option
+    found = list(re.finditer(r"^\| (`(\w+)(?:[^|\\]|\\.)*)\| (.*) \|$", page, re.M))
+    rows = {m.group(2): m.group(3) for m in found}  # a first cell may hold escaped pipes
+    heads = {m.group(2): m.group(1) for m in found}
+    assert set(COMMANDS) <= set(rows)
+    for command, text in rows.items():
+        parts = list(PARTS) if command == "bench" else [None]
+        real = set().union(*(_options(_help([command, *([p] if p else [])], capsys)) for p in parts))
+        assert _options(text) <= real, (command, _options(text) - real)
+        if command in ("doctor", "explain", "matrix", "memory"):  # named in full
+            assert real - {"--help"} <= _options(text), (command, real - _options(text))
+    bench = rows["bench"]
+    for part, named in re.findall(r"`(\w+)`(?: \([^)]*\))?: ((?:`--[\w-]+`(?:, )?)+)", bench):
+        assert _options(named) <= _options(_help(["bench", part], capsys)), part
+    assert set(re.findall(r"\w+", heads["bench"])) >= set(PARTS)  # dask and all were missing
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:

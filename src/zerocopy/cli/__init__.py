@@ -1,4 +1,4 @@
-"""``zerocopy`` command line: doctor | matrix | explain | bench PART | memory.
+"""zerocopy command line: doctor | matrix | explain | bench PART | memory | demo.
 
 Each command lives in its own module, named here as data and imported only when run, so
 ``zerocopy --help`` stays fast and imports no framework. A command module has
