@@ -11,10 +11,13 @@ ZEROCOPY_PURE_PYTHON=1, which proves the switch itself.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -197,13 +200,35 @@ def test_errors_are_the_same(backend: str) -> None:
 
 # --------------------------------------------------------------- the switch
 
-def test_environment_switch_forces_pure_python() -> None:
-    code = "from zerocopy.exchange import dlpack; print(dlpack.backend())"
-    env = {**os.environ, "ZEROCOPY_PURE_PYTHON": "1"}
+_BACKEND = "from zerocopy.exchange import dlpack; print(dlpack.backend())"
+
+
+def _backend_in_a_fresh_process(env: dict[str, str]) -> str:
     with warnings.catch_warnings():
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                             check=True).stdout
-    assert out.strip() == "pure Python (ZEROCOPY_PURE_PYTHON is set)"
+        return subprocess.run([sys.executable, "-c", _BACKEND], env={**os.environ, **env},
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_environment_switch_forces_pure_python() -> None:
+    out = _backend_in_a_fresh_process({"ZEROCOPY_PURE_PYTHON": "1"})
+    present = importlib.util.find_spec("zerocopy._speedups") is not None  # BUILT: False under the switch
+    built = "built but not used" if present else "not built either"
+    assert out == f"pure-Python path (ZEROCOPY_PURE_PYTHON is set; the C extension is {built})"
+
+
+@pytest.mark.parametrize("switch", ["", "1"])
+def test_an_unbuilt_extension_is_named_as_such(tmp_path: Path, switch: str) -> None:
+    """A source tree without zerocopy._speedups: `zerocopy doctor` said "partially
+    initialized module 'zerocopy' (most likely due to a circular import)"."""
+    package = Path(dlpack.__file__).resolve().parents[1]
+    shutil.copytree(package, tmp_path / "zerocopy",
+                    ignore=shutil.ignore_patterns("_speedups*.so", "_speedups*.pyd", "__pycache__"))
+    out = _backend_in_a_fresh_process({"PYTHONPATH": str(tmp_path), "ZEROCOPY_PURE_PYTHON": switch})
+    assert "circular" not in out
+    if switch:
+        assert out == "pure-Python path (ZEROCOPY_PURE_PYTHON is set; the C extension is not built either)"
+    else:
+        assert out.startswith("pure-Python path (C extension not built: no zerocopy._speedups")
 
 
 # --------------------------------------------------------------- the DLPack C exchange API
