@@ -46,16 +46,8 @@ def _list(title: str, items: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------ plans
 
 
-def _not_taken(plan: Any, limit: int = 4) -> list[str]:
-    shown: list[str] = []
-    for route, refusal in plan.rejected:
-        if refusal.quiet:
-            continue
-        path = " -> ".join([route[0].source, *(e.target for e in route)]) if route else "?"
-        line = f"{path}: {refusal.reason}"
-        if line not in shown and len(shown) < limit:
-            shown.append(line)
-    return shown
+def _not_taken(plan: Any) -> list[str]:
+    return list(plan.not_taken())  # the same lines print(plan) shows, each route once
 
 
 def _verdict(plan: Any) -> str:

@@ -251,3 +251,42 @@ def test_a_device_move_is_a_hop_of_the_plan_to_runs(monkeypatch: pytest.MonkeyPa
     assert moved == [("cuda", 1), ("cuda", 1)]
     with pytest.raises(zerocopy.NotZeroCopyError, match="moves the data between devices"):
         zerocopy.to(series, "torch", device="cuda:1", copy=False)
+
+
+def _not_taken_lines(text: str) -> list[str]:
+    return [line.split("not taken: ", 1)[1] for line in text.splitlines() if "not taken: " in line]
+
+
+@pytest.mark.parametrize("case", ["negative bit", "pandas copy-on-write", "Arrow immutable"])
+def test_explain_shows_each_rejected_route_and_reason_once(case: str) -> None:
+    """One route text came back once per edge variant and once per reason (a lazy negative
+    bit: the same reason on three lines; pandas -> numpy -> dlpack -> torch twice)."""
+    import pandas as pd
+    import pyarrow as pa
+    import torch
+    from rich.console import Console
+
+    source, target = {
+        "negative bit": (torch._neg_view(torch.arange(4.0)), "jax"),
+        "pandas copy-on-write": (pd.DataFrame(np.zeros((8, 3), "f4")), "torch"),
+        "Arrow immutable": (pa.array(np.arange(8.0)), "torch")}[case]
+    plan = zerocopy.explain(source, target)
+    lines = _not_taken_lines(str(plan))
+    assert lines == plan.not_taken() and lines
+    routes = [route for line in lines for route in line.split(": ", 1)[0].split(" (+")[0].split(", ")]
+    reasons = [line.split(": ", 1)[1] for line in lines]
+    assert len(routes) == len(set(routes)) and len(reasons) == len(set(reasons))
+    # Every rejected, shown route is in a line, with the refusal nearest the target.
+    for route, refusal in plan.rejected:
+        text = " -> ".join([route[0].source, *(e.target for e in route)])
+        if not refusal.quiet and text in routes:
+            nearest = min((r for rt, r in plan.rejected if not r.quiet
+                           and " -> ".join([rt[0].source, *(e.target for e in rt)]) == text),
+                          key=lambda r: r.left)
+            assert any(line.endswith(nearest.reason) and text in line for line in lines)
+    # Jupyter and the CLI show the same lines.
+    html = plan._repr_html_()
+    assert all(line.replace("'", "&#x27;").replace(">", "&gt;") in html for line in lines)
+    console = Console(width=10_000, record=True)
+    console.print(plan.__rich__())
+    assert _not_taken_lines(console.export_text()) == lines

@@ -139,15 +139,30 @@ class Plan:
             lines.append("  (already a native object of the target: returned as is)")
         lines += [f"  {i}. {hop.describe()}" for i, hop in enumerate(self.hops, 1)]
         lines += [f"  caveat: {c}" for c in self.caveats]
-        shown: set[str] = set()
+        lines += [f"  not taken: {line}" for line in self.not_taken()]
+        return "\n".join(lines)
+
+    def not_taken(self, limit: int = 4, per_reason: int = 3) -> list[str]:
+        """The rejected routes worth showing, each once. Edges of one pair differ by
+        protocol, so one route text can be refused several times: it keeps the refusal
+        nearest the target (the real obstacle). Routes refused for the same reason share one
+        line; at most ``limit`` reasons and ``per_reason`` routes each are shown. ``print``,
+        Jupyter and the CLI show these lines."""
+        nearest: dict[str, Refusal] = {}
         for route, refusal in self.rejected:
             if refusal.quiet:
                 continue
-            line = f"  not taken: {_route_text(route)}: {refusal.reason}"
-            if line not in shown and len(shown) < 4:
-                shown.add(line)
-                lines.append(line)
-        return "\n".join(lines)
+            path = _route_text(route)
+            if path not in nearest or refusal.left < nearest[path].left:
+                nearest[path] = refusal
+        by_reason: dict[str, list[str]] = {}
+        for path, refusal in nearest.items():
+            by_reason.setdefault(refusal.reason, []).append(path)
+        lines = []
+        for reason, paths in list(by_reason.items())[:limit]:
+            more = f" (+{len(paths) - per_reason} more)" if len(paths) > per_reason else ""
+            lines.append(f"{', '.join(paths[:per_reason])}{more}: {reason}")
+        return lines
 
     __repr__ = __str__
 
