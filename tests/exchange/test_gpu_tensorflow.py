@@ -420,6 +420,20 @@ def test_each_framework_to_tensorflow_gpu_shares(tf: Any, source_name: str, dtyp
     assert _same_bits(result.numpy(), _written(values))
 
 
+@pytest.mark.parametrize("source_name", ["cupy", "torch"])
+def test_tensorflow_gpu_reads_after_its_first_read_see_later_writes(tf: Any, source_name: str) -> None:
+    # zerocopy.testing reads a TF GPU tensor through a fresh device-side copy: the GPU
+    # matrix read each result before and after a write, and x.numpy() the second time
+    # returned the first read's values (every X->tensorflow cell said "write not seen").
+    values = _probe_values("float32", 48)
+    result = zerocopy.to(_on_gpu(source_name, values), "tensorflow", copy=False)
+    assert _same_bits(_host(result), values)
+    _copy_element(result, 5, 3, values.itemsize)
+    assert _same_bits(_host(result), _written(values))
+    with tf.device("/GPU:0"):  # what a GPU op computes from it sees the write too
+        assert float(tf.reduce_sum(result)) == float(_written(values).sum())
+
+
 @pytest.mark.parametrize("target", OTHERS)
 def test_tensorflow_gpu_source_kept_alive_by_the_result(tf: Any, target: str) -> None:
     import cupy

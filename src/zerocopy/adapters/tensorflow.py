@@ -113,7 +113,15 @@ def make(values: np.ndarray) -> Any:
 
 
 def to_host(x: Any) -> np.ndarray:
-    return x.numpy()
+    """The values TensorFlow's own ops see now. A GPU tensor is read through a fresh
+    device-side copy (``tf.identity`` where the memory is): its handle keeps the host copy
+    of its first read, so ``x.numpy()`` a second time can miss a write made since through
+    memory it shares with another framework (seen on the H200, TF 2.21)."""
+    if "GPU" not in str(x.backing_device or "").upper():
+        return x.numpy()
+    tf = _tf()
+    with tf.device(x.backing_device):
+        return tf.identity(x).numpy()
 
 
 @cache
