@@ -420,6 +420,14 @@ def test_each_framework_to_tensorflow_gpu_shares(tf: Any, source_name: str, dtyp
     assert _same_bits(result.numpy(), _written(values))
 
 
+def test_tensorflow_host_probe_stays_on_the_host_where_a_gpu_is_the_default(tf: Any) -> None:
+    # tf.constant alone lands on the GPU here: the CPU matrix on the H200 had no TF row
+    # ("DLPack device (2, 0) is not host memory") and explain built GPU probes.
+    probe = adapter("tensorflow").make(np.arange(8, dtype=np.float32))
+    assert "CPU" in probe.backing_device and zerocopy.inspect(probe).device == ("cpu", 0)
+    assert zerocopy.to(probe, "numpy", copy=False)[7] == 7
+
+
 @pytest.mark.parametrize("source_name", ["cupy", "torch"])
 def test_tensorflow_gpu_reads_after_its_first_read_see_later_writes(tf: Any, source_name: str) -> None:
     # zerocopy.testing reads a TF GPU tensor through a fresh device-side copy: the GPU

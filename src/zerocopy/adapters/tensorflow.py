@@ -109,14 +109,19 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
 
 
 def make(values: np.ndarray) -> Any:
-    return _tf().constant(values)
+    """A host probe, on TensorFlow's CPU even where a GPU is its default (tf.constant alone
+    lands on the GPU there: the CPU matrix on the H200 had no TensorFlow row)."""
+    tf = _tf()
+    with tf.device("/CPU:0"):
+        return tf.constant(values)
 
 
 def to_host(x: Any) -> np.ndarray:
     """The values TensorFlow's own ops see now. A GPU tensor is read through a fresh
     device-side copy (``tf.identity`` where the memory is): its handle keeps the host copy
     of its first read, so ``x.numpy()`` a second time can miss a write made since through
-    memory it shares with another framework (seen on the H200, TF 2.21)."""
+    memory it shares with another framework (seen on the H200, TF 2.21; see
+    _GPU_IMPORT_CAVEAT)."""
     if "GPU" not in str(x.backing_device or "").upper():
         return x.numpy()
     tf = _tf()
@@ -225,6 +230,15 @@ def _from_dlpack(x: Any, options: Options) -> Any:
     return tf.experimental.dlpack.from_dlpack(_ready_capsule(x, options.stream))
 
 
+# Both seen on the H200 (TF 2.21): after t.numpy(), np.asarray(t) or a CPU op has read a GPU
+# tensor, TF answers later host reads from that first copy (scripts/gpu-check's GPU matrix
+# read a result twice and missed the write in between); its GPU ops read the memory itself.
+_GPU_IMPORT_CAVEAT = (
+    "TensorFlow's DLPack import takes no stream: zerocopy waits on the host for the producer's "
+    "stream before TensorFlow reads the memory. TensorFlow keeps the host copy of its first host "
+    "read (t.numpy(), np.asarray(t), a CPU op): a later write through the source reaches its GPU "
+    "ops, not those reads (tf.identity(t) on the GPU, then .numpy(), reads afresh)")
+
 EDGES = (
     Edge(NAME, "numpy", "buffer protocol", "np.asarray(x)", _to_numpy, cost=0.6,
          check=checks.all_of(checks.on_cpu("NumPy"), _no_bfloat16_scalar),
@@ -239,9 +253,7 @@ EDGES = (
     # GPU: TF takes no stream, so the producer's stream is waited for on the host first.
     Edge(DLPACK, NAME, "DLPack legacy capsule",
          "tf.experimental.dlpack.from_dlpack(x.__dlpack__())", _from_dlpack, cost=2.0,
-         caveat=lambda info: ("TensorFlow's DLPack import takes no stream: zerocopy waits on the host "
-                              "for the producer's stream before TensorFlow reads the memory")
-         if info.device[0] == "cuda" else None,
+         caveat=lambda info: _GPU_IMPORT_CAVEAT if info.device[0] == "cuda" else None,
          check=checks.all_of(
              checks.layouts("TensorFlow", frozenset({"C"}),
                             "imports only C-contiguous DLPack tensors (no step slices, no transposes)"),

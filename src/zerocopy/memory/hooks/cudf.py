@@ -52,7 +52,7 @@ def capabilities(mode: str | None = None) -> Capabilities:
         framework=NAME, mode="callback",
         route="rmm.mr.CallbackMemoryResource -> shared resource chain",
         per_allocation=True,
-        limits="zerocopy LimitingAdaptor -> MemoryError raised through RMM (untested with cuDF)",
+        limits="zerocopy LimitingAdaptor -> MemoryError raised through RMM (cuDF on the H200: tests/memory)",
         accounting="per allocation (StatisticsAdaptor)",
         before_runtime=False,
         undoable="yes: RMM's previous current resource is restored",
