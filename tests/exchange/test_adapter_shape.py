@@ -48,6 +48,8 @@ DASK_DEVICE = {"wait_ready": (("x", POSITIONAL, False), ("device", POSITIONAL, F
 # Functions an adapter may leave out; where there, they have one shape too.
 OPTIONAL = {
     "fast_key": (("x", POSITIONAL, False),),  # the exchange's fast lane key
+    # where an object with a fast key has its data (Info.ptr), for plans chosen by alignment
+    "fast_pointer": (("x", POSITIONAL, False),),
     # zerocopy explain: a probe over our buffer with its strides (frameworks with strided views)
     "view_of": (("values", POSITIONAL, False),),
     # zerocopy.dask: plain data out and what travels beside it, put back on arrival (a pair)

@@ -139,6 +139,11 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
             _minor_order(x))
 
 
+def fast_pointer(x: Any) -> int:
+    """Where the data of an array with a fast key starts (Info.ptr)."""
+    return _pointer(x)
+
+
 def make(values: np.ndarray) -> Any:
     """A host probe, on JAX's CPU device even where a GPU is its default."""
     jax = _jax()

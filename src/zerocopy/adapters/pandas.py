@@ -351,6 +351,12 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (dtype, size_class(values.shape), values.strides)
 
 
+def fast_pointer(x: Any) -> int | None:
+    """Where the data of a Series with a fast key starts (Info.ptr); a frame's start
+    depends on its blocks, so frames planned by alignment take the slow lane (None)."""
+    return _pointer(x) if x.ndim == 1 else None
+
+
 def _frame_key(df: Any) -> tuple[Any, ...] | None:
     try:
         blocks = df._mgr.blocks

@@ -141,6 +141,11 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (x.dtype, size_class((len(x),)), x.n_chunks() > 1, x.null_count() > 0)
 
 
+def fast_pointer(x: Any) -> int:
+    """Where the data of a Series with a fast key starts (Info.ptr)."""
+    return _series_pointer(x)
+
+
 def make(values: np.ndarray) -> Any:
     """A probe over 64-byte aligned buffers (Polars wraps NumPy numbers without a copy), like
     the matrix's sources: ``zerocopy explain`` and ``zerocopy matrix`` see the same object."""

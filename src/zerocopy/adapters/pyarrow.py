@@ -141,6 +141,11 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (x.type, size_class((len(x),)), x.null_count > 0)
 
 
+def fast_pointer(x: Any) -> int:
+    """Where the data of an Array with a fast key starts (Info.ptr: its one chunk)."""
+    return chunk_pointer(x)
+
+
 def make(values: np.ndarray) -> Any:
     pa = _pa()
     return pa.array(values) if values.ndim == 1 else pa.Tensor.from_numpy(np.ascontiguousarray(values))

@@ -108,6 +108,11 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (x.dtype, size_class(tuple(x.shape)), _device_name(x))
 
 
+def fast_pointer(x: Any) -> int:
+    """Where the data of a tensor with a fast key starts (Info.ptr, read from its capsule)."""
+    return _pointer(x)
+
+
 def make(values: np.ndarray) -> Any:
     """A host probe, on TensorFlow's CPU even where a GPU is its default (tf.constant alone
     lands on the GPU there: the CPU matrix on the H200 had no TensorFlow row)."""

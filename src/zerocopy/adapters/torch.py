@@ -105,6 +105,11 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (dtype, size_class(x.shape), x.requires_grad, device)
 
 
+def fast_pointer(x: Any) -> int:
+    """Where the data of a tensor with a fast key starts (Info.ptr: storage plus offset)."""
+    return int(x.data_ptr())
+
+
 def make(values: np.ndarray) -> Any:
     if values.dtype == numpy_dtype("bfloat16"):
         return _torch().from_numpy(values.view(np.int16).copy()).view(_torch().bfloat16)

@@ -2,7 +2,8 @@
 
 Everything the exchange learns once and reuses lives here, under one policy:
 
-- per class: how to read its objects (the adapter's ``inspect`` and ``fast_key``);
+- per class: how to read its objects (the adapter's ``inspect``, ``fast_key`` and
+  ``fast_pointer``);
 - per (source, target) framework pair and edge set: the ranked routes (``plan.routes``);
 - per (object signature, target, options): the :class:`~zerocopy.exchange.plan.Plan`
   that ``to()`` runs, and per fast key (the fast lane) the same Plan again.

@@ -55,11 +55,14 @@ def clear_caches() -> None:
 
 
 class _Reader(NamedTuple):
-    """How to read objects of one class: its adapter's ``inspect`` and ``fast_key`` (a
-    cheap tuple that decides the plan as fully as the Info does, or None)."""
+    """How to read objects of one class: its adapter's ``inspect``, ``fast_key`` (a cheap
+    tuple that decides the plan as fully as the Info does but for alignment, or None) and
+    ``fast_pointer`` (where the data of an object with a fast key starts, as ``Info.ptr``
+    says, or None: plans chosen by alignment then stay out of the fast lane)."""
 
     inspect: Callable[[Any], Info]
     fast_key: Callable[[Any], Any] | None
+    fast_pointer: Callable[[Any], int | None] | None
 
 
 _get = cache.get  # the fast lane's one lookup (the store clears in place: always current)
@@ -76,7 +79,8 @@ def _reader(obj: Any) -> _Reader:
                 got=f"{kind.__module__}.{kind.__qualname__}",
                 hint="lists, scalars and None are not zero-copy sources: wrap them with np.asarray first"))
         module = adapter(name)
-        reader = cache.put(kind, _Reader(module.inspect, getattr(module, "fast_key", None)))
+        reader = cache.put(kind, _Reader(module.inspect, getattr(module, "fast_key", None),
+                                         getattr(module, "fast_pointer", None)))
     return reader
 
 
@@ -194,11 +198,17 @@ def _pointer_sensitive(chosen: Plan) -> bool:
     return any(e.needs_pointer for route in _tried(chosen) for e in route)
 
 
-def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
-    """(the plan for this object's signature, target and options, whether more than the
-    signature took part in choosing it). A miss plans afresh and keeps the plan without
-    the object; a plan whose checks read the object itself is kept with those checks
-    (:class:`~zerocopy.exchange.plan.Guarded`), which run again for the next object."""
+# What took part in choosing a plan besides the object's signature, target and options
+# (what _cached_plan says; the fast lane keeps plans of the first two kinds).
+_SIGNATURE, _ALIGNMENT, _OBJECT = "signature", "alignment", "object"
+
+
+def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, str]:
+    """(the plan for this object's signature, target and options, what else took part in
+    choosing it: _SIGNATURE nothing, _ALIGNMENT the pointer's, _OBJECT the object itself).
+    A miss plans afresh and keeps the plan without the object; a plan whose checks read
+    the object itself is kept with those checks (:class:`~zerocopy.exchange.plan.Guarded`),
+    which run again for the next object."""
     move = _move_for(info, name, options) if _may_move(info, name, options) else None
     # The key holds the resolved move too: a device chosen as "the current one" is part of
     # the plan, not of the arguments. A stream in the key is kept alive while its plan is
@@ -208,16 +218,16 @@ def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
     try:
         chosen = cache.get(key)
     except TypeError:  # an unhashable device or stream spelling: planned on every call
-        return _plan(info, name, options, move), False
+        return _plan(info, name, options, move), _OBJECT
     sensitive = chosen is _ALIGNMENT_BIT
     if sensitive:  # one entry per alignment
         key = (*key, info.ptr % 64 == 0)
         chosen = cache.get(key)
     if chosen is _THIS_OBJECT_ONLY:
-        return _plan(info, name, options, move), True
+        return _plan(info, name, options, move), _OBJECT
     if type(chosen) is Guarded:
         if chosen.holds(info):
-            return chosen.plan, True
+            return chosen.plan, _OBJECT
         chosen = None  # another route for this object: plan afresh, keep the newer plan
     if chosen is None:
         chosen = _plan(info, name, options, move)
@@ -227,14 +237,14 @@ def _cached_plan(info: Info, name: str, options: Options) -> tuple[Plan, bool]:
         if chosen.moves:  # several plannings, on several objects' facts: no guard
             if _object_sensitive(chosen):
                 cache.put(key, _THIS_OBJECT_ONLY)
-                return chosen, True
+                return chosen, _OBJECT
         else:
             guarded = Guarded.of(chosen)
             if guarded is not None:
                 cache.put(key, guarded)
-                return chosen, True
+                return chosen, _OBJECT
         cache.put(key, chosen.detached())
-    return chosen, sensitive
+    return chosen, _ALIGNMENT if sensitive else _SIGNATURE
 
 
 def plan(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
@@ -352,6 +362,9 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
                 if fast is not None:
                     lane = (kind, fast, target, copy)
                     chosen = _get(lane)
+                    if chosen is _ALIGNMENT_BIT:  # one plan per alignment: where is the data?
+                        where = reader.fast_pointer(obj) if reader.fast_pointer is not None else None
+                        chosen = _get((*lane, where % 64 == 0)) if where is not None else None
                     if chosen is not None:
                         return chosen.run(obj) if chosen.runs_alone else _run(obj, chosen, None)
         return _to(obj, target, copy, device, stream, lane)
@@ -391,13 +404,18 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
     info = reader.inspect(obj)
     name = _target_name(target) if isinstance(target, str) else _installed_target(resolve_target(target))
     options = _OPTIONS[copy] if device is None and stream is None else Options(copy, device, stream)
-    chosen, sensitive = _cached_plan(info, name, options)
-    # Routes that alignment or the object itself took part in, device moves and GPU
-    # switches never enter the fast lane: its key holds neither the pointer, the object,
-    # the current device nor the device count.
-    if (lane is not None and not sensitive and not chosen.moves and not chosen.switches_gpu
+    chosen, decided_by = _cached_plan(info, name, options)
+    # Routes that the object itself took part in, device moves and GPU switches never enter
+    # the fast lane: its key holds neither the object, the current device nor the device
+    # count. Routes that alignment took part in enter it one per alignment, where the
+    # adapter reads the pointer cheaply (the lane's key then says "ask the pointer").
+    if (lane is not None and decided_by != _OBJECT and not chosen.moves and not chosen.switches_gpu
             and isinstance(target, str | type(sys))):
-        cache.put(lane, chosen.detached())
+        if decided_by == _SIGNATURE:
+            cache.put(lane, chosen.detached())
+        elif reader.fast_pointer is not None:
+            cache.put(lane, _ALIGNMENT_BIT)
+            cache.put((*lane, info.ptr % 64 == 0), chosen.detached())
     return _run(obj, chosen, info)
 
 

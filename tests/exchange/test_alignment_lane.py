@@ -1,0 +1,106 @@
+"""The fast lane for plans that alignment decided (one plan per alignment, found by the
+adapter's fast_pointer): the pointer it reads is the one inspect() reads, and an aligned
+and a misaligned source of one signature, met in turn, each get their own plan without
+inspect() being called again (a misaligned buffer handed to JAX or TensorFlow as if it
+were aligned would be shared where it must be copied: TensorFlow aborts the process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.helpers.frameworks import pointer, same_bits
+
+import zerocopy
+from zerocopy.exchange import convert
+from zerocopy.registry import adapter, installed
+
+N = 33  # one past a multiple of 16 float32: [1:] starts 4 bytes past a 64-byte boundary
+
+
+def _numpy(offset: int) -> Any:
+    base = zerocopy.empty(N, np.float32)
+    base[:] = np.arange(N)
+    return base[offset:offset + N - 1]
+
+
+def _torch(offset: int) -> Any:
+    torch = pytest.importorskip("torch")
+    base = zerocopy.empty(N, np.float32)
+    base[:] = np.arange(N)
+    return torch.from_numpy(base)[offset:offset + N - 1]
+
+
+def _pandas(offset: int) -> Any:
+    pd = pytest.importorskip("pandas")
+    return pd.Series(_numpy(offset), copy=False)
+
+
+def _pyarrow(offset: int) -> Any:
+    pa = pytest.importorskip("pyarrow")
+    base = zerocopy.empty(N, np.float32)
+    base[:] = np.arange(N)
+    return pa.Array.from_buffers(pa.float32(), N, [None, pa.py_buffer(base)]).slice(offset, N - 1)
+
+
+def _polars(offset: int) -> Any:
+    pl = pytest.importorskip("polars")
+    base = zerocopy.empty(N, np.float32)
+    base[:] = np.arange(N)
+    return pl.Series(base)[offset:offset + N - 1]
+
+
+SOURCES: dict[str, Callable[[int], Any]] = {
+    "numpy": _numpy, "torch": _torch, "pandas": _pandas, "pyarrow": _pyarrow, "polars": _polars}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+@pytest.mark.parametrize("offset", [0, 1, 2, 16])
+def test_fast_pointer_is_where_inspect_says_the_data_starts(name: str, offset: int) -> None:
+    x = SOURCES[name](offset)
+    module = adapter(name)
+    assert module.fast_key(x) is not None, "the lane would not be tried for this source"
+    assert module.fast_pointer(x) == zerocopy.inspect(x).ptr
+    assert (module.fast_pointer(x) % 64 == 0) == (offset % 16 == 0)
+
+
+@pytest.mark.parametrize("name", ["jax", "tensorflow"])
+def test_fast_pointer_of_framework_owned_arrays(name: str) -> None:
+    if not installed(name):
+        pytest.skip(f"{name} is not installed")
+    x = adapter(name).make(np.arange(12, dtype=np.float32))
+    assert adapter(name).fast_pointer(x) == zerocopy.inspect(x).ptr
+
+
+@pytest.mark.parametrize("target", ["jax", "tensorflow"])
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_aligned_and_misaligned_sources_in_turn_each_get_their_plan_from_the_lane(
+        name: str, target: str) -> None:
+    if not installed(target):
+        pytest.skip(f"{target} is not installed")
+    zerocopy.clear_caches()
+    aligned, misaligned = SOURCES[name](0), SOURCES[name](1)
+    if zerocopy.explain(aligned, target).copies:
+        pytest.skip(f"{name} -> {target} copies aligned sources too (not an alignment choice)")
+    for x in (aligned, misaligned):  # both plans learned, through the slow lane
+        zerocopy.to(x, target)
+    cases = [(x, pointer(x), np.array(zerocopy.to(x, "numpy")))
+             for x in (aligned, misaligned, SOURCES[name](2), SOURCES[name](16))]
+    calls: list[Any] = []
+    reader = convert._reader(aligned)
+    convert.cache.put(type(aligned), reader._replace(
+        inspect=lambda obj: calls.append(obj) or reader.inspect(obj)))
+    try:  # only zerocopy.to(x, target) runs while inspect() is counted
+        results = [(zerocopy.to(x, target), where, expected)
+                   for _ in range(2) for x, where, expected in cases]
+    finally:
+        convert.cache.put(type(aligned), reader)
+    for result, where, expected in results:
+        assert (pointer(result) == where) is (where % 64 == 0), (name, target, where % 64)
+        assert same_bits(np.asarray(result), expected)
+    assert calls == [], "the fast lane inspected a source it had a plan for"
+    with pytest.raises(zerocopy.NotZeroCopyError, match="64-byte"):
+        zerocopy.to(misaligned, target, copy=False)
+    assert pointer(zerocopy.to(aligned, target, copy=False)) == pointer(aligned)
