@@ -14,6 +14,7 @@ from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy, columns_to_array
 from zerocopy.adapters.pyarrow import chunk_pointer, deep_copy, table_to_f_order
 from zerocopy.errors import (
+    FrameworkNotInstalledError,
     LayoutError,
     UnsupportedConversionError,
     UnsupportedDtypeError,
@@ -80,9 +81,22 @@ def _series_pointer(s: Any) -> int:
     if _built_on_export(str(s.dtype)):
         return 0
     try:
-        chunks = require("pyarrow").chunked_array(s)
+        pa = require("pyarrow")
+    except FrameworkNotInstalledError:
+        return _view_pointer(s)
+    try:
+        chunks = pa.chunked_array(s)
         return chunk_pointer(chunks.chunk(0)) if chunks.num_chunks else 0
     except Exception:  # types without a data buffer (nested): no view, no alignment question
+        return 0
+
+
+def _view_pointer(s: Any) -> int:
+    """Without pyarrow: where NumPy's view of the Series starts. A 0 here would read as
+    aligned, and a misaligned slice went to TensorFlow as it was (the process aborted)."""
+    try:
+        return int(s.to_numpy(allow_copy=False).__array_interface__["data"][0])
+    except Exception:  # nulls, bools, nested: no view, so every route into an array copies
         return 0
 
 

@@ -108,8 +108,12 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     return (x.dtype, size_class(tuple(x.shape)), _device_name(x))
 
 
-def fast_pointer(x: Any) -> int:
-    """Where the data of a tensor with a fast key starts (Info.ptr, read from its capsule)."""
+def fast_pointer(x: Any) -> int | None:
+    """Where the data of a tensor with a fast key starts (Info.ptr, read from its capsule).
+    None for strings, variants and resources: TF's to_dlpack aborts the process on them
+    (inspect() refuses them first, so to() never asks; this keeps a direct call safe)."""
+    if x.dtype.name in ("string", "variant", "resource"):
+        return None
     return _pointer(x)
 
 

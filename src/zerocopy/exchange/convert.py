@@ -413,7 +413,9 @@ def _to(obj: Any, target: Any, copy: bool | None, device: Any, stream: Any,
             and isinstance(target, str | type(sys))):
         if decided_by == _SIGNATURE:
             cache.put(lane, chosen.detached())
-        elif reader.fast_pointer is not None:
+        elif reader.fast_pointer is not None and reader.fast_pointer(obj) is not None:
+            # (A None, as for a pandas frame, would make both entries dead weight, written
+            # again on every call: such objects keep the slow lane.)
             cache.put(lane, _ALIGNMENT_BIT)
             cache.put((*lane, info.ptr % 64 == 0), chosen.detached())
     return _run(obj, chosen, info)
