@@ -49,6 +49,8 @@ def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
     except Exception as exc:  # FileNotFoundError, ArrowInvalid and friends: ours, the cause kept
         raise _read_error(pq, path, columns, exc) from exc
+    if table.num_columns == 0 and isinstance(path, str | PathLike) and os.path.isdir(path):
+        raise _empty_folder(os.fspath(path))  # pyarrow reads it as a table of nothing
     in_block = [name for name, column in zip(table.schema.names, table.columns, strict=True)
                 if _fits_block(column)]
     if to == "block":
@@ -60,6 +62,19 @@ def read_parquet(path: str | PathLike[str], columns: Sequence[str] | None = None
         return _fill_block(table, in_block)
     block = _fill_block(table, in_block) if in_block else None
     return _as_table(table, block, in_block, to)
+
+
+def _empty_folder(where: str) -> PathNotFoundError:
+    """A folder with no Parquet file in it: pyarrow returns an empty table without a word
+    (a wrong path or a write that never happened would pass unnoticed)."""
+    entries = sorted(os.listdir(where))
+    count = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+    seen = (f"{count}, none read as Parquet (pyarrow skips names starting with '_' or '.'): "
+            f"{', '.join(entries[:5])}{' ...' if len(entries) > 5 else ''}"
+            if entries else "an empty folder")
+    return PathNotFoundError(message(
+        "No Parquet file in this folder", got=f"{where!r}: {seen}",
+        hint="pass the folder that holds the .parquet files (or one file's path)"), filename=where)
 
 
 def _read_error(pq: Any, path: str | PathLike[str], columns: Sequence[str] | None,

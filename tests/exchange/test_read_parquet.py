@@ -94,6 +94,22 @@ def test_a_missing_file_is_typed_and_still_a_file_not_found_error(tmp_path, monk
         zerocopy.read_parquet(tmp_path / where)
 
 
+def test_a_folder_without_parquet_files_is_typed_not_an_empty_table(tmp_path, parquet_file):
+    # helper-19: pyarrow reads such a folder as a table of no columns, without a word.
+    path, _ = parquet_file
+    assert zerocopy.read_parquet(path.parent).num_rows == 1000  # a folder of files still reads
+    empty = tmp_path / "folders" / "nothing"
+    empty.mkdir(parents=True)
+    with pytest.raises(zerocopy.PathNotFoundError, match="an empty folder") as error:
+        zerocopy.read_parquet(empty)
+    assert isinstance(error.value, FileNotFoundError) and error.value.filename == str(empty)
+    hidden = tmp_path / "folders" / "hidden"
+    hidden.mkdir()
+    (hidden / "_SUCCESS").write_text("")
+    with pytest.raises(zerocopy.PathNotFoundError, match=r"1 entry, none read as Parquet.*_SUCCESS"):
+        zerocopy.read_parquet(hidden)
+
+
 def test_unknown_columns_are_named_with_the_ones_there(parquet_file):
     path, _ = parquet_file
     with pytest.raises(zerocopy.InvalidArgumentError, match=r"'zz'.*Expected names from 'a', 'b'"):
