@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -182,6 +184,31 @@ def test_torch_meta_tensor_is_refused_as_having_no_data(target: str) -> None:
         with pytest.raises(zerocopy.UnsupportedObjectError) as refused:
             call(meta, target)  # was torch's NotImplementedError as a FrameworkError, or a CUDA error
         _typed_not_a_bug(refused.value, "meta", "empty_like")
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu"])
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax", "cupy"])
+def test_torch_tensor_on_another_accelerator_is_refused_not_taken_for_cuda(device: str, target: str) -> None:
+    # helper-19: an MPS or XPU tensor was read as a CUDA one (device index taken for a GPU's)
+    # and planned as CUDA memory. A stand-in tensor on that device (no data: nothing here
+    # has an MPS or XPU runtime) says so the way a real one would: device, is_cpu, is_cuda.
+    import torch
+
+    class OnDevice(torch.Tensor):
+        @staticmethod
+        def __new__(cls, where: str) -> Any:
+            return torch.Tensor._make_wrapper_subclass(cls, (3,), dtype=torch.float32, device=where)
+
+        @classmethod
+        def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            raise AssertionError(f"zerocopy ran {func} on a tensor it should have refused")
+
+    tensor = OnDevice(device)
+    assert not tensor.is_cpu and not tensor.is_cuda and tensor.device.type == device
+    for call in (zerocopy.to, zerocopy.explain):
+        with pytest.raises(zerocopy.DeviceError) as refused:
+            call(tensor, target)
+        _typed_not_a_bug(refused.value, device, "x.cpu()")
 
 
 @pytest.mark.parametrize("target", ["numpy", "torch", "pandas"])

@@ -15,7 +15,13 @@ from zerocopy import _cuda
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
 from zerocopy.adapters._common import require
 from zerocopy.adapters.numpy import aligned_copy
-from zerocopy.errors import InvalidArgumentError, UnsupportedDtypeError, UnsupportedObjectError, message
+from zerocopy.errors import (
+    DeviceError,
+    InvalidArgumentError,
+    UnsupportedDtypeError,
+    UnsupportedObjectError,
+    message,
+)
 from zerocopy.exchange import cai, checks, dlpack, streams
 from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
@@ -71,6 +77,14 @@ def inspect(x: Any) -> Info:
             got=f"torch.Tensor {str(x.dtype).removeprefix('torch.')} {list(x.shape)} on device 'meta'",
             hint="materialise it first: torch.empty_like(x, device='cpu') (a model: "
                  "model.to_empty(device='cpu')), then fill it"))
+    if not x.is_cpu and not x.is_cuda:  # ROCm builds say is_cuda too
+        # An MPS or XPU tensor was read as a CUDA one (its device index taken for a GPU's),
+        # and the planner then moved or shared it as CUDA memory.
+        raise DeviceError(message(
+            f"zerocopy exchanges torch tensors in CPU and CUDA memory; this one is on "
+            f"'{x.device}'", got=f"torch.Tensor {str(x.dtype).removeprefix('torch.')} "
+                                 f"{list(x.shape)} on '{x.device}'",
+            hint="x.cpu() first (a copy), then zerocopy.to(x, ...)"))
     if x.layout is not _torch().strided:
         raise UnsupportedObjectError(message(
             "Only dense (strided) torch tensors can share memory", got=str(x.layout),
@@ -82,7 +96,7 @@ def inspect(x: Any) -> Info:
     # The negative bit is not complex-only: x.conj().imag and torch._neg_view(x) are real
     # tensors whose memory holds the negated values.
     lazy = (name.startswith("complex") and x.is_conj(), x.is_neg())
-    device = ("cpu", 0) if x.is_cpu else (x.device.type, x.device.index or 0)
+    device = ("cpu", 0) if x.is_cpu else ("cuda", x.device.index or 0)
     return Info(NAME, x, kind=ARRAY, dtype=name, shape=tuple(x.shape), strides=strides,
                 itemsize=itemsize, pointer=x.data_ptr, device=device,
                 requires_grad=x.requires_grad, layout="C" if contiguous else None,
