@@ -192,7 +192,11 @@ def _series_to_arrow(s: Any, options: Options) -> Any:
 
 def _arrow_to_series(x: Any, options: Options) -> Any:
     # pl.Series(chunked) rechunks (a copy); from_arrow(rechunk=False) keeps Arrow's buffers.
-    return _pl().from_arrow(x, rechunk=False)
+    # One Array has nothing to rechunk, and pl.Series takes it in half the time (2.2 vs
+    # 4.9 us, VM): the same buffers either way, which the copy promise checks.
+    if type(x).__name__ == "ChunkedArray":
+        return _pl().from_arrow(x, rechunk=False)
+    return _pl().Series(x)
 
 
 def _frame_to_arrow(df: Any, options: Options) -> Any:
@@ -380,7 +384,8 @@ EDGES = (
          kinds=frozenset({COLUMN}), check=_arrow_as_is),
     Edge(NAME, "pyarrow", "copy", "s.to_arrow() into new Arrow buffers", _to_arrow_copy, copies=True,
          immutable_result=True, cost=4.0, kinds=frozenset({COLUMN})),
-    Edge("pyarrow", NAME, "Arrow C data", "pl.from_arrow(x, rechunk=False)", _arrow_to_series, cost=5.5,
+    Edge("pyarrow", NAME, "Arrow C data", "pl.Series(x); chunked: pl.from_arrow(x, rechunk=False)",
+         _arrow_to_series, cost=5.5,
          kinds=frozenset({COLUMN})),
     Edge(NAME, "pyarrow", "Arrow C stream", "df.to_arrow()", _frame_to_arrow, cost=5.0,
          kinds=frozenset({TABLE}), check=_arrow_as_is),
