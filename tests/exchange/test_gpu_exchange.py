@@ -134,8 +134,8 @@ def test_gpu_pair_strided_inputs(pair: tuple[str, str], view: str) -> None:
     source_name, target_name = pair
     if source_name == "jax":
         pytest.skip("JAX arrays are never strided views")
-    if source_name == "numba" and view == "transpose":
-        pytest.skip("numba DeviceNDArray.T is broken on NumPy 2.5 (np.row_stack)")
+    if source_name == "numba" and view == "transpose" and not hasattr(np, "row_stack"):
+        pytest.skip("numba DeviceNDArray.T calls np.row_stack, which NumPy 2.5 removed")
     base = np.arange(64 * 32, dtype=np.float32).reshape(64, 32)
     source = STRIDED[view](on_gpu(source_name, base))
     expected = STRIDED[view](base)
