@@ -11,7 +11,7 @@ import numpy as np
 
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
-from zerocopy.adapters.numpy import aligned_copy, columns_to_array
+from zerocopy.adapters.numpy import aligned_copy, columns_to_array, pointer
 from zerocopy.adapters.pyarrow import chunk_pointer, deep_copy, table_to_f_order
 from zerocopy.errors import (
     FrameworkNotInstalledError,
@@ -95,7 +95,7 @@ def _view_pointer(s: Any) -> int:
     """Without pyarrow: where NumPy's view of the Series starts. A 0 here would read as
     aligned, and a misaligned slice went to TensorFlow as it was (the process aborted)."""
     try:
-        return int(s.to_numpy(allow_copy=False).__array_interface__["data"][0])
+        return pointer(s.to_numpy(allow_copy=False))
     except Exception:  # nulls, bools, nested: no view, so every route into an array copies
         return 0
 
