@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/cpu.txt pyproject.toml setup.py src/zerocopy/_speedups.c
+$(VENV)/.installed: requirements/cpu.txt pyproject.toml setup.py src/zerocopy/_speedups.c src/zerocopy/_pool.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements/cpu.txt
@@ -46,15 +46,17 @@ $(VENV)/.docs-installed: requirements/docs.txt $(VENV)/.installed
 docs: setup $(VENV)/.docs-installed
 	$(BIN)/python -m mkdocs build --strict -q
 
-# The DLPack tests once more on the pure-Python path (the C extension zerocopy._speedups
-# is the default where `pip install` found a compiler): both must behave the same.
-DLPACK_TESTS := tests/exchange/test_dlpack_backends.py tests/exchange/test_pairs.py \
+# The DLPack and memory-statistics tests once more on the pure-Python path (the C extension
+# zerocopy._speedups is the default where `pip install` found a compiler): both must behave
+# the same.
+PURE_PYTHON_TESTS := tests/exchange/test_dlpack_backends.py tests/exchange/test_pairs.py \
 	tests/exchange/test_polars_objects.py tests/exchange/test_pandas_objects.py \
-	tests/exchange/test_issue8_regressions.py
+	tests/exchange/test_issue8_regressions.py tests/memory/test_ledger.py \
+	tests/memory/test_memory_adaptors.py
 
 test-main: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-	ZEROCOPY_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(DLPACK_TESTS)
+	ZEROCOPY_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(PURE_PYTHON_TESTS)
 
 test-mxnet: setup-mxnet
 	$(MXBIN)/python -m pytest -p no:cacheprovider -o addopts="-ra" tests/mxnet_env $(PYTEST_ARGS)

@@ -559,6 +559,9 @@ static PyObject *data_pointer(PyObject *Py_UNUSED(module), PyObject *obj)
 
 /* ------------------------------------------------------------------ module */
 
+int zc_pool_init(PyObject *module); /* _pool.c: the Ledger and torch's backing allocator */
+
+
 static PyMethodDef methods[] = {
     {"capsule", (PyCFunction)(void (*)(void))capsule, METH_FASTCALL, capsule_doc},
     {"capsule_info", capsule_info, METH_O, capsule_info_doc},
@@ -573,7 +576,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "zerocopy._speedups",
-    "DLPack capsules built and read in C (the pure-Python reference: zerocopy.exchange.dlpack).",
+    "DLPack capsules built and read in C (the pure-Python reference: zerocopy.exchange.dlpack);\n"
+    "the shared pool's Ledger and torch's backing allocator (_pool.c).",
     -1,
     methods,
     NULL,
@@ -594,7 +598,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddIntConstant(module, "DLPACK_MAJOR", VERSION_MAJOR) < 0 ||
-        PyModule_AddIntConstant(module, "DLPACK_MINOR", VERSION_MINOR) < 0) {
+        PyModule_AddIntConstant(module, "DLPACK_MINOR", VERSION_MINOR) < 0 ||
+        zc_pool_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -188,7 +188,8 @@ def test_statistics_note_methods_match_the_adaptor_path() -> None:
     stats.note_allocation(0x1000, 64, "cupy")  # what the fused CuPy path records
     assert stats.statistics("cupy") == Stats(64, 64, 1, 1, 1, 64)
     record = stats.note_free(0x1000)
-    assert record == (64, "cupy") and stats.statistics().current_bytes == 0
+    assert record == (64, stats.slot("cupy")) and stats.statistics().current_bytes == 0
+    assert stats.framework_of(0x1000) is None
     stats.note_restore(0x1000, record)  # the free failed: counted again
     assert stats.statistics("cupy").current_count == 1
     assert stats.note_free(0x2000) is None and stats.unknown_frees == 1

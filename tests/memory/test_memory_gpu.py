@@ -68,7 +68,7 @@ def test_cupy_fused_path_counts_frees_and_falls_back_on_oom() -> None:
         def on_oom(nbytes, framework, attempt):
             calls.append((framework, attempt))
             return attempt == 0
-        shared = zm.share(["cupy"], on_oom=on_oom)
+        shared = zm.share(["cupy"], on_oom=on_oom, modes={"cupy": "direct"})
         import cupy
         path = shared.installations["cupy"].details["path"]
         used0 = shared.base.used()
@@ -93,9 +93,97 @@ def test_cupy_fused_path_counts_frees_and_falls_back_on_oom() -> None:
                           "left": shared.base.used() - used0, "oom": oom, "calls": calls,
                           "side": side}))
     """)
-    assert out["path"] == "fused" and out["ok"] and out["current"] == 4 * MiB
+    assert out["path"] == "direct+fused" and out["ok"] and out["current"] == 4 * MiB
     assert out["grew"] >= 4 * MiB and out["after"] == 0 and out["left"] == 0
     assert out["oom"] and out["calls"] == [["cupy", 0], ["cupy", 1]] and out["side"] == 1000.0
+
+
+def test_cupy_cached_mode_keeps_cupys_cache_in_front_of_the_shared_pool() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy.memory.hooks import cupy as cupy_hook
+        shared = zm.share(["cupy"], limits={"cupy": 64 << 20})
+        import cupy
+        mode = shared.installations["cupy"].capabilities.mode
+        path = shared.installations["cupy"].details["path"]
+        pool, stats = shared.base, shared.statistics
+        used0 = pool.used()
+        a = cupy.arange(1 << 20, dtype=cupy.float32)              # 4 MiB: a cache miss
+        ptr, grew = a.data.ptr, pool.used() - used0
+        ok = float(a.sum()) == float((1 << 20) * ((1 << 20) - 1) / 2)
+        segments = stats.statistics("cupy").total_count
+        del a
+        held = stats.statistics("cupy").current_bytes              # CuPy's cache keeps it
+        fw = cupy_hook.framework_stats()
+        b = cupy.empty(1 << 20, dtype=cupy.float32)                # a hit: the same block
+        hit = b.data.ptr == ptr and stats.statistics("cupy").total_count == segments
+        del b
+        try:
+            cupy.empty(100 << 20, dtype=cupy.uint8); oom = None
+        except cupy.cuda.memory.OutOfMemoryError as exc:
+            oom = str(exc)[:60]
+        idle = cupy_hook.idle_bytes()
+        cupy_hook.release_cache()
+        cupy.cuda.runtime.deviceSynchronize()
+        print(json.dumps({"mode": mode, "path": path, "grew": grew, "ok": ok, "held": held,
+                          "fw": fw, "hit": hit, "oom": oom, "idle": idle,
+                          "after_release": stats.statistics("cupy").current_bytes,
+                          "left": pool.used() - used0}))
+    """)
+    assert out["mode"] == "cached" and out["path"] == "cached+chain"  # limits: the chain path
+    assert out["ok"] and out["grew"] >= 4 * MiB and out["held"] >= 4 * MiB and out["hit"]
+    assert out["fw"]["current_bytes"] == 0 and out["fw"]["cached_free_bytes"] >= 4 * MiB
+    assert out["oom"]  # CuPy's MemoryPool re-raises the refusal as its own OutOfMemoryError
+    assert out["idle"] >= 4 * MiB and out["after_release"] == 0 and out["left"] == 0
+
+
+def test_cupy_cached_mode_takes_the_fused_path_under_the_default_chain() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        shared = zm.share(["cupy"])
+        import cupy
+        x = cupy.ones((1024, 1024), dtype=cupy.float64)
+        print(json.dumps({"path": shared.installations["cupy"].details["path"],
+                          "sum": float(x.sum()),
+                          "held": shared.statistics.statistics("cupy").current_bytes}))
+    """)
+    assert out == {"path": "cached+fused", "sum": float(1 << 20), "held": 8 * MiB}
+
+
+def test_torch_cached_mode_takes_segments_from_the_shared_pool() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy.memory.hooks import torch as torch_hook
+        shared = zm.share(["torch"], modes={"torch": "cached"}, limits={"torch": 256 << 20})
+        import torch
+        pool = shared.base
+        used0 = pool.used()
+        x = torch.ones(32 << 20, dtype=torch.uint8, device="cuda")
+        grew, held = pool.used() - used0, torch_hook.backing()["current"]
+        ok = int(x.sum().item()) == 32 << 20
+        try:
+            torch.empty(512 << 20, dtype=torch.uint8, device="cuda"); oom = None
+        except torch.OutOfMemoryError as exc:
+            oom = type(exc).__name__
+        y = torch.ones(1 << 20, device="cuda").sum().item()     # the process goes on
+        fw = torch_hook.framework_stats()
+        row = {f.framework: f for f in shared.report().frameworks}["torch"]
+        del x
+        shared.undo()
+        z = torch.ones(8 << 20, dtype=torch.uint8, device="cuda")
+        print(json.dumps({"backend": torch.cuda.get_allocator_backend(), "grew": grew,
+                          "held": held, "ok": ok, "oom": oom, "y": y, "fw": fw,
+                          "report": row.framework_stats, "refused": fw["refused_by_limit"],
+                          "after_undo": torch_hook.backing(), "z": int(z.sum().item())}))
+    """)
+    assert out["backend"] == "native" and out["ok"] and out["y"] == float(1 << 20)
+    assert out["grew"] >= 32 * MiB and out["held"] >= 32 * MiB
+    assert out["oom"] == "OutOfMemoryError" and out["refused"] >= 1
+    assert out["fw"]["current_bytes"] >= 32 * MiB and out["report"] == out["fw"]
+    assert out["after_undo"] is None and out["z"] == 8 * MiB
 
 
 def test_managed_memory_prefetch_and_no_oversubscription() -> None:

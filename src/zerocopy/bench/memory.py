@@ -26,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -45,6 +46,7 @@ from zerocopy.memory import (
     TrackingAdaptor,
     share,
 )
+from zerocopy.memory.hooks import torch as torch_hook
 
 __all__ = ["add_arguments", "main"]
 
@@ -183,16 +185,16 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
     if framework == "mixed":
         return _mixed(shared=setup.startswith("shared"), trim=setup.endswith("trim"),
                       quick=quick, probe=setup == "shared-probe",
-                      handoff="handoff" in setup)
-    if name == "pool-probe":
-        return _pool_probe()
-    if framework == "blocking":
-        return _blocking()
+                      handoff="handoff" in setup, modes=_MIXED_MODES.get(setup))
+    if name in _PROBES:
+        return _PROBES[name]()
     shared = None
-    if setup == "shared":
+    if setup == "shared":  # the framework's default mode
         shared = zm.share([framework])
     elif setup == "shared-pool":  # no per-allocation statistics: pool-level accounting
         shared = zm.share([framework], statistics=False)
+    elif setup.startswith("shared-"):  # a named mode: shared-cached, shared-direct, ...
+        shared = zm.share([framework], modes={framework: setup.removeprefix("shared-")})
     elif setup == "pluggable":
         shared = zm.share([framework], modes={framework: "pluggable"})
     result: dict[str, Any] = {"alloc_free_pair_us": _framework_pairs(framework, n)}
@@ -308,10 +310,17 @@ def _streams(cupy: Any, torch: Any) -> dict[str, Any]:
             "torch": int(torch.cuda.current_stream().cuda_stream)}
 
 
+# The mixed loop's hook modes per scenario (None: each framework's default).
+_MIXED_MODES: dict[str, dict[str, str]] = {
+    "shared-cached": {"cupy": "cached", "torch": "cached"},
+    "shared-direct": {"cupy": "direct", "torch": "async"},
+}
+
+
 def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False,  # noqa: PLR0915 (one loop, read top to bottom)
-           handoff: bool = False) -> dict[str, Any]:
+           handoff: bool = False, modes: dict[str, str] | None = None) -> dict[str, Any]:
     base = _device_used()  # context only, before any framework allocates
-    handle = zm.share(["cupy", "torch", "jax"]) if shared else None
+    handle = zm.share(["cupy", "torch", "jax"], modes=modes) if shared else None
     import cupy
     import jax
     import jax.numpy as jnp
@@ -381,6 +390,8 @@ def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False
         result["pool_attributes"] = {name: _cuda.binding().pool_get(pool.pool, attr)
                                      for name, attr in _POOL_ATTRS.items()}
         result["handoff_streams"] = sorted({s for s in handoff_stream if s is not None})
+        result["modes"] = {k: v.capabilities.mode for k, v in handle.installations.items()}
+        result["framework_stats"] = {f.framework: f.framework_stats for f in rep.frameworks}
         if meter is not None:  # the highs were reset per phase: keep the max seen
             result["phases"] = meter.rows[: 5 * 2] + meter.rows[-5:]
             result["pool_reserved_high"] = max(r["pool_reserved_high"] for r in meter.rows)
@@ -473,6 +484,84 @@ _SPIN = r'''extern "C" __global__ void spin(long long cycles) {
 }'''
 
 
+def _torch_cached_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in order)
+    """torch's cached mode against what torch users rely on: other threads, empty_cache,
+    record_stream, CUDA graphs, the hard limit, undo."""
+    shared = zm.share(["torch"], modes={"torch": "cached"}, limits={"torch": 1 << 30})
+    import torch
+
+    out: dict[str, Any] = {}
+    pool, used0 = cast(DevicePoolResource, shared.base), cast(DevicePoolResource, shared.base).used()
+    x = torch.ones(64 << 20, dtype=torch.uint8, device="cuda")
+    out["pool used rise for a 64 MiB tensor"] = pool.used() - used0
+    out["segments after it"] = torch_hook.backing()
+    out["value ok"] = int(x[-1].item()) == 1
+    del x
+    before = torch_hook.backing()["current"]  # type: ignore[index]
+    torch.cuda.empty_cache()
+    out["empty_cache gave back bytes"] = before - torch_hook.backing()["current"]  # type: ignore[index]
+    seen0 = torch_hook.backing()["total_bytes"]  # type: ignore[index]
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(
+        torch.ones(48 << 20, dtype=torch.uint8, device="cuda")))
+    worker.start()
+    worker.join()
+    out["another thread's tensor came from the pool"] = (
+        torch_hook.backing()["total_bytes"] - seen0 >= 48 << 20)  # type: ignore[index]
+    box.clear()
+    side = torch.cuda.Stream()
+    reused = 0
+    reserved0 = torch.cuda.memory_reserved()
+    for _ in range(20):
+        a = torch.empty(8 << 20, dtype=torch.uint8, device="cuda")
+        with torch.cuda.stream(side):
+            a.add_(1)
+        a.record_stream(side)
+        ptr = a.data_ptr()
+        del a
+        side.synchronize()
+        b = torch.empty(8 << 20, dtype=torch.uint8, device="cuda")
+        reused += b.data_ptr() == ptr
+        del b
+    out["record_stream: block reused after the side stream finished (of 20)"] = reused
+    out["record_stream: reserved growth MiB over 20 rounds"] = (
+        torch.cuda.memory_reserved() - reserved0) >> 20
+    static_in = torch.ones(1 << 20, device="cuda")
+    warm = torch.cuda.Stream()
+    warm.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(warm):
+        for _ in range(2):
+            static_out = static_in * 2 + 1
+    torch.cuda.current_stream().wait_stream(warm)
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = static_in * 2 + 1
+        static_in.fill_(3.0)
+        graph.replay()
+        other = torch.full((4 << 20,), 9.0, device="cuda")  # must not land on the graph's memory
+        graph.replay()
+        torch.cuda.synchronize()
+        out["graph replay correct"] = bool((static_out == 7.0).all().item()) and bool(
+            (other == 9.0).all().item())
+    except Exception as exc:
+        out["graph error"] = repr(exc)[:300]
+    try:
+        torch.empty(2 << 30, dtype=torch.uint8, device="cuda")
+        out["over the 1 GiB limit"] = "allocated"
+    except torch.OutOfMemoryError as exc:
+        out["over the 1 GiB limit"] = "torch.OutOfMemoryError: " + str(exc)[:80]
+    out["after the refusal"] = float(torch.ones(1000, device="cuda").sum().item())
+    out["backing"] = torch_hook.backing()
+    shared.undo()
+    total0 = torch.cuda.memory_reserved()
+    y = torch.ones(32 << 20, dtype=torch.uint8, device="cuda")
+    out["after undo: new tensor outside our pool"] = torch_hook.backing() is None and int(
+        y.sum().item()) == 32 << 20
+    out["reserved rise after undo MiB"] = (torch.cuda.memory_reserved() - total0) >> 20
+    return out
+
+
 def _blocking() -> dict[str, Any]:
     shared = zm.share(["cupy"])
     import cupy
@@ -514,13 +603,20 @@ def _calibrate(cupy: Any, kernel: Any, seconds: float) -> int:
     return int(cycles * seconds * 1e3 / max(ms, 1e-3))
 
 
+# Scenarios that are experiments, not alloc+free timings.
+_PROBES: dict[str, Callable[[], dict[str, Any]]] = {
+    "torch-cached-probe": _torch_cached_probe, "pool-probe": _pool_probe, "blocking": _blocking}
+
 SCENARIOS: dict[str, dict[str, str]] = {
     "raw": {},
     "cupy-default": {}, "cupy-async": {}, "cupy-shared": {}, "cupy-shared-pool": {},
-    "torch-default": {}, "torch-shared": {}, "torch-pluggable": {},
+    "cupy-shared-direct": {},
+    "torch-default": {}, "torch-shared": {}, "torch-shared-cached": {}, "torch-pluggable": {},
+    "torch-cached-probe": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
+    "mixed-shared-cached": {}, "mixed-shared-direct": {},
     "mixed-shared-trim": {}, "mixed-shared-probe": {}, "pool-probe": {},
     "mixed-shared-handoff": {},
     "blocking": {},
@@ -558,6 +654,13 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
         shared = r.get(f"{fw}-shared", {}).get("alloc_free_pair_us")
         if default and shared:
             verdicts[f"{fw} shared/default"] = {s: round(shared[s] / default[s], 2) for s in default}
+    for label, scenario, default_of in (
+            ("torch cached/default", "torch-shared-cached", "torch-default"),
+            ("cupy direct/default", "cupy-shared-direct", "cupy-default")):
+        mode_pairs = r.get(scenario, {}).get("alloc_free_pair_us")
+        default = r.get(default_of, {}).get("alloc_free_pair_us")
+        if mode_pairs and default:
+            verdicts[label] = {s: round(mode_pairs[s] / default[s], 2) for s in default}
     async_ref = r.get("cupy-async", {}).get("alloc_free_pair_us")
     cupy_shared = r.get("cupy-shared", {}).get("alloc_free_pair_us")
     if async_ref and cupy_shared:
@@ -580,12 +683,32 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
     # the pool and a free leaves "used" at the call); the named arrays (x, y) are what the
     # bench counted before 2026-11-26, which left out CuPy's and JAX's temporaries and
     # torch's cuBLAS workspace.
-    for name in ("mixed-shared", "mixed-shared-trim", "mixed-shared-handoff",
-                 "mixed-shared-probe"):
+    verdicts.update(_mixed_verdicts(r))
+    shared, default = r.get("mixed-shared", {}), r.get("mixed-default", {})
+    if shared.get("pool_used_high") and "peak_device_used_bytes" in default:
+        verdicts["mixed default: device used peak / shared peak_live"] = round(
+            default["peak_device_used_bytes"] / shared["peak_live_bytes"], 2)
+        verdicts["mixed seconds default vs shared"] = [default["seconds"], shared["seconds"]]
+    return verdicts
+
+
+def _mixed_verdicts(r: dict[str, Any]) -> dict[str, Any]:
+    """The sharing verdicts of the mixed loop, one group per mixed scenario that ran."""
+    verdicts: dict[str, Any] = {}
+    # With caches in front (any "cached" mode) the pool's used memory includes the caches'
+    # idle blocks, so it is no measure of live bytes there: those runs are divided by the
+    # live peak of the same loop in direct mode (every array in the pool, used = live).
+    direct_live = r.get("mixed-shared-direct", {}).get("peak_live_bytes")
+    for name in ("mixed-shared", "mixed-shared-cached", "mixed-shared-direct",
+                 "mixed-shared-trim", "mixed-shared-handoff", "mixed-shared-probe"):
         run = r.get(name, {})
         if not run.get("pool_used_high"):
             continue
         live = run["peak_live_bytes"]
+        if "cached" in run.get("modes", {}).values():
+            if not direct_live:
+                continue
+            live = direct_live
         verdicts[f"{name}: reserved_high / peak_live (target <= 1.1)"] = round(
             run["pool_reserved_high"] / live, 2)
         verdicts[f"{name}: reserved_high / used_high"] = round(
@@ -594,11 +717,6 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
             run["step_end_reserved_max"] / live, 2)
         verdicts[f"{name}: peak_live / named arrays x+y"] = round(
             live / run["peak_named_bytes"], 2)
-    shared, default = r.get("mixed-shared", {}), r.get("mixed-default", {})
-    if shared.get("pool_used_high") and "peak_device_used_bytes" in default:
-        verdicts["mixed default: device used peak / shared peak_live"] = round(
-            default["peak_device_used_bytes"] / shared["peak_live_bytes"], 2)
-        verdicts["mixed seconds default vs shared"] = [default["seconds"], shared["seconds"]]
     return verdicts
 
 

@@ -20,9 +20,6 @@ install) or when ``ZEROCOPY_PURE_PYTHON=1``. :func:`backend` says which one runs
 from __future__ import annotations
 
 import ctypes
-import importlib
-import importlib.util
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from zerocopy import _native
 from zerocopy._dtypes import DLPACK_CODES, from_dlpack_code, name_of_numpy, numpy_dtype
 
 __all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
@@ -363,20 +361,8 @@ _PYTHON = SimpleNamespace(capsule=_py_capsule, capsule_info=_py_capsule_info, co
 
 
 def _load() -> tuple[ModuleType | SimpleNamespace, str]:
-    # Looked up, not imported, first: ``from zerocopy import _speedups`` while zerocopy is
-    # still importing turned a missing extension into "partially initialized module
-    # (most likely due to a circular import)", which `zerocopy doctor` then printed.
-    built = importlib.util.find_spec("zerocopy._speedups") is not None
-    if os.environ.get("ZEROCOPY_PURE_PYTHON", "") not in ("", "0"):
-        return _PYTHON, ("pure-Python path (ZEROCOPY_PURE_PYTHON is set; the C extension is "
-                         + ("built but not used)" if built else "not built either)"))
-    if not built:  # a source tree never built, or installed where no C compiler was
-        return _PYTHON, ("pure-Python path (C extension not built: no zerocopy._speedups next to "
-                         "the package; pip install builds it where a C compiler is)")
-    try:
-        return importlib.import_module("zerocopy._speedups"), "C extension"
-    except ImportError as exc:  # built for another Python, or a library it needs is gone
-        return _PYTHON, f"pure-Python path (C extension not usable: {exc})"
+    module, why = _native.load()
+    return (module if module is not None else _PYTHON), why
 
 
 _impl, _backend = _load()

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zerocopy._cuda import UINT64_MAX
-from zerocopy.memory.hooks import HOOKS, loaded
+from zerocopy.memory.hooks import HOOKS, hook, loaded
 
-__all__ = ["GovernedPool", "PoolEvent", "PoolGovernor"]
+__all__ = ["GovernedPool", "PoolEvent", "PoolGovernor", "make_room"]
 
 
 class GovernedPool(Protocol):
@@ -184,3 +184,32 @@ def _suspect() -> str:
     (their own modules, or the package their hook drives: RMM for cuDF)."""
     running = [name for name in HOOKS if loaded(name)]
     return ", ".join(running) or "unknown"
+
+
+def make_room(pool: Any, nbytes: int, asking: str) -> int:
+    """Before a framework's cache grows the shared pool by ``nbytes``: if the pool has no
+    free room for it, ask the *other* frameworks' caches for their idle blocks first, so
+    the pool reuses them instead of growing (the out-of-memory callback's release, made the
+    normal path of a cache miss). Only hooks with ``idle_bytes()`` take part: caches whose
+    release returns blocks with stream-ordered frees (CuPy's MemoryPool, torch's MemPool in
+    cached mode), never a call that waits for the GPU. Returns the idle bytes asked back.
+
+    Cost: two pool attribute reads per cache miss (misses are rare in a steady loop)."""
+    room = pool.reserved() - pool.used()
+    if room >= nbytes:
+        return 0
+    asked = 0
+    for name in HOOKS:
+        if name == asking or not loaded(name):
+            continue
+        module = hook(name)
+        idle = getattr(module, "idle_bytes", None)
+        if idle is None:
+            continue
+        try:
+            held = int(idle())
+            if held > 0 and module.release_cache():
+                asked += held
+        except Exception:  # a cache that cannot answer keeps its blocks; the pool grows
+            continue
+    return asked

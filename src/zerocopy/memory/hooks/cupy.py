@@ -1,22 +1,30 @@
-"""CuPy: a Python allocator (``cupy.cuda.set_allocator``) in front of the shared chain.
+"""CuPy: its own caching pool in front, the shared pool behind.
 
-Every ``cupy.empty`` goes through our resource, so CuPy gets per-allocation statistics,
-logging, leak stacks and limits that raise ``cupy.cuda.memory.OutOfMemoryError``. The
-memory is wrapped in ``UnownedMemory`` with an owner whose ``__del__`` frees it on the
+``mode="cached"`` (the default): ``cupy.cuda.MemoryPool(allocator=...)`` is CuPy's own
+caching allocator (best-fit blocks per stream, 512-byte rounding) with its *segments*
+taken from the shared chain. A ``cupy.empty`` that hits the cache costs what it costs with
+CuPy's default pool; only a miss reaches the shared pool. Per-framework accounting: the
+statistics count what CuPy's cache holds (its segments), CuPy's own counters say how much
+of that is in use (``framework_stats``). Governance takes cached blocks back
+(``release_cache`` = ``free_all_blocks``) when another framework runs short, so CuPy's idle
+cache never starves the others.
+
+``mode="direct"``: every ``cupy.empty`` goes through the chain: per-allocation statistics,
+CSV logs, leak stacks and limits per array. It is the debug mode (``share(track=True)`` or
+``log=`` pick it unless a mode is given); its cost is a pool allocation and free per array
+(``zerocopy bench memory``: ``cupy-shared-direct``). In both modes a refusal raises
+``cupy.cuda.memory.OutOfMemoryError``.
+
+The memory is wrapped in ``UnownedMemory`` with an owner whose ``__del__`` frees it on the
 stream it was allocated on (``UnownedMemory`` cannot be weak-referenced, so no
-``weakref.finalize``). Measured on the H100: a Python allocator like this costs about the
-same as CuPy's own ``MemoryAsyncPool`` (3.5 vs 3.7 us per ``cupy.empty``).
-
-Two paths, picked at install from the chain ``share()`` built:
+``weakref.finalize``). Two allocator paths, picked at install from the chain:
 
 - fused (the default chain: statistics and the out-of-memory callback over the device
-  pool): the allocator calls CuPy's Cython ``mallocFromPoolAsync`` on the pool directly
-  and does the statistics bookkeeping inline (``StatisticsAdaptor.note_*``); the owner
-  frees with ``freeAsync``. No adaptor layers, no stream or device conversion per call.
-  Any failure falls back to the whole chain, so the OOM callback and its retry still run.
+  pool): CuPy's Cython ``mallocFromPoolAsync`` on the pool directly, the statistics
+  recorded in the Ledger inline; any failure falls back to the whole chain, so the OOM
+  callback and its retry still run.
 - chain (limits, tracking, logging, failure injection or a non-pool base): every
-  allocation goes through ``resource.allocate``; each layer's cost is in
-  ``zerocopy bench memory`` (host part).
+  allocation goes through ``resource.allocate``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,11 @@ from typing import Any
 
 from zerocopy.memory import _oom  # its oom_type(framework); this module has its own oom_type()
 from zerocopy.memory.adaptors.failure import OutOfMemoryCallbackAdaptor
+from zerocopy.memory.adaptors.injection import FailureInjectionAdaptor
+from zerocopy.memory.adaptors.logging import LoggingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
+from zerocopy.memory.adaptors.tracking import TrackingAdaptor
+from zerocopy.memory.governance import make_room
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, unknown_mode
 from zerocopy.memory.resource import MemoryResource, layers
@@ -39,7 +51,9 @@ __all__ = [
     "PACKAGE",
     "capabilities",
     "check",
+    "default_mode",
     "framework_stats",
+    "idle_bytes",
     "install",
     "oom_type",
     "release_cache",
@@ -48,24 +62,41 @@ __all__ = [
 NAME = "cupy"
 PACKAGE = "cupy"  # installed means: this top-level package is importable
 INSTALL_HINT = "pip install cupy-cuda13x (or the wheel matching your CUDA)"
-MODES = ("allocator",)
+MODES = ("cached", "direct")
+# Adaptors that want to see every array, not CuPy's segments: they make "direct" the default.
+_PER_ARRAY = (TrackingAdaptor, LoggingAdaptor, FailureInjectionAdaptor)
 
 
 def capabilities(mode: str | None = None) -> Capabilities:
+    if (mode or "cached") == "cached":
+        return Capabilities(
+            framework=NAME, mode="cached",
+            route="cupy.cuda.MemoryPool(allocator=shared chain): CuPy's cache in front",
+            per_allocation=False,
+            limits="zerocopy LimitingAdaptor on CuPy's segments -> cupy.cuda.memory.OutOfMemoryError",
+            accounting="segments held (statistics) + CuPy's used/total bytes",
+            before_runtime=False,
+            undoable="yes: the previous allocator is restored (live arrays keep their owners)",
+            notes="any time; arrays made before install stay in CuPy's old pool")
     return Capabilities(
-        framework=NAME, mode="allocator",
-        route="cupy.cuda.set_allocator(Python EAI) -> shared resource chain",
+        framework=NAME, mode="direct",
+        route="cupy.cuda.set_allocator(Python EAI) -> shared resource chain, per array",
         per_allocation=True,
         limits="zerocopy LimitingAdaptor -> cupy.cuda.memory.OutOfMemoryError",
         accounting="per allocation (StatisticsAdaptor)",
         before_runtime=False,
         undoable="yes: the previous allocator is restored (live arrays keep their owners)",
-        notes="any time; arrays made before install stay in CuPy's old pool")
+        notes="the debug mode: a pool allocation and free per array")
 
 
 def check(mode: str | None = None) -> None:
     if mode not in (None, *MODES):
         raise unknown_mode(NAME, mode, MODES)
+
+
+def default_mode(resource: MemoryResource) -> str:
+    """"direct" where the chain logs, tracks or injects failures per allocation, else "cached"."""
+    return "direct" if any(isinstance(a, _PER_ARRAY) for a in layers(resource)) else "cached"
 
 
 class _Owner:
@@ -102,9 +133,12 @@ def _fused_allocator(cupy: Any, resource: MemoryResource, base: Any, stats: Any)
     get_stream = cupy.cuda.get_current_stream
     unowned, pointer = cupy.cuda.UnownedMemory, cupy.cuda.MemoryPointer
     finalizing = sys.is_finalizing
-    note_allocation = stats.note_allocation if stats is not None else None
-    note_free = stats.note_free if stats is not None else None
-    note_restore = stats.note_restore if stats is not None else None
+    # The Ledger's own methods and CuPy's slot, bound once: no name lookup per array.
+    ledger = stats.ledger if stats is not None else None
+    slot = stats.slot(NAME) if stats is not None else -1
+    note_free = ledger.remove if ledger is not None else None
+    note_allocation = ledger.add if ledger is not None else None
+    note_restore = ledger.restore if ledger is not None else None
 
     class FusedOwner(tuple[int, int]):
         """(ptr, stream); frees it straight into the pool when CuPy drops it. A tuple
@@ -120,8 +154,8 @@ def _fused_allocator(cupy: Any, resource: MemoryResource, base: Any, stats: Any)
             try:
                 free(ptr, stream)
             except BaseException:
-                if note_restore is not None:
-                    note_restore(ptr, record)
+                if note_restore is not None and record is not None:
+                    note_restore(ptr, *record)
                 raise
 
     new_owner = tuple.__new__
@@ -136,7 +170,7 @@ def _fused_allocator(cupy: Any, resource: MemoryResource, base: Any, stats: Any)
                 ptr = 0
             else:
                 if note_allocation is not None:
-                    note_allocation(ptr, nbytes, NAME)
+                    note_allocation(ptr, nbytes, slot)
         if not ptr:
             return _chain_memory(cupy, resource, nbytes, stream, device)
         return pointer(unowned(ptr, nbytes, new_owner(FusedOwner, (ptr, stream)), device), 0)
@@ -179,29 +213,70 @@ def _allocator(cupy: Any, resource: MemoryResource) -> Any:
     return allocate
 
 
+def _making_room(inner: Any, resource: MemoryResource) -> Any:
+    """CuPy's cache missed: let other frameworks' idle caches go back to the pool first."""
+    base = list(layers(resource))[-1]
+    if not all(hasattr(base, attr) for attr in ("reserved", "used")):
+        return inner
+
+    def segment(nbytes: int) -> Any:
+        make_room(base, nbytes, NAME)
+        return inner(nbytes)
+
+    return segment
+
+
+def idle_bytes() -> int:
+    """Bytes CuPy's cache holds that no array uses (cached mode), 0 otherwise."""
+    return int(_cache[0].free_bytes()) if _cache else 0
+
+
+# The cache installed by the last install() in "cached" mode (release_cache empties it).
+_cache: list[Any] = []
+
+
 def install(resource: MemoryResource, *, limit: int | None = None,
             mode: str | None = None) -> Installation:
     check(mode)
+    mode = mode or default_mode(resource)
     cupy = import_framework("cupy", NAME, INSTALL_HINT)
     previous = cupy.cuda.memory.get_allocator()
     fusable = _fusable(resource)
-    allocator = (_fused_allocator(cupy, resource, *fusable) if fusable is not None
-                 else _allocator(cupy, resource))
-    cupy.cuda.set_allocator(allocator)
-    return Installation(NAME, capabilities(mode), {"limit": limit,
-                                                   "path": allocator.zerocopy_path},
-                        lambda: cupy.cuda.set_allocator(previous))
+    inner = (_fused_allocator(cupy, resource, *fusable) if fusable is not None
+             else _allocator(cupy, resource))
+    details: dict[str, object] = {"limit": limit, "path": f"{mode}+{inner.zerocopy_path}"}
+    if mode == "cached":
+        cache = cupy.cuda.MemoryPool(allocator=_making_room(inner, resource))
+        _cache[:] = [cache]
+        details["cache"] = cache
+        cupy.cuda.set_allocator(cache.malloc)
+    else:
+        cupy.cuda.set_allocator(inner)
+
+    def undo() -> None:
+        cupy.cuda.set_allocator(previous)
+        if _cache and details.get("cache") is _cache[0]:
+            _cache.clear()
+
+    return Installation(NAME, capabilities(mode), details, undo)
 
 
 def framework_stats() -> dict[str, int] | None:
-    return None  # everything CuPy allocates is in our statistics
+    """CuPy's own view where its cache is in front: bytes in use by arrays, bytes held."""
+    if not _cache:
+        return None  # direct mode: everything CuPy allocates is in our statistics
+    cache = _cache[0]
+    return {"current_bytes": int(cache.used_bytes()), "reserved_bytes": int(cache.total_bytes()),
+            "cached_free_bytes": int(cache.free_bytes())}
 
 
 def release_cache() -> bool:
+    """Give CuPy's idle cached blocks back to the shared pool (and its default pool's)."""
     cupy = sys.modules.get("cupy")
     if cupy is None:
         return False
-    cupy.get_default_memory_pool().free_all_blocks()  # only CuPy's own (pre-install) pool
+    for cache in (*_cache, cupy.get_default_memory_pool()):
+        cache.free_all_blocks()
     return True
 
 
