@@ -104,3 +104,37 @@ def test_failing_check_is_recorded_not_fatal() -> None:
         governor.stop()
     assert governor.events[0].kind == "check-failed"
     assert "driver went away" in governor.events[0].detail
+
+
+class _FakeCache:
+    """A framework hook whose cache holds idle blocks (what CuPy's cached mode reports)."""
+
+    def __init__(self, idle: int) -> None:
+        self.idle, self.released = idle, 0
+
+    def idle_bytes(self) -> int:
+        return self.idle
+
+    def release_cache(self) -> bool:
+        self.released += 1
+        self.idle = 0
+        return True
+
+
+def _caches(monkeypatch, **caches: _FakeCache) -> None:
+    from zerocopy.memory import governance
+
+    monkeypatch.setattr(governance, "loaded", lambda name: name in caches)
+    monkeypatch.setattr(governance, "hook", lambda name: caches[name])
+
+
+def test_a_device_short_of_memory_takes_idle_caches_back(monkeypatch) -> None:
+    cupy = _FakeCache(idle=300)
+    _caches(monkeypatch, cupy=cupy)
+    free = [50]  # of 100: above the 10% line
+    governor = PoolGovernor(FakePool(), interval=None, device_memory=lambda: (free[0], 100)).start()
+    assert governor.check() == [] and cupy.released == 0
+    free[0] = 5  # below 10% free: the idle cache goes back to the pool
+    events = governor.check()
+    assert [e.kind for e in events] == ["idle-released"] and cupy.released == 1
+    assert events[0].after == 300 and governor.check() == []  # nothing idle left to ask

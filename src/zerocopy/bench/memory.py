@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -36,6 +35,7 @@ import numpy as np
 
 import zerocopy.memory as zm
 from zerocopy import _cuda
+from zerocopy._cuda import driver_path
 from zerocopy.memory import (
     CudaMallocResource,
     DevicePoolResource,
@@ -46,7 +46,6 @@ from zerocopy.memory import (
     TrackingAdaptor,
     share,
 )
-from zerocopy.memory.hooks import torch as torch_hook
 
 __all__ = ["add_arguments", "main"]
 
@@ -218,6 +217,9 @@ def _raw(n: int) -> dict[str, Any]:
             resources[f"default pool (bare, {label})"] = bare
         except ImportError:
             pass
+    from_c = DevicePoolResource()
+    if from_c.binding.startswith(driver_path.NAME):
+        resources["default pool (bare, C driver)"] = from_c
     shared = share([], resource=pool, governance=False)
     resources["shared chain (stats+oom)"] = shared.resource
     resources["shared chain (oom only, pool-level)"] = OutOfMemoryCallbackAdaptor(pool)
@@ -310,11 +312,9 @@ def _streams(cupy: Any, torch: Any) -> dict[str, Any]:
             "torch": int(torch.cuda.current_stream().cuda_stream)}
 
 
-# The mixed loop's hook modes per scenario (None: each framework's default).
-_MIXED_MODES: dict[str, dict[str, str]] = {
-    "shared-cached": {"cupy": "cached", "torch": "cached"},
-    "shared-direct": {"cupy": "direct", "torch": "async"},
-}
+# The mixed loop's hook modes per scenario (None: each framework's default; "shared":
+# CuPy's cache in front of the pool).
+_MIXED_MODES: dict[str, dict[str, str]] = {"shared-direct": {"cupy": "direct"}}
 
 
 def _mixed(*, shared: bool, trim: bool = False, quick: bool, probe: bool = False,  # noqa: PLR0915 (one loop, read top to bottom)
@@ -484,84 +484,6 @@ _SPIN = r'''extern "C" __global__ void spin(long long cycles) {
 }'''
 
 
-def _torch_cached_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in order)
-    """torch's cached mode against what torch users rely on: other threads, empty_cache,
-    record_stream, CUDA graphs, the hard limit, undo."""
-    shared = zm.share(["torch"], modes={"torch": "cached"}, limits={"torch": 1 << 30})
-    import torch
-
-    out: dict[str, Any] = {}
-    pool, used0 = cast(DevicePoolResource, shared.base), cast(DevicePoolResource, shared.base).used()
-    x = torch.ones(64 << 20, dtype=torch.uint8, device="cuda")
-    out["pool used rise for a 64 MiB tensor"] = pool.used() - used0
-    out["segments after it"] = torch_hook.backing()
-    out["value ok"] = int(x[-1].item()) == 1
-    del x
-    before = torch_hook.backing()["current"]  # type: ignore[index]
-    torch.cuda.empty_cache()
-    out["empty_cache gave back bytes"] = before - torch_hook.backing()["current"]  # type: ignore[index]
-    seen0 = torch_hook.backing()["total_bytes"]  # type: ignore[index]
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.append(
-        torch.ones(48 << 20, dtype=torch.uint8, device="cuda")))
-    worker.start()
-    worker.join()
-    out["another thread's tensor came from the pool"] = (
-        torch_hook.backing()["total_bytes"] - seen0 >= 48 << 20)  # type: ignore[index]
-    box.clear()
-    side = torch.cuda.Stream()
-    reused = 0
-    reserved0 = torch.cuda.memory_reserved()
-    for _ in range(20):
-        a = torch.empty(8 << 20, dtype=torch.uint8, device="cuda")
-        with torch.cuda.stream(side):
-            a.add_(1)
-        a.record_stream(side)
-        ptr = a.data_ptr()
-        del a
-        side.synchronize()
-        b = torch.empty(8 << 20, dtype=torch.uint8, device="cuda")
-        reused += b.data_ptr() == ptr
-        del b
-    out["record_stream: block reused after the side stream finished (of 20)"] = reused
-    out["record_stream: reserved growth MiB over 20 rounds"] = (
-        torch.cuda.memory_reserved() - reserved0) >> 20
-    static_in = torch.ones(1 << 20, device="cuda")
-    warm = torch.cuda.Stream()
-    warm.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(warm):
-        for _ in range(2):
-            static_out = static_in * 2 + 1
-    torch.cuda.current_stream().wait_stream(warm)
-    try:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = static_in * 2 + 1
-        static_in.fill_(3.0)
-        graph.replay()
-        other = torch.full((4 << 20,), 9.0, device="cuda")  # must not land on the graph's memory
-        graph.replay()
-        torch.cuda.synchronize()
-        out["graph replay correct"] = bool((static_out == 7.0).all().item()) and bool(
-            (other == 9.0).all().item())
-    except Exception as exc:
-        out["graph error"] = repr(exc)[:300]
-    try:
-        torch.empty(2 << 30, dtype=torch.uint8, device="cuda")
-        out["over the 1 GiB limit"] = "allocated"
-    except torch.OutOfMemoryError as exc:
-        out["over the 1 GiB limit"] = "torch.OutOfMemoryError: " + str(exc)[:80]
-    out["after the refusal"] = float(torch.ones(1000, device="cuda").sum().item())
-    out["backing"] = torch_hook.backing()
-    shared.undo()
-    total0 = torch.cuda.memory_reserved()
-    y = torch.ones(32 << 20, dtype=torch.uint8, device="cuda")
-    out["after undo: new tensor outside our pool"] = torch_hook.backing() is None and int(
-        y.sum().item()) == 32 << 20
-    out["reserved rise after undo MiB"] = (torch.cuda.memory_reserved() - total0) >> 20
-    return out
-
-
 def _blocking() -> dict[str, Any]:
     shared = zm.share(["cupy"])
     import cupy
@@ -605,18 +527,17 @@ def _calibrate(cupy: Any, kernel: Any, seconds: float) -> int:
 
 # Scenarios that are experiments, not alloc+free timings.
 _PROBES: dict[str, Callable[[], dict[str, Any]]] = {
-    "torch-cached-probe": _torch_cached_probe, "pool-probe": _pool_probe, "blocking": _blocking}
+    "pool-probe": _pool_probe, "blocking": _blocking}
 
 SCENARIOS: dict[str, dict[str, str]] = {
     "raw": {},
     "cupy-default": {}, "cupy-async": {}, "cupy-shared": {}, "cupy-shared-pool": {},
     "cupy-shared-direct": {},
-    "torch-default": {}, "torch-shared": {}, "torch-shared-cached": {}, "torch-pluggable": {},
-    "torch-cached-probe": {},
+    "torch-default": {}, "torch-shared": {}, "torch-pluggable": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
-    "mixed-shared-cached": {}, "mixed-shared-direct": {},
+    "mixed-shared-direct": {},
     "mixed-shared-trim": {}, "mixed-shared-probe": {}, "pool-probe": {},
     "mixed-shared-handoff": {},
     "blocking": {},
@@ -655,8 +576,7 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
         if default and shared:
             verdicts[f"{fw} shared/default"] = {s: round(shared[s] / default[s], 2) for s in default}
     for label, scenario, default_of in (
-            ("torch cached/default", "torch-shared-cached", "torch-default"),
-            ("cupy direct/default", "cupy-shared-direct", "cupy-default")):
+            ("cupy direct/default", "cupy-shared-direct", "cupy-default"),):
         mode_pairs = r.get(scenario, {}).get("alloc_free_pair_us")
         default = r.get(default_of, {}).get("alloc_free_pair_us")
         if mode_pairs and default:
@@ -699,7 +619,7 @@ def _mixed_verdicts(r: dict[str, Any]) -> dict[str, Any]:
     # idle blocks, so it is no measure of live bytes there: those runs are divided by the
     # live peak of the same loop in direct mode (every array in the pool, used = live).
     direct_live = r.get("mixed-shared-direct", {}).get("peak_live_bytes")
-    for name in ("mixed-shared", "mixed-shared-cached", "mixed-shared-direct",
+    for name in ("mixed-shared", "mixed-shared-direct",
                  "mixed-shared-trim", "mixed-shared-handoff", "mixed-shared-probe"):
         run = r.get(name, {})
         if not run.get("pool_used_high"):

@@ -13,8 +13,16 @@ would trim the *shared* pool, throwing away memory other frameworks keep warm, a
 the host until the GPU is idle (19 ms behind a 20 ms kernel). The wrapper records the call
 and skips it; on torch's native allocator it calls through.
 
+Caches in front of the pool (CuPy's MemoryPool in ``cached`` mode) keep idle blocks that
+another framework may need. Besides the out-of-memory callback (which asks them on a
+failure), a check that finds the device short of free memory (below ``idle_release_below``
+of its total, default 10%) asks every cache for its idle blocks (:func:`release_idle`,
+event ``idle-released``) before anyone fails. That returns blocks through stream-ordered
+frees and does not wait for the GPU.
+
 Checks run on a daemon thread every ``interval`` seconds (``None``: only when ``check()``
-is called). They read two pool attributes, about a microsecond each, and never block.
+is called). They read two pool attributes and the device's free memory, a few
+microseconds, and never block.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Any, Protocol
 from zerocopy._cuda import UINT64_MAX
 from zerocopy.memory.hooks import HOOKS, hook, loaded
 
-__all__ = ["GovernedPool", "PoolEvent", "PoolGovernor", "make_room"]
+__all__ = ["GovernedPool", "PoolEvent", "PoolGovernor", "release_idle"]
 
 
 class GovernedPool(Protocol):
@@ -46,7 +54,7 @@ class GovernedPool(Protocol):
 @dataclass(frozen=True)
 class PoolEvent:
     time: float
-    kind: str        # threshold-reset | trim | trim-by-zerocopy | empty-cache-skipped
+    kind: str        # threshold-reset | trim | trim-by-zerocopy | empty-cache-skipped | idle-released
     detail: str
     before: int = 0
     after: int = 0
@@ -55,8 +63,12 @@ class PoolEvent:
 class PoolGovernor:
     def __init__(self, pool: GovernedPool, *, release_threshold: int = UINT64_MAX,
                  interval: float | None = 0.05, protect_caches: bool = True,
-                 max_events: int = 1000) -> None:
+                 max_events: int = 1000, idle_release_below: float = 0.1,
+                 device_memory: Callable[[], tuple[int, int]] | None = None) -> None:
         self.pool = pool
+        self.idle_release_below = idle_release_below
+        # (free, total) bytes of the device; None: no pressure check (a host pool)
+        self.device_memory = device_memory or getattr(pool, "device_memory", None)
         self.release_threshold = release_threshold
         self.interval = interval
         self.protect_caches = protect_caches
@@ -110,6 +122,7 @@ class PoolGovernor:
             self._reassert_threshold()
             self._detect_trim()
             self._run_polls()
+            self._release_idle_under_pressure()
             if self.protect_caches:
                 self._protect_torch()
             return list(self.events)[start:] if len(self.events) >= start else []
@@ -133,6 +146,17 @@ class PoolGovernor:
                          last_reserved, reserved)
         self._own_trim = False
         self._last = (reserved, used)
+
+    def _release_idle_under_pressure(self) -> None:
+        if self.device_memory is None or self.idle_release_below <= 0:
+            return
+        free, total = self.device_memory()
+        if free >= total * self.idle_release_below:
+            return
+        asked = release_idle(asking=None)
+        if asked:
+            self._record("idle-released", f"the device had {free} of {total} bytes free: idle "
+                         f"cached blocks ({asked} bytes) were given back to the pool", free, asked)
 
     def _run_polls(self) -> None:
         self.polls[:] = [poll for poll in self.polls if not poll()]
@@ -186,18 +210,10 @@ def _suspect() -> str:
     return ", ".join(running) or "unknown"
 
 
-def make_room(pool: Any, nbytes: int, asking: str) -> int:
-    """Before a framework's cache grows the shared pool by ``nbytes``: if the pool has no
-    free room for it, ask the *other* frameworks' caches for their idle blocks first, so
-    the pool reuses them instead of growing (the out-of-memory callback's release, made the
-    normal path of a cache miss). Only hooks with ``idle_bytes()`` take part: caches whose
-    release returns blocks with stream-ordered frees (CuPy's MemoryPool, torch's MemPool in
-    cached mode), never a call that waits for the GPU. Returns the idle bytes asked back.
-
-    Cost: two pool attribute reads per cache miss (misses are rare in a steady loop)."""
-    room = pool.reserved() - pool.used()
-    if room >= nbytes:
-        return 0
+def release_idle(asking: str | None) -> int:
+    """Ask every loaded framework's cache but ``asking``'s for its idle blocks. Only hooks
+    with ``idle_bytes()`` take part: caches whose release returns blocks with stream-ordered
+    frees (CuPy's MemoryPool in cached mode), never a call that waits for the GPU."""
     asked = 0
     for name in HOOKS:
         if name == asking or not loaded(name):

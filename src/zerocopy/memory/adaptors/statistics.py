@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from zerocopy import _native
+from zerocopy.memory.adaptors.failure import OutOfMemoryCallbackAdaptor
 from zerocopy.memory.resource import DIRECT, MemoryResource, ResourceAdaptor
+from zerocopy.memory.resources.device_pool import DevicePoolResource
 
 __all__ = ["PyLedger", "StatisticsAdaptor", "Stats", "new_ledger"]
 
@@ -130,13 +132,31 @@ def new_ledger() -> Any:
     return speedups.Ledger() if speedups is not None else PyLedger()
 
 
+def _straight_to_pool(upstream: MemoryResource) -> tuple[Any, Any] | None:
+    """The base pool's (malloc, free) where everything between is pass-through on success
+    (only out-of-memory callbacks, which act on failure): the default ``share()`` chain."""
+    resource = upstream
+    while type(resource) is OutOfMemoryCallbackAdaptor:
+        resource = resource.upstream
+    if type(resource) is not DevicePoolResource:
+        return None
+    malloc, free = getattr(resource, "malloc", None), getattr(resource, "free", None)
+    return (malloc, free) if malloc is not None and free is not None else None
+
+
 class StatisticsAdaptor(ResourceAdaptor):
+    """Statistics over ``upstream``. Over the default chain (OOM callback -> device pool)
+    a successful allocation skips the layers between: the pool is called directly and the
+    Ledger records it (a failure goes down the whole chain, callbacks and retries included).
+    """
+
     def __init__(self, upstream: MemoryResource) -> None:
         super().__init__(upstream)
         self.ledger = new_ledger()
         self._slots: dict[str, int] = {}
         self._names: list[str] = []
         self._slot_lock = threading.Lock()
+        self._straight = _straight_to_pool(upstream)
 
     @property
     def unknown_frees(self) -> int:
@@ -158,14 +178,25 @@ class StatisticsAdaptor(ResourceAdaptor):
 
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
-        ptr = self.upstream.allocate(nbytes, stream, framework=framework)
+        ptr = 0
+        if self._straight is not None and nbytes:
+            try:
+                ptr = self._straight[0](nbytes, stream or 0)
+            except Exception:  # out of memory or a CUDA error: the chain retries and types it
+                ptr = 0
+        if not ptr:
+            ptr = self.upstream.allocate(nbytes, stream, framework=framework)
         self.ledger.add(ptr, nbytes, self.slot(framework or DIRECT))
         return ptr
 
     def deallocate(self, ptr: int, nbytes: int, stream: int | None = None) -> None:
         record = self.ledger.remove(ptr)
         try:
-            self.upstream.deallocate(ptr, nbytes, stream)
+            if self._straight is not None:
+                if ptr:  # a 0-byte allocation may be NULL; there is nothing to free
+                    self._straight[1](ptr, stream or 0)
+            else:
+                self.upstream.deallocate(ptr, nbytes, stream)
         except BaseException:
             if record is not None:
                 self.ledger.restore(ptr, *record)

@@ -5,9 +5,10 @@ caching allocator (best-fit blocks per stream, 512-byte rounding) with its *segm
 taken from the shared chain. A ``cupy.empty`` that hits the cache costs what it costs with
 CuPy's default pool; only a miss reaches the shared pool. Per-framework accounting: the
 statistics count what CuPy's cache holds (its segments), CuPy's own counters say how much
-of that is in use (``framework_stats``). Governance takes cached blocks back
-(``release_cache`` = ``free_all_blocks``) when another framework runs short, so CuPy's idle
-cache never starves the others.
+of that is in use (``framework_stats``). Governance takes the idle blocks back
+(``release_cache`` = ``free_all_blocks``, stream-ordered frees) when the device runs short of
+free memory or another framework's allocation fails, so CuPy's idle cache never starves
+the others.
 
 ``mode="direct"``: every ``cupy.empty`` goes through the chain: per-allocation statistics,
 CSV logs, leak stacks and limits per array. It is the debug mode (``share(track=True)`` or
@@ -38,7 +39,6 @@ from zerocopy.memory.adaptors.injection import FailureInjectionAdaptor
 from zerocopy.memory.adaptors.logging import LoggingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
 from zerocopy.memory.adaptors.tracking import TrackingAdaptor
-from zerocopy.memory.governance import make_room
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, unknown_mode
 from zerocopy.memory.resource import MemoryResource, layers
@@ -213,19 +213,6 @@ def _allocator(cupy: Any, resource: MemoryResource) -> Any:
     return allocate
 
 
-def _making_room(inner: Any, resource: MemoryResource) -> Any:
-    """CuPy's cache missed: let other frameworks' idle caches go back to the pool first."""
-    base = list(layers(resource))[-1]
-    if not all(hasattr(base, attr) for attr in ("reserved", "used")):
-        return inner
-
-    def segment(nbytes: int) -> Any:
-        make_room(base, nbytes, NAME)
-        return inner(nbytes)
-
-    return segment
-
-
 def idle_bytes() -> int:
     """Bytes CuPy's cache holds that no array uses (cached mode), 0 otherwise."""
     return int(_cache[0].free_bytes()) if _cache else 0
@@ -246,7 +233,7 @@ def install(resource: MemoryResource, *, limit: int | None = None,
              else _allocator(cupy, resource))
     details: dict[str, object] = {"limit": limit, "path": f"{mode}+{inner.zerocopy_path}"}
     if mode == "cached":
-        cache = cupy.cuda.MemoryPool(allocator=_making_room(inner, resource))
+        cache = cupy.cuda.MemoryPool(allocator=inner)
         _cache[:] = [cache]
         details["cache"] = cache
         cupy.cuda.set_allocator(cache.malloc)

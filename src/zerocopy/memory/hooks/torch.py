@@ -1,16 +1,4 @@
-"""PyTorch: three ways into the shared pool; torch takes no Python allocator.
-
-``mode="cached"``: torch's own caching allocator stays in front (its speed, its stream
-semantics, its counters), and its *segments* come from the shared pool: a
-``torch.cuda.MemPool`` whose allocator is a ``CUDAPluggableAllocator`` over two C functions
-of zerocopy's extension (``zerocopy_pool_malloc``/``free``: ``cuMemAllocFromPoolAsync`` /
-``cuMemFreeAsync`` on the default pool, per-device counters and an optional hard limit in
-C), and every stream of the device routed to that pool (``_cuda_beginAllocateToPool``,
-what ``torch.cuda.use_mem_pool`` uses per thread). A refused segment is a NULL that torch
-turns into its own cache flush, retry and ``torch.OutOfMemoryError``. Needs torch's native
-backend (not ``backend:cudaMallocAsync``) and the C extension; can be set any time after
-``import torch`` (tensors made before stay in torch's default cache). Caveats measured on
-the GPU machine are in docs/memory.md.
+"""PyTorch: two ways into the shared pool; torch takes no Python allocator.
 
 ``mode="async"`` (default): ``PYTORCH_ALLOC_CONF=backend:cudaMallocAsync``. torch's own
 stream-ordered backend allocates from the device's default pool, i.e. the shared pool.
@@ -36,8 +24,6 @@ import sys
 import threading
 from typing import Any
 
-from zerocopy import _native
-from zerocopy.errors import InvalidArgumentError, message
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource, layers
@@ -48,11 +34,9 @@ __all__ = [
     "MODES",
     "NAME",
     "PACKAGE",
-    "backing",
     "capabilities",
     "check",
     "framework_stats",
-    "idle_bytes",
     "install",
     "merge_env",
     "oom_type",
@@ -63,7 +47,7 @@ __all__ = [
 NAME = "torch"
 PACKAGE = "torch"  # installed means: this top-level package is importable
 INSTALL_HINT = "pip install torch (a CUDA build)"
-MODES = ("async", "cached", "pluggable")
+MODES = ("async", "pluggable")
 _ENV_KEYS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
 _BACKEND = "backend:cudaMallocAsync"
 # What the default mode ("async") needs before import torch (torch reads either spelling).
@@ -71,17 +55,6 @@ ENV = dict.fromkeys(_ENV_KEYS, _BACKEND)
 
 
 def capabilities(mode: str | None = None) -> Capabilities:
-    if mode == "cached":
-        return Capabilities(
-            framework=NAME, mode="cached",
-            route="torch.cuda.MemPool(CUDAPluggableAllocator over zerocopy's C segment allocator): "
-                  "torch's cache in front, segments from the shared pool",
-            per_allocation=False,
-            limits="zerocopy's C segment limit -> torch.OutOfMemoryError (hard)",
-            accounting="torch.cuda.memory_allocated/reserved + segments taken from the pool (C)",
-            before_runtime=False,
-            undoable="yes: new tensors go back to torch's default cache (live ones stay valid)",
-            notes="needs torch's native backend and the C extension; any time after import torch")
     if (mode or "async") == "async":
         return Capabilities(
             framework=NAME, mode="async",
@@ -115,10 +88,6 @@ def check(mode: str | None = None) -> None:
                             "call zerocopy.memory.share() before import torch, set "
                             f"PYTORCH_ALLOC_CONF={_BACKEND} in the environment, or use "
                             "modes={'torch': 'pluggable'} before torch's first CUDA allocation")
-    if mode == "cached" and _backend(torch) not in ("native", "none"):
-        raise started_error(NAME, "a cached (MemPool) route",
-                            f"torch runs the {_backend(torch)} backend; unset PYTORCH_ALLOC_CONF's "
-                            "backend option before import torch, or use modes={'torch': 'async'}")
     if mode == "pluggable" and _allocator_initialized(torch):
         raise started_error(NAME, "a pluggable allocator",
                             "call zerocopy.memory.share() before torch's first CUDA tensor")
@@ -153,8 +122,6 @@ def install(resource: MemoryResource, *, limit: int | None = None,
     check(mode)
     if mode == "async":
         return _install_async(limit)
-    if mode == "cached":
-        return _install_cached(resource, limit)
     return _install_pluggable(resource)
 
 
@@ -179,63 +146,6 @@ def _apply_limit(limit: int) -> bool:
     total = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
     return True
-
-
-# --- cached mode ------------------------------------------------------------------
-_routes: list[tuple[Any, int, Any]] = []  # (MemPool, device, torch) of the active route
-
-
-def _driver_functions() -> tuple[int, int]:
-    """Addresses of cuMemAllocFromPoolAsync and cuMemFreeAsync in the driver torch uses."""
-    driver = ctypes.CDLL("libcuda.so.1")
-    return (ctypes.cast(driver.cuMemAllocFromPoolAsync, ctypes.c_void_p).value or 0,
-            ctypes.cast(driver.cuMemFreeAsync, ctypes.c_void_p).value or 0)
-
-
-def _install_cached(resource: MemoryResource, limit: int | None) -> Installation:
-    speedups = _native.speedups()
-    base = list(layers(resource))[-1]
-    if speedups is None or not hasattr(base, "pool"):
-        raise InvalidArgumentError(message(
-            "torch's cached mode needs zerocopy's C extension and a device pool underneath",
-            got=f"{_native.reason()}; base {type(base).__name__}",
-            hint="reinstall zerocopy-ml where a C compiler is, or use modes={'torch': 'async'}"))
-    torch = import_framework("torch", NAME, INSTALL_HINT)
-    device = int(getattr(base, "device", 0))
-    speedups.backing_bind(device, base.pool, *_driver_functions())
-    speedups.backing_set_limit(device, limit or 0)
-    allocator = torch.cuda.memory.CUDAPluggableAllocator(
-        speedups.__file__, speedups.BACKING_MALLOC, speedups.BACKING_FREE)
-    with torch.cuda.device(device):
-        pool = torch.cuda.MemPool(allocator.allocator())
-        torch._C._cuda_beginAllocateToPool(device, pool.id)
-    _routes[:] = [(pool, device, torch)]
-
-    def undo() -> None:
-        torch._C._cuda_endAllocateToPool(device, pool.id)
-        speedups.backing_set_limit(device, 0)
-        _routes.clear()  # the MemPool object stays alive with the tensors that use it
-
-    _keep_alive.append(pool)  # torch's segments in it outlive the route
-    return Installation(NAME, capabilities("cached"), {"limit": limit, "pool_id": pool.id,
-                                                        "path": "cached"}, undo)
-
-
-def backing() -> dict[str, int] | None:
-    """What torch's cache holds from the shared pool (cached mode), from the C counters."""
-    speedups = _native.speedups()
-    if not _routes or speedups is None:
-        return None
-    counters: dict[str, int] = speedups.backing_counters(_routes[0][1])
-    return counters
-
-
-def idle_bytes() -> int:
-    """Bytes torch's cache holds in the shared pool that no tensor uses (cached mode)."""
-    if not _routes:
-        return 0
-    torch = _routes[0][2]
-    return int(torch.cuda.memory_reserved()) - int(torch.cuda.memory_allocated())
 
 
 # --- pluggable mode ---------------------------------------------------------------
@@ -308,13 +218,6 @@ def framework_stats() -> dict[str, int] | None:
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None
-    held = backing()
-    if held is not None:
-        return {"current_bytes": int(torch.cuda.memory_allocated()),
-                "peak_bytes": int(torch.cuda.max_memory_allocated()),
-                "reserved_bytes": int(torch.cuda.memory_reserved()),
-                "segments_from_pool_bytes": held["current"], "segments": held["segments"],
-                "refused_by_limit": held["refused"], "pool_out_of_memory": held["failed"]}
     if torch.cuda.get_allocator_backend() == "pluggable":
         return {"overdraft_count": overdrafts()["count"], "callback_errors": len(_errors)}
     return {"current_bytes": int(torch.cuda.memory_allocated()),

@@ -7,16 +7,19 @@ same reserve. Allocation is ``cudaMallocFromPoolAsync`` on the default pool (not
 ``cudaMallocAsync``, which uses the *current* pool, and someone may have changed that).
 Frees are ``cudaFreeAsync``: they never wait for the GPU, unlike ``cudaFree``.
 
-The two per-allocation calls are bound once (``hot_path(pool)`` of the binding
-:func:`zerocopy._cuda.binding` picks): CuPy's Cython runtime where CuPy is loaded, else
-cuda.bindings with the pool and stream objects made once. ``binding`` names which one
-serves this resource.
+The two per-allocation calls are bound once: from C through the driver
+(:mod:`zerocopy._cuda.driver_path`, where the C extension is active), with the binding
+:func:`zerocopy._cuda.binding` picks as the fallback for every failure; else that binding's
+``hot_path(pool)`` alone (CuPy's Cython runtime where CuPy is loaded, else cuda.bindings
+with the pool and stream objects made once). ``binding`` names which one serves.
 """
 
 from __future__ import annotations
 
+import os
+
 from zerocopy import _cuda
-from zerocopy._cuda import UINT64_MAX, PoolAttr
+from zerocopy._cuda import UINT64_MAX, PoolAttr, driver_path
 
 __all__ = ["DevicePoolResource"]
 
@@ -30,6 +33,11 @@ class DevicePoolResource:
         self.pool = self._rt.default_pool(self.device)
         self.binding = self._rt.name
         self.malloc, self.free = self._rt.hot_path(self.pool)  # (nbytes, stream), (ptr, stream)
+        forced = os.environ.get(_cuda.ENVIRONMENT)  # a binding named: its own path only
+        from_c = None if forced else driver_path.hot_path(self.pool, self.malloc, self.free)
+        if from_c is not None:
+            self.malloc, self.free = from_c
+            self.binding = f"{driver_path.NAME}, falling back to {self._rt.name}"
 
     def allocate(self, nbytes: int, stream: int | None = None, *,
                  framework: str | None = None) -> int:
@@ -66,6 +74,11 @@ class DevicePoolResource:
     @release_threshold.setter
     def release_threshold(self, nbytes: int) -> None:
         self._rt.pool_set(self.pool, PoolAttr.RELEASE_THRESHOLD, min(int(nbytes), UINT64_MAX))
+
+    def device_memory(self) -> tuple[int, int]:
+        """(free, total) bytes of the current device (governance's pressure check)."""
+        free, total = self._rt.mem_get_info()
+        return int(free), int(total)
 
     def bind_thread(self) -> None:
         """Make this pool's device current on the calling thread (governance's watcher)."""
