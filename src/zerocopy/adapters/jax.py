@@ -240,6 +240,7 @@ def _immutable_caveat(info: Info) -> str | None:
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "np.asarray(x)", _to_numpy, cost=0.6,
+         fast=lambda info: np.asarray,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              checks.layouts("np.asarray(jax array)", frozenset({"C"}),
                                             "copies arrays that JAX keeps in another layout")),

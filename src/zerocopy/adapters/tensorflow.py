@@ -250,6 +250,7 @@ _GPU_IMPORT_CAVEAT = (
 
 EDGES = (
     Edge(NAME, "numpy", "buffer protocol", "np.asarray(x)", _to_numpy, cost=0.6,
+         fast=lambda info: np.asarray,
          check=checks.all_of(checks.on_cpu("NumPy"), _no_bfloat16_scalar),
          caveat=lambda info: "TensorFlow tensors are immutable: the NumPy view is read-only"),
     # GPU: a producer that takes the importer's stream (TF's own refuses any); TF's export

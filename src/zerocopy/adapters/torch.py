@@ -5,7 +5,7 @@ tensor's current stream, which is cheaper than DLPack towards CuPy and Numba."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -224,6 +224,19 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
     return x.numpy()
 
 
+def _tensor_numpy(x: Any) -> np.ndarray:
+    return (x.detach() if x.requires_grad else x).numpy()
+
+
+def _to_numpy_fast(info: Info) -> Callable[[Any], Any] | None:
+    return _tensor_numpy if info.dtype != "bfloat16" else None
+
+
+def _from_numpy_fast(info: Info) -> Callable[[Any], Any] | None:
+    # A writable array of a dtype torch has: torch.from_numpy itself (no warning to hide).
+    return _torch().from_numpy if not info.readonly and info.dtype != "bfloat16" else None
+
+
 def _from_numpy(x: np.ndarray, options: Options) -> Any:
     torch = _torch()
     if not x.flags.writeable:  # through torch's DLPack C exchange API: no warning to silence
@@ -297,8 +310,9 @@ _SHARED_CHECK = checks.all_of(checks.on_cpu("NumPy"), _plain_bits)
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "x.detach().numpy()", _to_numpy, cost=0.6,
-         check=_SHARED_CHECK, caveat=_grad_caveat),
+         check=_SHARED_CHECK, caveat=_grad_caveat, fast=_to_numpy_fast),
     Edge("numpy", NAME, "array interface", "torch.from_numpy(x)", _from_numpy, cost=0.5,
+         fast=_from_numpy_fast,
          check=checks.all_of(
              checks.layouts("torch.from_numpy", frozenset({"C", "F", "compact", "strided"}),
                             "refuses negative strides"),

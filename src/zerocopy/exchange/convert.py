@@ -366,7 +366,7 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
                         where = reader.fast_pointer(obj) if reader.fast_pointer is not None else None
                         chosen = _get((*lane, where % 64 == 0)) if where is not None else None
                     if chosen is not None:
-                        return chosen.run(obj) if chosen.runs_alone else _run(obj, chosen, None)
+                        return chosen.fast(obj) if chosen.runs_alone else _run(obj, chosen, None)
         return _to(obj, target, copy, device, stream, lane)
     except ZeroCopyError:
         raise

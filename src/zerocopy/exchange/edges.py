@@ -88,6 +88,12 @@ class Edge:
     immutable_result: bool = False
     # A copy to another device: ("cpu", 0) or ("cuda", n), where the result lives.
     device: tuple[str, int] | None = None
+    # The hop specialised at plan time: given the facts before it, a one-argument call that
+    # does what ``run`` does for objects with those facts (the framework's own one-liner
+    # where nothing else is left to decide), or None. The fast lane runs plans of such hops
+    # without ``run``'s per-call branches (a plan is cached per signature, so the facts
+    # it was specialised for hold for every object that reaches it).
+    fast: Callable[[Info], Callable[[Any], Any] | None] | None = field(default=None, repr=False)
 
     def after(self, info: Info) -> Info:
         """The facts of the object this hop produces, without running it."""

@@ -15,6 +15,7 @@ an array that arrives as an array never passes through a column or a table on th
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -79,11 +80,32 @@ class Plan:
     # run() is all of zerocopy.to for this plan: no copy promise to check on the result
     # (copy=None) and no unasked copy to report to the copy policy (nothing copies).
     runs_alone: bool = field(init=False, repr=False, compare=False)
+    # What the fast lane calls for a plan that runs alone: the hops' specialised calls
+    # (Edge.fast) chained, where every hop has one; else run().
+    fast: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._steps = tuple((hop.edge.run, hop.options) for hop in self.hops)
         self.switches_gpu = any(hop.gpu is not None for hop in self.hops)
         self.runs_alone = self.options.copy is None and not self.copies
+        self.fast = self._specialised() or self.run
+
+    def _specialised(self) -> Callable[[Any], Any] | None:
+        if not self.hops or self.switches_gpu or not self.runs_alone:
+            return None
+        calls = []
+        for hop in self.hops:
+            call = (hop.edge.fast(hop.before) if hop.edge.fast is not None
+                    and hop.options.stream is None else None)
+            if call is None:
+                return None
+            calls.append(call)
+        if len(calls) == 1:
+            return calls[0]
+        if len(calls) == 2:
+            first, second = calls
+            return lambda x: second(first(x))
+        return functools.reduce(lambda f, g: lambda x: g(f(x)), calls)
 
     @property
     def copies(self) -> bool:
