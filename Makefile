@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/cpu.txt pyproject.toml setup.py src/zerocopy/_speedups.c src/zerocopy/_pool.c
+$(VENV)/.installed: requirements/cpu.txt pyproject.toml setup.py src/zerocopy/_speedups.c src/zerocopy/_pool.c src/zerocopy/_lane.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements/cpu.txt

@@ -1,5 +1,5 @@
-"""The one C extension, zerocopy._speedups (DLPack capsules in C, and the shared pool's
-bookkeeping and torch's backing allocator in _pool.c; see their headers).
+"""The one C extension, zerocopy._speedups (DLPack capsules in C; the shared pool's
+bookkeeping and hot path in _pool.c; zerocopy.to's fast lane in _lane.c; see their headers).
 
 Everything else about the package lives in pyproject.toml. ``optional=True``: without a C
 compiler the install still succeeds and zerocopy runs its pure-Python path
@@ -8,4 +8,5 @@ compiler the install still succeeds and zerocopy runs its pure-Python path
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("zerocopy._speedups", ["src/zerocopy/_speedups.c", "src/zerocopy/_pool.c"], optional=True)])
+setup(ext_modules=[Extension("zerocopy._speedups", ["src/zerocopy/_speedups.c", "src/zerocopy/_pool.c",
+                                                       "src/zerocopy/_lane.c"], optional=True)])

@@ -559,7 +559,8 @@ static PyObject *data_pointer(PyObject *Py_UNUSED(module), PyObject *obj)
 
 /* ------------------------------------------------------------------ module */
 
-int zc_pool_init(PyObject *module); /* _pool.c: the Ledger and torch's backing allocator */
+int zc_pool_init(PyObject *module); /* _pool.c: the Ledger and the pool's hot path */
+int zc_lane_init(PyObject *module); /* _lane.c: the exchange's fast lane */
 
 
 static PyMethodDef methods[] = {
@@ -577,7 +578,7 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "zerocopy._speedups",
     "DLPack capsules built and read in C (the pure-Python reference: zerocopy.exchange.dlpack);\n"
-    "the shared pool's Ledger and torch's backing allocator (_pool.c).",
+    "the shared pool's Ledger and hot path (_pool.c); zerocopy.to's fast lane (_lane.c).",
     -1,
     methods,
     NULL,
@@ -599,7 +600,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
     }
     if (PyModule_AddIntConstant(module, "DLPACK_MAJOR", VERSION_MAJOR) < 0 ||
         PyModule_AddIntConstant(module, "DLPACK_MINOR", VERSION_MINOR) < 0 ||
-        zc_pool_init(module) < 0) {
+        zc_pool_init(module) < 0 || zc_lane_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

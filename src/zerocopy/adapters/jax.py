@@ -128,15 +128,32 @@ def _pointer(x: Any) -> int:
     return int(x.unsafe_buffer_pointer())
 
 
+# Sharding -> the device key of a single-device sharding, or None: a sharding is immutable
+# and hashable, and reading its devices costs 0.3 us a call (the dict lookup 0.1).
+_SINGLE_DEVICE: dict[Any, tuple[str, int] | None] = {}
+
+
+def _single_device(sharding: Any) -> tuple[str, int] | None:
+    known = _SINGLE_DEVICE.get(sharding, False)
+    if known is not False:
+        return known  # type: ignore[return-value]
+    device = None
+    if sharding.is_fully_replicated and len(sharding.device_set) == 1:
+        device = _device_key(next(iter(sharding.device_set)))
+    if len(_SINGLE_DEVICE) >= 256:  # a program that makes many shardings: start over
+        _SINGLE_DEVICE.clear()
+    _SINGLE_DEVICE[sharding] = device
+    return device
+
+
 def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a single-device JAX array (always C-ordered, immutable)."""
     if isinstance(x, _tracer_type()) or x.is_deleted():  # deleted: inspect() says so
         return None
-    sharding = x.sharding
-    if not sharding.is_fully_replicated or len(sharding.device_set) != 1:
+    device = _single_device(x.sharding)
+    if device is None:
         return None
-    return (x.dtype, size_class(x.shape), _device_key(next(iter(sharding.device_set))),
-            _minor_order(x))
+    return (x.dtype, size_class(x.shape), device, _minor_order(x))
 
 
 def fast_pointer(x: Any) -> int:

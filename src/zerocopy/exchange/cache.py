@@ -27,7 +27,7 @@ import threading
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BOUND", "Store", "clear", "get", "put", "size"]
+__all__ = ["BOUND", "Store", "clear", "get", "items", "put", "size"]
 
 BOUND = 4096
 
@@ -62,6 +62,12 @@ class Store:
 _STORE = Store()
 get = _STORE.get
 put = _STORE.put
+
+
+def items() -> dict[Hashable, Any]:
+    """The store's dict itself, for the C fast lane (zerocopy._speedups.lane): reads only,
+    and ``clear()`` empties it in place, so a reference taken once stays current."""
+    return _STORE._items
 
 
 def clear() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from zerocopy import _cuda, copies
+from zerocopy import _cuda, _native, copies
 from zerocopy._detect import framework_of
 from zerocopy.errors import (
     DeviceError,
@@ -352,9 +352,15 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
         # The fast lane, written out here because it is the whole call for a repeated
         # conversion: a fast key (the adapter's cheap tuple that decides the route as fully
         # as the Info does) finds the plan without inspect(). Only a plain bool or None
-        # copy looks it up: 1 == True would find True's plan.
+        # copy looks it up: 1 == True would find True's plan. With the C extension the
+        # same lane runs in C (_lane.c); MISS sends the call on to the planner.
         lane = None
         if device is None and stream is None and (copy is None or copy is False or copy is True):
+            if _c_lane is not None:
+                out = _c_lane(obj, target, copy)
+                if out is not _MISS:
+                    return out
+                return _to(obj, target, copy, device, stream, None)
             kind: Any = type(obj)
             reader = _get(kind)
             if reader is not None and reader.fast_key is not None:
@@ -372,6 +378,16 @@ def to(obj: Any, target: Any, *, copy: bool | None = None, device: Any = None,
         raise
     except Exception as exc:
         raise _typed(exc, obj, target) from exc
+
+
+def _bind_c_lane() -> tuple[Any, Any]:
+    """The C fast lane bound to this module's store, marker and ``_run`` (or (None, None)
+    on the pure-Python path)."""
+    speedups = _native.speedups()
+    if speedups is None:
+        return None, None
+    speedups.lane_setup(cache.items(), _ALIGNMENT_BIT, _run)
+    return speedups.lane, speedups.MISS
 
 
 def _typed(exc: Exception, obj: Any, target: Any) -> ZeroCopyError:
@@ -520,3 +536,6 @@ def explain(obj: Any, target: Any, *, copy: bool | None = None, device: Any = No
         raise
     except Exception as exc:
         raise _typed(exc, obj, target) from exc
+
+
+_c_lane, _MISS = _bind_c_lane()
