@@ -111,8 +111,8 @@ def moves(key: tuple[Any, ...], make: Callable[[], Moves]) -> Moves:
 
 def _streamed(rows: list[tuple[int, int, int, int, int]]) -> str | None:
     """"gather" when every entry writes a contiguous column; "scatter" when the entries
-    fill records of one size exactly, padding included (each byte once), and there is
-    padding (see :mod:`._cpu_numba`); else None."""
+    fill records of one size exactly, padding included (each byte once) (see
+    :mod:`._cpu_numba`); else None."""
     if not rows:
         return None
     if all(r[4] > 0 and r[3] == r[4] for r in rows):
@@ -120,7 +120,7 @@ def _streamed(rows: list[tuple[int, int, int, int, int]]) -> str | None:
     size = rows[0][3]
     spans = sorted((r[2], r[2] + abs(r[4])) for r in rows if r[4])
     if (size <= 0 or not spans or any(r[3] != size for r in rows) or spans[0][0] < 0
-            or spans[-1][1] > size or all(r[4] >= 0 for r in rows)):
+            or spans[-1][1] > size):
         return None
     covered = sum(b - a for a, b in spans)
     disjoint = all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
@@ -178,6 +178,14 @@ def run(n: int, sbase: int, dbase: int, moves: Moves, src: np.ndarray | None = N
     elif moves.streamed == "gather":
         kernels.gather_streamed(n, moves.tile, sbase, src, moves.sstride, dbase, dst,
                                 moves.width, _threads())
+    elif moves.streamed == "scatter" and len(moves.width) <= _MAX_UNIFORM_FIELDS:
+        # The record written whole per row, by a kernel made for this layout (its columns'
+        # addresses are per call, its offsets and widths constants).
+        size = int(moves.dstride[0])
+        fields = tuple((int(d), int(w)) for d, w in zip(dst, moves.width, strict=True) if w > 0)
+        live = np.flatnonzero(moves.width > 0)
+        kernels.record_scatter(size, fields)(n, sbase, src[live], moves.sstride[live], dbase,
+                                             _threads())
     elif moves.streamed == "scatter":
         kernels.scatter_streamed(n, moves.tile, int(moves.dstride[0]), sbase, src,
                                  moves.sstride, dbase, dst, moves.width, _threads())

@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["compiled_transposers", "copy_fields_parallel", "copy_fields_serial",
-           "gather_streamed", "scatter_streamed", "transpose_kernels"]
+           "gather_streamed", "record_scatter", "scatter_streamed", "transpose_kernels"]
 
 
 def _memory_ops(bits: int) -> tuple[Any, Any]:
@@ -456,3 +456,71 @@ def _make_transposers(k: int, w: int, stream: bool) -> tuple[Any, Any, Any, Any]
         scatter_tiles(n, cols, cbase, rec, 0, (n + tile - 1) // tile, scratch, recs)
 
     return gather, scatter, gather_serial, scatter_serial
+
+
+# ------------------------------------------------------------------ mixed records, columns -> records
+
+_record_scatters: dict[tuple[int, tuple[tuple[int, int], ...]], Any] = {}
+_SCATTER_TILE_BYTES = 8 * 1024  # one tile of records in L1, with the columns' lines beside it
+_OPS = {1: ("_load1", "_store1"), 2: ("_load2", "_store2"), 4: ("_load4", "_store4"),
+        8: ("_load8", "_store8")}
+
+
+def record_scatter(size: int, fields: tuple[tuple[int, int], ...]) -> Any:
+    """``scatter(n, sbase, src, sstride, dbase, nchunks)`` for records of ``size`` bytes
+    whose ``fields`` are ``(offset in the record, width)``, in the order of ``src`` and
+    ``sstride`` (column ``e`` at ``sbase + src[e] + i * sstride[e]``).
+
+    The generic ``scatter_streamed`` walks one field at a time down a tile (a loop and a
+    width branch per field, strided stores into the tile): 0.70x a 1-thread memcpy for an
+    18-byte mixed record on the dev VM. Here the record is written whole, row by row, with
+    one load and one store per field unrolled at their constant offsets and widths, into a
+    tile in L1 that is then streamed out (padding stays zero: the tile is zeroed once):
+    1.14x memcpy in the same run. Generated and compiled once per layout per process
+    (about a second), so :mod:`._cpu` uses it for large copies only.
+    """
+    key = (size, fields)
+    kernel = _record_scatters.get(key)
+    if kernel is None:
+        kernel = _record_scatters[key] = _make_record_scatter(size, fields)
+    return kernel
+
+
+def _make_record_scatter(size: int, fields: tuple[tuple[int, int], ...]) -> Any:
+    tile = max(64, _SCATTER_TILE_BYTES // size // 64 * 64)
+    lines = ["def tiles(n, b0, b1, sbase, src, sstride, dbase, scratch):",
+             "    t = scratch.ctypes.data"]
+    for e in range(len(fields)):
+        lines.append(f"    c{e} = sbase + src[{e}]")
+        lines.append(f"    s{e} = sstride[{e}]")
+    lines += ["    for b in range(b0, b1):",
+              f"        r0 = b * {tile}",
+              f"        m = min({tile}, n - r0)",
+              "        for i in range(m):",
+              f"            o = t + i * {size}",
+              "            r = r0 + i"]
+    for e, (offset, width) in enumerate(fields):
+        if width in _OPS:
+            load, store = _OPS[width]
+            lines.append(f"            {store}(o + {offset}, {load}(c{e} + r * s{e}))")
+        else:
+            lines.append(f"            _memcpy(o + {offset}, c{e} + r * s{e}, {width})")
+    lines += [f"        _stream_copy(dbase + r0 * {size}, t, m * {size})",
+              "    if _STREAMS:",
+              "        _store_fence()",
+              "",
+              "def scatter(n, sbase, src, sstride, dbase, nchunks):",
+              f"    ntiles = (n + {tile} - 1) // {tile}",
+              "    per = (ntiles + nchunks - 1) // nchunks",
+              "    for c in numba.prange(nchunks):",
+              f"        scratch = np.zeros({tile * size}, np.uint8)",
+              "        tiles(n, c * per, min(ntiles, (c + 1) * per), sbase, src, sstride, dbase,"
+              " scratch)"]
+    namespace: dict[str, Any] = {
+        "numba": numba, "np": np, "_memcpy": _memcpy, "_stream_copy": _stream_copy,
+        "_store_fence": _store_fence, "_STREAMS": _STREAMS, "_load1": _load1, "_store1": _store1,
+        "_load2": _load2, "_store2": _store2, "_load4": _load4, "_store4": _store4,
+        "_load8": _load8, "_store8": _store8}
+    exec(compile("\n".join(lines), f"<zerocopy record scatter {size}B {fields}>", "exec"), namespace)
+    namespace["tiles"] = numba.njit(namespace["tiles"])
+    return numba.njit(parallel=True)(namespace["scatter"])
