@@ -26,7 +26,7 @@ from zerocopy.memory.adaptors.limiting import LimitingAdaptor
 from zerocopy.memory.adaptors.logging import LoggingAdaptor
 from zerocopy.memory.adaptors.statistics import StatisticsAdaptor
 from zerocopy.memory.adaptors.tracking import TrackingAdaptor
-from zerocopy.memory.governance import PoolGovernor
+from zerocopy.memory.governance import PoolGovernor, release_idle
 from zerocopy.memory.hooks import HOOKS, Capabilities, Installation, hook
 from zerocopy.memory.report import MemoryReport, report
 from zerocopy.memory.resource import MemoryResource, find, layers, set_current_resource
@@ -97,8 +97,11 @@ class SharedPool:
         (default: the legacy stream, where CuPy and torch work unless told otherwise)
         become reusable by the ``consumer`` stream, which waits on an event recorded after
         them. ``consumer`` is a stream handle, or ``"jax"`` for the stream JAX names for
-        external work (``get_stream_for_external_ready_events``). Does not block the host.
+        external work (``get_stream_for_external_ready_events``). The caches in front of
+        the pool (CuPy's, in cached mode) first give their idle blocks back, so the next
+        framework can reuse them. Does not block the host.
         Returns the consumer stream used, or None where it could not be found."""
+        release_idle(asking=None)  # caches in front (CuPy's): their idle blocks go back first
         stream = _consumer_stream(consumer)
         handoff = getattr(self.base, "handoff", None)
         if stream is None or handoff is None:
