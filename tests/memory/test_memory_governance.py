@@ -138,3 +138,13 @@ def test_a_device_short_of_memory_takes_idle_caches_back(monkeypatch) -> None:
     events = governor.check()
     assert [e.kind for e in events] == ["idle-released"] and cupy.released == 1
     assert events[0].after == 300 and governor.check() == []  # nothing idle left to ask
+
+
+def test_handoff_gives_idle_cached_blocks_back_first(monkeypatch) -> None:
+    import zerocopy.memory as zm
+
+    cupy = _FakeCache(idle=4096)
+    _caches(monkeypatch, cupy=cupy)
+    with zm.share([], resource=zm.HostMemoryResource()) as shared:
+        assert shared.handoff(7) is None  # a host pool has no streams to order
+    assert cupy.released == 1 and cupy.idle == 0
