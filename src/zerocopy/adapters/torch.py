@@ -103,12 +103,19 @@ def inspect(x: Any) -> Info:
                 extra={"signature": lazy, "lazy_bits": lazy} if lazy != (False, False) else None)
 
 
+# torch.strided, read once (the first fast key): every key compares a layout with it.
+_STRIDED: list[Any] = [None]
+
+
 def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a contiguous dense tensor, read cheaply."""
-    if x.layout is not _torch().strided or not x.is_contiguous():
+    strided = _STRIDED[0]
+    if strided is None:
+        strided = _STRIDED[0] = _torch().strided
+    if x.layout is not strided or not x.is_contiguous():
         return None
     dtype = x.dtype
-    if x.is_neg() or (dtype.is_complex and x.is_conj()):
+    if x.is_neg() or x.is_conj():  # is_conj() is False for real dtypes: one call, no branch
         return None
     if x.is_cpu:
         device = -1
