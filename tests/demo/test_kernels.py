@@ -51,3 +51,39 @@ def test_gpu_kernels_match_cpu_kernels_in_the_simulator(tmp_path) -> None:
     cut_beats_cpu(y, rows, cols, np.array([5, 6], np.int32), 8, 250.0, records)
     for name in (*META, "window"):
         assert np.array_equal(gpu[name], records[name], equal_nan=name == "rr"), name
+
+
+def test_a_numba_cuda_that_cannot_compile_with_this_numpy_is_a_typed_error(monkeypatch) -> None:
+    # numba-cuda 0.30.4 with NumPy 2.5.2 (GPU test machine): its first compilation imports
+    # numba.cuda.np.arrayobj, which registers np.row_stack and fails with NumPy's
+    # AttributeError. The demo says so before any way runs, with the fix.
+    import importlib
+
+    import pytest
+
+    from zerocopy.demo import kernels
+    from zerocopy.errors import FrameworkError
+
+    real = importlib.import_module
+
+    def importing(name: str, *args: object) -> object:
+        if name == "numba.cuda.np.arrayobj":
+            raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+        return real(name, *args)
+
+    monkeypatch.setattr(kernels.importlib, "import_module", importing)
+    with pytest.raises(FrameworkError, match=r"numpy<2\.5") as caught:
+        kernels.check_numba_cuda_compiles()
+    assert isinstance(caught.value.__cause__, AttributeError)
+
+
+def test_a_numba_without_that_module_passes_the_check(monkeypatch) -> None:
+    import importlib
+
+    from zerocopy.demo import kernels
+
+    def missing(name: str, *args: object) -> object:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    kernels.check_numba_cuda_compiles()  # nothing to say: the first kernel will tell

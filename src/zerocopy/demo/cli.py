@@ -80,7 +80,12 @@ def _device(asked: str | None) -> str:
     if asked == "cuda" and not found:
         raise DeviceError(message("--device cuda needs a CUDA GPU and CuPy", got="none found",
                                   hint="run with --device cpu, or install cupy-cuda13x on a GPU machine"))
-    return asked or ("cuda" if found else "cpu")
+    device = asked or ("cuda" if found else "cpu")
+    if device == "cuda":  # before any way runs: a typed error, not one from a kernel launch
+        from zerocopy.demo.kernels import check_numba_cuda_compiles  # it imports numba
+
+        check_numba_cuda_compiles()
+    return device
 
 
 def _data(args: argparse.Namespace, sizes: dict[str, Any], console: Any) -> str:

@@ -14,10 +14,13 @@ column block (structure of arrays, the zerocopy way), on the CPU and the GPU ali
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numba  # noqa: TID253 (the demo's kernels: this module is loaded by the demo only)
 import numpy as np
+
+from zerocopy.errors import FrameworkError, message
 
 __all__ = ["META", "beat_dtype", "cut_beats_cpu", "cut_beats_gpu", "find_peaks_cpu", "find_peaks_gpu",
            "record_views"]
@@ -116,10 +119,27 @@ _GPU: dict[str, Any] = {}
 cuda: Any = None   # numba.cuda, imported by the first GPU call
 
 
+def check_numba_cuda_compiles() -> None:
+    """numba-cuda 0.30 registers ``np.row_stack`` when it compiles its first kernel, and
+    NumPy 2.5 removed it: every kernel then fails with NumPy's AttributeError (found on the
+    GPU test machine, numba-cuda 0.30.4 with NumPy 2.5.2). Say so before the pipeline starts,
+    as a typed error with the fix, instead of a raw error from inside the first launch."""
+    try:
+        importlib.import_module("numba.cuda.np.arrayobj")  # what the first compilation loads
+    except ImportError:
+        return  # another numba-cuda layout: its first kernel will tell
+    except AttributeError as exc:
+        raise FrameworkError(message(
+            "numba-cuda cannot compile kernels with this NumPy", got=f"{exc} (NumPy {np.__version__})",
+            hint="pip install 'numpy<2.5' (numba-cuda 0.30 still registers np.row_stack), or a "
+                 "numba-cuda release made for NumPy 2.5")) from exc
+
+
 def _gpu_kernels() -> dict[str, Any]:
     if _GPU:
         return _GPU
     global cuda  # noqa: PLW0603 (a module global, as numba-cuda and its simulator expect)
+    check_numba_cuda_compiles()
     from numba import cuda
 
     @cuda.jit
