@@ -171,39 +171,31 @@ static PyObject *ledger_insert(Ledger *self, uint64_t ptr, long long nbytes, int
     Py_RETURN_NONE;
 }
 
-static int read_entry_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
-                           uint64_t *ptr, long long *nbytes, int *slot)
+/* add/restore(ptr, nbytes, slot): the arguments read, then one insert; ``fresh`` says
+ * whether it is a new allocation (totals count it) or a free that failed (they do not). */
+static PyObject *insert_from_args(Ledger *self, PyObject *const *args, Py_ssize_t nargs, int fresh)
 {
-    if (nargs != want) {
-        PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, nargs);
-        return -1;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "expected (ptr, nbytes, slot), got %zd arguments", nargs);
+        return NULL;
     }
-    *ptr = (uint64_t)PyLong_AsUnsignedLongLongMask(args[0]);
-    *nbytes = PyLong_AsLongLong(args[1]);
-    *slot = (int)PyLong_AsLong(args[2]);
-    return PyErr_Occurred() ? -1 : 0;
+    uint64_t ptr = (uint64_t)PyLong_AsUnsignedLongLongMask(args[0]);
+    long long nbytes = PyLong_AsLongLong(args[1]);
+    int slot = (int)PyLong_AsLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return ledger_insert(self, ptr, nbytes, slot, fresh);
 }
 
 static PyObject *Ledger_add(Ledger *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t ptr;
-    long long nbytes;
-    int slot;
-    if (read_entry_args(args, nargs, 3, &ptr, &nbytes, &slot) < 0) {
-        return NULL;
-    }
-    return ledger_insert(self, ptr, nbytes, slot, 1);
+    return insert_from_args(self, args, nargs, 1);
 }
 
 static PyObject *Ledger_restore(Ledger *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    uint64_t ptr;
-    long long nbytes;
-    int slot;
-    if (read_entry_args(args, nargs, 3, &ptr, &nbytes, &slot) < 0) {
-        return NULL;
-    }
-    return ledger_insert(self, ptr, nbytes, slot, 0);
+    return insert_from_args(self, args, nargs, 0);
 }
 
 /* remove(ptr) -> (nbytes, slot), or None for a pointer this ledger never saw. */

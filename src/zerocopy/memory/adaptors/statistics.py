@@ -202,7 +202,8 @@ class StatisticsAdaptor(ResourceAdaptor):
                 self.ledger.restore(ptr, *record)
             raise
 
-    # --- the bookkeeping, also called by fused hook paths (hooks.cupy) that skip the chain ---
+    # --- the bookkeeping on its own, for an allocator that skips the chain (hooks.cupy's
+    # fused path binds the Ledger's add/remove/restore and its slot directly instead) ---
     def note_allocation(self, ptr: int, nbytes: int, name: str) -> None:
         """Count a successful allocation."""
         self.ledger.add(ptr, nbytes, self.slot(name))
