@@ -213,8 +213,18 @@ static void *new_block(PyObject *const *args, int readonly, int versioned)
         return NULL;
     }
     int64_t *dims = versioned ? ((VersionedBlock *)block)->dims : ((LegacyBlock *)block)->dims;
-    if (read_dims(args[2], ndim, dims, "shape") < 0 ||
-        read_dims(args[3], ndim, dims + room, "strides") < 0) {
+    if (read_dims(args[2], ndim, dims, "shape") < 0) {
+        free(block);
+        return NULL;
+    }
+    if (args[3] == Py_None) { /* compact row-major: the strides follow from the shape */
+        int64_t step = 1;
+        for (Py_ssize_t i = ndim - 1; i >= 0; i--) {
+            dims[room + i] = step;
+            step *= dims[i] > 0 ? dims[i] : 1;
+        }
+    }
+    else if (read_dims(args[3], ndim, dims + room, "strides") < 0) {
         free(block);
         return NULL;
     }
@@ -241,7 +251,8 @@ static void *new_block(PyObject *const *args, int readonly, int versioned)
 PyDoc_STRVAR(capsule_doc,
 "capsule(owner, data, shape, strides, code, bits, device_type, device_id, readonly, versioned)\n"
 "--\n\n"
-"A DLPack capsule over `data` (an address; strides in elements) that keeps `owner`\n"
+"A DLPack capsule over `data` (an address; strides in elements, None for C order) that\n"
+"keeps `owner` "
 "alive until the consumer calls the deleter, or the unconsumed capsule dies.");
 
 static PyObject *capsule(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)

@@ -260,6 +260,25 @@ def test_exchange_api_makes_torch_tensors_over_the_buffer(case: str) -> None:
     assert refs(a) == before
 
 
+@pytest.mark.parametrize(("shape", "c_strides"), [((4, 6), (6, 1)), ((5,), (1,)), ((), ()),
+                                                  ((2, 0, 3), (3, 3, 1))])  # an empty axis steps as 1
+def test_no_strides_means_c_order(backend: str, shape: tuple[int, ...], c_strides: tuple[int, ...]) -> None:
+    a = np.zeros(shape, dtype=np.float32)
+    capsule = dlpack._impl.capsule(a, a.ctypes.data, shape, None, 2, 32, CPU, 0, False, True)
+    assert capsule_info(capsule)["strides"] == c_strides
+
+
+def test_exchange_api_without_strides_makes_a_c_ordered_tensor() -> None:
+    torch = torch_with_exchange_api()
+    if not BUILT:
+        pytest.skip(dlpack.backend())
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    t = dlpack._impl.to_object(torch.Tensor.__dlpack_c_exchange_api__, a, a.ctypes.data, a.shape, None,
+                               2, 32, CPU, 0, False)
+    assert t.data_ptr() == a.ctypes.data and t.stride() == (12, 4, 1)
+    assert t.tolist() == a.tolist()
+
+
 def test_exchange_api_is_the_c_path_only() -> None:
     torch = torch_with_exchange_api()
     with dlpack.pure_python():

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -32,7 +32,7 @@ from zerocopy import _native
 from zerocopy._dtypes import DLPACK_CODES, from_dlpack_code, name_of_numpy, numpy_dtype
 
 __all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
-           "via_exchange_api"]
+           "device_importer", "host_importer", "via_exchange_api"]
 
 # DLDeviceType values used here.
 CPU, CUDA, CUDA_HOST, CUDA_MANAGED = 1, 2, 3, 13
@@ -175,9 +175,12 @@ class DLPackExporter:
                              self.readonly, versioned)
 
 
-def _py_capsule(owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...], code: int,
+def _py_capsule(owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...] | None, code: int,
                 bits: int, device_type: int, device_id: int, readonly: bool, versioned: bool) -> Any:
     ndim = len(shape)
+    if strides is None:  # C order: the strides follow from the shape, as in the C extension
+        strides = tuple(int(np.prod([max(d, 1) for d in shape[i + 1:]], dtype=np.int64))
+                        for i in range(ndim))
     if len(strides) != ndim:
         raise ValueError(f"strides has {len(strides)} entries, the shape {ndim}")
     shape_array = (ctypes.c_int64 * max(ndim, 1))(*shape)
@@ -342,6 +345,38 @@ def via_exchange_api(kind: type, x: Any, dtype: Any) -> Any | None:
         return None
     code = _CODES.get(dtype) or _code_of(dtype)
     return None if code is None else _impl.buffer_to_object(api, x, *code)
+
+
+def host_importer(kind: type, dtype: str) -> Callable[[Any], Any] | None:
+    """``via_exchange_api`` bound to ``kind`` and ``dtype`` (a canonical name): a call taking
+    only the host buffer exporter, or None where that path does not exist here."""
+    api = _EXCHANGE_APIS.get(kind, False)
+    if api is False:
+        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
+    code = DLPACK_CODES.get(dtype)
+    if api is None or _impl is _PYTHON or code is None:
+        return None
+    buffer_to_object, (number, bits) = _impl.buffer_to_object, code
+    return lambda x: buffer_to_object(api, x, number, bits)
+
+
+def device_importer(kind: type, dtype: str, device_id: int) -> Callable[..., Any] | None:
+    """``make(owner, data, shape, readonly)``: a C-ordered ``kind`` object over device memory
+    at ``data`` on CUDA device ``device_id``, made by the framework's DLPack C exchange API
+    with no stream handshake (the caller ordered the work); None where that path does not
+    exist here (no C extension, no API, no DLPack code for ``dtype``)."""
+    api = _EXCHANGE_APIS.get(kind, False)
+    if api is False:
+        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
+    code = DLPACK_CODES.get(dtype)
+    if api is None or _impl is _PYTHON or code is None:
+        return None
+    to_object, (number, bits) = _impl.to_object, code
+
+    def make(owner: Any, data: int, shape: tuple[int, ...], readonly: bool) -> Any:
+        return to_object(api, owner, data, shape, None, number, bits, CUDA, device_id, readonly)
+
+    return make
 
 
 # dtype (name or NumPy dtype) -> (DLPack code, bits): NumPy's dtype.name alone costs

@@ -22,10 +22,32 @@ from typing import Any
 
 from zerocopy.exchange.info import ARRAY, Info
 
-__all__ = ["CAI", "DLPACK", "Edge", "Options", "Refusal", "fresh_copy_info", "moved_info"]
+__all__ = ["CAI", "DECLINED", "DLPACK", "PASS", "SAME", "Edge", "Options", "Refusal", "fresh_copy_info",
+           "moved_info"]
 
 DLPACK = "dlpack"
 CAI = "cai"
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"zerocopy.exchange.edges.{self.name}"
+
+
+# What a specialised hop (Edge.fast) may answer for an object it does not take on this call
+# (a stream to order): the plan's full run() takes the call instead.
+DECLINED = _Marker("DECLINED")
+# What Edge.fast gives for a hop that hands its input on unchanged: left out of the chain.
+SAME = _Marker("SAME")
+# What Edge.fast may give for a hop whose work the next hop does itself when it reads the
+# source directly (a producer's interface export before a hop that hands the pointer
+# over): the hop is left out, but only before a hop whose call may decline.
+PASS = _Marker("PASS")
 
 
 @dataclass(frozen=True)
@@ -88,12 +110,14 @@ class Edge:
     immutable_result: bool = False
     # A copy to another device: ("cpu", 0) or ("cuda", n), where the result lives.
     device: tuple[str, int] | None = None
-    # The hop specialised at plan time: given the facts before it, a one-argument call that
-    # does what ``run`` does for objects with those facts (the framework's own one-liner
-    # where nothing else is left to decide), or None. The fast lane runs plans of such hops
-    # without ``run``'s per-call branches (a plan is cached per signature, so the facts
-    # it was specialised for hold for every object that reaches it).
-    fast: Callable[[Info], Callable[[Any], Any] | None] | None = field(default=None, repr=False)
+    # The hop specialised at plan time: given the facts before it and the plan's source
+    # framework, a one-argument call that does what ``run`` does for objects with those
+    # facts (the framework's own one-liner where nothing else is left to decide), or None.
+    # The fast lane runs plans of such hops without ``run``'s per-call branches (a plan is
+    # cached per signature, so the facts it was specialised for hold for every object that
+    # reaches it). A call with ``may_decline = True`` may answer DECLINED (the plan's run()
+    # takes that call); SAME and PASS: see their comments.
+    fast: Callable[[Info, str], Any] | None = field(default=None, repr=False)
 
     def after(self, info: Info) -> Info:
         """The facts of the object this hop produces, without running it."""

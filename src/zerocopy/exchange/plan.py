@@ -32,7 +32,7 @@ from zerocopy.errors import (
     message,
 )
 from zerocopy.exchange import cache
-from zerocopy.exchange.edges import Edge, Options, Refusal, moved_info
+from zerocopy.exchange.edges import DECLINED, PASS, SAME, Edge, Options, Refusal, moved_info
 from zerocopy.exchange.info import ARRAY, TABLE, Info
 
 __all__ = ["Guarded", "Hop", "Plan", "detour", "make_plan", "routes"]
@@ -93,19 +93,28 @@ class Plan:
     def _specialised(self) -> Callable[[Any], Any] | None:
         if not self.hops or self.switches_gpu or not self.runs_alone:
             return None
-        calls = []
+        calls: list[Callable[[Any], Any]] = []
+        passing = False  # the hop before was left out (PASS): this one must read the source
         for hop in self.hops:
-            call = (hop.edge.fast(hop.before) if hop.edge.fast is not None
+            call = (hop.edge.fast(hop.before, self.source.framework) if hop.edge.fast is not None
                     and hop.options.stream is None else None)
-            if call is None:
+            if call is None or (passing and not getattr(call, "may_decline", False)):
                 return None
-            calls.append(call)
-        if len(calls) == 1:
-            return calls[0]
-        if len(calls) == 2:
-            first, second = calls
-            return lambda x: second(first(x))
-        return functools.reduce(lambda f, g: lambda x: g(f(x)), calls)
+            passing = call is PASS
+            if not passing and call is not SAME:
+                calls.append(call)
+        if passing or not calls or any(getattr(c, "may_decline", False) for c in calls[:-1]):
+            return None  # only the last hop may decline: the earlier ones' work would be lost
+        chain = _chain(calls)
+        if not getattr(calls[-1], "may_decline", False):
+            return chain
+        run = self.run
+
+        def declinable(x: Any) -> Any:
+            out = chain(x)
+            return run(x) if out is DECLINED else out
+
+        return declinable
 
     @property
     def copies(self) -> bool:
@@ -193,6 +202,15 @@ class Plan:
 
     def __rich__(self) -> Any:  # rich.print(plan), the CLI
         return plan_rich(self)
+
+
+def _chain(calls: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    if len(calls) == 1:
+        return calls[0]
+    if len(calls) == 2:
+        first, second = calls
+        return lambda x: second(first(x))
+    return functools.reduce(lambda f, g: lambda x: g(f(x)), calls)
 
 
 def _bare(info: Info) -> Info:
