@@ -158,6 +158,85 @@ def test_gpu_pair_strided_inputs(pair: tuple[str, str], view: str) -> None:
     assert same_bits(host(result), expected)
 
 
+# --------------------------------------------------------------- the fast lane (pointers handed over)
+
+def _lane_plan(source: object, target: str) -> Any:
+    """The plan the fast lane keeps for ``source``'s signature (after one call made it)."""
+    from zerocopy.exchange import cache
+
+    key = adapter(zerocopy.inspect(source).framework).fast_key(source)
+    return cache.get((type(source), key, target, None))
+
+
+def test_gpu_pair_fast_lane_shares_memory_and_keeps_source_alive(pair: tuple[str, str]) -> None:
+    """The second call of a pair takes the fast lane (the specialised plan: pointers handed
+    over where both sides are on the legacy default stream); proven as the first call is."""
+    import cupy
+
+    source_name, target_name = pair
+    expected = np.arange(1 << 14, dtype=np.float32) * 0.5
+    source = on_gpu(source_name, expected)
+    zerocopy.to(source, target_name)  # plans, and keeps the plan for the lane
+    plan = _lane_plan(source, target_name)
+    assert plan is not None, "no fast-lane plan was kept"
+    if (source_name, target_name) != ("numba", "jax"):  # four hops, one of them may decline
+        assert plan.fast != plan.run, f"{source_name}->{target_name} is not specialised:\n{plan}"
+    result = zerocopy.to(source, target_name)
+    assert zerocopy.inspect(result).framework == target_name
+    assert zerocopy.inspect(result).ptr == zerocopy.inspect(source).ptr
+    assert same_bits(host(result), expected)
+    writer_of(source)[5] = -3.0
+    sync()
+    assert host(result)[5] == -3.0
+    del source
+    gc.collect()
+    churn = [cupy.full(1 << 14, 9.0, dtype=cupy.float32) for _ in range(32)]  # reuse freed memory
+    sync()
+    expected[5] = -3.0
+    assert same_bits(host(result), expected)
+    del churn
+
+
+def test_fast_lane_with_cupy_on_a_side_stream_orders_the_read() -> None:
+    """CuPy's current stream is not the default one: the lane declines the direct hand-over
+    and the plan's DLPack handshake orders torch's stream behind the slow write."""
+    if not {"cupy", "torch"} <= set(GPU):
+        pytest.skip("needs cupy and torch")
+    import cupy
+    import torch
+
+    warm = cupy.zeros(1 << 20, dtype=cupy.float32)
+    zerocopy.to(warm, "torch")  # the lane's plan exists before the timed call
+    x, stream = _cupy_slow_producer(1 << 20)
+    with stream:  # the user's current CuPy stream is the producer's
+        result = zerocopy.to(x, "torch")
+        copy = result.clone()  # on torch's default stream, at once
+    torch.cuda.synchronize()
+    values = copy.cpu().numpy()
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: the read raced the write"
+
+
+def test_fast_lane_with_torch_on_a_side_stream_orders_the_read() -> None:
+    if not {"cupy", "torch"} <= set(GPU):
+        pytest.skip("needs cupy and torch")
+    import cupy
+    import torch
+
+    n = 1 << 20
+    zerocopy.to(torch.zeros(n, device="cuda"), "cupy")  # the lane's plan exists
+    x = torch.zeros(n, device="cuda")
+    torch.cuda.synchronize()
+    producer = torch.cuda.Stream()
+    with torch.cuda.stream(producer):
+        torch.cuda._sleep(CYCLES)
+        x.fill_(42.0)
+        result = zerocopy.to(x, "cupy")  # torch's current stream is the producer's
+    copy = result.copy()  # on CuPy's default stream, at once
+    values = cupy.asnumpy(copy)
+    torch.cuda.synchronize()
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: the read raced the write"
+
+
 # --------------------------------------------------------------- streams
 
 _SPIN_THEN_WRITE = r"""

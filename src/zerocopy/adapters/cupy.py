@@ -4,7 +4,9 @@ by CAI against 5.9 by DLPack); DLPack is kept for bfloat16, which CAI cannot nam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -12,8 +14,8 @@ import numpy as np
 from zerocopy._dtypes import SHARED_DTYPES, name_of_numpy, numpy_dtype
 from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, message
-from zerocopy.exchange import cai, checks, streams
-from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
+from zerocopy.exchange import cai, checks, pointers, streams
+from zerocopy.exchange.edges import CAI, DECLINED, DLPACK, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "cupy"
@@ -108,6 +110,52 @@ def current_stream(device: int) -> int:
         return int(cupy.cuda.get_current_stream().ptr) or streams.LEGACY
 
 
+@cache
+def _current_stream_ptr() -> Callable[[], int]:
+    """CuPy's current stream of the current device as a raw handle (0: the legacy default
+    stream), read without making a Stream object where CuPy exposes that."""
+    cupy = _cupy()
+    direct = getattr(cupy.cuda.stream, "get_current_stream_ptr", None)
+    return direct if direct is not None else lambda: int(cupy.cuda.get_current_stream().ptr)
+
+
+# --------------------------------------------------------------- handing pointers over (pointers.py)
+
+def ready_buffer(x: Any) -> tuple[int, tuple[int, ...], bool] | None:
+    """(data pointer, shape, read-only) of a C-ordered array whose work is ordered on the
+    legacy default stream: CuPy queues on its current stream, so that one must be it."""
+    if _current_stream_ptr()():
+        return None
+    return x.data.ptr, x.shape, False
+
+
+def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
+    """A CuPy array over a pointer handed over, while CuPy's current stream is the legacy
+    default one (else DECLINED); None for bfloat16 (CuPy's comes from ml_dtypes)."""
+    if dtype == "bfloat16":
+        return None
+    cupy = _cupy()
+    kind, itemsize = numpy_dtype(dtype), numpy_dtype(dtype).itemsize
+    ndarray, pointer, unowned = cupy.ndarray, cupy.cuda.MemoryPointer, cupy.cuda.UnownedMemory
+    current = _current_stream_ptr()
+
+    def adopt(owner: Any, ptr: int, shape: tuple[int, ...], readonly: bool) -> Any:
+        if current():
+            return DECLINED
+        # The device is given: UnownedMemory would otherwise ask the driver for it.
+        return ndarray(shape, kind, pointer(unowned(ptr, math.prod(shape) * itemsize, owner, device), 0))
+
+    return adopt
+
+
+def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    return pointers.direct(NAME, info, source, DLPACK) or _cupy().from_dlpack
+
+
+def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    return pointers.direct(NAME, info, source, CAI)
+
+
 # --------------------------------------------------------------- between workers (zerocopy.dask)
 
 def tensor_classes() -> tuple[type, ...]:
@@ -163,11 +211,12 @@ EDGES = (
     # import runs the stream handshake natively, while our CAI path reads and re-publishes
     # the interface in Python. CAI stays the way in and out of Numba (no DLPack there).
     Edge(NAME, CAI, "CUDA Array Interface v3", "x  (ndarray.__cuda_array_interface__, with its stream)",
-         lambda x, o: x, cost=1.0, check=cai.refuse_dtype),
+         lambda x, o: x, cost=1.0, check=cai.refuse_dtype, fast=lambda info, source: SAME),
     Edge(CAI, NAME, "CUDA Array Interface v3", "cupy.asarray(x)", _from_cai, cost=3.0,
-         check=checks.all_of(_on_gpu, cai.refuse_dtype, _DTYPES)),
-    Edge(NAME, DLPACK, "DLPack v1", "x  (ndarray.__dlpack__)", lambda x, o: x, cost=1.0),
-    Edge(DLPACK, NAME, "DLPack v1", "cupy.from_dlpack(x)", _from_dlpack, cost=1.5,
+         check=checks.all_of(_on_gpu, cai.refuse_dtype, _DTYPES), fast=_from_cai_fast),
+    Edge(NAME, DLPACK, "DLPack v1", "x  (ndarray.__dlpack__)", lambda x, o: x, cost=1.0,
+         fast=lambda info, source: SAME),
+    Edge(DLPACK, NAME, "DLPack v1", "cupy.from_dlpack(x)", _from_dlpack, cost=1.5, fast=_from_dlpack_fast,
          check=checks.all_of(_on_gpu, _DTYPES,
                              checks.layouts("cupy.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
                                             "rejects negative strides"))),

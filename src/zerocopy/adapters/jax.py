@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -11,7 +13,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import cai, checks, streams
-from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
+from zerocopy.exchange.edges import CAI, DLPACK, PASS, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "jax"
@@ -221,6 +223,26 @@ def _from_dlpack(x: Any, options: Options) -> Any:
     return _jax().dlpack.from_dlpack(streams.dlpack_source(x, options.stream), copy=False)
 
 
+def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    # 64-bit data keeps run(): its guard reads the x64 setting on every call.
+    if info.dtype in _WIDE:
+        return None
+    return functools.partial(_jax().dlpack.from_dlpack, copy=False)
+
+
+# --------------------------------------------------------------- handing pointers over (pointers.py)
+
+# The reader below waits on the host (JAX's CUDA Array Interface has no stream to order
+# against): only routes that wait anyway use it.
+READY_BY_HOST_WAIT = True
+
+
+def ready_buffer(x: Any) -> tuple[int, Any, bool] | None:
+    """(data pointer, shape, read-only) of a single-device array, once it is computed."""
+    x.block_until_ready()
+    return x.unsafe_buffer_pointer(), x.shape, True
+
+
 def _wide(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)  # NumPy, torch, CuPy, our exporter (a name)
     return dtype is not None and str(dtype).removeprefix("torch.") in _WIDE
@@ -257,21 +279,22 @@ def _immutable_caveat(info: Info) -> str | None:
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "np.asarray(x)", _to_numpy, cost=0.6,
-         fast=lambda info: np.asarray,
+         fast=lambda info, source: np.asarray,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              checks.layouts("np.asarray(jax array)", frozenset({"C"}),
                                             "copies arrays that JAX keeps in another layout")),
          caveat=_immutable_caveat),
-    Edge(NAME, DLPACK, "DLPack legacy", "x  (Array.__dlpack__)", lambda x, o: x, cost=1.0),
+    Edge(NAME, DLPACK, "DLPack legacy", "x  (Array.__dlpack__)", lambda x, o: x, cost=1.0,
+         fast=lambda info, source: SAME),
     # Only Numba needs this door (it has no DLPack); DLPack stays cheaper for the others.
     Edge(NAME, CAI, "CUDA Array Interface v2", "x.block_until_ready().__cuda_array_interface__",
-         _to_cai, cost=2.5, check=cai.refuse_dtype),
+         _to_cai, cost=2.5, check=cai.refuse_dtype, fast=lambda info, source: PASS),
     # copy=True within JAX: a new buffer on the same device.
     Edge(NAME, NAME, "copy", "jnp.array(x, copy=True)",
          lambda x, o: require("jax.numpy", "jax").array(x, copy=True), copies=True, immutable_result=True,
          cost=4.0),
     Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
-         cost=20.0, needs_pointer=True,
+         cost=20.0, needs_pointer=True, fast=_from_dlpack_fast,
          check=checks.all_of(
              _x64,
              checks.layouts("JAX", frozenset({"C", "F", "compact"}),

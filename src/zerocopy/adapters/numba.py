@@ -8,6 +8,7 @@ matrix transposes through other frameworks only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,8 @@ from zerocopy import _cuda as cuda_layer  # _cuda() below is numba.cuda
 from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import UnsupportedObjectError, message
-from zerocopy.exchange import cai, checks, streams
-from zerocopy.exchange.edges import CAI, Edge, Options, Refusal
+from zerocopy.exchange import cai, checks, pointers, streams
+from zerocopy.exchange.edges import CAI, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "numba"
@@ -112,6 +113,34 @@ def wait_ready(x: Any, device: int) -> None:
         _cuda().default_stream().synchronize()
 
 
+# --------------------------------------------------------------- handing pointers over (pointers.py)
+
+def ready_buffer(x: Any) -> tuple[int, tuple[int, ...], bool] | None:
+    """(data pointer, shape, read-only) of a C-ordered device array bound to no stream
+    (its work goes to the legacy default stream)."""
+    if x.stream != 0:  # numba's own spelling of "no stream"
+        return None
+    return x.device_ctypes_pointer.value or 0, x.shape, False
+
+
+def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
+    """A device array over a pointer handed over, bound to no stream (Numba's kernels then
+    run on the legacy default stream, behind the producer's work). Never declines."""
+    from_interface = _cuda().from_cuda_array_interface
+    typestr = cai.typestr_of(dtype)
+
+    def adopt(owner: Any, ptr: int, shape: tuple[int, ...], readonly: bool) -> Any:
+        interface = {"version": 3, "shape": shape, "strides": None, "typestr": typestr,
+                     "data": (ptr, readonly), "stream": None}
+        return from_interface(interface, owner=owner, sync=False)
+
+    return adopt
+
+
+def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    return pointers.direct(NAME, info, source, CAI)
+
+
 # --------------------------------------------------------------- edges
 
 def _from_cai(x: Any, options: Options) -> Any:
@@ -133,7 +162,8 @@ def _on_gpu(info: Info, options: Options) -> Refusal | None:
 
 EDGES = (
     Edge(NAME, CAI, "CUDA Array Interface v3", "x  (DeviceNDArray.__cuda_array_interface__, with its stream)",
-         lambda x, o: x, cost=0.3, check=cai.refuse_dtype),
+         lambda x, o: x, cost=0.3, check=cai.refuse_dtype, fast=lambda info, source: SAME),
     Edge(CAI, NAME, "CUDA Array Interface v3", "numba.cuda.as_cuda_array(x, sync=False)", _from_cai,
-         cost=1.5, check=checks.all_of(_on_gpu, cai.refuse_dtype, checks.dtype_in("Numba", dtypes))),
+         cost=1.5, fast=_from_cai_fast,
+         check=checks.all_of(_on_gpu, cai.refuse_dtype, checks.dtype_in("Numba", dtypes))),
 )

@@ -17,7 +17,7 @@ from zerocopy.errors import (
 from zerocopy.exchange import checks
 from zerocopy.exchange.dlpack import DLPackExporter, data_pointer
 from zerocopy.exchange.dlpack import to_numpy as dlpack_to_numpy
-from zerocopy.exchange.edges import DLPACK, Edge, Options, moved_info
+from zerocopy.exchange.edges import DLPACK, SAME, Edge, Options, moved_info
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "numpy"
@@ -205,6 +205,13 @@ def _exporter(x: np.ndarray, options: Options) -> DLPackExporter:
                           dtype_name(x.dtype), readonly=not x.flags.writeable)
 
 
+def _export(x: np.ndarray) -> DLPackExporter:
+    return _exporter(x, _PLAIN)
+
+
+_PLAIN = Options()
+
+
 def _from_dlpack(x: Any, options: Options) -> np.ndarray:
     return np.from_dlpack(x)
 
@@ -239,7 +246,7 @@ def _readonly_caveat(info: Info) -> str | None:
 EDGES = (
     # NumPy's own exporter is the cheapest, but refuses read-only arrays and bfloat16.
     Edge(NAME, DLPACK, "DLPack (NumPy exporter)", "x  (ndarray.__dlpack__)",
-         lambda x, o: x, cost=0.3, project=_python_deleter,
+         lambda x, o: x, cost=0.3, project=_python_deleter, fast=lambda info, source: SAME,
          check=checks.all_of(
              checks.writable("NumPy", "refuses to export read-only arrays through DLPack"),
              lambda info, o: checks.Refusal("NumPy's DLPack exporter has no bfloat16")
@@ -248,15 +255,17 @@ EDGES = (
     # Ours takes both, and keeps the array alive until the consumer lets go.
     Edge(NAME, DLPACK, "DLPack (zerocopy exporter)", "zerocopy DLPackExporter(x)",
          _exporter, cost=1.0, check=_strides_in_elements, caveat=_readonly_caveat,
-         project=_python_deleter),
+         project=_python_deleter, fast=lambda info, source: _export),
     Edge(DLPACK, NAME, "DLPack", "np.from_dlpack(x)", _from_dlpack, cost=0.8,
+         fast=lambda info, source: np.from_dlpack,
          check=checks.all_of(checks.on_cpu("NumPy"),
                              lambda info, o: checks.Refusal(
                                  "np.from_dlpack cannot import bfloat16")
                              if info.dtype == "bfloat16" else None)),
     # Ours reads any capsule: bfloat16, and NumPy versions without a versioned importer.
     Edge(DLPACK, NAME, "DLPack (zerocopy importer)", "zerocopy DLPack import (array interface)",
-         lambda x, o: dlpack_to_numpy(x), cost=1.0, check=checks.on_cpu("NumPy")),
+         lambda x, o: dlpack_to_numpy(x), cost=1.0, check=checks.on_cpu("NumPy"),
+         fast=lambda info, source: dlpack_to_numpy),
     # The planner's way to fix what sharing cannot: a fresh, aligned, C-order, writable copy.
     Edge(NAME, NAME, "copy", "aligned C-order copy (np.copyto)", _aligned_copy,
          copies=True, cost=1.0),

@@ -713,7 +713,7 @@ def _array_as_frame(info: Info, framework: str, kind: str | None) -> Info:
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "s.to_numpy()", _series_to_numpy, cost=0.9,
-         fast=lambda info: _values,
+         fast=lambda info, source: _values,
          kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric, _not_bits),
          caveat=lambda info: _READONLY),
@@ -721,7 +721,7 @@ EDGES = (
          copies=True, cost=9.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric)),
     Edge("numpy", NAME, "array interface", "pd.Series(x, copy=False)", _numpy_to_series, cost=9.0,
-         fast=lambda info: functools.partial(_pd().Series, copy=False),
+         fast=lambda info, source: functools.partial(_pd().Series, copy=False),
          result_kind=COLUMN, check=_ndim(1)),
     Edge("numpy", NAME, "array interface", "pd.DataFrame(x, copy=False)", _numpy_to_frame, cost=15.0,
          result_kind=TABLE, check=checks.all_of(_ndim(2), _has_columns), project=_array_as_frame),

@@ -366,7 +366,7 @@ _READONLY = "Polars memory is immutable: the NumPy view is read-only"
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "s.to_numpy(allow_copy=False)", _series_to_numpy,
-         fast=lambda info: operator.methodcaller("to_numpy", allow_copy=False),
+         fast=lambda info, source: operator.methodcaller("to_numpy", allow_copy=False),
          cost=0.6, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(_tensor_dtype, checks.no_nulls("NumPy"), _one_chunk, _not_bits),
          caveat=lambda info: _READONLY),
@@ -374,7 +374,7 @@ EDGES = (
          cost=5.0, kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(_tensor_dtype, checks.no_nulls("NumPy"))),
     Edge("numpy", NAME, "array interface", "pl.Series(x)", _numpy_to_series, cost=6.5,
-         fast=lambda info: _pl().Series,
+         fast=lambda info, source: _pl().Series,
          result_kind=COLUMN,
          check=checks.all_of(_ndim1, _NUMERIC, _not_bits,
                              checks.layouts("a Polars column", frozenset({"C"}),

@@ -20,6 +20,7 @@ keeps int32 results of GPU ops in host memory, and exports them as CPU tensors."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -31,7 +32,7 @@ from zerocopy.adapters._common import require
 from zerocopy.errors import DeviceError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks, streams
 from zerocopy.exchange.dlpack import capsule_info
-from zerocopy.exchange.edges import DLPACK, Edge, Options, Refusal
+from zerocopy.exchange.edges import DLPACK, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "tensorflow"
@@ -105,7 +106,7 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for an eager tensor (always C-ordered, immutable)."""
     if not hasattr(x, "_id"):
         return None
-    return (x.dtype, size_class(tuple(x.shape)), _device_name(x))
+    return (x.dtype, size_class(x._shape_tuple()), _device_name(x))  # a tuple, read in C
 
 
 def fast_pointer(x: Any) -> int | None:
@@ -239,6 +240,14 @@ def _from_dlpack(x: Any, options: Options) -> Any:
     return tf.experimental.dlpack.from_dlpack(_ready_capsule(x, options.stream))
 
 
+def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    # Host data: no device check, no stream to wait for.
+    if info.device[0] != "cpu":
+        return None
+    from_dlpack = _tf().experimental.dlpack.from_dlpack
+    return lambda x: from_dlpack(x.__dlpack__())
+
+
 # Both seen on the H200 (TF 2.21): after t.numpy(), np.asarray(t) or a CPU op has read a GPU
 # tensor, TF answers later host reads from that first copy (scripts/gpu-check's GPU matrix
 # read a result twice and missed the write in between); its GPU ops read the memory itself.
@@ -250,19 +259,21 @@ _GPU_IMPORT_CAVEAT = (
 
 EDGES = (
     Edge(NAME, "numpy", "buffer protocol", "np.asarray(x)", _to_numpy, cost=0.6,
-         fast=lambda info: np.asarray,
+         fast=lambda info, source: np.asarray,
          check=checks.all_of(checks.on_cpu("NumPy"), _no_bfloat16_scalar),
          caveat=lambda info: "TensorFlow tensors are immutable: the NumPy view is read-only"),
     # GPU: a producer that takes the importer's stream (TF's own refuses any); TF's export
     # waits for the device, so no ordering is lost.
     Edge(NAME, DLPACK, "DLPack legacy",
-         "x  (EagerTensor.__dlpack__; on GPU tf.experimental.dlpack.to_dlpack(x))", _to_dlpack, cost=1.0),
+         "x  (EagerTensor.__dlpack__; on GPU tf.experimental.dlpack.to_dlpack(x))", _to_dlpack, cost=1.0,
+         fast=lambda info, source: SAME if info.device[0] == "cpu" else None),
     # copy=True within TensorFlow: tf.identity may return the same buffer; DeepCopy never does.
     Edge(NAME, NAME, "copy", "tf.raw_ops.DeepCopy(x=x)", lambda x, o: _tf().raw_ops.DeepCopy(x=x),
          copies=True, immutable_result=True, cost=4.0),
     # GPU: TF takes no stream, so the producer's stream is waited for on the host first.
     Edge(DLPACK, NAME, "DLPack legacy capsule",
          "tf.experimental.dlpack.from_dlpack(x.__dlpack__())", _from_dlpack, cost=2.0,
+         fast=_from_dlpack_fast,
          caveat=lambda info: _GPU_IMPORT_CAVEAT if info.device[0] == "cuda" else None,
          check=checks.all_of(
              checks.layouts("TensorFlow", frozenset({"C"}),

@@ -22,8 +22,8 @@ from zerocopy.errors import (
     UnsupportedObjectError,
     message,
 )
-from zerocopy.exchange import cai, checks, dlpack, streams
-from zerocopy.exchange.edges import CAI, DLPACK, Edge, Options, Refusal
+from zerocopy.exchange import cai, checks, dlpack, pointers, streams
+from zerocopy.exchange.edges import CAI, DECLINED, DLPACK, PASS, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
 NAME = "torch"
@@ -166,10 +166,58 @@ def move(x: Any, device: tuple[str, int]) -> Any:
 
 
 def current_stream(device: int) -> int:
+    return int(_raw_stream()(device)) or streams.LEGACY
+
+
+@cache
+def _raw_stream() -> Callable[[int], int]:
+    """torch's current stream of a device as a raw handle (0: the legacy default stream)."""
     torch = _torch()
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # skips the Stream object
-    handle = raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
-    return int(handle) or streams.LEGACY
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw if raw is not None else lambda device: int(torch.cuda.current_stream(device).cuda_stream)
+
+
+# --------------------------------------------------------------- handing pointers over (pointers.py)
+
+def ready_buffer(x: Any) -> tuple[int, Any, bool] | None:
+    """(data pointer, shape, read-only) of a contiguous CUDA tensor whose work is ordered
+    on the legacy default stream (torch's current stream of its device is that one)."""
+    if _raw_stream()(x.get_device()):
+        return None
+    return x.data_ptr(), x.shape, False
+
+
+def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
+    """A tensor over a pointer handed over, made by torch's DLPack C exchange API (no
+    capsule, no torch.from_dlpack in Python), while torch's current stream is the legacy
+    default one (else DECLINED); None where that API is not here."""
+    make = dlpack.device_importer(_torch().Tensor, dtype, device)
+    if make is None:
+        return None
+    raw = _raw_stream()
+
+    def adopt(owner: Any, ptr: int, shape: tuple[int, ...], readonly: bool) -> Any:
+        if raw(device):
+            return DECLINED
+        return make(owner, ptr, shape, readonly)
+
+    return adopt
+
+
+def _detach_fast(info: Info, source: str) -> Any:
+    return _tensor_detached if info.requires_grad else SAME
+
+
+def _tensor_detached(x: Any) -> Any:
+    return x.detach()
+
+
+def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    return pointers.direct(NAME, info, source, DLPACK) or _torch().from_dlpack
+
+
+def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
+    return pointers.direct(NAME, info, source, CAI)
 
 
 @cache
@@ -235,13 +283,19 @@ def _tensor_numpy(x: Any) -> np.ndarray:
     return (x.detach() if x.requires_grad else x).numpy()
 
 
-def _to_numpy_fast(info: Info) -> Callable[[Any], Any] | None:
+def _to_numpy_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
     return _tensor_numpy if info.dtype != "bfloat16" else None
 
 
-def _from_numpy_fast(info: Info) -> Callable[[Any], Any] | None:
+def _from_numpy_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
     # A writable array of a dtype torch has: torch.from_numpy itself (no warning to hide).
-    return _torch().from_numpy if not info.readonly and info.dtype != "bfloat16" else None
+    if not info.readonly and info.dtype != "bfloat16":
+        return _torch().from_numpy
+    # A read-only one (TensorFlow's, JAX's, pandas' views): torch's DLPack C exchange API
+    # bound to the dtype, as _from_numpy takes it.
+    if info.readonly and info.dtype is not None and info.dtype != "bfloat16":
+        return dlpack.host_importer(_torch().Tensor, info.dtype)
+    return None
 
 
 def _from_numpy(x: np.ndarray, options: Options) -> Any:
@@ -330,12 +384,14 @@ EDGES = (
     Edge(NAME, "numpy", "copy", "x.detach().resolve_conj().resolve_neg().numpy() (copy)",
          lambda x, o: aligned_copy(to_host(x)), copies=True, cost=3.0, check=checks.on_cpu("NumPy")),
     Edge(NAME, DLPACK, "DLPack v1", "x.detach()  (Tensor.__dlpack__)", _detach, cost=1.0,
-         check=_plain_bits, caveat=_grad_caveat),
+         check=_plain_bits, caveat=_grad_caveat, fast=_detach_fast),
     # CUDA: the CUDA Array Interface is the cheaper door (anchors: torch->cupy 7 us against
     # 18 by DLPack); never for bfloat16/float8, which it cannot name.
     Edge(NAME, CAI, "CUDA Array Interface v3", "x.detach().__cuda_array_interface__ + current stream",
-         _to_cai, cost=1.5, check=checks.all_of(cai.refuse_dtype, _plain_bits), caveat=_grad_caveat),
+         _to_cai, cost=1.5, check=checks.all_of(cai.refuse_dtype, _plain_bits), caveat=_grad_caveat,
+         fast=lambda info, source: PASS),
     Edge(CAI, NAME, "CUDA Array Interface", "torch.as_tensor(x, device='cuda')", _from_cai, cost=3.0,
+         fast=_from_cai_fast,
          check=checks.all_of(cai.refuse_dtype,
                              checks.layouts("torch.as_tensor", frozenset({"C", "F", "compact", "strided"}),
                                             "refuses negative strides"))),
@@ -343,7 +399,7 @@ EDGES = (
     Edge(NAME, NAME, "copy", "x.detach().resolve_conj().resolve_neg().clone()",
          lambda x, o: x.detach().resolve_conj().resolve_neg().clone(memory_format=_torch().contiguous_format),
          copies=True, cost=4.0),
-    Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,
+    Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2, fast=_from_dlpack_fast,
          check=checks.all_of(
              checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
                             "aborts the process on negative strides"),
