@@ -345,11 +345,12 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     lane. (A frame's ``getattr(df, "dtype")`` would search its columns: never asked.)"""
     if x.ndim == 2:
         return _frame_key(x)
-    dtype = getattr(x, "dtype", None)
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc":
+    # The Series' own array, read without the read-only view to_numpy() makes (a quarter of
+    # its cost): an extension array (nullable, Arrow, datetimes) is no ndarray.
+    values = getattr(x, "_values", None)
+    if type(values) is not np.ndarray or values.dtype.kind not in "biufc":
         return None
-    values = x.to_numpy()
-    return (dtype, size_class(values.shape), values.strides)
+    return (values.dtype, size_class(values.shape), values.strides)
 
 
 def fast_pointer(x: Any) -> int | None:
@@ -713,7 +714,8 @@ def _array_as_frame(info: Info, framework: str, kind: str | None) -> Info:
 
 EDGES = (
     Edge(NAME, "numpy", "array interface", "s.to_numpy()", _series_to_numpy, cost=0.9,
-         fast=lambda info, source: _values,
+         # In the fast lane only NumPy-backed Series arrive (fast_key): to_numpy itself.
+         fast=lambda info, source: _pd().Series.to_numpy,
          kinds=frozenset({COLUMN}), result_kind=ARRAY,
          check=checks.all_of(checks.no_nulls("NumPy"), _shared_numeric, _not_bits),
          caveat=lambda info: _READONLY),
