@@ -143,7 +143,7 @@ static void destroy_versioned(PyObject *capsule)
 
 /* ------------------------------------------------------------------ capsule(...) */
 
-static int read_dims(PyObject *seq, Py_ssize_t ndim, int64_t *out, const char *what)
+static int read_dims(PyObject *seq, Py_ssize_t ndim, int64_t *out, const char *what, int extents)
 {
     PyObject *fast = PySequence_Fast(seq, what);
     if (fast == NULL) {
@@ -159,6 +159,11 @@ static int read_dims(PyObject *seq, Py_ssize_t ndim, int64_t *out, const char *w
     for (Py_ssize_t i = 0; i < ndim; i++) {
         long long value = PyLong_AsLongLong(items[i]);
         if (value == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (extents && value < 0) { /* a shape: no negative extent (strides may be) */
+            PyErr_Format(PyExc_ValueError, "%s has a negative extent (%lld)", what, value);
             Py_DECREF(fast);
             return -1;
         }
@@ -213,7 +218,7 @@ static void *new_block(PyObject *const *args, int readonly, int versioned)
         return NULL;
     }
     int64_t *dims = versioned ? ((VersionedBlock *)block)->dims : ((LegacyBlock *)block)->dims;
-    if (read_dims(args[2], ndim, dims, "shape") < 0) {
+    if (read_dims(args[2], ndim, dims, "shape", 1) < 0) {
         free(block);
         return NULL;
     }
@@ -224,7 +229,7 @@ static void *new_block(PyObject *const *args, int readonly, int versioned)
             step *= dims[i] > 0 ? dims[i] : 1;
         }
     }
-    else if (read_dims(args[3], ndim, dims + room, "strides") < 0) {
+    else if (read_dims(args[3], ndim, dims + room, "strides", 0) < 0) {
         free(block);
         return NULL;
     }
@@ -333,8 +338,10 @@ static PyObject *to_object(PyObject *module, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     void *out = NULL;
-    /* The importer takes the tensor over, on failure too (it owns the deleter from the call
-     * on); a failure leaves a Python exception set. */
+    /* A failure leaves a Python exception set. Whether the importer then called the deleter
+     * is not said by the API, and torch 2.13 does not: freeing the block here could free it
+     * twice with an importer that does, so a failure leaks one block and one reference to
+     * the owner. The inputs are checked before (shape, dtype code) to keep failures out. */
     if (api->managed_tensor_to_py_object_no_sync(block, &out) != 0) {
         return NULL;
     }

@@ -268,6 +268,14 @@ def test_no_strides_means_c_order(backend: str, shape: tuple[int, ...], c_stride
     assert capsule_info(capsule)["strides"] == c_strides
 
 
+def test_a_negative_extent_is_refused_before_any_consumer_sees_it(backend: str) -> None:
+    a = np.zeros(4, dtype=np.float32)
+    before = refs(a)
+    with pytest.raises(ValueError, match="negative extent"):
+        dlpack._impl.capsule(a, a.ctypes.data, (-1, 4), None, 2, 32, CPU, 0, False, True)
+    assert refs(a) == before  # nothing was built, nothing holds the owner
+
+
 def test_exchange_api_without_strides_makes_a_c_ordered_tensor() -> None:
     torch = torch_with_exchange_api()
     if not BUILT:

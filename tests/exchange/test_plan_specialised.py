@@ -88,18 +88,28 @@ def test_a_hop_without_a_specialised_call_keeps_the_full_run() -> None:
 
 
 def test_specialised_calls_chain_in_route_order() -> None:
-    plan = _plan(_edge("a", "h1", _fast_call("a>h1")), _edge("h1", "h2", SAME),
-                 _edge("h2", "b", _fast_call("h2>b", declines=True)))
+    plan = _plan(_edge("a", "h1", _fast_call("a>h1")), _edge("h1", "h2", SAME), _edge("h2", "b", _fast_call("h2>b")))
     assert plan.fast(("x",)) == ("x", "a>h1", "h2>b")
     assert CALLS == ["fast a>h1", "fast h2>b"]
+
+
+def test_a_declining_call_follows_only_calls_that_keep_the_source_type() -> None:
+    # It reads the source's own object: a call that made another object before it would
+    # hand it something its reader does not know.
+    other = _plan(_edge("a", "h1", _fast_call("a>h1")), _edge("h1", "b", _fast_call("h1>b", declines=True)))
+    assert other.fast == other.run
+    kept = _fast_call("a>h1")
+    kept.keeps_type = True
+    same = _plan(_edge("a", "h1", kept), _edge("h1", "b", _fast_call("h1>b", declines=True)))
+    assert same.fast(("x",)) == ("x", "a>h1", "h1>b")
+    assert same.fast(("decline",)) == ("decline", "a>h1", "h1>b")  # declined: run() from the source
+    assert CALLS[-3:] == ["fast h1>b", "run a>h1", "run h1>b"]
 
 
 # --------------------------------------------------------------- pointers handed over
 
 
 class _Producer:
-    READY_BY_HOST_WAIT = False
-
     @staticmethod
     def ready_buffer(x: Any) -> Any:
         return None if x["stream"] else (x["ptr"], x["shape"], False)
@@ -130,9 +140,8 @@ def _gpu_info() -> Info:
 @pytest.mark.usefixtures("fake_gpu")
 def test_a_pointer_is_handed_over_and_a_side_stream_declines() -> None:
     from zerocopy.exchange import pointers
-    from zerocopy.exchange.edges import DLPACK
 
-    call = pointers.direct("dst", _gpu_info(), "src", DLPACK)
+    call = pointers.direct("dst", _gpu_info(), "src")
     assert call is not None and call.may_decline
     source = {"ptr": 4096, "shape": (8,), "stream": 0}
     assert call(source) == ("adopted", 4096, 4096, (8,), "float32", 0)
@@ -140,26 +149,14 @@ def test_a_pointer_is_handed_over_and_a_side_stream_declines() -> None:
 
 
 @pytest.mark.usefixtures("fake_gpu")
-def test_a_reader_that_waits_on_the_host_serves_only_the_cuda_array_interface(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from zerocopy.exchange import pointers
-    from zerocopy.exchange.edges import CAI, DLPACK
-
-    monkeypatch.setattr(_Producer, "READY_BY_HOST_WAIT", True)
-    assert pointers.direct("dst", _gpu_info(), "src", DLPACK) is None
-    assert pointers.direct("dst", _gpu_info(), "src", CAI) is not None
-
-
-@pytest.mark.usefixtures("fake_gpu")
 def test_no_hand_over_for_host_data_strided_data_or_several_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from zerocopy import _cuda
     from zerocopy.exchange import pointers
-    from zerocopy.exchange.edges import DLPACK
 
     host = Info("dlpack", None, kind=ARRAY, dtype="float32", shape=(8,), strides=None, itemsize=4)
     strided = Info("dlpack", None, kind=ARRAY, dtype="float32", shape=(8,), strides=(8,), itemsize=4,
                    device=("cuda", 0))
-    assert pointers.direct("dst", host, "src", DLPACK) is None
-    assert pointers.direct("dst", strided, "src", DLPACK) is None
+    assert pointers.direct("dst", host, "src") is None
+    assert pointers.direct("dst", strided, "src") is None
     monkeypatch.setattr(_cuda, "single_gpu", lambda: False)
-    assert pointers.direct("dst", _gpu_info(), "src", DLPACK) is None
+    assert pointers.direct("dst", _gpu_info(), "src") is None

@@ -119,7 +119,8 @@ def current_stream(device: int) -> int:
 @cache
 def _current_stream_ptr() -> Callable[[], int]:
     """CuPy's current stream of the current device as a raw handle (0: the legacy default
-    stream), read without making a Stream object where CuPy exposes that."""
+    stream). CuPy 14.2 keeps its get_current_stream_ptr() in C (cdef): the Stream object's
+    ptr is read there."""
     cupy = _cupy()
     direct = getattr(cupy.cuda.stream, "get_current_stream_ptr", None)
     return direct if direct is not None else lambda: int(cupy.cuda.get_current_stream().ptr)
@@ -155,11 +156,11 @@ def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
 
 
 def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source, DLPACK) or _cupy().from_dlpack
+    return pointers.direct(NAME, info, source) or _cupy().from_dlpack
 
 
 def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source, CAI)
+    return pointers.direct(NAME, info, source)
 
 
 # --------------------------------------------------------------- between workers (zerocopy.dask)

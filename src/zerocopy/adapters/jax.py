@@ -232,15 +232,14 @@ def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
 
 # --------------------------------------------------------------- handing pointers over (pointers.py)
 
-# The reader below waits on the host (JAX's CUDA Array Interface has no stream to order
-# against): only routes that wait anyway use it.
-READY_BY_HOST_WAIT = True
-
-
 def ready_buffer(x: Any) -> tuple[int, Any, bool] | None:
-    """(data pointer, shape, read-only) of a single-device array, once it is computed."""
-    x.block_until_ready()
-    return x.unsafe_buffer_pointer(), x.shape, True
+    """(data pointer, shape, read-only) of a single-device array that is computed already
+    (nothing left to order against); None while JAX is still computing it: the planned
+    route then orders the consumer behind it (DLPack) or waits (CUDA Array Interface).
+    Not marked read-only: the planned routes' DLPack legacy capsule cannot say it either."""
+    if not x.is_ready():
+        return None
+    return x.unsafe_buffer_pointer(), x.shape, False
 
 
 def _wide(x: Any) -> bool:

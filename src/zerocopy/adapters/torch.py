@@ -212,12 +212,15 @@ def _tensor_detached(x: Any) -> Any:
     return x.detach()
 
 
+_tensor_detached.keeps_type = True  # type: ignore[attr-defined]  # a tensor still: pointers.py reads it
+
+
 def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source, DLPACK) or _torch().from_dlpack
+    return pointers.direct(NAME, info, source) or _torch().from_dlpack
 
 
 def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source, CAI)
+    return pointers.direct(NAME, info, source)
 
 
 @cache
@@ -389,7 +392,9 @@ EDGES = (
     # 18 by DLPack); never for bfloat16/float8, which it cannot name.
     Edge(NAME, CAI, "CUDA Array Interface v3", "x.detach().__cuda_array_interface__ + current stream",
          _to_cai, cost=1.5, check=checks.all_of(cai.refuse_dtype, _plain_bits), caveat=_grad_caveat,
-         fast=lambda info, source: PASS),
+         # The hand-over reads the source tensor itself: a tensor that tracks gradients keeps
+         # run(), whose exporter holds the detached tensor, not the autograd graph.
+         fast=lambda info, source: None if info.requires_grad else PASS),
     Edge(CAI, NAME, "CUDA Array Interface", "torch.as_tensor(x, device='cuda')", _from_cai, cost=3.0,
          fast=_from_cai_fast,
          check=checks.all_of(cai.refuse_dtype,

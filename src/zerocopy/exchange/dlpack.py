@@ -178,6 +178,9 @@ class DLPackExporter:
 def _py_capsule(owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...] | None, code: int,
                 bits: int, device_type: int, device_id: int, readonly: bool, versioned: bool) -> Any:
     ndim = len(shape)
+    negative = [d for d in shape if d < 0]
+    if negative:
+        raise ValueError(f"shape has a negative extent ({negative[0]})")
     if strides is None:  # C order: the strides follow from the shape, as in the C extension
         strides = tuple(int(np.prod([max(d, 1) for d in shape[i + 1:]], dtype=np.int64))
                         for i in range(ndim))

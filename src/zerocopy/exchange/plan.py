@@ -108,6 +108,10 @@ class Plan:
         chain = _chain(calls)
         if not getattr(calls[-1], "may_decline", False):
             return chain
+        if not all(getattr(c, "keeps_type", False) for c in calls[:-1]):
+            # A declining call reads the source's own object (its adapter's reader): every
+            # call before it must hand on an object of the source's class.
+            return None
         run = self.run
 
         def declinable(x: Any) -> Any:

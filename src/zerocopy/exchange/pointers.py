@@ -19,9 +19,8 @@ with its stream ordering: the fast path is the plan's own route, minus the wrapp
 The adapters' side of it, the same shape in each GPU adapter:
 
 * ``ready_buffer(x) -> (ptr, shape, readonly) | None``: where a C-contiguous ``x``'s data
-  starts, when its pending work is ordered on the legacy default stream (None: it is not).
-  ``READY_BY_HOST_WAIT = True`` where the reader waits on the host instead (only CUDA Array
-  Interface routes, which wait anyway, use such a reader).
+  starts, when its pending work is ordered on the legacy default stream or done (None: it
+  is not). It never waits.
 * ``adopter(dtype, device) -> adopt | None``: ``adopt(owner, ptr, shape, readonly)`` makes the
   framework's object over the pointer, keeping ``owner`` alive, or returns
   :data:`~zerocopy.exchange.edges.DECLINED` when its own current stream is not the legacy
@@ -34,12 +33,12 @@ from collections.abc import Callable
 from typing import Any
 
 from zerocopy import _cuda, registry
-from zerocopy.exchange.edges import CAI, DECLINED
+from zerocopy.exchange.edges import DECLINED
 
 __all__ = ["direct"]
 
 
-def direct(target: str, info: Any, source: str, protocol_node: str) -> Callable[[Any], Any] | None:
+def direct(target: str, info: Any, source: str) -> Callable[[Any], Any] | None:
     """The specialised call of a ``dlpack -> target`` / ``cai -> target`` hop for objects of
     framework ``source`` with the facts ``info`` (fast-lane plans only): the pointer handed
     over, or DECLINED per call where a stream would need ordering. None where the pair has
@@ -53,9 +52,6 @@ def direct(target: str, info: Any, source: str, protocol_node: str) -> Callable[
     read = getattr(producer, "ready_buffer", None)
     adopter = getattr(consumer, "adopter", None)
     if read is None or adopter is None:
-        return None
-    if getattr(producer, "READY_BY_HOST_WAIT", False) and protocol_node != CAI:
-        # A DLPack route orders on the device; a host wait would change what it does.
         return None
     adopt = adopter(info.dtype, info.device[1])
     if adopt is None:
