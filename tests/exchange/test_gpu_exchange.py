@@ -163,7 +163,6 @@ def test_gpu_pair_strided_inputs(pair: tuple[str, str], view: str) -> None:
 def _lane_plan(source: object, target: str) -> Any:
     """The plan the fast lane keeps for ``source``'s signature (after one call made it)."""
     from zerocopy.exchange import cache
-
     from zerocopy.exchange.convert import _ALIGNMENT_BIT
 
     reader = adapter(zerocopy.inspect(source).framework)
@@ -201,6 +200,44 @@ def test_gpu_pair_fast_lane_shares_memory_and_keeps_source_alive(pair: tuple[str
     expected[5] = -3.0
     assert same_bits(host(result), expected)
     del churn
+
+
+def test_a_jax_array_still_being_computed_is_ordered_not_handed_over() -> None:
+    """JAX dispatches asynchronously: an array whose computation is still running is
+    declined by the hand-over, and the DLPack route orders torch behind JAX's work."""
+    if not {"jax", "torch"} <= set(GPU):
+        pytest.skip("needs jax and torch")
+    import jax
+    import jax.numpy as jnp
+
+    n = 4096
+    zerocopy.to(jnp.zeros(n, dtype=jnp.float32).block_until_ready(), "torch")  # the lane's plan
+    step = jax.jit(lambda m: jnp.tanh(m @ m) * 0.5 + 0.25)
+    m = jnp.full((n, n), 0.01, dtype=jnp.float32).block_until_ready()
+    for _ in range(20):  # tens of milliseconds of queued work
+        m = step(m)
+    y = m[0]
+    assert not y.is_ready(), "JAX finished before the conversion: the case is not shown"
+    result = zerocopy.to(y, "torch")
+    values = result.cpu().numpy()  # torch's default stream, ordered behind JAX's work
+    assert same_bits(values, np.asarray(y))
+    assert result.data_ptr() == zerocopy.inspect(y).ptr
+
+
+def test_a_grad_tracking_tensor_into_numba_keeps_the_full_run() -> None:
+    """The hand-over would hold the tensor itself (and its autograd graph) in the result;
+    run() holds the detached tensor: such tensors keep run()."""
+    if not {"torch", "numba"} <= set(GPU):
+        pytest.skip("needs torch and numba")
+    import torch
+
+    x = torch.ones(256, device="cuda", requires_grad=True) * 2  # not a leaf: it has a graph
+    zerocopy.to(x, "numba")
+    plan = _lane_plan(x, "numba")
+    assert plan is not None and plan.fast == plan.run, str(plan)
+    result = zerocopy.to(x, "numba")
+    assert zerocopy.inspect(result).ptr == x.data_ptr()
+    assert same_bits(result.copy_to_host(), np.full(256, 2.0, np.float32))
 
 
 def test_fast_lane_with_cupy_on_a_side_stream_orders_the_read() -> None:
