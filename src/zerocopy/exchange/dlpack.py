@@ -335,16 +335,22 @@ def data_pointer(x: Any) -> int:
 _EXCHANGE_APIS: dict[type, Any] = {}
 
 
+def _exchange_api(kind: type) -> Any | None:
+    """``kind``'s exchange API capsule where the C path runs and the framework has one."""
+    api = _EXCHANGE_APIS.get(kind, False)
+    if api is False:
+        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
+    return None if _impl is _PYTHON else api
+
+
 def via_exchange_api(kind: type, x: Any, dtype: Any) -> Any | None:
     """``x`` (a host buffer exporter, e.g. a NumPy array) as a ``kind`` object made by its
     framework's DLPack C exchange API (``kind.__dlpack_c_exchange_api__``), sharing memory
     and keeping ``x`` alive; None where that path does not exist here (no C extension, a
     framework without the API, a dtype without a DLPack code), so the caller takes its
     usual one. ``dtype``: a canonical name or a NumPy dtype."""
-    api = _EXCHANGE_APIS.get(kind, False)
-    if api is False:
-        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
-    if api is None or _impl is _PYTHON:
+    api = _exchange_api(kind)
+    if api is None:
         return None
     code = _CODES.get(dtype) or _code_of(dtype)
     return None if code is None else _impl.buffer_to_object(api, x, *code)
@@ -353,11 +359,8 @@ def via_exchange_api(kind: type, x: Any, dtype: Any) -> Any | None:
 def host_importer(kind: type, dtype: str) -> Callable[[Any], Any] | None:
     """``via_exchange_api`` bound to ``kind`` and ``dtype`` (a canonical name): a call taking
     only the host buffer exporter, or None where that path does not exist here."""
-    api = _EXCHANGE_APIS.get(kind, False)
-    if api is False:
-        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
-    code = DLPACK_CODES.get(dtype)
-    if api is None or _impl is _PYTHON or code is None:
+    api, code = _exchange_api(kind), DLPACK_CODES.get(dtype)
+    if api is None or code is None:
         return None
     buffer_to_object, (number, bits) = _impl.buffer_to_object, code
     return lambda x: buffer_to_object(api, x, number, bits)
@@ -368,11 +371,8 @@ def device_importer(kind: type, dtype: str, device_id: int) -> Callable[..., Any
     at ``data`` on CUDA device ``device_id``, made by the framework's DLPack C exchange API
     with no stream handshake (the caller ordered the work); None where that path does not
     exist here (no C extension, no API, no DLPack code for ``dtype``)."""
-    api = _EXCHANGE_APIS.get(kind, False)
-    if api is False:
-        api = _EXCHANGE_APIS[kind] = getattr(kind, "__dlpack_c_exchange_api__", None)
-    code = DLPACK_CODES.get(dtype)
-    if api is None or _impl is _PYTHON or code is None:
+    api, code = _exchange_api(kind), DLPACK_CODES.get(dtype)
+    if api is None or code is None:
         return None
     to_object, (number, bits) = _impl.to_object, code
 
