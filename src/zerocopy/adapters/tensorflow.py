@@ -31,7 +31,7 @@ from zerocopy._dtypes import SHARED_DTYPES
 from zerocopy.adapters._common import require
 from zerocopy.errors import DeviceError, UnsupportedDtypeError, UnsupportedObjectError, message
 from zerocopy.exchange import checks, streams
-from zerocopy.exchange.dlpack import capsule_info
+from zerocopy.exchange.dlpack import capsule_info, data_pointer
 from zerocopy.exchange.edges import DLPACK, SAME, Edge, Options, Refusal
 from zerocopy.exchange.info import ARRAY, Info, size_class
 
@@ -115,6 +115,10 @@ def fast_pointer(x: Any) -> int | None:
     (inspect() refuses them first, so to() never asks; this keeps a direct call safe)."""
     if x.dtype.name in ("string", "variant", "resource"):
         return None
+    if _device_name(x).endswith("CPU:0"):
+        # Host memory: the NumPy view's pointer through the buffer protocol (0.8 us on the
+        # VM, against 2.0 for a capsule). Never for GPU memory: np.asarray copies it out.
+        return data_pointer(np.asarray(x))
     return _pointer(x)
 
 
