@@ -48,11 +48,14 @@ _THREADS = 256
 _TILE_BYTES = 8 * 1024    # record bytes per tile: 32 B per thread of 256, each direction
 _SMEM_MAX = 48 * 1024     # static shared memory limit without opt-in
 _MAX_BATCH = 8            # vectors each thread loads before it uses the first
-_MIN_BLOCKS = 6           # __launch_bounds__ minimum resident blocks per SM (0: none)
+_MIN_BLOCKS = 0           # __launch_bounds__ minimum resident blocks per SM (0: none)
 # Tile size and residency were picked on the H100 (2026-11-26, 1 GiB per case, kernel
 # vs device copy, gather/scatter): 16 KiB tiles without a bound left scatter at 0.93 for
 # 3 and 4 float32 fields and the packed 18-byte record; 8 KiB with 6 blocks per SM gave
-# 0.96-1.00 on every case, the best of six variants tried.
+# 0.96-1.00 on every case, the best of six variants tried. On the H200 (2026-12-03, the
+# same kernels, 12 variants: 4/8/16 KiB x no bound/4/6/8 blocks) 8 KiB without a bound
+# was as good or better in every case: 3xf32 scatter 0.91 against 0.84 with 6 blocks,
+# mixed 24-byte record scatter +9%, packed 18-byte +3%; 8 blocks collapsed scatter (0.55).
 
 _UTYPE = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "uint2", 16: "uint4"}
 _MEMBER = {1: "b", 2: "h", 4: "w", 8: "d"}
