@@ -155,14 +155,6 @@ def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
     return adopt
 
 
-def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source) or _cupy().from_dlpack
-
-
-def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source)
-
-
 # --------------------------------------------------------------- between workers (zerocopy.dask)
 
 def tensor_classes() -> tuple[type, ...]:
@@ -220,10 +212,11 @@ EDGES = (
     Edge(NAME, CAI, "CUDA Array Interface v3", "x  (ndarray.__cuda_array_interface__, with its stream)",
          lambda x, o: x, cost=1.0, check=cai.refuse_dtype, fast=lambda info, source: SAME),
     Edge(CAI, NAME, "CUDA Array Interface v3", "cupy.asarray(x)", _from_cai, cost=3.0,
-         check=checks.all_of(_on_gpu, cai.refuse_dtype, _DTYPES), fast=_from_cai_fast),
+         check=checks.all_of(_on_gpu, cai.refuse_dtype, _DTYPES), fast=pointers.specialiser(NAME)),
     Edge(NAME, DLPACK, "DLPack v1", "x  (ndarray.__dlpack__)", lambda x, o: x, cost=1.0,
          fast=lambda info, source: SAME),
-    Edge(DLPACK, NAME, "DLPack v1", "cupy.from_dlpack(x)", _from_dlpack, cost=1.5, fast=_from_dlpack_fast,
+    Edge(DLPACK, NAME, "DLPack v1", "cupy.from_dlpack(x)", _from_dlpack, cost=1.5,
+         fast=pointers.specialiser(NAME, lambda: _cupy().from_dlpack),
          check=checks.all_of(_on_gpu, _DTYPES,
                              checks.layouts("cupy.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
                                             "rejects negative strides"))),

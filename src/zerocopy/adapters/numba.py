@@ -171,10 +171,6 @@ def _interface_adopter(dtype: str) -> Callable[..., Any]:
     return adopt
 
 
-def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source)
-
-
 # --------------------------------------------------------------- edges
 
 def _from_cai(x: Any, options: Options) -> Any:
@@ -198,6 +194,6 @@ EDGES = (
     Edge(NAME, CAI, "CUDA Array Interface v3", "x  (DeviceNDArray.__cuda_array_interface__, with its stream)",
          lambda x, o: x, cost=0.3, check=cai.refuse_dtype, fast=lambda info, source: SAME),
     Edge(CAI, NAME, "CUDA Array Interface v3", "numba.cuda.as_cuda_array(x, sync=False)", _from_cai,
-         cost=1.5, fast=_from_cai_fast,
+         cost=1.5, fast=pointers.specialiser(NAME),
          check=checks.all_of(_on_gpu, cai.refuse_dtype, checks.dtype_in("Numba", dtypes))),
 )

@@ -215,14 +215,6 @@ def _tensor_detached(x: Any) -> Any:
 _tensor_detached.keeps_type = True  # type: ignore[attr-defined]  # a tensor still: pointers.py reads it
 
 
-def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source) or _torch().from_dlpack
-
-
-def _from_cai_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
-    return pointers.direct(NAME, info, source)
-
-
 @cache
 def _several_gpus() -> bool:
     return _torch().cuda.device_count() > 1
@@ -396,7 +388,7 @@ EDGES = (
          # run(), whose exporter holds the detached tensor, not the autograd graph.
          fast=lambda info, source: None if info.requires_grad else PASS),
     Edge(CAI, NAME, "CUDA Array Interface", "torch.as_tensor(x, device='cuda')", _from_cai, cost=3.0,
-         fast=_from_cai_fast,
+         fast=pointers.specialiser(NAME),
          check=checks.all_of(cai.refuse_dtype,
                              checks.layouts("torch.as_tensor", frozenset({"C", "F", "compact", "strided"}),
                                             "refuses negative strides"))),
@@ -404,7 +396,8 @@ EDGES = (
     Edge(NAME, NAME, "copy", "x.detach().resolve_conj().resolve_neg().clone()",
          lambda x, o: x.detach().resolve_conj().resolve_neg().clone(memory_format=_torch().contiguous_format),
          copies=True, cost=4.0),
-    Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2, fast=_from_dlpack_fast,
+    Edge(DLPACK, NAME, "DLPack", "torch.from_dlpack(x)", _from_dlpack, cost=1.2,
+         fast=pointers.specialiser(NAME, lambda: _torch().from_dlpack),
          check=checks.all_of(
              checks.layouts("torch.from_dlpack", frozenset({"C", "F", "compact", "strided"}),
                             "aborts the process on negative strides"),

@@ -35,7 +35,7 @@ from typing import Any
 from zerocopy import _cuda, registry
 from zerocopy.exchange.edges import DECLINED
 
-__all__ = ["direct"]
+__all__ = ["direct", "specialiser"]
 
 
 def direct(target: str, info: Any, source: str) -> Callable[[Any], Any] | None:
@@ -65,3 +65,14 @@ def direct(target: str, info: Any, source: str) -> Callable[[Any], Any] | None:
 
     handed_over.may_decline = True  # type: ignore[attr-defined]
     return handed_over
+
+
+def specialiser(target: str, otherwise: Callable[[], Callable[[Any], Any]] | None = None
+                ) -> Callable[[Any, str], Callable[[Any], Any] | None]:
+    """``Edge.fast`` for a ``dlpack -> target`` / ``cai -> target`` hop: the hand-over where
+    the pair has one, else ``otherwise()`` (the target's own one-liner, looked up then), else
+    None."""
+    def fast(info: Any, source: str) -> Callable[[Any], Any] | None:
+        return direct(target, info, source) or (otherwise() if otherwise is not None else None)
+
+    return fast
