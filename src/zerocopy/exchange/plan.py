@@ -80,15 +80,19 @@ class Plan:
     # run() is all of zerocopy.to for this plan: no copy promise to check on the result
     # (copy=None) and no unasked copy to report to the copy policy (nothing copies).
     runs_alone: bool = field(init=False, repr=False, compare=False)
-    # What the fast lane calls for a plan that runs alone: the hops' specialised calls
-    # (Edge.fast) chained, where every hop has one; else run().
-    fast: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._steps = tuple((hop.edge.run, hop.options) for hop in self.hops)
         self.switches_gpu = any(hop.gpu is not None for hop in self.hops)
         self.runs_alone = self.options.copy is None and not self.copies
-        self.fast = self._specialised() or self.run
+
+    @functools.cached_property
+    def fast(self) -> Callable[[Any], Any]:
+        """What the fast lane calls for a plan that runs alone: the hops' specialised calls
+        (Edge.fast) chained, where every hop has one; else run(). Made once per plan, by
+        detached() (the form the caches keep) while planning; plans that never reach a
+        cache (explain()'s) never build them."""
+        return self._specialised() or self.run
 
     def _specialised(self) -> Callable[[Any], Any] | None:
         if not self.hops or self.switches_gpu or not self.runs_alone:
@@ -162,10 +166,12 @@ class Plan:
         its pointer reader): what a cache may keep without keeping the data alive."""
         if self.source.obj is None:  # detached already
             return self
-        return replace(self, source=_bare(self.source), caveats=list(self.caveats),
+        kept = replace(self, source=_bare(self.source), caveats=list(self.caveats),
                        rejected=list(self.rejected),
                        hops=tuple(replace(h, before=_bare(h.before), after=_bare(h.after))
                                   for h in self.hops))
+        kept.fast  # noqa: B018 - specialised while planning, not on the lane's first call
+        return kept
 
     def __str__(self) -> str:
         verdict = (f"COPIES {human_bytes(self.copied_bytes)}" if self.copies else "ZERO-COPY")
