@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.helpers.frameworks import lane_plan
 
 import zerocopy
 from zerocopy._dtypes import SHARED_DTYPES, numpy_dtype
@@ -160,19 +161,6 @@ def test_gpu_pair_strided_inputs(pair: tuple[str, str], view: str) -> None:
 
 # --------------------------------------------------------------- the fast lane (pointers handed over)
 
-def _lane_plan(source: object, target: str) -> Any:
-    """The plan the fast lane keeps for ``source``'s signature (after one call made it)."""
-    from zerocopy.exchange import cache
-    from zerocopy.exchange.convert import _ALIGNMENT_BIT
-
-    reader = adapter(zerocopy.inspect(source).framework)
-    lane = (type(source), reader.fast_key(source), target, None)
-    found = cache.get(lane)
-    if found is _ALIGNMENT_BIT:  # kept per alignment (into JAX): the pointer says which
-        found = cache.get((*lane, reader.fast_pointer(source) % 64 == 0))
-    return found
-
-
 def test_gpu_pair_fast_lane_shares_memory_and_keeps_source_alive(pair: tuple[str, str]) -> None:
     """The second call of a pair takes the fast lane (the specialised plan: pointers handed
     over where both sides are on the legacy default stream); proven as the first call is."""
@@ -182,7 +170,7 @@ def test_gpu_pair_fast_lane_shares_memory_and_keeps_source_alive(pair: tuple[str
     expected = np.arange(1 << 14, dtype=np.float32) * 0.5
     source = on_gpu(source_name, expected)
     zerocopy.to(source, target_name)  # plans, and keeps the plan for the lane
-    plan = _lane_plan(source, target_name)
+    plan = lane_plan(source, target_name)
     assert plan is not None, "no fast-lane plan was kept"
     if (source_name, target_name) != ("numba", "jax"):  # four hops, one of them may decline
         assert plan.fast != plan.run, f"{source_name}->{target_name} is not specialised:\n{plan}"
@@ -233,7 +221,7 @@ def test_a_grad_tracking_tensor_into_numba_keeps_the_full_run() -> None:
 
     x = torch.ones(256, device="cuda", requires_grad=True) * 2  # not a leaf: it has a graph
     zerocopy.to(x, "numba")
-    plan = _lane_plan(x, "numba")
+    plan = lane_plan(x, "numba")
     assert plan is not None and plan.fast == plan.run, str(plan)
     result = zerocopy.to(x, "numba")
     assert zerocopy.inspect(result).ptr == x.data_ptr()
@@ -278,6 +266,59 @@ def test_fast_lane_with_torch_on_a_side_stream_orders_the_read() -> None:
     values = cupy.asnumpy(copy)
     torch.cuda.synchronize()
     assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: the read raced the write"
+
+
+def _legacy_slow_write(source_name: str, n: int) -> object:
+    """A float32 array of ``source_name`` whose 42.0s are written by a spin-then-write
+    kernel queued on the legacy default stream (so the conversion finds it "ready" for
+    the hand-over: ordered on that stream, not done)."""
+    import cupy
+
+    x = cupy.zeros(n, dtype=cupy.float32)
+    sync()
+    kernel = cupy.RawKernel(_SPIN_THEN_WRITE, "spin_then_write")
+    kernel(((n + 255) // 256,), (256,), (x, np.int32(n), np.int64(CYCLES), np.float32(42.0)))  # stream 0
+    if source_name == "cupy":
+        return x
+    import torch
+
+    return torch.from_dlpack(x)  # torch's default stream is the legacy one too: no event
+
+
+@pytest.mark.parametrize("source_name", ["cupy", "torch"])
+def test_fast_lane_into_jax_orders_jaxs_stream_behind_the_legacy_one(source_name: str) -> None:
+    """JAX imports on a stream of its own: the hand-over makes that stream wait for the
+    legacy default stream's work so far, so JAX's first read sees the slow write."""
+    if not {source_name, "jax", "cupy"} <= set(GPU):
+        pytest.skip(f"needs {source_name}, cupy and jax")
+    n = 1 << 20
+    zerocopy.to(on_gpu(source_name, np.zeros(n, np.float32)), "jax")  # the lane's plan
+    x = _legacy_slow_write(source_name, n)
+    plan = lane_plan(x, "jax")
+    assert plan is not None and plan.fast != plan.run, str(plan)
+    result = zerocopy.to(x, "jax")
+    values = np.asarray(result * 1.0)  # a JAX computation, queued at once on JAX's streams
+    assert zerocopy.inspect(result).ptr == zerocopy.inspect(x).ptr
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: JAX read before the write"
+
+
+def test_control_jax_importing_without_the_wait_does_race() -> None:
+    """The same import with no stream given (JAX then assumes the buffer is ready on its
+    own stream) reads stale values: proof that the test above can fail."""
+    if not {"cupy", "jax"} <= set(GPU):
+        pytest.skip("needs cupy and jax")
+    from zerocopy.adapters import jax as jax_adapter
+    from zerocopy.exchange import dlpack
+
+    imported = jax_adapter._buffer_import()
+    make = dlpack.capsule_maker("float32", dlpack.CUDA, 0)
+    assert imported is not None and make is not None, "JAX's importer is not reachable here"
+    n = 1 << 20
+    x = _legacy_slow_write("cupy", n)
+    result = imported(make(x, x.data.ptr, x.shape), jax_adapter._gpu_device(0), None, dlpack.CUDA)
+    values = np.asarray(result * 1.0)
+    sync()
+    assert not (values == 42.0).all(), "the kernel finished before JAX read: the race is not shown"
 
 
 # --------------------------------------------------------------- streams

@@ -32,7 +32,7 @@ from zerocopy import _native
 from zerocopy._dtypes import DLPACK_CODES, from_dlpack_code, name_of_numpy, numpy_dtype
 
 __all__ = ["CPU", "CUDA", "CUDA_HOST", "CUDA_MANAGED", "DLPackExporter", "backend", "capsule_info",
-           "device_importer", "host_importer", "via_exchange_api"]
+           "capsule_maker", "device_importer", "host_importer", "via_exchange_api"]
 
 # DLDeviceType values used here.
 CPU, CUDA, CUDA_HOST, CUDA_MANAGED = 1, 2, 3, 13
@@ -378,6 +378,22 @@ def device_importer(kind: type, dtype: str, device_id: int) -> Callable[..., Any
 
     def make(owner: Any, data: int, shape: tuple[int, ...], readonly: bool) -> Any:
         return to_object(api, owner, data, shape, None, number, bits, CUDA, device_id, readonly)
+
+    return make
+
+
+def capsule_maker(dtype: str, device_type: int, device_id: int) -> Callable[..., Any] | None:
+    """``make(owner, data, shape)``: a legacy capsule over C-ordered memory at ``data``
+    keeping ``owner`` alive, for importers that take nothing else (JAX's); None on the
+    pure-Python path (a ctypes capsule costs more than the importer call it would save) or
+    for a dtype without a DLPack code."""
+    code = DLPACK_CODES.get(dtype)
+    if _impl is _PYTHON or code is None:
+        return None
+    capsule, (number, bits) = _impl.capsule, code
+
+    def make(owner: Any, data: int, shape: tuple[int, ...]) -> Any:
+        return capsule(owner, data, shape, None, number, bits, device_type, device_id, False, False)
 
     return make
 

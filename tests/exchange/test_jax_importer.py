@@ -1,0 +1,158 @@
+"""Repeated conversions into JAX call jaxlib's importer directly, with a capsule built in C
+(adapters/jax.py: ``_buffer_import``): proven as every zero-copy route is (same pointer, a
+write through the source seen by JAX, values bit for bit, the source kept alive), and the
+cases that must keep JAX's public one-liner keep it."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.helpers.frameworks import lane_plan, pointer, same_bits
+
+import zerocopy
+from zerocopy.exchange import dlpack
+from zerocopy.registry import installed
+
+pytestmark = pytest.mark.skipif(not installed("jax"), reason="jax is not installed")
+
+# The dtypes JAX holds without 64-bit mode (64-bit data keeps the plan's run(): its guard
+# reads the x64 setting on every call).
+NARROW = ["bool", "int8", "int16", "int32", "uint8", "uint16", "uint32", "float16", "bfloat16",
+          "float32", "complex64"]
+
+
+def _jax_adapter() -> Any:
+    from zerocopy.adapters import jax as jax_adapter
+
+    return jax_adapter
+
+
+def _fresh(jax_value: Any) -> np.ndarray:
+    """JAX's view of its buffer, read afresh (JAX caches an array's host value)."""
+    return np.asarray(_jax_adapter().to_host(jax_value))
+
+
+def _direct_runs() -> bool:
+    return _jax_adapter()._buffer_import() is not None
+
+
+def _source(dtype: str, n: int = 1000) -> np.ndarray:
+    from zerocopy._dtypes import numpy_dtype
+
+    x = zerocopy.empty(n, numpy_dtype(dtype))  # 64-byte aligned: JAX shares it
+    x[...] = (np.arange(n) % 7 == 3) if dtype == "bool" else (np.arange(n) % 100).astype(x.dtype)
+    return x
+
+
+def test_the_importer_is_reached_on_the_c_path() -> None:
+    if dlpack.backend() != "C extension":
+        pytest.skip("the pure-Python path keeps JAX's one-liner (tested below)")
+    assert _direct_runs(), "jaxlib's importer did not pass the host probe"
+
+
+@pytest.mark.parametrize("dtype", NARROW)
+def test_repeated_numpy_to_jax_shares_sees_writes_and_keeps_the_source_alive(dtype: str) -> None:
+    zerocopy.clear_caches()
+    x = _source(dtype)
+    expected = x.copy()
+    zerocopy.to(x, "jax")  # plans, and keeps the plan for the lane
+    plan = lane_plan(x, "jax")
+    assert plan is not None and plan.fast != plan.run, str(plan)
+    if dlpack.backend() == "C extension":
+        last = plan.hops[-1]
+        assert last.edge.fast(last.before, "numpy").__name__ == "from_host", "JAX's importer is not reached"
+    result = zerocopy.to(x, "jax")
+    assert result.dtype == x.dtype and result.shape == x.shape
+    assert result.unsafe_buffer_pointer() == pointer(x)
+    assert same_bits(_fresh(result), expected)
+    x[5] = x[6]
+    expected[5] = expected[6]
+    assert same_bits(_fresh(result), expected)
+    del x
+    gc.collect()
+    churn = [np.full(1000, 255, np.uint8) for _ in range(64)]  # reuse freed memory
+    assert same_bits(_fresh(result), expected)
+    del churn
+
+
+def test_pandas_series_reaches_the_importer_as_its_ndarray() -> None:
+    pd = pytest.importorskip("pandas")
+    base = _source("float32")
+    s = pd.Series(base, copy=False)
+    zerocopy.to(s, "jax")
+    result = zerocopy.to(s, "jax")
+    assert result.unsafe_buffer_pointer() == pointer(base)
+    assert same_bits(_fresh(result), base)
+
+
+def test_a_read_only_array_keeps_the_routes_own_handling() -> None:
+    """NumPy's exporter refuses read-only arrays; the direct import must not accept what the
+    planned route does not: the second call gives what the first gave."""
+    x = _source("float32")
+    x.flags.writeable = False
+    first = zerocopy.to(x, "jax")
+    second = zerocopy.to(x, "jax")
+    assert same_bits(_fresh(second), _fresh(first))
+    assert (second.unsafe_buffer_pointer() == pointer(x)) == (first.unsafe_buffer_pointer() == pointer(x))
+
+
+def test_a_misaligned_view_is_copied_not_shared_on_the_second_call_too() -> None:
+    base = _source("float32", 1001)
+    x = base[1:]  # 4 bytes past a 64-byte boundary
+    results = [zerocopy.to(x, "jax") for _ in range(3)]
+    for result in results:
+        assert result.unsafe_buffer_pointer() != pointer(x)
+        assert same_bits(_fresh(result), x)
+    with pytest.raises(zerocopy.NotZeroCopyError, match="64-byte"):
+        zerocopy.to(x, "jax", copy=False)
+
+
+def test_without_the_private_importer_the_public_one_liner_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    jax_adapter = _jax_adapter()
+    monkeypatch.setattr(jax_adapter, "_buffer_import", lambda: None)
+    zerocopy.clear_caches()
+    x = _source("float32")
+    zerocopy.to(x, "jax")
+    plan = lane_plan(x, "jax")
+    assert plan is not None and getattr(plan.fast, "func", None) is not None, "expected functools.partial"
+    result = zerocopy.to(x, "jax")
+    assert result.unsafe_buffer_pointer() == pointer(x)
+    assert same_bits(_fresh(result), x)
+    zerocopy.clear_caches()
+
+
+def test_an_importer_that_does_not_share_fails_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The importer is private: one whose result is not the probe's own memory (another
+    jaxlib, another signature) is not used."""
+    pytest.importorskip("jax")
+    from jax._src.lib import _jax as extension
+
+    jax_adapter = _jax_adapter()
+    real = extension.dlpack_managed_tensor_to_buffer
+
+    def copying(capsule: Any, *args: Any) -> Any:
+        return real(capsule, *args).copy()
+
+    monkeypatch.setattr(extension, "dlpack_managed_tensor_to_buffer", copying)
+    jax_adapter._buffer_import.cache_clear()
+    try:
+        assert jax_adapter._buffer_import() is None
+    finally:
+        monkeypatch.undo()
+        jax_adapter._buffer_import.cache_clear()
+    assert _direct_runs() == (dlpack.backend() == "C extension")
+
+
+def test_the_pure_python_path_keeps_the_one_liner() -> None:
+    with dlpack.pure_python():
+        assert dlpack.capsule_maker("float32", dlpack.CPU, 0) is None
+        zerocopy.clear_caches()
+        x = _source("float32")
+        zerocopy.to(x, "jax")
+        result = zerocopy.to(x, "jax")
+        assert result.unsafe_buffer_pointer() == pointer(x)
+        assert same_bits(_fresh(result), x)
+    zerocopy.clear_caches()
