@@ -156,3 +156,28 @@ def test_the_pure_python_path_keeps_the_one_liner() -> None:
         assert result.unsafe_buffer_pointer() == pointer(x)
         assert same_bits(_fresh(result), x)
     zerocopy.clear_caches()
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "torch"])
+def test_other_host_producers_reach_the_importer_through_their_own_capsule(name: str) -> None:
+    """Not NumPy arrays: the capsule their own __dlpack__() makes (what the one-liner asks
+    them for on the host), proven shared and bit for bit on the repeated call."""
+    if not installed(name):
+        pytest.skip(f"{name} is not installed")
+    from zerocopy.registry import adapter
+
+    base = _source("float32", 4096)
+    x = adapter(name).make(base) if name == "tensorflow" else __import__("torch").from_numpy(base)
+    zerocopy.to(x, "jax")
+    plan = lane_plan(x, "jax")
+    assert plan is not None, "no fast-lane plan was kept"
+    result = zerocopy.to(x, "jax")
+    shared = zerocopy.inspect(x).ptr
+    if zerocopy.explain(x, "jax").copies:
+        pytest.skip(f"{name} -> jax copies this source (alignment): nothing shared to prove")
+    assert result.unsafe_buffer_pointer() == shared
+    assert same_bits(_fresh(result), np.asarray(base) if name == "torch" else _fresh_source(x))
+
+
+def _fresh_source(x: Any) -> np.ndarray:
+    return np.array(x.numpy(), copy=True)

@@ -275,22 +275,25 @@ def _buffer_import() -> Callable[[Any, Any, int | None, int], Any] | None:
 
 
 def _host_importer(dtype: str, otherwise: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
-    """The import of what reaches this hop on the host: a writable NumPy array (from NumPy,
-    pandas, Arrow and Polars sources) with a capsule built in C, our exporter (bfloat16,
-    read-only data) with the legacy capsule the one-liner would ask it for; anything else
-    takes ``otherwise``, JAX's one-liner (which also keeps NumPy's refusal of read-only
-    arrays)."""
+    """The import of what reaches this hop on the host, as the one-liner does it on the
+    host (no stream) minus its Python: a writable NumPy array (from NumPy, pandas, Arrow and
+    Polars sources) over a capsule built in C; any other producer over the capsule its own
+    ``__dlpack__()`` makes (our exporter for read-only data and bfloat16, TensorFlow's
+    tensors), where it says its data is in host memory. Anything else takes ``otherwise``,
+    JAX's one-liner."""
     imported, make = _buffer_import(), dlpack.capsule_maker(dtype, dlpack.CPU, 0)
     if imported is None or make is None:
         return None
-    cpu, ndarray, exporter = _jax().devices("cpu")[0], np.ndarray, dlpack.DLPackExporter
-    pointer, kind = dlpack.data_pointer, dlpack.CPU
+    cpu, ndarray, pointer, host = _jax().devices("cpu")[0], np.ndarray, dlpack.data_pointer, dlpack.CPU
 
     def from_host(x: Any) -> Any:
-        if type(x) is ndarray and x.flags.writeable:
-            return imported(make(x, pointer(x), x.shape), cpu, None, kind)
-        if type(x) is exporter and x.device == (kind, 0):
-            return imported(x.capsule(versioned=False), cpu, None, kind)
+        if type(x) is ndarray:
+            if x.flags.writeable:
+                return imported(make(x, pointer(x), x.shape), cpu, None, host)
+            return otherwise(x)  # NumPy's exporter refuses read-only arrays: so does the route
+        where = getattr(x, "__dlpack_device__", None)
+        if where is not None and where()[0] == host:
+            return imported(x.__dlpack__(), cpu, None, host)
         return otherwise(x)
 
     return from_host
