@@ -105,3 +105,59 @@ def test_oversized_records_use_direct_kernel():
     assert _gpu.kernel_source(layout, "gather", 16, [16]) is None
     src, name = _gpu._direct_source(layout, "scatter")
     assert name in src and "long long" in src
+
+
+SHIFTS = [4, 8, 12, 2, 6, 1]  # a column's address modulo 16
+
+
+@pytest.fixture(scope="module")
+def shifted_kernels(tmp_path_factory):
+    """Scatter kernels for columns that start past a 16-byte boundary (read as aligned
+    vectors from before the run, the outside pieces skipped)."""
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler to check the generated CUDA code")
+    parts, names = [_HOST_CUDA, _gpu._PRELUDE], {}
+    for i, desc in enumerate(LAYOUTS):
+        layout = record_layout(desc)
+        for shift in SHIFTS:
+            shifts = [shift if k % 2 == 0 else 0 for k in range(len(layout.fields))]  # mixed too
+            aligns = [_gpu._pow2_divisor(sh, 16) for sh in shifts]
+            src, name = _gpu.kernel_source(layout, "scatter", 16, aligns, shifts)
+            assert "if (b >= 0" in src, "no column took the shifted read"
+            unique = f"{name}_shifted_{i}_{shift}"
+            parts.append(src.replace(_gpu._PRELUDE, "").replace(name + "(", unique + "("))
+            names[(i, shift)] = (unique, shifts)
+    tmp = tmp_path_factory.mktemp("zc_host_shifted")
+    (tmp / "k.cpp").write_text("\n".join(parts))
+    subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
+                    "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
+    return ctypes.CDLL(str(tmp / "k.so")), names
+
+
+def _column_at(nbytes: int, shift: int, dtype: np.dtype, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """A column whose data starts ``shift`` bytes past a 16-byte boundary, with 16 bytes of
+    other data on both sides (the aligned reads touch them and must not use them)."""
+    raw = np.full(nbytes + 64, 0x5A, np.uint8)
+    start = (-raw.ctypes.data % 16) + 16 + shift
+    return raw[start:start + nbytes].view(dtype).reshape((n, *shape))
+
+
+@pytest.mark.parametrize("index", range(len(LAYOUTS)))
+@pytest.mark.parametrize("shift", SHIFTS)
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000, 5000, 20011])
+def test_scatter_reads_misaligned_columns_as_aligned_vectors(shifted_kernels, index, shift, n):
+    lib, names = shifted_kernels
+    dtype = np.dtype(LAYOUTS[index])
+    layout = record_layout(dtype)
+    aos = random_records(dtype, n, seed=n + index + shift)
+    name, shifts = names[(index, shift)]
+    cols = []
+    for f, sh in zip(layout.fields, shifts, strict=True):
+        col = _column_at(n * f.width, sh, f.dtype, f.shape, n)
+        assert n == 0 or col.ctypes.data % 16 == sh
+        col.reshape(-1).view(np.uint8)[:] = np.frombuffer(field_bytes(aos, f.name), np.uint8)
+        cols.append(col)
+    back = np.full(n * dtype.itemsize, 0xAB, np.uint8)
+    _call(lib, name, back, n, cols)
+    assert back.tobytes() == reference_records(aos, dtype)

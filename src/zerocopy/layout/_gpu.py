@@ -96,19 +96,27 @@ class _Col:
     piece: int   # shared-memory piece width (1..4)
     start: int   # first chunk of this column in the tile's shared chunk index space
     chunks: int  # vectors of this column in a full tile
+    shift: int = 0  # scatter: bytes the column's tile runs start past a 16-byte boundary
 
 
-def _plan(layout: RecordLayout, tile: int, col_aligns: list[int]) -> list[_Col]:
+def _plan(layout: RecordLayout, tile: int, col_aligns: list[int],
+          col_shifts: list[int] | None = None) -> list[_Col]:
     plan, start = [], 0
     size = layout.itemsize
-    for i, (f, align) in enumerate(zip(layout.fields, col_aligns, strict=True)):
+    shifts = col_shifts or [0] * len(layout.fields)
+    for i, (f, align, shift) in enumerate(zip(layout.fields, col_aligns, shifts, strict=True)):
         if f.width == 0:
             continue
-        unit = min(16, align, _pow2_divisor(tile * f.width, 16))
-        piece = min(4, unit, _pow2_divisor(f.width, 4), _pow2_divisor(f.offset, 4),
-                    _pow2_divisor(size, 4))
-        chunks = tile * f.width // unit
-        plan.append(_Col(i, f.offset, f.width, unit, piece, start, chunks))
+        if shift:  # whole aligned vectors from `shift` bytes before the run, one more per tile
+            unit, chunks = 16, tile * f.width // 16 + 1
+            piece = min(4, _pow2_divisor(shift, 4), _pow2_divisor(f.width, 4),
+                        _pow2_divisor(f.offset, 4), _pow2_divisor(size, 4))
+        else:
+            unit = min(16, align, _pow2_divisor(tile * f.width, 16))
+            piece = min(4, unit, _pow2_divisor(f.width, 4), _pow2_divisor(f.offset, 4),
+                        _pow2_divisor(size, 4))
+            chunks = tile * f.width // unit
+        plan.append(_Col(i, f.offset, f.width, unit, piece, start, chunks, shift))
         start += chunks
     return plan
 
@@ -130,9 +138,25 @@ def _tree(plan: list[_Col], idx: str, body: Callable[[_Col, str], str]) -> str:
 
 def _sm_piece(c: _Col, size: int, loc: str, q: int) -> str:
     """Shared-memory address of piece ``q`` of column chunk ``loc``."""
-    cb = f"(unsigned({loc}) * {c.unit}u + {q * c.piece}u)"  # unsigned: / and % are shifts
+    return _sm_at(c, size, f"(unsigned({loc}) * {c.unit}u + {q * c.piece}u)")
+
+
+def _sm_at(c: _Col, size: int, cb: str) -> str:
+    """Shared-memory address of byte ``cb`` (an unsigned expression) of the column's run:
+    unsigned, so that / and % are shifts where the sizes are powers of two."""
     where = f"int({cb} / {c.width}u * {size}u + {c.offset}u + {cb} % {c.width}u)"
     return f"reinterpret_cast<{_UTYPE[c.piece]}*>(sm + zc_p({where}))"
+
+
+def _shifted_stage(c: _Col, size: int, tile: int, loc: str) -> str:
+    """Stage the pieces of an aligned vector read from ``c.shift`` bytes before the column's
+    run: the pieces that fall before or after this tile's run belong to the neighbouring
+    tiles (which read them too) and are skipped."""
+    span = tile * c.width
+    return " ".join(
+        f"{{ const int b = int({loc}) * 16 + {q * c.piece - c.shift}; "
+        f"if (b >= 0 && b < {span}) *{_sm_at(c, size, 'unsigned(b)')} = u[j].{_m(c.piece, q)}; }}"
+        for q in range(16 // c.piece))
 
 
 def _batched(count: int, name: str, load: str, use: str) -> str:
@@ -154,8 +178,16 @@ def _batched(count: int, name: str, load: str, use: str) -> str:
 
 
 def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
-                  col_aligns: list[int]) -> tuple[str, str] | None:
-    """CUDA source and kernel name for one layout and direction ('gather' or 'scatter')."""
+                  col_aligns: list[int], col_shifts: list[int] | None = None) -> tuple[str, str] | None:
+    """CUDA source and kernel name for one layout and direction ('gather' or 'scatter').
+
+    ``col_shifts`` (scatter only): each column's address modulo 16. A column that does not
+    start on a 16-byte boundary would be read in units of its alignment (4-byte loads for a
+    column 4 bytes past one: 0.91 of a device copy for 3 float32 columns on the H200, where
+    a uniform block of n not divisible by 4 puts its columns); it is read with aligned
+    16-byte vectors instead, from up to 15 bytes before its run to up to 15 after. Those
+    bytes lie in a 16-byte granule with bytes of the column (so never across a page: no
+    fault) and are never used: the pieces outside the tile's run are skipped."""
     tiled = _tile(layout.itemsize)
     if tiled is None:
         return None
@@ -164,9 +196,9 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
     ru = min(16, rec_align, _pow2_divisor(tile * size, 16))  # record-side vector
     rp = min(4, ru)                                           # its shared-memory pieces
     nrec = tile * size // ru
-    plan = _plan(layout, tile, col_aligns)
-    nchunks = sum(c.chunks for c in plan)
     gather = direction == "gather"
+    plan = _plan(layout, tile, col_aligns, None if gather else col_shifts)
+    nchunks = sum(c.chunks for c in plan)
     name = f"zc_{direction}"
     cols = ", ".join(f"{'' if gather else 'const '}unsigned char* __restrict__ c{i}"
                      for i in range(len(layout.fields)))
@@ -180,8 +212,9 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
         return f"reinterpret_cast<{_UTYPE[rp]}*>(sm + zc_p(i * {ru} + {q * rp}))"
 
     def col_ptr(c: _Col) -> str:
+        back = f" - {c.shift}" if c.shift else ""
         return (f"reinterpret_cast<{'' if gather else 'const '}{_UTYPE[c.unit]}*>"
-                f"(c{c.index} + r0 * {c.width})")
+                f"(c{c.index}{back} + r0 * {c.width})")
 
     if gather:
         records = _batched(
@@ -201,6 +234,8 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
             return f"u[j].{_m(c.unit, 0)} = {col_ptr(c)}[{loc}];"
 
         def col_stage(c: _Col, loc: str) -> str:
+            if c.shift:
+                return _shifted_stage(c, size, tile, loc)
             return " ".join(f"*{_sm_piece(c, size, loc, q)} = u[j].{_m(c.piece, q)};"
                             for q in range(c.unit // c.piece))
 
@@ -283,12 +318,12 @@ def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
 
 
 def _kernel(layout: RecordLayout, direction: str, rec_align: int,
-            col_aligns: list[int]) -> tuple[Any, bool]:
-    key = (layout, direction, rec_align, tuple(col_aligns))  # a layout hashes once
+            col_aligns: list[int], col_shifts: list[int] | None = None) -> tuple[Any, bool]:
+    key = (layout, direction, rec_align, tuple(col_aligns), tuple(col_shifts or ()))  # a layout hashes once
     if key not in _cache:
         import cupy
 
-        built = kernel_source(layout, direction, rec_align, col_aligns)
+        built = kernel_source(layout, direction, rec_align, col_aligns, col_shifts)
         tiled = built is not None
         source, name = built if built is not None else _direct_source(layout, direction)
         _cache[key] = (cupy.RawKernel(source, name, options=("--std=c++17",)), tiled)
@@ -311,6 +346,7 @@ class Launch:
         self.layout, self.direction = layout, direction
         self.columns = tuple(columns)
         self.col_aligns = [_align(c.data.ptr) for c in columns]
+        self.col_shifts = [c.data.ptr % 16 for c in columns] if direction == "scatter" else None
         self.kernels: dict[int, tuple[Any, int]] = {}
 
     def __call__(self, records: Any, n: int) -> None:
@@ -321,7 +357,7 @@ class Launch:
         align = _align(records.data.ptr)
         entry = self.kernels.get(align)
         if entry is None:
-            kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns)
+            kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns, self.col_shifts)
             tiles = _tile(self.layout.itemsize) if tiled else None
             entry = self.kernels[align] = (kernel, tiles[0] if tiles is not None else 0)
         kernel, tile = entry
