@@ -45,6 +45,7 @@ LAYOUTS = [
     np.dtype([("a", "i8"), ("b", "f4"), ("c", "f4"), ("d", "i1"), ("e", "?")], align=True),
     [("z", "c16"), ("v", "f4", (3,)), ("h", "u2"), ("b", "?")],
     [(f"f{i}", "f4") for i in range(32)],
+    [(f"f{i}", "f4") for i in range(8)],  # 32-byte records: gathered in 16 KiB tiles
     [("a", "u1"), ("b", "i2", (3,)), ("c", "f2")],
     np.dtype({"names": ["y", "x"], "formats": ["i4", "f8"], "offsets": [12, 1],
               "itemsize": 19}),

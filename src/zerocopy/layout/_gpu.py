@@ -7,8 +7,8 @@ are unrolled, and any mix of widths (1-16 bytes, sub-arrays) and any record size
 per process (CuPy also keeps it on disk); the source is plain text built here, so this
 module imports and is checked on machines without a GPU.
 
-One block moves one tile of ``T`` records (about 8 KiB of record bytes, ``T`` a multiple
-of 16; 6 blocks of 256 threads resident per SM) per loop iteration; both sides of the
+One block of 256 threads moves one tile of ``T`` records (about 8 KiB of record bytes, 16
+KiB where that measured better; ``T`` a multiple of 16) per loop iteration; both sides of the
 tile are plain byte streams in global memory:
 the records (``T * itemsize`` bytes) and, per field, a run of its column
 (``T * width`` bytes). Because ``T`` is a multiple of 16, every stream of a full tile
@@ -29,7 +29,8 @@ Records -> columns is ``gather``; columns -> records is ``scatter``, which zeroe
 staging tile once per block when the record has padding, so bytes of the record that no
 field covers (padding) are
 written as zeros and results are reproducible bit for bit. The last, partial tile is
-moved byte by byte without staging.
+moved byte by byte without staging. A column that does not start on a 16-byte boundary is
+still read with aligned 16-byte vectors (``kernel_source``'s ``col_shifts``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ _TILE_BYTES = 8 * 1024    # record bytes per tile: 32 B per thread of 256, each 
 _SMEM_MAX = 48 * 1024     # static shared memory limit without opt-in
 _MAX_BATCH = 8            # vectors each thread loads before it uses the first
 _MIN_BLOCKS = 0           # __launch_bounds__ minimum resident blocks per SM (0: none)
+# (direction, record bytes) -> tile bytes where 8 KiB measured worse. H200, 2026-12-03, 1 GiB,
+# 8 and 16 KiB tiles in each direction for every layout of the benchmark, three rounds: 16
+# KiB was better only for gathering 32-byte records (8 float32: 0.89 -> 0.96 of a device
+# copy) and cost 1-13% elsewhere (4xf32 and mixed packed scatter 0.99 -> 0.87).
+_TILE_BYTES_FOR = {("gather", 32): 16 * 1024}
 # Tile size and residency were picked on the H100 (2026-11-26, 1 GiB per case, kernel
 # vs device copy, gather/scatter): 16 KiB tiles without a bound left scatter at 0.93 for
 # 3 and 4 float32 fields and the packed 18-byte record; 8 KiB with 6 blocks per SM gave
@@ -80,9 +86,10 @@ def _smem_bytes(tile_bytes: int) -> int:
     return -(-padded // 16) * 16
 
 
-def _tile(itemsize: int) -> tuple[int, int] | None:
+def _tile(itemsize: int, direction: str = "scatter") -> tuple[int, int] | None:
     """(records per tile, shared-memory bytes) or None when a record is too big to tile."""
-    tile = max(16, _TILE_BYTES // itemsize // 16 * 16)
+    tile_bytes = _TILE_BYTES_FOR.get((direction, itemsize), _TILE_BYTES)
+    tile = max(16, tile_bytes // itemsize // 16 * 16)
     smem = _smem_bytes(tile * itemsize)
     return (tile, smem) if smem <= _SMEM_MAX else None
 
@@ -188,7 +195,7 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
     16-byte vectors instead, from up to 15 bytes before its run to up to 15 after. Those
     bytes lie in a 16-byte granule with bytes of the column (so never across a page: no
     fault) and are never used: the pieces outside the tile's run are skipped."""
-    tiled = _tile(layout.itemsize)
+    tiled = _tile(layout.itemsize, direction)
     if tiled is None:
         return None
     tile, smem = tiled
@@ -358,7 +365,7 @@ class Launch:
         entry = self.kernels.get(align)
         if entry is None:
             kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns, self.col_shifts)
-            tiles = _tile(self.layout.itemsize) if tiled else None
+            tiles = _tile(self.layout.itemsize, self.direction) if tiled else None
             entry = self.kernels[align] = (kernel, tiles[0] if tiles is not None else 0)
         kernel, tile = entry
         grid = min(-(-n // tile), 2**31 - 1) if tile else min(-(-n // _THREADS), 65535)
