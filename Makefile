@@ -52,7 +52,7 @@ docs: setup $(VENV)/.docs-installed
 PURE_PYTHON_TESTS := tests/exchange/test_dlpack_backends.py tests/exchange/test_pairs.py \
 	tests/exchange/test_polars_objects.py tests/exchange/test_pandas_objects.py \
 	tests/exchange/test_issue8_regressions.py tests/memory/test_ledger.py \
-	tests/memory/test_memory_adaptors.py
+	tests/memory/test_memory_adaptors.py tests/exchange/test_jax_importer.py
 
 test-main: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

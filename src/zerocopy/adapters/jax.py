@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -226,7 +227,7 @@ def _from_dlpack(x: Any, options: Options) -> Any:
 
 def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
     # 64-bit data keeps run(): its guard reads the x64 setting on every call.
-    if info.dtype in _WIDE:
+    if info.dtype is None or info.dtype in _WIDE:
         return None
     one_liner = functools.partial(_jax().dlpack.from_dlpack, copy=False)
     if info.device[0] == "cpu":
@@ -250,13 +251,9 @@ def _buffer_import() -> Callable[[Any, Any, int | None, int], Any] | None:
     jax.dlpack.from_dlpack, never copying; None where it is not the one known here (it is
     private: its signature is checked on a host probe once, pointer for pointer)."""
     try:
-        from jax._src.lib import _jax as extension  # private: looked up once
-        from jax._src.lib import jaxlib_extension_version
-        importer = extension.dlpack_managed_tensor_to_buffer
-        make = dlpack.capsule_maker("float32", dlpack.CPU, 0)
-        if make is None:
-            return None
-        if jaxlib_extension_version >= 467:  # the DLPack device type joined the signature there
+        lib = importlib.import_module("jax._src.lib")  # private: looked up once, probed below
+        importer = lib._jax.dlpack_managed_tensor_to_buffer
+        if lib.jaxlib_extension_version >= 467:  # the DLPack device type joined the signature there
             def imported(capsule: Any, device: Any, stream: int | None, kind: int) -> Any:
                 return importer(capsule, device, stream, False, kind)
         else:
@@ -265,8 +262,9 @@ def _buffer_import() -> Callable[[Any, Any, int | None, int], Any] | None:
         probe = np.zeros(1 + HOST_ALIGNMENT // 4, np.float32)
         start = (-dlpack.data_pointer(probe) % HOST_ALIGNMENT) // 4
         probe = probe[start:start + 1]
-        result = imported(make(probe, dlpack.data_pointer(probe), probe.shape), _jax().devices("cpu")[0],
-                          None, dlpack.CPU)
+        capsule = dlpack.DLPackExporter(probe, dlpack.data_pointer(probe), probe.shape, (1,),
+                                        "float32").capsule(versioned=False)  # either backend's
+        result = imported(capsule, _jax().devices("cpu")[0], None, dlpack.CPU)
         if result.unsafe_buffer_pointer() != dlpack.data_pointer(probe) or result.dtype != probe.dtype:
             return None
     except Exception:  # another jaxlib: the public one-liner stays
