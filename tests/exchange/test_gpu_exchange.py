@@ -172,8 +172,7 @@ def test_gpu_pair_fast_lane_shares_memory_and_keeps_source_alive(pair: tuple[str
     zerocopy.to(source, target_name)  # plans, and keeps the plan for the lane
     plan = lane_plan(source, target_name)
     assert plan is not None, "no fast-lane plan was kept"
-    if (source_name, target_name) != ("numba", "jax"):  # four hops, one of them may decline
-        assert plan.fast != plan.run, f"{source_name}->{target_name} is not specialised:\n{plan}"
+    assert plan.fast != plan.run, f"{source_name}->{target_name} is not specialised:\n{plan}"
     result = zerocopy.to(source, target_name)
     assert zerocopy.inspect(result).framework == target_name
     assert zerocopy.inspect(result).ptr == zerocopy.inspect(source).ptr
@@ -280,12 +279,16 @@ def _legacy_slow_write(source_name: str, n: int) -> object:
     kernel(((n + 255) // 256,), (256,), (x, np.int32(n), np.int64(CYCLES), np.float32(42.0)))  # stream 0
     if source_name == "cupy":
         return x
+    if source_name == "numba":
+        from numba import cuda
+
+        return cuda.as_cuda_array(x)  # Numba's default stream is the legacy one
     import torch
 
     return torch.from_dlpack(x)  # torch's default stream is the legacy one too: no event
 
 
-@pytest.mark.parametrize("source_name", ["cupy", "torch"])
+@pytest.mark.parametrize("source_name", ["cupy", "torch", "numba"])
 def test_fast_lane_into_jax_orders_jaxs_stream_behind_the_legacy_one(source_name: str) -> None:
     """JAX imports on a stream of its own: the hand-over makes that stream wait for the
     legacy default stream's work so far, so JAX's first read sees the slow write."""
@@ -298,6 +301,25 @@ def test_fast_lane_into_jax_orders_jaxs_stream_behind_the_legacy_one(source_name
     assert plan is not None and plan.fast != plan.run, str(plan)
     result = zerocopy.to(x, "jax")
     values = np.asarray(result * 1.0)  # a JAX computation, queued at once on JAX's streams
+    assert zerocopy.inspect(result).ptr == zerocopy.inspect(x).ptr
+    assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: JAX read before the write"
+
+
+def test_numba_to_jax_takes_the_cuda_array_interface_import_and_orders_it() -> None:
+    """Numba has no DLPack: its arrays reach JAX through a capsule over their CUDA Array
+    Interface (two hops, not through torch or CuPy). Numba says "ordered already" (no
+    stream) of arrays on the legacy default stream; JAX's streams do not synchronise with
+    that stream, so the import waits for it: the planned run (copy=False keeps run()) sees
+    the slow write too."""
+    if not {"numba", "jax", "cupy"} <= set(GPU):
+        pytest.skip("needs numba, cupy and jax")
+    n = 1 << 20
+    plan = zerocopy.explain(on_gpu("numba", np.zeros(n, np.float32)), "jax")
+    assert [hop.edge.target for hop in plan.hops] == ["cai", "jax"], str(plan)
+    x = _legacy_slow_write("numba", n)
+    assert x.__cuda_array_interface__["stream"] is None, "Numba published a stream: the case is not shown"
+    result = zerocopy.to(x, "jax", copy=False)
+    values = np.asarray(result * 1.0)
     assert zerocopy.inspect(result).ptr == zerocopy.inspect(x).ptr
     assert (values == 42.0).all(), f"{(values != 42.0).sum()} stale values: JAX read before the write"
 

@@ -185,3 +185,30 @@ def test_other_host_producers_reach_the_importer_through_their_own_capsule(name:
 
 def _fresh_source(x: Any) -> np.ndarray:
     return np.array(x.numpy(), copy=True)
+
+
+@pytest.mark.parametrize("importer", [True, False])
+def test_numba_reaches_jax_through_the_cuda_array_interface_import(monkeypatch: pytest.MonkeyPatch,
+                                                                   importer: bool) -> None:
+    """Planning only (no GPU, no Numba needed): with jaxlib's importer Numba's arrays take
+    the two-hop CAI route; without it the old route through another GPU framework; CuPy and
+    torch keep their DLPack import either way."""
+    import importlib
+
+    from zerocopy.exchange.edges import Options
+    from zerocopy.exchange.info import ARRAY, Info
+    from zerocopy.exchange.plan import make_plan
+
+    if not importer:
+        monkeypatch.setattr(_jax_adapter(), "_buffer_import", lambda: None)
+    graph = tuple(e for name in ("numpy", "cupy", "torch", "jax", "numba")
+                  for e in importlib.import_module(f"zerocopy.adapters.{name}").EDGES)
+
+    def route(source: str) -> list[str]:
+        info = Info(source, None, kind=ARRAY, dtype="float32", shape=(256,), strides=(4,), itemsize=4,
+                    device=("cuda", 0))
+        return [hop.edge.target for hop in make_plan(graph, info, "jax", Options()).hops]
+
+    assert route("numba") == (["cai", "jax"] if importer else ["cai", "cupy", "dlpack", "jax"])
+    assert route("cupy") == ["dlpack", "jax"]
+    assert route("torch") == ["dlpack", "jax"]

@@ -25,7 +25,8 @@ HOST_ALIGNMENT = 64  # JAX shares only host buffers aligned to this many bytes
 DLPACK_NO_SYNC = None  # its __dlpack__ rejects stream=-1 ("do not synchronise"): no stream
 PROTOCOLS = {"exports": ("DLPack legacy", "array interface (np.asarray)", "buffer protocol",
                          "CUDA Array Interface v2 (GPU)"),
-             "imports": ("DLPack (objects with __dlpack__, legacy only)",)}
+             "imports": ("DLPack (objects with __dlpack__, legacy only)",
+                         "CUDA Array Interface (GPU, C order, through jaxlib's importer)")}
 _WIDE = frozenset({"int64", "uint64", "float64", "complex128"})
 
 
@@ -338,6 +339,33 @@ def ready_buffer(x: Any) -> tuple[int, Any, bool] | None:
     return x.unsafe_buffer_pointer(), x.shape, False
 
 
+def _from_cai(x: Any, options: Options) -> Any:
+    """A JAX array over a CUDA Array Interface export (Numba's arrays have no DLPack): a
+    capsule over the interface's pointer, handed to jaxlib's importer on JAX's import
+    stream, which first waits for the producer's stream. An export without a stream (CAI
+    v2, or v3's "ordered already", which Numba says of arrays on the legacy default stream)
+    is ordered behind the legacy default stream: JAX's streams do not synchronise with it."""
+    imported = _buffer_import()
+    if imported is None:  # the plan's check refused this route; a cached plan outlived that
+        raise BufferError("jaxlib's DLPack importer is not available")
+    view = cai.read(x)
+    device = view.device[1]
+    target = _gpu_device(device)
+    stream = int(target.get_stream_for_external_ready_events())
+    if options.stream is not streams.NO_SYNC and view.nbytes:
+        streams.order(view.stream if view.stream is not None else streams.LEGACY, stream, device)
+    exporter = dlpack.DLPackExporter(view.owner, view.ptr, view.shape, None, view.dtype,
+                                     device=(dlpack.CUDA, device), readonly=view.readonly)
+    return imported(exporter.capsule(versioned=False), target, stream, dlpack.CUDA)
+
+
+def _cai_importer(info: Info, options: Options) -> Refusal | None:
+    if _buffer_import() is None:
+        return Refusal("JAX takes the CUDA Array Interface only through jaxlib's DLPack importer, "
+                       "which this jaxlib does not have as zerocopy knows it", fixable=False, quiet=True)
+    return None
+
+
 def _wide(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)  # NumPy, torch, CuPy, our exporter (a name)
     return dtype is not None and str(dtype).removeprefix("torch.") in _WIDE
@@ -388,6 +416,16 @@ EDGES = (
     Edge(NAME, NAME, "copy", "jnp.array(x, copy=True)",
          lambda x, o: require("jax.numpy", "jax").array(x, copy=True), copies=True, immutable_result=True,
          cost=4.0),
+    # Numba's way in (its arrays have no DLPack). Cost above the DLPack import's 20 so that
+    # producers with DLPack keep it (CuPy, torch: 1 + 20 against 1-1.5 + 22); Numba's route
+    # through torch cost 24.3 and ran at 95-165 us on the H200.
+    Edge(CAI, NAME, "CUDA Array Interface (capsule by zerocopy)",
+         "jaxlib importer over a capsule of x.__cuda_array_interface__", _from_cai, cost=22.0,
+         needs_pointer=True, fast=pointers.specialiser(NAME),
+         check=checks.all_of(
+             cai.refuse_dtype, _x64, _cai_importer,
+             checks.layouts("JAX (from the CUDA Array Interface)", frozenset({"C"}),
+                            "is imported C-ordered only on this route"))),
     Edge(DLPACK, NAME, "DLPack legacy", "jax.dlpack.from_dlpack(x, copy=False)", _from_dlpack,
          cost=20.0, needs_pointer=True, fast=_from_dlpack_fast,
          check=checks.all_of(

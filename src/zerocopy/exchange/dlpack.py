@@ -140,13 +140,14 @@ _DESTROY_VERSIONED = _destructor_for(_VERSIONED_NAME)
 class DLPackExporter:
     """A strided buffer that speaks ``__dlpack__``; ``owner`` keeps the memory alive.
 
-    ``strides`` are in elements (DLPack's unit), ``data`` is the address of element 0.
+    ``strides`` are in elements (DLPack's unit; None: C order), ``data`` is the address of
+    element 0.
     A plain slotted class: it is built on the hot path of every conversion that needs it.
     """
 
     __slots__ = ("data", "device", "dtype", "owner", "readonly", "shape", "strides")
 
-    def __init__(self, owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...],
+    def __init__(self, owner: Any, data: int, shape: tuple[int, ...], strides: tuple[int, ...] | None,
                  dtype: str, device: tuple[int, int] = (CPU, 0), readonly: bool = False) -> None:
         self.owner, self.data, self.shape, self.strides = owner, data, shape, strides
         self.dtype, self.device, self.readonly = dtype, device, readonly
