@@ -30,7 +30,7 @@ staging tile once per block when the record has padding, so bytes of the record 
 field covers (padding) are
 written as zeros and results are reproducible bit for bit. The last, partial tile is
 moved byte by byte without staging. A column that does not start on a 16-byte boundary is
-still read with aligned 16-byte vectors (``kernel_source``'s ``col_shifts``).
+still read with aligned 16-byte vectors (see ``kernel_source``).
 """
 
 from __future__ import annotations
@@ -103,27 +103,24 @@ class _Col:
     piece: int   # shared-memory piece width (1..4)
     start: int   # first chunk of this column in the tile's shared chunk index space
     chunks: int  # vectors of this column in a full tile
-    shift: int = 0  # scatter: bytes the column's tile runs start past a 16-byte boundary
+    shifted: bool = False  # scatter, column under 16-byte aligned: read from s<index> bytes before
 
 
-def _plan(layout: RecordLayout, tile: int, col_aligns: list[int],
-          col_shifts: list[int] | None = None) -> list[_Col]:
+def _plan(layout: RecordLayout, tile: int, col_aligns: list[int], shifted_reads: bool = False) -> list[_Col]:
     plan, start = [], 0
     size = layout.itemsize
-    shifts = col_shifts or [0] * len(layout.fields)
-    for i, (f, align, shift) in enumerate(zip(layout.fields, col_aligns, shifts, strict=True)):
+    for i, (f, align) in enumerate(zip(layout.fields, col_aligns, strict=True)):
         if f.width == 0:
             continue
-        if shift:  # whole aligned vectors from `shift` bytes before the run, one more per tile
+        shifted = shifted_reads and align < 16
+        if shifted:  # whole aligned vectors from the column's shift before its run, one more per tile
             unit, chunks = 16, tile * f.width // 16 + 1
-            piece = min(4, _pow2_divisor(shift, 4), _pow2_divisor(f.width, 4),
-                        _pow2_divisor(f.offset, 4), _pow2_divisor(size, 4))
         else:
             unit = min(16, align, _pow2_divisor(tile * f.width, 16))
-            piece = min(4, unit, _pow2_divisor(f.width, 4), _pow2_divisor(f.offset, 4),
-                        _pow2_divisor(size, 4))
             chunks = tile * f.width // unit
-        plan.append(_Col(i, f.offset, f.width, unit, piece, start, chunks, shift))
+        # A piece no wider than the column's alignment: it divides any shift of that class.
+        piece = min(4, align, _pow2_divisor(f.width, 4), _pow2_divisor(f.offset, 4), _pow2_divisor(size, 4))
+        plan.append(_Col(i, f.offset, f.width, unit, piece, start, chunks, shifted))
         start += chunks
     return plan
 
@@ -155,13 +152,20 @@ def _sm_at(c: _Col, size: int, cb: str) -> str:
     return f"reinterpret_cast<{_UTYPE[c.piece]}*>(sm + zc_p({where}))"
 
 
+def _shifted_load(c: _Col, tile: int, loc: str) -> str:
+    """Load aligned vector ``loc`` of a shifted column's run (the run starts ``s<index>``
+    bytes into vector 0); a vector with no byte of the run (the extra one, when the shift
+    is 0) is not read at all."""
+    return (f"if (int({loc}) * 16 - s{c.index} < {tile * c.width}) "
+            f"u[j].v = reinterpret_cast<const uint4*>(c{c.index} - s{c.index} + r0 * {c.width})[{loc}];")
+
+
 def _shifted_stage(c: _Col, size: int, tile: int, loc: str) -> str:
-    """Stage the pieces of an aligned vector read from ``c.shift`` bytes before the column's
-    run: the pieces that fall before or after this tile's run belong to the neighbouring
-    tiles (which read them too) and are skipped."""
+    """Stage the pieces of a shifted column's vector: the pieces that fall before or after
+    this tile's run belong to the neighbouring tiles (which read them too) and are skipped."""
     span = tile * c.width
     return " ".join(
-        f"{{ const int b = int({loc}) * 16 + {q * c.piece - c.shift}; "
+        f"{{ const int b = int({loc}) * 16 + {q * c.piece} - s{c.index}; "
         f"if (b >= 0 && b < {span}) *{_sm_at(c, size, 'unsigned(b)')} = u[j].{_m(c.piece, q)}; }}"
         for q in range(16 // c.piece))
 
@@ -185,16 +189,18 @@ def _batched(count: int, name: str, load: str, use: str) -> str:
 
 
 def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
-                  col_aligns: list[int], col_shifts: list[int] | None = None) -> tuple[str, str] | None:
+                  col_aligns: list[int]) -> tuple[str, str] | None:
     """CUDA source and kernel name for one layout and direction ('gather' or 'scatter').
 
-    ``col_shifts`` (scatter only): each column's address modulo 16. A column that does not
-    start on a 16-byte boundary would be read in units of its alignment (4-byte loads for a
-    column 4 bytes past one: 0.91 of a device copy for 3 float32 columns on the H200, where
-    a uniform block of n not divisible by 4 puts its columns); it is read with aligned
-    16-byte vectors instead, from up to 15 bytes before its run to up to 15 after. Those
-    bytes lie in a 16-byte granule with bytes of the column (so never across a page: no
-    fault) and are never used: the pieces outside the tile's run are skipped."""
+    Scatter kernels take each column's address modulo 16 as ``int s<i>`` after the columns.
+    A column that does not start on a 16-byte boundary would be read in units of its
+    alignment (4-byte loads for a column 4 bytes past one: 0.91 of a device copy for 3
+    float32 columns on the H200, where a uniform block of n not divisible by 4 puts its
+    columns); it is read with aligned 16-byte vectors instead, from up to 15 bytes before
+    its run to up to 15 after. Those bytes lie in a 16-byte granule with bytes of the
+    column (so never across a page: no fault) and are never used: the pieces outside the
+    tile's run are skipped. The shift is an argument, not a constant: one kernel per
+    alignment class, whatever the addresses."""
     tiled = _tile(layout.itemsize, direction)
     if tiled is None:
         return None
@@ -204,11 +210,11 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
     rp = min(4, ru)                                           # its shared-memory pieces
     nrec = tile * size // ru
     gather = direction == "gather"
-    plan = _plan(layout, tile, col_aligns, None if gather else col_shifts)
+    plan = _plan(layout, tile, col_aligns, shifted_reads=not gather)
     nchunks = sum(c.chunks for c in plan)
     name = f"zc_{direction}"
     cols = ", ".join(f"{'' if gather else 'const '}unsigned char* __restrict__ c{i}"
-                     for i in range(len(layout.fields)))
+                     for i in range(len(layout.fields))) + ("" if gather else _shift_params(layout))
     rec = ("const unsigned char* __restrict__ rec" if gather
            else "unsigned char* __restrict__ rec")
     rt = _UTYPE[ru]
@@ -219,9 +225,8 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
         return f"reinterpret_cast<{_UTYPE[rp]}*>(sm + zc_p(i * {ru} + {q * rp}))"
 
     def col_ptr(c: _Col) -> str:
-        back = f" - {c.shift}" if c.shift else ""
         return (f"reinterpret_cast<{'' if gather else 'const '}{_UTYPE[c.unit]}*>"
-                f"(c{c.index}{back} + r0 * {c.width})")
+                f"(c{c.index} + r0 * {c.width})")
 
     if gather:
         records = _batched(
@@ -238,10 +243,12 @@ def kernel_source(layout: RecordLayout, direction: str, rec_align: int,
         phase1, phase2 = records, columns
     else:
         def col_in(c: _Col, loc: str) -> str:
+            if c.shifted:
+                return _shifted_load(c, tile, loc)
             return f"u[j].{_m(c.unit, 0)} = {col_ptr(c)}[{loc}];"
 
         def col_stage(c: _Col, loc: str) -> str:
-            if c.shift:
+            if c.shifted:
                 return _shifted_stage(c, size, tile, loc)
             return " ".join(f"*{_sm_piece(c, size, loc, q)} = u[j].{_m(c.piece, q)};"
                             for q in range(c.unit // c.piece))
@@ -303,7 +310,7 @@ def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
     name = f"zc_{direction}_direct"
     cols = ", ".join(
         f"{'' if direction == 'gather' else 'const '}unsigned char* __restrict__ c{i}"
-        for i in range(len(layout.fields)))
+        for i in range(len(layout.fields))) + ("" if direction == "gather" else _shift_params(layout))
     rec = "const unsigned char* rec" if direction == "gather" else "unsigned char* rec"
     body = []
     for i, f in enumerate(layout.fields):
@@ -324,13 +331,18 @@ def _direct_source(layout: RecordLayout, direction: str) -> tuple[str, str]:
 """, name)
 
 
+def _shift_params(layout: RecordLayout) -> str:
+    """A scatter kernel's trailing arguments: each column's address modulo 16."""
+    return "".join(f", int s{i}" for i in range(len(layout.fields)))
+
+
 def _kernel(layout: RecordLayout, direction: str, rec_align: int,
-            col_aligns: list[int], col_shifts: list[int] | None = None) -> tuple[Any, bool]:
-    key = (layout, direction, rec_align, tuple(col_aligns), tuple(col_shifts or ()))  # a layout hashes once
+            col_aligns: list[int]) -> tuple[Any, bool]:
+    key = (layout, direction, rec_align, tuple(col_aligns))  # a layout hashes once
     if key not in _cache:
         import cupy
 
-        built = kernel_source(layout, direction, rec_align, col_aligns, col_shifts)
+        built = kernel_source(layout, direction, rec_align, col_aligns)
         tiled = built is not None
         source, name = built if built is not None else _direct_source(layout, direction)
         _cache[key] = (cupy.RawKernel(source, name, options=("--std=c++17",)), tiled)
@@ -353,7 +365,8 @@ class Launch:
         self.layout, self.direction = layout, direction
         self.columns = tuple(columns)
         self.col_aligns = [_align(c.data.ptr) for c in columns]
-        self.col_shifts = [c.data.ptr % 16 for c in columns] if direction == "scatter" else None
+        # Scatter kernels also take where each column starts within its 16-byte granule.
+        self.shifts = tuple(np.int32(c.data.ptr % 16) for c in columns) if direction == "scatter" else ()
         self.kernels: dict[int, tuple[Any, int]] = {}
 
     def __call__(self, records: Any, n: int) -> None:
@@ -364,12 +377,12 @@ class Launch:
         align = _align(records.data.ptr)
         entry = self.kernels.get(align)
         if entry is None:
-            kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns, self.col_shifts)
+            kernel, tiled = _kernel(self.layout, self.direction, align, self.col_aligns)
             tiles = _tile(self.layout.itemsize, self.direction) if tiled else None
             entry = self.kernels[align] = (kernel, tiles[0] if tiles is not None else 0)
         kernel, tile = entry
         grid = min(-(-n // tile), 2**31 - 1) if tile else min(-(-n // _THREADS), 65535)
-        kernel((grid,), (_THREADS,), (records, _int64(n), *self.columns))
+        kernel((grid,), (_THREADS,), (records, _int64(n), *self.columns, *self.shifts))
 
 
 def _int64(n: int) -> np.int64:
