@@ -255,3 +255,24 @@ def test_gpu_bench_alternates_default_and_shared_runs_and_divides_the_best(monke
     assert default["alloc_free_pair_us"] == {"256 B": 300.0}
     assert default["runs_us"] == [{"256 B": 300.0}, {"256 B": 900.0}, {"256 B": 310.0}]
     assert out["verdicts"]["jax shared/default"] == {"256 B": round(290.0 / 300.0, 2)}
+
+
+def test_every_ratio_verdict_divides_runs_of_the_same_rounds(monkeypatch) -> None:
+    """A verdict that divided a best-of-three by a single run would lean (review of
+    2026-12-03): with every scenario's k-th run equally slow, every ratio must be 1."""
+    from zerocopy.bench import memory as bench
+
+    seen: dict[str, int] = {}
+
+    def fake_run(name: str, quick: bool) -> dict:
+        k = seen[name] = seen.get(name, 0) + 1
+        us = {1: 3.0, 2: 1.0, 3: 2.0}.get(k, 3.0)
+        return {"alloc_free_pair_us": {"256 B": us, "1 MiB": us, "64 MiB": us}}
+
+    monkeypatch.setattr(bench, "_run_scenario", fake_run)
+    names = [n for n in bench.SCENARIOS if n != "raw" and not n.startswith("mixed") and n not in bench._PROBES]
+    out = bench.gpu_part(quick=False, only=",".join(names))
+    ratios = {k: v for k, v in out["verdicts"].items() if isinstance(v, dict)}
+    assert ratios, "no ratio verdict was made"
+    for label, by_size in ratios.items():
+        assert set(by_size.values()) == {1.0}, (label, by_size)

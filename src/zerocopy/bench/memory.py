@@ -571,14 +571,17 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
 # to 2. Noise only ever adds time: the best run is the estimate (as timeit advises), and
 # every run's times are kept in the record.
 ROUNDS = 3
+# Every scenario whose alloc+free times a verdict divides: all get the same rounds and the
+# same best-run estimate (a best of three divided by one run would lean towards the best).
+_TIMED_PAIRS = frozenset({f"{fw}-{setup}" for fw in _FRAMEWORKS for setup in ("default", "shared")}
+                         | {"cupy-shared-direct", "cupy-async", "cupy-shared-pool"})
 
 
 def gpu_part(quick: bool, only: str | None = None) -> dict[str, Any]:
     names = [n for n in SCENARIOS if not only or n in only.split(",")]
-    paired = {f"{fw}-{setup}" for fw in _FRAMEWORKS for setup in ("default", "shared")}
     runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(1 if quick else ROUNDS):  # alternate: default, shared, default, ...
-        for name in (n for n in names if n in paired):
+        for name in (n for n in names if n in _TIMED_PAIRS):
             runs.setdefault(name, []).append(_run_scenario(name, quick))
     results = {name: _best_run(runs[name]) if name in runs else _run_scenario(name, quick)
                for name in names}
