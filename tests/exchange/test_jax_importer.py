@@ -72,8 +72,10 @@ def test_repeated_numpy_to_jax_shares_sees_writes_and_keeps_the_source_alive(dty
     assert result.dtype == x.dtype and result.shape == x.shape
     assert result.unsafe_buffer_pointer() == pointer(x)
     assert same_bits(_fresh(result), expected)
-    x[5] = x[6]
-    expected[5] = expected[6]
+    before = expected.copy()
+    x[5] = x[3]  # differs in every dtype here (bool: index 3 is True, 5 is False)
+    expected[5] = expected[3]
+    assert not same_bits(expected, before), "the write changed nothing: it would prove nothing"
     assert same_bits(_fresh(result), expected)
     del x
     gc.collect()
@@ -82,13 +84,43 @@ def test_repeated_numpy_to_jax_shares_sees_writes_and_keeps_the_source_alive(dty
     del churn
 
 
-def test_pandas_series_reaches_the_importer_as_its_ndarray() -> None:
-    pd = pytest.importorskip("pandas")
+@pytest.fixture
+def importer_calls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Count the calls of jaxlib's importer made by plans built inside the test."""
+    real = _jax_adapter()._buffer_import()
+    if real is None or dlpack.backend() != "C extension":
+        pytest.skip("the direct import runs only with jaxlib's importer and the C extension")
+    calls: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_jax_adapter(), "_buffer_import", lambda: counted)
+    zerocopy.clear_caches()
+    yield calls
+    zerocopy.clear_caches()  # no plan keeps the counting wrapper
+
+
+@pytest.mark.parametrize("name", ["pandas", "polars", "pyarrow"])
+def test_column_sources_reach_the_importer_on_the_repeated_call(importer_calls: list[int], name: str) -> None:
+    """pandas 3 and Polars hand out read-only NumPy views and Arrow's are read-only: they
+    reach JAX through our exporter's capsule, imported directly on the repeated call."""
+    if not installed(name):
+        pytest.skip(f"{name} is not installed")
     base = _source("float32")
-    s = pd.Series(base, copy=False)
-    zerocopy.to(s, "jax")
-    result = zerocopy.to(s, "jax")
-    assert result.unsafe_buffer_pointer() == pointer(base)
+    if name == "pandas":
+        x = __import__("pandas").Series(base, copy=False)
+    elif name == "polars":
+        x = __import__("polars").Series(base)
+    else:
+        x = __import__("pyarrow").array(base)
+    first = zerocopy.to(x, "jax")
+    before = len(importer_calls)
+    result = zerocopy.to(x, "jax")
+    assert len(importer_calls) == before + 1, "the repeated call did not reach jaxlib's importer"
+    where = zerocopy.inspect(x).ptr
+    assert result.unsafe_buffer_pointer() == where == first.unsafe_buffer_pointer()
     assert same_bits(_fresh(result), base)
 
 
@@ -163,7 +195,8 @@ def test_the_pure_python_path_keeps_the_one_liner() -> None:
 
 
 @pytest.mark.parametrize("name", ["tensorflow", "torch"])
-def test_other_host_producers_reach_the_importer_through_their_own_capsule(name: str) -> None:
+def test_other_host_producers_reach_the_importer_through_their_own_capsule(importer_calls: list[int],
+                                                                          name: str) -> None:
     """Not NumPy arrays: the capsule their own __dlpack__() makes (what the one-liner asks
     them for on the host), proven shared and bit for bit on the repeated call."""
     if not installed(name):
@@ -172,13 +205,13 @@ def test_other_host_producers_reach_the_importer_through_their_own_capsule(name:
 
     base = _source("float32", 4096)
     x = adapter(name).make(base) if name == "tensorflow" else __import__("torch").from_numpy(base)
-    zerocopy.to(x, "jax")
-    plan = lane_plan(x, "jax")
-    assert plan is not None, "no fast-lane plan was kept"
-    result = zerocopy.to(x, "jax")
-    shared = zerocopy.inspect(x).ptr
     if zerocopy.explain(x, "jax").copies:
         pytest.skip(f"{name} -> jax copies this source (alignment): nothing shared to prove")
+    zerocopy.to(x, "jax")
+    before = len(importer_calls)
+    result = zerocopy.to(x, "jax")
+    assert len(importer_calls) == before + 1, "the repeated call did not reach jaxlib's importer"
+    shared = zerocopy.inspect(x).ptr
     assert result.unsafe_buffer_pointer() == shared
     assert same_bits(_fresh(result), np.asarray(base) if name == "torch" else _fresh_source(x))
 
@@ -212,3 +245,23 @@ def test_numba_reaches_jax_through_the_cuda_array_interface_import(monkeypatch: 
     assert route("numba") == (["cai", "jax"] if importer else ["cai", "cupy", "dlpack", "jax"])
     assert route("cupy") == ["dlpack", "jax"]
     assert route("torch") == ["dlpack", "jax"]
+
+
+def test_a_cleared_jax_backend_is_not_kept_by_a_repeated_call() -> None:
+    """The device is looked up per call, as JAX's one-liner does: after
+    jax.extend.backend.clear_backends() the result lives on the new client's device. In a
+    fresh interpreter: clearing JAX's backends would disturb the other tests."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, zerocopy, jax, jax.extend as jex\n"
+        "x = zerocopy.empty(100, np.float32); x[:] = np.arange(100)\n"
+        "zerocopy.to(x, 'jax'); zerocopy.to(x, 'jax')\n"
+        "jex.backend.clear_backends()\n"
+        "r = zerocopy.to(x, 'jax')\n"
+        "assert next(iter(r.devices())) == jax.devices('cpu')[0], r.devices()\n"
+        "assert (np.asarray(jax.jit(lambda a: a * 2)(r)) == np.arange(100) * 2).all()\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

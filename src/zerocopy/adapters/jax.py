@@ -275,17 +275,21 @@ def _buffer_import() -> Callable[[Any, Any, int | None, int], Any] | None:
 
 def _host_importer(dtype: str, otherwise: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
     """The import of what reaches this hop on the host, as the one-liner does it on the
-    host (no stream) minus its Python: a writable NumPy array (from NumPy, pandas, Arrow and
-    Polars sources) over a capsule built in C; any other producer over the capsule its own
-    ``__dlpack__()`` makes (our exporter for read-only data and bfloat16, TensorFlow's
-    tensors), where it says its data is in host memory. Anything else takes ``otherwise``,
-    JAX's one-liner."""
+    host (no stream) minus its Python: a writable NumPy array (from NumPy sources) over a
+    capsule built in C; any other producer over the capsule its own ``__dlpack__()`` makes
+    where it says its data is in host memory: our exporter (read-only data, as pandas 3,
+    Polars and Arrow hand it out, and bfloat16), TensorFlow's and torch's tensors. Anything
+    else takes ``otherwise``, JAX's one-liner (a read-only ndarray too: NumPy's exporter
+    refuses it, and the route must fail as it does)."""
     imported, make = _buffer_import(), dlpack.capsule_maker(dtype, dlpack.CPU, 0)
     if imported is None or make is None:
         return None
-    cpu, ndarray, pointer, host = _jax().devices("cpu")[0], np.ndarray, dlpack.data_pointer, dlpack.CPU
+    devices, ndarray, pointer, host = _jax().devices, np.ndarray, dlpack.data_pointer, dlpack.CPU
 
     def from_host(x: Any) -> Any:
+        # The device is asked for on every call (0.2 us), as the one-liner does: JAX's
+        # backends can be cleared and made anew, and a kept device is the old client's.
+        cpu = devices("cpu")[0]
         if type(x) is ndarray:
             if x.flags.writeable:
                 return imported(make(x, pointer(x), x.shape), cpu, None, host)
@@ -315,14 +319,19 @@ def adopter(dtype: str, device: int) -> Callable[..., Any] | None:
         return None
     try:
         target = _gpu_device(device)
-        stream = int(target.get_stream_for_external_ready_events())
+        platform, position = target.platform, _jax().devices(target.platform).index(target)
+        target.get_stream_for_external_ready_events()  # the platform has that stream
     except Exception:  # no such device, or a platform without that stream
         return None
-    runtime, legacy, kind = _cuda.binding(), streams.LEGACY, dlpack.CUDA
+    devices, runtime, legacy, kind = _jax().devices, _cuda.binding(), streams.LEGACY, dlpack.CUDA
 
     def adopt(owner: Any, ptr: int, shape: tuple[int, ...], readonly: bool) -> Any:
+        # Device and stream asked for on every call (about 0.3 us), as the one-liner does:
+        # JAX's backends can be cleared and made anew, and a kept stream is the old client's.
+        where = devices(platform)[position]
+        stream = int(where.get_stream_for_external_ready_events())
         runtime.wait(stream, legacy, device)
-        return imported(make(owner, ptr, shape), target, stream, kind)
+        return imported(make(owner, ptr, shape), where, stream, kind)
 
     return adopt
 
