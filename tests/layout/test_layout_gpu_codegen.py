@@ -54,13 +54,22 @@ LAYOUTS = [
 ALIGNS = [(16, 16), (1, 16), (4, 2), (2, 1)]
 
 
-@pytest.fixture(scope="module")
-def kernels(tmp_path_factory):
-    """Compile every (layout, direction, alignment) kernel into one host library."""
+def _host_library(tmp_path_factory, bodies: list[str]) -> ctypes.CDLL:
+    """The kernels' text (prelude removed, names made unique) compiled for the host."""
     cxx = shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no host C++ compiler to check the generated CUDA code")
-    parts, names = [_HOST_CUDA, _gpu._PRELUDE], {}
+    tmp = tmp_path_factory.mktemp("zc_host")
+    (tmp / "k.cpp").write_text("\n".join([_HOST_CUDA, _gpu._PRELUDE, *bodies]))
+    subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
+                    "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
+    return ctypes.CDLL(str(tmp / "k.so"))
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """Compile every (layout, direction, alignment) kernel into one host library."""
+    parts, names = [], {}
     for i, desc in enumerate(LAYOUTS):
         layout = record_layout(desc)
         for ra, ca in ALIGNS:
@@ -70,11 +79,7 @@ def kernels(tmp_path_factory):
                 body = src.replace(_gpu._PRELUDE, "").replace(name + "(", unique + "(")
                 parts.append(body + "#undef ZC_T\n#undef ZC_PS\n")
                 names[(i, ra, ca, direction)] = unique
-    tmp = tmp_path_factory.mktemp("zc_host")
-    (tmp / "k.cpp").write_text("\n".join(parts))
-    subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
-                    "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
-    return ctypes.CDLL(str(tmp / "k.so")), names
+    return _host_library(tmp_path_factory, parts), names
 
 
 def _call(lib, name: str, records: np.ndarray, n: int, columns: list) -> None:
@@ -117,10 +122,7 @@ SHIFTS = [4, 8, 12, 2, 6, 1]  # a column's address modulo 16
 def shifted_kernels(tmp_path_factory):
     """Scatter kernels for columns that start past a 16-byte boundary (read as aligned
     vectors from before the run, the outside pieces skipped; the shift is an argument)."""
-    cxx = shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no host C++ compiler to check the generated CUDA code")
-    parts, names = [_HOST_CUDA, _gpu._PRELUDE], {}
+    parts, names = [], {}
     for i, desc in enumerate(LAYOUTS):
         layout = record_layout(desc)
         for shift in SHIFTS:
@@ -131,11 +133,7 @@ def shifted_kernels(tmp_path_factory):
             unique = f"{name}_shifted_{i}_{shift}"
             parts.append(src.replace(_gpu._PRELUDE, "").replace(name + "(", unique + "("))
             names[(i, shift)] = (unique, shifts)
-    tmp = tmp_path_factory.mktemp("zc_host_shifted")
-    (tmp / "k.cpp").write_text("\n".join(parts))
-    subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
-                    "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
-    return ctypes.CDLL(str(tmp / "k.so")), names
+    return _host_library(tmp_path_factory, parts), names
 
 
 def _column_at(nbytes: int, shift: int, dtype: np.dtype, shape: tuple[int, ...], n: int) -> np.ndarray:
