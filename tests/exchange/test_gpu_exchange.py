@@ -273,16 +273,24 @@ def _legacy_slow_write(source_name: str, n: int) -> object:
     the hand-over: ordered on that stream, not done)."""
     import cupy
 
-    x = cupy.zeros(n, dtype=cupy.float32)
+    numba_array = None
+    if source_name == "numba":
+        # Made by Numba on its default stream, so its interface names no stream (an array
+        # imported from CuPy would carry CuPy's stream and have waited for it on import).
+        from numba import cuda
+
+        numba_array = cuda.device_array(n, dtype=np.float32)
+        x = cupy.asarray(numba_array)  # CuPy's view of the same memory, for the kernel
+        x.fill(0)
+    else:
+        x = cupy.zeros(n, dtype=cupy.float32)
     sync()
     kernel = cupy.RawKernel(_SPIN_THEN_WRITE, "spin_then_write")
     kernel(((n + 255) // 256,), (256,), (x, np.int32(n), np.int64(CYCLES), np.float32(42.0)))  # stream 0
     if source_name == "cupy":
         return x
-    if source_name == "numba":
-        from numba import cuda
-
-        return cuda.as_cuda_array(x)  # Numba's default stream is the legacy one
+    if numba_array is not None:
+        return numba_array
     import torch
 
     return torch.from_dlpack(x)  # torch's default stream is the legacy one too: no event
