@@ -215,15 +215,20 @@ def _to_numpy(x: Any, options: Options) -> np.ndarray:
 
 
 def _from_dlpack(x: Any, options: Options) -> Any:
-    # The plan refused 64-bit data without x64, but a cached route outlives the setting
-    # (jax.config.update after the first conversion): JAX would narrow silently, so the
-    # hop checks the setting itself when the data is wide.
-    if _wide(x) and not x64_enabled():
-        raise UnsupportedDtypeError(message(
-            f"JAX runs without 64-bit mode and would silently narrow {x.dtype} to 32 bits",
-            hint="enable it with jax.config.update('jax_enable_x64', True) at start-up"))
+    _refuse_narrowing(str(getattr(x, "dtype", "")).removeprefix("torch."))  # NumPy, torch, CuPy, ours
     # copy=False: the plan already decided this hop shares; JAX must not copy behind it.
     return _jax().dlpack.from_dlpack(streams.dlpack_source(x, options.stream), copy=False)
+
+
+def _refuse_narrowing(dtype: str) -> None:
+    # The plan refused 64-bit data without x64, but a cached route outlives the setting
+    # (jax.config.update after the first conversion): JAX would narrow silently (or, through
+    # its importer, hold 64-bit data it does not expect), so the hop checks the setting
+    # itself when the data is wide.
+    if dtype in _WIDE and not x64_enabled():
+        raise UnsupportedDtypeError(message(
+            f"JAX runs without 64-bit mode and would silently narrow {dtype} to 32 bits",
+            hint="enable it with jax.config.update('jax_enable_x64', True) at start-up"))
 
 
 def _from_dlpack_fast(info: Info, source: str) -> Callable[[Any], Any] | None:
@@ -358,6 +363,7 @@ def _from_cai(x: Any, options: Options) -> Any:
     if imported is None:  # the plan's check refused this route; a cached plan outlived that
         raise BufferError("jaxlib's DLPack importer is not available")
     view = cai.read(x)
+    _refuse_narrowing(view.dtype)
     device = view.device[1]
     target = _gpu_device(device)
     stream = int(target.get_stream_for_external_ready_events())
@@ -373,11 +379,6 @@ def _cai_importer(info: Info, options: Options) -> Refusal | None:
         return Refusal("JAX takes the CUDA Array Interface only through jaxlib's DLPack importer, "
                        "which this jaxlib does not have as zerocopy knows it", fixable=False, quiet=True)
     return None
-
-
-def _wide(x: Any) -> bool:
-    dtype = getattr(x, "dtype", None)  # NumPy, torch, CuPy, our exporter (a name)
-    return dtype is not None and str(dtype).removeprefix("torch.") in _WIDE
 
 
 def _to_cai(x: Any, options: Options) -> cai.CAIExporter:
@@ -427,7 +428,7 @@ EDGES = (
          cost=4.0),
     # Numba's way in (its arrays have no DLPack). Cost above the DLPack import's 20 so that
     # producers with DLPack keep it (CuPy, torch: 1 + 20 against 1-1.5 + 22); Numba's route
-    # through torch cost 24.3 and ran at 95-165 us on the H200.
+    # through CuPy or torch cost 24.3 and ran at 95-165 us on the H200.
     Edge(CAI, NAME, "CUDA Array Interface (capsule by zerocopy)",
          "jaxlib importer over a capsule of x.__cuda_array_interface__", _from_cai, cost=22.0,
          needs_pointer=True, fast=pointers.specialiser(NAME),
