@@ -152,13 +152,22 @@ def _single_device(sharding: Any) -> tuple[str, int] | None:
 
 
 def fast_key(x: Any) -> tuple[Any, ...] | None:
-    """What decides a route for a single-device JAX array (always C-ordered, immutable)."""
+    """What decides a route for a single-device JAX array (always C-ordered, immutable).
+    Written out for the common cases (a known sharding, a 1-D shape: 0.6 -> 0.4 us on the
+    VM): every repeated conversion from JAX pays it."""
     if isinstance(x, _tracer_type()) or x.is_deleted():  # deleted: inspect() says so
         return None
-    device = _single_device(x.sharding)
+    sharding = x.sharding
+    device = _SINGLE_DEVICE.get(sharding, False)
+    if device is False:
+        device = _single_device(sharding)
     if device is None:
         return None
-    return (x.dtype, size_class(x.shape), device, _minor_order(x))
+    shape = x.shape
+    if len(shape) == 1:  # size_class() and _minor_order() of a 1-D shape, without the calls
+        n = shape[0]
+        return (x.dtype, n if n < 2 else 2, device, None)
+    return (x.dtype, size_class(shape), device, _minor_order(x))
 
 
 def fast_pointer(x: Any) -> int:
