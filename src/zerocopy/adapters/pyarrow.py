@@ -168,11 +168,11 @@ def _column_to_numpy(x: Any, options: Options) -> np.ndarray:
         if x.num_chunks != 1:  # the plan copies chunked columns; a view would lose rows
             raise BufferError(f"a column in {x.num_chunks} chunks has no single buffer")
         x = x.chunk(0)
-    return x.to_numpy(zero_copy_only=True)
+    return _array_to_numpy(x)
 
 
 def _array_to_numpy(x: Any) -> np.ndarray:
-    # The fast lane's form of the hop: its key is made only for plain Arrays (one buffer).
+    # Also the fast lane's form of the hop: its key is made only for plain Arrays (one buffer).
     return x.to_numpy(zero_copy_only=True)
 
 

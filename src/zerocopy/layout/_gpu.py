@@ -86,7 +86,7 @@ def _smem_bytes(tile_bytes: int) -> int:
     return -(-padded // 16) * 16
 
 
-def _tile(itemsize: int, direction: str = "scatter") -> tuple[int, int] | None:
+def _tile(itemsize: int, direction: str) -> tuple[int, int] | None:
     """(records per tile, shared-memory bytes) or None when a record is too big to tile."""
     tile_bytes = _TILE_BYTES_FOR.get((direction, itemsize), _TILE_BYTES)
     tile = max(16, tile_bytes // itemsize // 16 * 16)
