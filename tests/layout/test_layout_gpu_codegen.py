@@ -12,6 +12,7 @@ The real GPU runs are in ``test_layout_gpu.py`` (marked ``gpu``).
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 
@@ -23,6 +24,7 @@ from zerocopy.layout import _gpu, record_layout
 
 _HOST_CUDA = r"""
 #include <algorithm>
+#include <cstring>
 struct ZcDim { unsigned x; };
 static ZcDim threadIdx{0}, blockIdx{0}, blockDim{1}, gridDim{1};
 struct alignas(8) uint2 { unsigned x, y; };
@@ -54,12 +56,22 @@ LAYOUTS = [
 ALIGNS = [(16, 16), (1, 16), (4, 2), (2, 1)]
 
 
+def _poisoned(body: str) -> str:
+    """Shared memory holds garbage when a block starts: poison it, so that a staged byte
+    the kernel never writes (padding it forgot to zero) shows in the result."""
+    out, found = re.subn(r"(__shared__ __align__\(16\) unsigned char sm\[\d+\];)",
+                         r"\1 memset(sm, 0xCD, sizeof sm);", body)
+    assert found == body.count("__shared__"), "a shared array the poisoning does not know"
+    return out
+
+
 def _host_library(tmp_path_factory, bodies: list[str]) -> ctypes.CDLL:
     """The kernels' text (prelude removed, names made unique) compiled for the host."""
     cxx = shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no host C++ compiler to check the generated CUDA code")
     tmp = tmp_path_factory.mktemp("zc_host")
+    bodies = [_poisoned(b) for b in bodies]
     (tmp / "k.cpp").write_text("\n".join([_HOST_CUDA, _gpu._PRELUDE, *bodies]))
     subprocess.run([cxx, "-std=c++17", "-O1", "-fno-strict-aliasing", "-shared", "-fPIC",
                     "-o", str(tmp / "k.so"), str(tmp / "k.cpp")], check=True)
