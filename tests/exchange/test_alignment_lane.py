@@ -151,3 +151,19 @@ def test_tensorflow_fast_pointer_of_a_string_tensor_is_none_not_an_abort() -> No
     import tensorflow as tf
 
     assert adapter("tensorflow").fast_pointer(tf.constant(["a", "b"])) is None
+
+
+def test_tensorflow_keys_tell_dtypes_apart_by_their_enum() -> None:
+    """TensorFlow's key holds the dtype's enum (a DType hashes in Python on every lookup):
+    equal for equal dtypes, different for different ones, and each repeated call returns
+    its tensor's own dtype and values."""
+    tf = pytest.importorskip("tensorflow")
+    key = adapter("tensorflow").fast_key
+    tensors = {dt: tf.constant(np.arange(5), dtype=dt) for dt in (tf.float32, tf.int32, tf.float64, tf.uint8)}
+    keys = {dt: key(t) for dt, t in tensors.items()}
+    assert len(set(keys.values())) == len(keys)
+    assert key(tf.constant(np.ones(5), dtype=tf.float32)) == keys[tf.float32]
+    for _ in range(3):  # the second and third calls take the lane
+        for dt, t in tensors.items():
+            out = zerocopy.to(t, "numpy")
+            assert out.dtype == dt.as_numpy_dtype and out.tolist() == list(range(5))

@@ -103,10 +103,18 @@ def _pointer(x: Any) -> int:
 
 
 def fast_key(x: Any) -> tuple[Any, ...] | None:
-    """What decides a route for an eager tensor (always C-ordered, immutable)."""
+    """What decides a route for an eager tensor (always C-ordered, immutable).
+
+    The dtype as its enum (``_datatype_enum()``, the int TF keeps): ``x.dtype`` builds a
+    DType whose hash, paid by every lookup of the key, costs 0.15 us (0.2 us of the key's
+    0.6 on the dev VM, 2026-12-03). A tensor class without it keys by its DType."""
     if not hasattr(x, "_id"):
         return None
-    return (x.dtype, size_class(x._shape_tuple()), _device_name(x))  # a tuple, read in C
+    try:
+        dtype: Any = x._datatype_enum()
+    except AttributeError:
+        dtype = x.dtype
+    return (dtype, size_class(x._shape_tuple()), _device_name(x))  # a tuple, read in C
 
 
 def fast_pointer(x: Any) -> int | None:
