@@ -9,24 +9,44 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["machine", "per_call_seconds"]
+__all__ = ["machine", "paired_per_call_seconds", "per_call_seconds"]
 
 
 def per_call_seconds(fn: Callable[[], Any], *, budget: float = 0.05, samples: int = 7) -> float:
     """Median over ``samples`` of the mean per-call time of a loop sized to ``budget``."""
+    loops, slow = _loops(fn, budget)
+    return statistics.median(_sample(fn, loops) for _ in range(3 if slow else samples))
+
+
+def paired_per_call_seconds(first: Callable[[], Any], second: Callable[[], Any], *,
+                            budget: float = 0.05, samples: int = 7) -> tuple[float, float]:
+    """``per_call_seconds`` of two calls, their samples taken in turn (first, second, first,
+    ...): a slow spell of a shared machine then falls on both sides of a comparison, not on
+    whichever side it happened to be measuring (on the 2-core dev VM one-sided spells put
+    single cells of the exchange bench 5 us off, both sides being 1-12 us calls)."""
+    loops_a, slow_a = _loops(first, budget)
+    loops_b, slow_b = _loops(second, budget)
+    a, b = [], []
+    for _ in range(3 if slow_a or slow_b else samples):
+        a.append(_sample(first, loops_a))
+        b.append(_sample(second, loops_b))
+    return statistics.median(a), statistics.median(b)
+
+
+def _loops(fn: Callable[[], Any], budget: float) -> tuple[int, bool]:
+    """(calls per sample to fill ``budget``, whether one call alone is slow: a copy of a
+    large buffer, where a few single calls are enough)."""
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
-    loops = max(1, min(100_000, int(budget / max(first, 1e-7))))
-    if first > 0.01:  # a copy of a large buffer: a few single calls are enough
-        samples = 3
-    results = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        results.append((time.perf_counter() - start) / loops)
-    return statistics.median(results)
+    return max(1, min(100_000, int(budget / max(first, 1e-7)))), first > 0.01
+
+
+def _sample(fn: Callable[[], Any], loops: int) -> float:
+    start = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - start) / loops
 
 
 def machine() -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import zerocopy
 from zerocopy._detect import framework_of
 from zerocopy.bench import exchange_gpu
-from zerocopy.bench._timing import machine, per_call_seconds
+from zerocopy.bench._timing import machine, paired_per_call_seconds, per_call_seconds
 from zerocopy.cli import args as cli_args
 from zerocopy.errors import InvalidArgumentError, message
 from zerocopy.exchange import dlpack
@@ -146,16 +146,19 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
                                    "native": text}
             ours = zerocopy.to(x, target)
             row["ours_copies"] = zerocopy.explain(x, target).copies
-            row["ours_s"] = per_call_seconds(partial(_ours, x, target), **timing)
-            if pure_python:  # the same calls with DLPack capsules built by ctypes, not C
-                with dlpack.pure_python():
-                    row["ours_pure_python_s"] = per_call_seconds(partial(_ours, x, target), **timing)
             try:
                 result = fn(x)
                 row["native_copies"] = _pointer(result) != _pointer(x)
-                row["native_s"] = per_call_seconds(partial(_native_ready, fn, x), **timing)
             except Exception as exc:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:80]}"
+            if "native_error" in row:
+                row["ours_s"] = per_call_seconds(partial(_ours, x, target), **timing)
+            else:  # side by side: their samples alternate
+                row["ours_s"], row["native_s"] = paired_per_call_seconds(
+                    partial(_ours, x, target), partial(_native_ready, fn, x), **timing)
+            if pure_python:  # the same calls with DLPack capsules built by ctypes, not C
+                with dlpack.pure_python():
+                    row["ours_pure_python_s"] = per_call_seconds(partial(_ours, x, target), **timing)
             del ours
             rows.append(row)
             if step is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 import zerocopy
-from zerocopy.bench._timing import machine, per_call_seconds
+from zerocopy.bench._timing import machine, paired_per_call_seconds, per_call_seconds
 from zerocopy.cli import args as cli_args
 from zerocopy.registry import adapter, installed
 
@@ -139,23 +139,32 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
                 row["route"] = " > ".join(plan.protocols)
                 ours = zerocopy.to(x, target)
                 row["ours_copies"] = plan.copies or _pointer(ours) != _pointer(x)
-                row["ours_s"] = per_call_seconds(partial(zerocopy.to, x, target))
                 del ours
             except Exception as exc:
                 row["ours_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
             try:
                 result = fn(x)
                 row["native_copies"] = _pointer(result) != _pointer(x)
-                row["native_s"] = per_call_seconds(partial(fn, x))
                 del result
             except Exception as exc:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
+            _time(row, partial(zerocopy.to, x, target), partial(fn, x))
             _sync()
             rows.append(row)
             if step is not None:
                 step(f"{row['pair']} {nbytes >> 20} MiB" if nbytes >= 1 << 20 else row["pair"])
         del sources
     return rows
+
+
+def _time(row: dict[str, Any], ours: Callable[[], Any], native: Callable[[], Any]) -> None:
+    """Both sides' per-call times, side by side (samples in turn) where both ran."""
+    if "ours_error" not in row and "native_error" not in row:
+        row["ours_s"], row["native_s"] = paired_per_call_seconds(ours, native)
+    elif "ours_error" not in row:
+        row["ours_s"] = per_call_seconds(ours)
+    elif "native_error" not in row:
+        row["native_s"] = per_call_seconds(native)
 
 
 def _fmt(seconds: float | None) -> str:
