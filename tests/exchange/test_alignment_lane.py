@@ -167,3 +167,34 @@ def test_tensorflow_keys_tell_dtypes_apart_by_their_enum() -> None:
         for dt, t in tensors.items():
             out = zerocopy.to(t, "numpy")
             assert out.dtype == dt.as_numpy_dtype and out.tolist() == list(range(5))
+
+
+@pytest.mark.parametrize("dtype", ["i1", "u2", "i4", "u8", "f2", "f4", "f8", "M8[ms]", "?"])
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_pyarrow_to_numpy_lane_is_the_same_read_only_view(dtype: str, n: int) -> None:
+    """The lane's hop for plain Arrays (np.from_dlpack for numbers, to_numpy otherwise) gives
+    what the planned call gives: the Arrow buffer itself (slice offset included), read-only,
+    of the column's dtype; refused dtypes stay refused on repeated calls."""
+    pa = pytest.importorskip("pyarrow")
+    base = pa.array(np.arange(n + 3).astype(dtype))
+    column = base.slice(2, n)
+    results = []
+    for _ in range(3):  # the second and third calls take the lane
+        try:
+            results.append(zerocopy.to(column, "numpy"))
+        except zerocopy.ZeroCopyError as exc:
+            results.append(type(exc))
+    if dtype == "M8[ms]":  # no NumPy dtype: refused every time
+        assert all(r is zerocopy.UnsupportedDtypeError for r in results)
+        return
+    if dtype == "?":  # Arrow stores bits: unpacked into a copy every time
+        for out in results:
+            assert out.dtype == np.bool_ and same_bits(out, np.arange(n + 3).astype("?")[2:2 + n])
+            assert not n or pointer(out) != column.buffers()[1].address
+        return
+    for out in results:
+        assert out.dtype == np.dtype(dtype) and out.shape == (n,)
+        assert not out.flags.writeable
+        assert same_bits(out, np.arange(n + 3).astype(dtype)[2:2 + n])
+        if n:
+            assert pointer(out) == column.buffers()[1].address + 2 * np.dtype(dtype).itemsize

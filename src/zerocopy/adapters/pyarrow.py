@@ -7,7 +7,7 @@ and nulls live in a validity bitmap that tensors cannot carry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,6 +176,24 @@ def _array_to_numpy(x: Any) -> np.ndarray:
     return x.to_numpy(zero_copy_only=True)
 
 
+_DLPACK_NUMBERS = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                             "float16", "float32", "float64"})
+
+
+def _fast_to_numpy(info: Info, source: str) -> Callable[[Any], Any]:
+    """The fast lane's hop: ``np.from_dlpack`` for non-empty numbers, half the cost of
+    ``to_numpy`` (0.2 against 0.4 us on the dev VM; the same read-only view of the same
+    buffer, offsets included). Empty arrays (DLPack makes them writable, the plan said
+    read-only), other dtypes (DLPack would export a timestamp as int64), pyarrow before 15
+    (no ``__dlpack__``) and hops after another framework's (which may hand on a one-chunk
+    ChunkedArray: no ``__dlpack__`` either; the lane keys only plain Arrays of pyarrow's
+    own) keep ``to_numpy``."""
+    if (source == NAME and info.size and info.dtype in _DLPACK_NUMBERS
+            and hasattr(_pa().Array, "__dlpack__")):
+        return np.from_dlpack
+    return _array_to_numpy
+
+
 def _column_to_numpy_copy(x: Any, options: Options) -> np.ndarray:
     return column_copy(x)
 
@@ -256,7 +274,7 @@ def _tensor_not_bool(info: Info, options: Options) -> Refusal | None:
 
 EDGES: tuple[Edge, ...] = (
     Edge(NAME, "numpy", "Arrow buffer", "x.to_numpy(zero_copy_only=True)", _column_to_numpy,
-         cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY, fast=lambda info, source: _array_to_numpy,
+         cost=0.5, kinds=frozenset({COLUMN}), result_kind=ARRAY, fast=_fast_to_numpy,
          check=checks.all_of(_not_ragged, checks.dtype_in("NumPy", lambda: frozenset(SHARED_DTYPES)),
                              checks.no_nulls("NumPy"), _one_chunk, _not_bits),
          caveat=lambda info: "Arrow buffers are immutable: the NumPy view is read-only"),
