@@ -61,3 +61,18 @@ def test_slow_calls_take_three_samples_on_both_sides(machine) -> None:
                                            budget=1e-3)
     assert fake.order == ["a", "b"] * 4
     assert (a, b) == (pytest.approx(0.02), pytest.approx(1e-6))
+
+
+def test_samples_run_with_the_garbage_collector_off_and_leave_it_as_found() -> None:
+    import gc
+
+    seen = []
+    _timing.per_call_seconds(lambda: seen.append(gc.isenabled()), budget=1e-4, samples=2)
+    assert seen[0] is True and not any(seen[1:])  # the sizing call runs as the caller has it
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _timing.per_call_seconds(lambda: None, budget=1e-4, samples=2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

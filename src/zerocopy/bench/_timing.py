@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -43,10 +44,19 @@ def _loops(fn: Callable[[], Any], budget: float) -> tuple[int, bool]:
 
 
 def _sample(fn: Callable[[], Any], loops: int) -> float:
-    start = time.perf_counter()
-    for _ in range(loops):
-        fn()
-    return (time.perf_counter() - start) / loops
+    """Mean seconds per call over ``loops`` calls, with the cyclic garbage collector off as
+    timeit has it: a collection lands on whichever call happens to allocate past the
+    threshold (pandas' calls allocate many objects), so it is noise, not the call's cost."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        return (time.perf_counter() - start) / loops
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def machine() -> str:
