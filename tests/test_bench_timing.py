@@ -76,3 +76,44 @@ def test_samples_run_with_the_garbage_collector_off_and_leave_it_as_found() -> N
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _fails_after(calls: int):
+    """A native one-liner that works ``calls`` times, then fails (as out of memory would)."""
+    import numpy as np
+
+    count = [0]
+
+    def one_liner(x):
+        count[0] += 1
+        if count[0] > calls:
+            raise RuntimeError("out of memory on a later call")
+        return np.asarray(x)
+    return one_liner
+
+
+def test_a_call_that_fails_while_timed_is_its_rows_error_in_both_benches(monkeypatch) -> None:
+    """The run goes on and reports it; the tables and summaries still render."""
+    import numpy as np
+
+    from zerocopy.bench import exchange, exchange_gpu
+
+    monkeypatch.setattr(exchange, "_native", lambda: {("numpy", "torch"): ("flaky(x)", _fails_after(3))})
+    rows = exchange.run([1024], [("numpy", "torch")], quick=True)
+    assert rows[0]["timing_error"] == "RuntimeError: out of memory on a later call"
+    assert "out of memory" in exchange.render(rows) and "machine" in exchange.summary(rows)
+
+    # The GPU bench's loop, driven with host arrays (no device to wait for).
+    monkeypatch.setattr(exchange_gpu, "_source", lambda name, nbytes: np.zeros(nbytes // 4, np.float32))
+    monkeypatch.setattr(exchange_gpu, "_sync", lambda: None)
+    monkeypatch.setattr(exchange_gpu, "_native", lambda names: {("numpy", "torch"): ("flaky(x)", _fails_after(3))})
+    rows = exchange_gpu.run([1024], [("numpy", "torch")])
+    assert rows[0]["timing_error"] == "RuntimeError: out of memory on a later call"
+    assert "out of memory" in exchange_gpu.render(rows) and "out of memory" in exchange_gpu.summary(rows)
+
+
+def test_between_runs_before_every_sample_of_both_sides(machine) -> None:
+    fake = machine(range(0))
+    _timing.paired_per_call_seconds(lambda: fake.call("a", 1e-6), lambda: fake.call("b", 1e-6),
+                                    budget=1e-4, between=lambda: fake.order.append("|"))
+    assert fake.order == ["a", "b"] + ["|", "a", "|", "b"] * 7

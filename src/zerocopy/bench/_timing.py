@@ -20,17 +20,22 @@ def per_call_seconds(fn: Callable[[], Any], *, budget: float = 0.05, samples: in
 
 
 def paired_per_call_seconds(first: Callable[[], Any], second: Callable[[], Any], *,
-                            budget: float = 0.05, samples: int = 7) -> tuple[float, float]:
+                            budget: float = 0.05, samples: int = 7,
+                            between: Callable[[], Any] | None = None) -> tuple[float, float]:
     """``per_call_seconds`` of two calls, their samples taken in turn (first, second, first,
     ...): a slow spell of a shared machine then falls on both sides of a comparison, not on
     whichever side it happened to be measuring (on the 2-core dev VM one-sided spells put
-    single cells of the exchange bench 5 us off, both sides being 1-12 us calls)."""
+    single cells of the exchange bench 5 us off, both sides being 1-12 us calls).
+    ``between`` runs untimed after every sample (the GPU bench waits for the device there,
+    so that work one side queued is not paid by the other's next sample)."""
     loops_a, slow_a = _loops(first, budget)
     loops_b, slow_b = _loops(second, budget)
     a, b = [], []
     for _ in range(3 if slow_a or slow_b else samples):
-        a.append(_sample(first, loops_a))
-        b.append(_sample(second, loops_b))
+        for fn, loops, out in ((first, loops_a, a), (second, loops_b, b)):
+            if between is not None:
+                between()
+            out.append(_sample(fn, loops))
     return statistics.median(a), statistics.median(b)
 
 

@@ -151,11 +151,14 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
                 row["native_copies"] = _pointer(result) != _pointer(x)
             except Exception as exc:
                 row["native_error"] = f"{type(exc).__name__}: {str(exc)[:80]}"
-            if "native_error" in row:
-                row["ours_s"] = per_call_seconds(partial(_ours, x, target), **timing)
-            else:  # side by side: their samples alternate
-                row["ours_s"], row["native_s"] = paired_per_call_seconds(
-                    partial(_ours, x, target), partial(_native_ready, fn, x), **timing)
+            try:  # a call that fails on a later repeat is the row's error, not the run's end
+                if "native_error" in row:
+                    row["ours_s"] = per_call_seconds(partial(_ours, x, target), **timing)
+                else:  # side by side: their samples alternate
+                    row["ours_s"], row["native_s"] = paired_per_call_seconds(
+                        partial(_ours, x, target), partial(_native_ready, fn, x), **timing)
+            except Exception as exc:
+                row["timing_error"] = f"{type(exc).__name__}: {str(exc)[:80]}"
             if pure_python:  # the same calls with DLPack capsules built by ctypes, not C
                 with dlpack.pure_python():
                     row["ours_pure_python_s"] = per_call_seconds(partial(_ours, x, target), **timing)
@@ -178,6 +181,14 @@ def _fmt(seconds: float | None) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
+def _delta(row: dict[str, Any]) -> str:
+    """ours - native, or why a side has no time."""
+    ours, native = row.get("ours_s"), row.get("native_s")
+    if ours is not None and native is not None:
+        return f"{(ours - native) * 1e6:+.1f} us"
+    return row.get("timing_error") or row.get("native_error", "")
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     lines = ["| pair | size | ours | copies | native one-liner | native | copies | ours - native |",
              "|---|---|---|---|---|---|---|---|"]
@@ -186,18 +197,19 @@ def render(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         size = _size(r["bytes"])
         native = r.get("native_s")
-        delta = f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None else r.get("native_error", "")
+        delta = _delta(r)
         if "ours_pure_python_s" in r:  # --pure-python: the ctypes DLPack path, last column
             delta += f" | {_fmt(r['ours_pure_python_s'])}"
-        lines.append(f"| {r['pair']} | {size} | {_fmt(r['ours_s'])} | {'C' if r['ours_copies'] else 'Z'} | "
+        ours = _fmt(r.get("ours_s"))
+        lines.append(f"| {r['pair']} | {size} | {ours} | {'C' if r['ours_copies'] else 'Z'} | "
                      f"`{r['native']}` | {_fmt(native)} | "
                      f"{'-' if native is None else ('C' if r['native_copies'] else 'Z')} | {delta} |")
     return "\n".join(lines)
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
-    both = [r for r in rows
-            if r.get("native_s") is not None and not r["ours_copies"] and not r["native_copies"]]
+    both = [r for r in rows if r.get("native_s") is not None and r.get("ours_s") is not None
+            and not r["ours_copies"] and not r["native_copies"]]
     over = sorted((r["ours_s"] - r["native_s"]) * 1e6 for r in both)
     saved = [r for r in rows if r.get("native_copies") and not r["ours_copies"]]
     worse = [r for r in rows if r["ours_copies"] and r.get("native_copies") is False]
@@ -279,11 +291,9 @@ def _show(rows: list[dict[str, Any]]) -> None:
     body = []
     for r in rows:
         native = r.get("native_s")
-        body.append((r["pair"], _size(r["bytes"]), _fmt(r["ours_s"]), "C" if r["ours_copies"] else "Z",
+        body.append((r["pair"], _size(r["bytes"]), _fmt(r.get("ours_s")), "C" if r["ours_copies"] else "Z",
                      r["native"], _fmt(native),
-                     "-" if native is None else ("C" if r["native_copies"] else "Z"),
-                     f"{(r['ours_s'] - native) * 1e6:+.1f} us" if native is not None
-                     else r.get("native_error", "")))
+                     "-" if native is None else ("C" if r["native_copies"] else "Z"), _delta(r)))
     from zerocopy.cli.console import status_style
 
     console.print()

@@ -158,13 +158,17 @@ def run(sizes: list[int], pairs: list[tuple[str, str]],
 
 
 def _time(row: dict[str, Any], ours: Callable[[], Any], native: Callable[[], Any]) -> None:
-    """Both sides' per-call times, side by side (samples in turn) where both ran."""
-    if "ours_error" not in row and "native_error" not in row:
-        row["ours_s"], row["native_s"] = paired_per_call_seconds(ours, native)
-    elif "ours_error" not in row:
-        row["ours_s"] = per_call_seconds(ours)
-    elif "native_error" not in row:
-        row["native_s"] = per_call_seconds(native)
+    """Both sides' per-call times, side by side (samples in turn, the device idle before
+    each) where both ran; a call that fails on a later repeat is the row's error."""
+    try:
+        if "ours_error" not in row and "native_error" not in row:
+            row["ours_s"], row["native_s"] = paired_per_call_seconds(ours, native, between=_sync)
+        elif "ours_error" not in row:
+            row["ours_s"] = per_call_seconds(ours)
+        elif "native_error" not in row:
+            row["native_s"] = per_call_seconds(native)
+    except Exception as exc:
+        row["timing_error"] = f"{type(exc).__name__}: {str(exc)[:100]}"
 
 
 def _fmt(seconds: float | None) -> str:
@@ -180,7 +184,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         size = f"{r['bytes'] // 1024} KiB" if r["bytes"] < 1 << 20 else f"{r['bytes'] >> 20} MiB"
         ours, native = r.get("ours_s"), r.get("native_s")
         ratio = (f"{ours / native:.2f}" if ours is not None and native is not None
-                 else r.get("ours_error") or r.get("native_error", ""))
+                 else r.get("ours_error") or r.get("native_error") or r.get("timing_error", ""))
         def flag(key: str, ok: bool, r: dict[str, Any] = r) -> str:
             return "-" if not ok else ("C" if r[key] else "Z")
 
@@ -202,7 +206,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
                     f"min {ratios[0]:.2f}, max {ratios[-1]:.2f}")
     text.append(f"ours more than 5% slower than native: {', '.join(slower) or 'none'}")
     text.append(f"ours copies: {', '.join(copies) or 'none'}")
-    errors = [f"{r['pair']}: {r['ours_error']}" for r in rows if r.get("ours_error")]
+    errors = [f"{r['pair']}: {r.get('ours_error') or r['timing_error']}" for r in rows
+              if r.get("ours_error") or r.get("timing_error")]
     if errors:
         text.append("errors (ours): " + "; ".join(errors))
     return "\n".join(text)
