@@ -198,3 +198,30 @@ def test_pyarrow_to_numpy_lane_is_the_same_read_only_view(dtype: str, n: int) ->
         assert same_bits(out, np.arange(n + 3).astype(dtype)[2:2 + n])
         if n:
             assert pointer(out) == column.buffers()[1].address + 2 * np.dtype(dtype).itemsize
+
+
+def test_pyarrow_extension_type_without_hash_keeps_its_typed_error_on_repeated_calls() -> None:
+    """A user's extension type that defines __eq__ but no __hash__ cannot be part of a lane
+    key: repeated calls (every copy mode) give the first call's typed refusal, not a
+    TypeError from the key lookup."""
+    pa = pytest.importorskip("pyarrow")
+
+    class Unhashable(pa.ExtensionType):  # noqa: PLW1641 (the point: __eq__ without __hash__)
+        def __init__(self) -> None:
+            super().__init__(pa.int64(), "zerocopy.test.unhashable")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b""
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Any:
+            return cls()
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Unhashable)
+
+    assert Unhashable.__hash__ is None
+    column = pa.ExtensionArray.from_storage(Unhashable(), pa.array(np.arange(5, dtype="i8")))
+    for copy in (None, None, None, False, True):
+        with pytest.raises(zerocopy.UnsupportedDtypeError):
+            zerocopy.to(column, "numpy", copy=copy)

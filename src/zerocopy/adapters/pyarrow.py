@@ -138,7 +138,10 @@ def fast_key(x: Any) -> tuple[Any, ...] | None:
     """What decides a route for a plain Arrow Array (one buffer), read cheaply."""
     if type(x).__name__ == "ChunkedArray" or not hasattr(x, "null_count"):
         return None
-    return (x.type, size_class((len(x),)), x.null_count > 0)
+    arrow_type = x.type
+    if type(arrow_type).__hash__ is None:  # a user's extension type with __eq__, no __hash__
+        return None
+    return (arrow_type, size_class((len(x),)), x.null_count > 0)
 
 
 def fast_pointer(x: Any) -> int:
