@@ -30,7 +30,8 @@ def paired_per_call_seconds(first: Callable[[], Any], second: Callable[[], Any],
     so that work one side queued is not paid by the other's next sample)."""
     loops_a, slow_a = _loops(first, budget)
     loops_b, slow_b = _loops(second, budget)
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(3 if slow_a or slow_b else samples):
         for fn, loops, out in ((first, loops_a, a), (second, loops_b, b)):
             if between is not None:
