@@ -371,6 +371,25 @@ def test_freeing_never_blocks_behind_a_running_kernel() -> None:
             assert ms < 1.0, (label, ms)
 
 
+def test_cupy_alternating_bench_times_both_pools_in_one_process() -> None:
+    """The bench's in-process CuPy comparison: both modes timed at every size, the shared
+    one installed (its cache in front: only misses reach zerocopy), CuPy left on it."""
+    out = run_python("""
+        import json, sys
+        sys.argv = ["x"]
+        import cupy
+        from zerocopy.bench.memory import _cupy_alternating
+        result = _cupy_alternating(50)
+        result["left_on_shared"] = cupy.cuda.get_allocator() is not cupy.get_default_memory_pool().malloc
+        print(json.dumps(result))
+    """)
+    assert set(out["default_us"]) == set(out["shared_us"]) == {"256 B", "1 MiB", "64 MiB"}
+    assert all(v > 0 for v in [*out["default_us"].values(), *out["shared_us"].values()])
+    assert out["hook_path"] == {"cupy": "cached+fused"}
+    assert 1 <= out["seen_by_zerocopy"]["cupy"] < 50  # cache misses only, not every pair
+    assert out["left_on_shared"]
+
+
 @pytest.mark.parametrize("binding", ["cuda.bindings", "cupy"])
 def test_handoff_lets_another_stream_reuse_a_pending_free(binding: str) -> None:
     out = run_python("""

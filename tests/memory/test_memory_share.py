@@ -276,3 +276,20 @@ def test_every_ratio_verdict_divides_runs_of_the_same_rounds(monkeypatch) -> Non
     assert ratios, "no ratio verdict was made"
     for label, by_size in ratios.items():
         assert set(by_size.values()) == {1.0}, (label, by_size)
+
+
+def test_cupy_alternating_verdict_divides_the_same_processes_samples(monkeypatch) -> None:
+    """The in-process CuPy comparison runs once (its samples alternate inside) and its
+    verdict divides its own two medians."""
+    from zerocopy.bench import memory as bench
+
+    runs: list[str] = []
+
+    def fake_run(name: str, quick: bool) -> dict:
+        runs.append(name)
+        return {"default_us": {"256 B": 2.0, "64 MiB": 4.0}, "shared_us": {"256 B": 2.2, "64 MiB": 4.0}}
+
+    monkeypatch.setattr(bench, "_run_scenario", fake_run)
+    out = bench.gpu_part(quick=False, only="cupy-alternating")
+    assert runs == ["cupy-alternating"]
+    assert out["verdicts"]["cupy shared/default (one process, samples in turn)"] == {"256 B": 1.1, "64 MiB": 1.0}

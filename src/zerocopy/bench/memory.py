@@ -174,11 +174,44 @@ def _framework_pairs(kind: str, n: int) -> dict[str, float]:
     return {_size(s): round(_per_pair_us(make(s), n, sync=sync), 3) for s in SIZES}
 
 
+def _cupy_alternating(n: int) -> dict[str, Any]:
+    """CuPy's default pool and the shared one (its default, cached mode) in one process,
+    their samples in turn, seven of each per size. On a cache hit both run the same code
+    (a ``cupy.cuda.MemoryPool``; only a miss reaches the shared pool), so the separate
+    processes of "cupy-default" and "cupy-shared" measure the host's process-to-process
+    spread as much as the modes (1.7-4.0 us per pair in either, H200 host, 2026-12-03).
+    Switching the allocator between samples is what CuPy's ``set_allocator`` is for; each
+    array goes back to the pool it came from."""
+    import cupy
+
+    default = cupy.get_default_memory_pool().malloc
+    shared = zm.share(["cupy"])
+    ours = cupy.cuda.get_allocator()
+    make, sync, n = _cupy_calls(n)
+    times: dict[str, dict[str, float]] = {"default": {}, "shared": {}}
+    for size in SIZES:
+        pair = make(size)
+        samples: dict[str, list[float]] = {"default": [], "shared": []}
+        for _ in range(7):
+            for mode, allocator in (("default", default), ("shared", ours)):
+                cupy.cuda.set_allocator(allocator)
+                samples[mode].append(_per_pair_us(pair, n, rounds=1, sync=sync))
+        for mode, values in samples.items():
+            times[mode][_size(size)] = round(statistics.median(values), 3)
+    cupy.cuda.set_allocator(ours)
+    rep = shared.report()
+    return {"default_us": times["default"], "shared_us": times["shared"],
+            "hook_path": {k: v.details.get("path") for k, v in shared.installations.items()},
+            "seen_by_zerocopy": {f.framework: f.allocations for f in rep.frameworks}}
+
+
 def _scenario(name: str, quick: bool) -> dict[str, Any]:
     n = 300 if quick else 2000
     framework, _, setup = name.partition("-")
     if name == "cupy-async":
         return {"alloc_free_pair_us": _framework_pairs("cupy_async", n)}
+    if name == "cupy-alternating":
+        return _cupy_alternating(n)
     if framework == "raw":
         return _raw(n)
     if framework == "mixed":
@@ -532,7 +565,7 @@ _PROBES: dict[str, Callable[[], dict[str, Any]]] = {
 SCENARIOS: dict[str, dict[str, str]] = {
     "raw": {},
     "cupy-default": {}, "cupy-async": {}, "cupy-shared": {}, "cupy-shared-pool": {},
-    "cupy-shared-direct": {},
+    "cupy-shared-direct": {}, "cupy-alternating": {},
     "torch-default": {}, "torch-shared": {}, "torch-pluggable": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
@@ -626,6 +659,11 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
         if "shared chain (oom only, pool-level)" in raw:
             verdicts["64 MiB: cudaMalloc / shared chain (pool-level)"] = round(
                 raw["cudaMalloc"][big] / raw["shared chain (oom only, pool-level)"][big], 1)
+    alternating = r.get("cupy-alternating", {})
+    if alternating.get("default_us") and alternating.get("shared_us"):
+        default = alternating["default_us"]
+        verdicts["cupy shared/default (one process, samples in turn)"] = {
+            s: round(alternating["shared_us"][s] / default[s], 2) for s in default}
     pool_level = r.get("cupy-shared-pool", {}).get("alloc_free_pair_us")
     cupy_default = r.get("cupy-default", {}).get("alloc_free_pair_us")
     if pool_level and cupy_default:
