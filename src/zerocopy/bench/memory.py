@@ -199,9 +199,15 @@ def _cupy_alternating(n: int) -> dict[str, Any]:
         for mode, values in samples.items():
             times[mode][_size(size)] = round(statistics.median(values), 3)
     cupy.cuda.set_allocator(ours)
+    return {"default_us": times["default"], "shared_us": times["shared"], **_shared_facts(shared)}
+
+
+def _shared_facts(shared: Any) -> dict[str, Any]:
+    """What a scenario records of its share(): the hooks' paths, the pool's used high and
+    how many allocations zerocopy saw per framework."""
     rep = shared.report()
-    return {"default_us": times["default"], "shared_us": times["shared"],
-            "hook_path": {k: v.details.get("path") for k, v in shared.installations.items()},
+    return {"hook_path": {k: v.details.get("path") for k, v in shared.installations.items()},
+            "pool_used_high": rep.pool.used_high if rep.pool else None,
             "seen_by_zerocopy": {f.framework: f.allocations for f in rep.frameworks}}
 
 
@@ -231,10 +237,7 @@ def _scenario(name: str, quick: bool) -> dict[str, Any]:
         shared = zm.share([framework], modes={framework: "pluggable"})
     result: dict[str, Any] = {"alloc_free_pair_us": _framework_pairs(framework, n)}
     if shared is not None:
-        result["hook_path"] = {k: v.details.get("path") for k, v in shared.installations.items()}
-        rep = shared.report()
-        result["pool_used_high"] = rep.pool.used_high if rep.pool else None
-        result["seen_by_zerocopy"] = {f.framework: f.allocations for f in rep.frameworks}
+        result.update(_shared_facts(shared))
     return result
 
 
