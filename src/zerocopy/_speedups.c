@@ -579,6 +579,7 @@ static PyObject *data_pointer(PyObject *Py_UNUSED(module), PyObject *obj)
 
 int zc_pool_init(PyObject *module); /* _pool.c: the Ledger and the pool's hot path */
 int zc_lane_init(PyObject *module); /* _lane.c: the exchange's fast lane */
+int zc_cache_init(PyObject *module); /* _cache.c: the block cache torch's allocator calls */
 
 
 static PyMethodDef methods[] = {
@@ -596,7 +597,8 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "zerocopy._speedups",
     "DLPack capsules built and read in C (the pure-Python reference: zerocopy.exchange.dlpack);\n"
-    "the shared pool's Ledger and hot path (_pool.c); zerocopy.to's fast lane (_lane.c).",
+    "the shared pool's Ledger and hot path (_pool.c); zerocopy.to's fast lane (_lane.c);\n"
+    "the block cache in front of the shared pool that torch's allocator calls (_cache.c).",
     -1,
     methods,
     NULL,
@@ -618,7 +620,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
     }
     if (PyModule_AddIntConstant(module, "DLPACK_MAJOR", VERSION_MAJOR) < 0 ||
         PyModule_AddIntConstant(module, "DLPACK_MINOR", VERSION_MINOR) < 0 ||
-        zc_pool_init(module) < 0 || zc_lane_init(module) < 0) {
+        zc_pool_init(module) < 0 || zc_lane_init(module) < 0 || zc_cache_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from zerocopy import _native
 
-__all__ = ["NAME", "hot_path"]
+__all__ = ["CACHE_FUNCTIONS", "NAME", "cache_addresses", "hot_path"]
 
 NAME = "C (driver API)"
 Malloc = Callable[[int, int], int]
@@ -36,6 +36,26 @@ def _driver_addresses() -> tuple[int, int] | None:
     except (OSError, AttributeError):  # no driver here, or one older than CUDA 11.2
         return None
     return (alloc, free) if alloc and free else None
+
+
+# What the block cache in front of the pool calls (``zerocopy._speedups.cache_setup``), in
+# the order it takes them. cuEventDestroy is exported only under its _v2 name.
+CACHE_FUNCTIONS = ("cuMemAllocFromPoolAsync", "cuMemFreeAsync", "cuDeviceGet",
+                   "cuDeviceGetDefaultMemPool", "cuStreamIsCapturing", "cuEventCreate",
+                   "cuEventRecord", "cuStreamWaitEvent", "cuEventDestroy_v2")
+
+
+@functools.cache
+def cache_addresses() -> tuple[int, ...] | None:
+    """The addresses of :data:`CACHE_FUNCTIONS` in libcuda; None without a driver that has
+    them all (CUDA 11.2 or newer)."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+        found = tuple(ctypes.cast(getattr(driver, name), ctypes.c_void_p).value
+                      for name in CACHE_FUNCTIONS)
+    except (OSError, AttributeError):
+        return None
+    return found if all(found) else None  # type: ignore[return-value]
 
 
 def hot_path(pool: int, malloc: Malloc, free: Free) -> tuple[Malloc, Free] | None:
