@@ -308,6 +308,123 @@ def test_torch_pluggable_gives_per_allocation_stats_and_leaks() -> None:
     assert out["count"] >= 1 and out["leak"] and out["current"] == 0
 
 
+def test_torch_cached_mode_reuses_blocks_from_the_shared_pool_and_gives_them_back() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy import _native
+        from zerocopy.memory.governance import release_idle
+        shared = zm.share(["torch"], modes={"torch": "cached"}, limits={"torch": 96 << 20})
+        import torch
+        cache = _native.speedups()
+        used0 = shared.base.used()
+        x = torch.ones(32 << 20, dtype=torch.uint8, device="cuda")
+        grew = shared.base.used() - used0              # the block came from the shared pool
+        first = x.data_ptr()
+        del x
+        y = torch.empty(32 << 20, dtype=torch.uint8, device="cuda")
+        same = y.data_ptr() == first                   # reused on its stream, no driver call
+        y.fill_(3)
+        total = int(y.sum().item())
+        allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
+        big = torch.empty(80 << 20, dtype=torch.uint8, device="cuda")   # past the limit
+        model = torch.nn.Linear(256, 256, device="cuda")
+        loss = model(torch.randn(64, 256, device="cuda")).square().mean()
+        loss.backward()                                # autograd allocates on its own thread
+        grad_ok = bool(torch.isfinite(model.weight.grad).all().item())
+        row = {f.framework: f for f in shared.report().frameworks}["torch"]
+        del y, big
+        idle = cache.cache_stats(0)["cached_bytes"]
+        asked = release_idle(asking="cupy")            # governance, for another framework
+        after = cache.cache_stats(0)
+        z = torch.empty(1 << 20, device="cuda"); del z
+        torch.cuda.empty_cache()                       # torch's own call: idle blocks back too
+        print(json.dumps({"backend": torch.cuda.get_allocator_backend(), "grew": grew,
+                          "same": same, "total": total, "allocated": allocated,
+                          "reserved": reserved, "grad_ok": grad_ok,
+                          "fw": row.framework_stats, "idle": idle, "asked": asked,
+                          "cached_after": after["cached_bytes"],
+                          "cached_end": cache.cache_stats(0)["cached_bytes"],
+                          "path": shared.installations["torch"].details["path"]}))
+    """)
+    assert out["backend"] == "pluggable" and out["path"] == "cached+C"
+    assert out["grew"] >= 32 * MiB and out["same"] and out["total"] == 3 * (32 << 20)
+    assert out["allocated"] == 32 * MiB and out["reserved"] >= 32 * MiB
+    assert out["grad_ok"] and out["fw"]["overdraft_count"] >= 1
+    assert out["idle"] >= 112 * MiB and out["asked"] >= 112 * MiB and out["cached_after"] == 0
+    assert out["cached_end"] == 0
+
+
+def test_torch_cached_mode_honours_record_stream() -> None:
+    """A block another stream still reads is not handed out before that stream is done;
+    the control (no record_stream, as torch's own allocator would also race) shows the
+    race the test would catch."""
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        zm.share(["torch"], modes={"torch": "cached"})
+        import torch
+        side = torch.cuda.Stream()
+        def trial(record):
+            x = torch.full((64 << 20,), 5, dtype=torch.uint8, device="cuda")
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                torch.cuda._sleep(100_000_000)         # ~50 ms before the side stream reads x
+                y = x.clone()
+            if record:
+                x.record_stream(side)
+            first = x.data_ptr()
+            del x
+            z = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+            reused = z.data_ptr() == first
+            z.fill_(7)                                 # on the default stream
+            torch.cuda.synchronize()
+            return reused, int(y.min().item()), int(y.max().item())
+        print(json.dumps({"recorded": [trial(True) for _ in range(3)],
+                          "control": trial(False)}))
+    """)
+    assert out["recorded"] == [[True, 5, 5]] * 3
+    assert out["control"][0] and out["control"][2] == 7   # the race, without record_stream
+
+
+def test_torch_cached_mode_keeps_a_captured_graphs_blocks_out_of_reuse() -> None:
+    out = run_python("""
+        import json
+        import zerocopy.memory as zm
+        from zerocopy import _native
+        zm.share(["torch"], modes={"torch": "cached"})
+        import torch
+        torch.manual_seed(0)
+        x = torch.randn(512, 512, device="cuda")
+        w = torch.randn(512, 512, device="cuda")
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                (torch.relu(x @ w) * 2 + 1).sum()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            h = torch.relu(x @ w)                      # an intermediate the graph rewrites
+            y = h * 2 + 1
+        del h
+        captured = _native.speedups().cache_stats(0)["captured"]
+        correct, intact = [], []
+        for i in range(4):
+            x.copy_(torch.randn(512, 512, device="cuda"))
+            g.replay()
+            torch.cuda.synchronize()
+            correct.append(bool(torch.allclose(y, torch.relu(x @ w) * 2 + 1)))
+            junk = [torch.full((512, 512), 9.0, device="cuda") for _ in range(8)]
+            g.replay()                                 # must not write into junk
+            torch.cuda.synchronize()
+            intact.append(all(bool(j.eq(9.0).all().item()) for j in junk))
+        print(json.dumps({"captured": captured, "correct": correct, "intact": intact}))
+    """)
+    assert out["captured"] >= 2
+    assert out["correct"] == [True] * 4 and out["intact"] == [True] * 4
+
+
 def test_jax_joins_the_pool_and_governance_holds_after_jax_starts_last() -> None:
     out = run_python("""
         import json

@@ -7,6 +7,17 @@ torch reads the setting when it is imported, so this must happen before ``import
 per-framework limit is torch's ``set_per_process_memory_fraction``, which raises
 ``torch.OutOfMemoryError`` itself, the cleanest failure torch has.
 
+``mode="cached"``: a ``CUDAPluggableAllocator`` over zerocopy's block cache in C
+(``_cache.c``): freed blocks are cached per stream and size class, a miss takes a block
+from the shared pool, ``record_stream`` makes the allocation stream wait for the other
+users, ``torch.cuda.empty_cache()`` and governance hand idle blocks back without waiting for
+the GPU. torch and the C functions talk without Python: an allocation costs what torch's
+default allocator costs (``zerocopy bench memory --gpu``: ``torch-shared-cached``). Set
+before torch's first CUDA allocation, not undoable. torch's own memory counters
+(``torch.cuda.memory_allocated`` and friends, which raise for a pluggable allocator) are
+answered from the cache's counters. A limit is soft, as in ``pluggable``. Inside a CUDA
+graph capture blocks come from the pool outside the graph and stay held once freed.
+
 ``mode="pluggable"``: a ``CUDAPluggableAllocator`` whose two C function pointers are
 ctypes callbacks into our resource chain, so torch gets per-allocation statistics, logs
 and leak stacks like CuPy. It must be set before torch's first CUDA allocation and cannot
@@ -24,6 +35,10 @@ import sys
 import threading
 from typing import Any
 
+from zerocopy import _native
+from zerocopy._cuda import driver_path
+from zerocopy.errors import DeviceError, FrameworkError, InvalidArgumentError, message
+from zerocopy.memory.adaptors.failure import release_caches
 from zerocopy.memory.hooks import Capabilities, Installation
 from zerocopy.memory.hooks._common import import_framework, set_env, started_error, unknown_mode
 from zerocopy.memory.resource import MemoryResource, layers
@@ -37,6 +52,7 @@ __all__ = [
     "capabilities",
     "check",
     "framework_stats",
+    "idle_bytes",
     "install",
     "merge_env",
     "oom_type",
@@ -47,7 +63,7 @@ __all__ = [
 NAME = "torch"
 PACKAGE = "torch"  # installed means: this top-level package is importable
 INSTALL_HINT = "pip install torch (a CUDA build)"
-MODES = ("async", "pluggable")
+MODES = ("async", "cached", "pluggable")
 _ENV_KEYS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF")
 _BACKEND = "backend:cudaMallocAsync"
 # What the default mode ("async") needs before import torch (torch reads either spelling).
@@ -65,6 +81,18 @@ def capabilities(mode: str | None = None) -> Capabilities:
             before_runtime=True,
             undoable="only before import torch (the environment variable is restored)",
             notes="set before import torch; the limit applies once torch has initialised CUDA")
+    if mode == "cached":
+        return Capabilities(
+            framework=NAME, mode="cached",
+            route="CUDAPluggableAllocator over zerocopy's block cache in C -> shared pool",
+            per_allocation=False,
+            limits="soft: allocations past the limit are counted as overdrafts",
+            accounting="the cache's counters (live, peak, cached, held), also behind "
+                       "torch.cuda.memory_allocated and friends",
+            before_runtime=True,
+            undoable="no: torch cannot swap an allocator it has used",
+            notes="set before torch's first CUDA allocation; needs the C extension, a driver "
+                  "and a torch with set_record_stream_fn")
     return Capabilities(
         framework=NAME, mode="pluggable",
         route="CUDAPluggableAllocator with ctypes callbacks -> shared resource chain",
@@ -88,9 +116,31 @@ def check(mode: str | None = None) -> None:
                             "call zerocopy.memory.share() before import torch, set "
                             f"PYTORCH_ALLOC_CONF={_BACKEND} in the environment, or use "
                             "modes={'torch': 'pluggable'} before torch's first CUDA allocation")
-    if mode == "pluggable" and _allocator_initialized(torch):
+    if mode in ("pluggable", "cached") and _allocator_initialized(torch):
         raise started_error(NAME, "a pluggable allocator",
                             "call zerocopy.memory.share() before torch's first CUDA tensor")
+    if mode == "cached":
+        _cache_parts(torch)
+
+
+def _cache_parts(torch: Any) -> tuple[Any, tuple[int, ...]]:
+    """(the C extension, the driver's addresses) for cached mode, or the typed error that
+    says which one is missing."""
+    speedups = _native.speedups()
+    if speedups is None or not hasattr(speedups, "cache_setup"):
+        raise InvalidArgumentError(message(
+            "torch's 'cached' memory mode runs in zerocopy's C extension, which is not active",
+            got=_native.reason(), hint="use modes={'torch': 'async'} (the default)"))
+    addresses = driver_path.cache_addresses()
+    if addresses is None:
+        raise DeviceError(message(
+            "torch's 'cached' memory mode calls the CUDA driver, and libcuda (CUDA 11.2 or "
+            "newer) was not found", hint="run on a machine with an NVIDIA driver"))
+    if not hasattr(getattr(torch, "_C", None), "_cuda_customAllocator"):
+        raise FrameworkError(message(
+            f"this torch ({getattr(torch, '__version__', '?')}) has no pluggable CUDA "
+            "allocator (a CPU-only build?)", hint="install a CUDA build of torch"))
+    return speedups, addresses
 
 
 def _backend(torch: Any) -> str:
@@ -122,6 +172,8 @@ def install(resource: MemoryResource, *, limit: int | None = None,
     check(mode)
     if mode == "async":
         return _install_async(limit)
+    if mode == "cached":
+        return _install_cached(resource, limit)
     return _install_pluggable(resource)
 
 
@@ -146,6 +198,82 @@ def _apply_limit(limit: int) -> bool:
     total = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
     return True
+
+
+# --- cached mode --------------------------------------------------------------------
+def _install_cached(resource: MemoryResource, limit: int | None) -> Installation:
+    torch = import_framework("torch", NAME, INSTALL_HINT)
+    speedups, addresses = _cache_parts(torch)
+    if not _cached[0]:  # one C cache per process, like torch's allocator
+        raw = _custom_allocator(torch, speedups.cache_functions())
+        speedups.cache_setup(addresses, on_oom=_make_room)
+        torch.cuda.memory.change_current_allocator(torch.cuda.memory._CUDAAllocator(raw))
+        _keep_alive.append(raw)
+        _answer_torch_counters(torch, speedups)
+        _cached[0] = True
+    device = int(getattr(list(layers(resource))[-1], "device", 0) or 0)
+    speedups.cache_set_limit(device, limit or 0)
+    return Installation(NAME, capabilities("cached"), {"limit": limit, "device": device,
+                                                       "path": "cached+C"}, lambda: None)
+
+
+_cached = [False]  # whether this process's torch allocator is the C cache
+
+
+def _custom_allocator(torch: Any, calls: dict[str, int]) -> Any:
+    """torch's pluggable allocator over the cache's C functions. The cache must hear of
+    ``record_stream``: without it, a block another stream still reads could be handed out
+    again, so a torch that cannot pass it on is refused before anything changes."""
+    raw = torch._C._cuda_customAllocator(calls["alloc"], calls["free"])
+    if not (hasattr(raw, "set_record_stream_fn") and hasattr(raw, "set_reset_fn")):
+        raise FrameworkError(message(
+            f"this torch ({getattr(torch, '__version__', '?')}) cannot tell a pluggable "
+            "allocator about record_stream, so cached blocks could be reused too early",
+            hint="use modes={'torch': 'async'} (the default), or a newer CUDA build of torch"))
+    raw.set_record_stream_fn(calls["record_stream"])
+    raw.set_reset_fn(calls["empty"])  # torch.cuda.empty_cache(): idle blocks back, no wait
+    return raw
+
+
+def _make_room(nbytes: int, device: int) -> bool:
+    """A cache miss found the device full even after the cache gave its own idle blocks
+    back: dropped tensors still waiting for the garbage collector, then the other
+    frameworks' caches. The C cache retries once after this."""
+    release_caches(nbytes, NAME, 0)  # gc.collect()
+    release_caches(nbytes, NAME, 1)
+    return True
+
+
+def _cache_stats(device: int) -> dict[str, int]:
+    speedups = _native.speedups()
+    return dict(speedups.cache_stats(device)) if speedups is not None else {}
+
+
+def _answer_torch_counters(torch: Any, speedups: Any) -> None:
+    """torch raises "CUDAPluggableAllocator does not yet support getDeviceStats" from
+    ``torch.cuda.memory_stats`` (and so ``memory_allocated``, ``memory_reserved`` and their
+    maxima) and from ``reset_peak_memory_stats``. Training scripts call these; here they
+    read the cache's counters under torch's own key names."""
+    memory = torch.cuda.memory
+
+    def memory_stats(device: Any = None) -> dict[str, int]:
+        c = speedups.cache_stats(memory._get_device_index(device, optional=True))
+        return {"allocated_bytes.all.current": c["live_bytes"],
+                "allocated_bytes.all.peak": c["peak_bytes"],
+                "active_bytes.all.current": c["live_bytes"],
+                "active_bytes.all.peak": c["peak_bytes"],
+                "reserved_bytes.all.current": c["reserved_bytes"],
+                "reserved_bytes.all.peak": c["reserved_peak"],
+                "inactive_split_bytes.all.current": c["cached_bytes"],
+                "allocation.all.current": c["live_count"],
+                "num_ooms": 0 if c["last_error"] != 2 else c["driver_errors"]}
+
+    def reset_peak_memory_stats(device: Any = None) -> None:
+        speedups.cache_reset_peaks(memory._get_device_index(device, optional=True))
+
+    for owner in (torch.cuda, memory):
+        owner.memory_stats = memory_stats
+        owner.reset_peak_memory_stats = reset_peak_memory_stats
 
 
 # --- pluggable mode ---------------------------------------------------------------
@@ -218,6 +346,11 @@ def framework_stats() -> dict[str, int] | None:
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None
+    if _cached[0]:
+        c = _cache_stats(torch.cuda.current_device())
+        return {"current_bytes": c["live_bytes"], "peak_bytes": c["peak_bytes"],
+                "reserved_bytes": c["reserved_bytes"], "cached_free_bytes": c["cached_bytes"],
+                "held_bytes": c["held_bytes"], "overdraft_count": c["overdrafts"]}
     if torch.cuda.get_allocator_backend() == "pluggable":
         return {"overdraft_count": overdrafts()["count"], "callback_errors": len(_errors)}
     return {"current_bytes": int(torch.cuda.memory_allocated()),
@@ -225,7 +358,24 @@ def framework_stats() -> dict[str, int] | None:
             "reserved_bytes": int(torch.cuda.memory_reserved())}
 
 
+def idle_bytes() -> int:
+    """Bytes the C cache holds that no tensor uses (cached mode), 0 otherwise: governance
+    asks for them back when another framework needs memory."""
+    speedups = _native.speedups()
+    if not _cached[0] or speedups is None:
+        return 0
+    return sum(speedups.cache_stats(d)["cached_bytes"] for d in range(_device_count()))
+
+
+def _device_count() -> int:
+    torch = sys.modules.get("torch")
+    return int(torch.cuda.device_count()) if torch is not None else 1
+
+
 def release_cache() -> bool:
+    if _cached[0]:  # stream-ordered frees of the idle blocks: no wait for the GPU
+        speedups = _native.speedups()
+        return bool(speedups.cache_release(-1)) if speedups is not None else False
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return False
