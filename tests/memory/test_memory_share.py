@@ -278,6 +278,33 @@ def test_every_ratio_verdict_divides_runs_of_the_same_rounds(monkeypatch) -> Non
         assert set(by_size.values()) == {1.0}, (label, by_size)
 
 
+def test_timed_scenarios_run_pinned_to_one_cpu_and_others_do_not(monkeypatch) -> None:
+    """Each timed alloc+free process is pinned to the same CPU before it starts (the
+    H200 host's unpinned processes were fast or slow at random); the record says which."""
+    import subprocess
+    import types
+
+    from zerocopy.bench import memory as bench
+
+    pins: list[tuple[str, set[int]]] = []
+
+    def fake_subprocess_run(command, preexec_fn=None, **kwargs):
+        name = command[command.index("--scenario") + 1]
+        if preexec_fn is not None:
+            monkeypatch.setattr(bench.os, "sched_setaffinity",
+                                lambda pid, cpus: pins.append((name, set(cpus))))
+            preexec_fn()
+        return types.SimpleNamespace(returncode=0, stdout='{"alloc_free_pair_us": {}}',
+                                     stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_subprocess_run)
+    monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    timed = bench._run_scenario("torch-shared-cached", quick=True)
+    untimed = bench._run_scenario("mixed-shared", quick=True)
+    assert pins == [("torch-shared-cached", {5})]
+    assert timed["pinned_cpu"] == 5 and "pinned_cpu" not in untimed
+
+
 def test_cupy_alternating_verdict_divides_the_same_processes_samples(monkeypatch) -> None:
     """The in-process CuPy comparison runs once (its samples alternate inside) and its
     verdict divides its own two medians."""

@@ -569,7 +569,7 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "raw": {},
     "cupy-default": {}, "cupy-async": {}, "cupy-shared": {}, "cupy-shared-pool": {},
     "cupy-shared-direct": {}, "cupy-alternating": {},
-    "torch-default": {}, "torch-shared": {}, "torch-pluggable": {},
+    "torch-default": {}, "torch-shared": {}, "torch-shared-cached": {}, "torch-pluggable": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
@@ -588,14 +588,35 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
     command = [sys.executable, "-m", "zerocopy.bench.memory", "--scenario", name]
     if quick:
         command.append("--quick")
+    cpu = _timing_cpu() if name in _TIMED_PAIRS else None
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150,
-                              check=False)
+                              check=False, preexec_fn=_pin(cpu) if cpu is not None else None)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 150 s"}
     if done.returncode != 0:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-3:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if cpu is not None:
+        result["pinned_cpu"] = cpu
+    return result
+
+
+# Every timed alloc+free process runs on the same CPU. Unpinned, the H200 host's processes
+# fell into a fast (~2.1 us per torch pair) and a slow (~4.0 us) kind at random, in either
+# mode (5 of 9 torch-default runs slow); pinned to one CPU, 11 of 12 were fast (2026-12-03,
+# device runs 3-5). The last CPU this process may use is the one least likely to serve the
+# system.
+def _timing_cpu() -> int | None:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(affinity(0)) if affinity is not None else None
+
+
+def _pin(cpu: int) -> Callable[[], None]:
+    def pin() -> None:  # runs in the child between fork and exec
+        os.sched_setaffinity(0, {cpu})
+
+    return pin
 
 
 # Each "<fw>-default" / "<fw>-shared" pair runs this many times, alternating, each run in a
@@ -610,7 +631,8 @@ ROUNDS = 3
 # Every scenario whose alloc+free times a verdict divides: all get the same rounds and the
 # same best-run estimate (a best of three divided by one run would lean towards the best).
 _TIMED_PAIRS = frozenset({f"{fw}-{setup}" for fw in _FRAMEWORKS for setup in ("default", "shared")}
-                         | {"cupy-shared-direct", "cupy-async", "cupy-shared-pool"})
+                         | {"cupy-shared-direct", "cupy-async", "cupy-shared-pool",
+                            "torch-shared-cached"})
 
 
 def gpu_part(quick: bool, only: str | None = None) -> dict[str, Any]:
@@ -644,7 +666,8 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
         if default and shared:
             verdicts[f"{fw} shared/default"] = {s: round(shared[s] / default[s], 2) for s in default}
     for label, scenario, default_of in (
-            ("cupy direct/default", "cupy-shared-direct", "cupy-default"),):
+            ("cupy direct/default", "cupy-shared-direct", "cupy-default"),
+            ("torch cached/default", "torch-shared-cached", "torch-default")):
         mode_pairs = r.get(scenario, {}).get("alloc_free_pair_us")
         default = r.get(default_of, {}).get("alloc_free_pair_us")
         if mode_pairs and default:
