@@ -15,9 +15,12 @@
  *   - release (torch.cuda.empty_cache, governance, a failed allocation) hands idle blocks
  *     back with cuMemFreeAsync on their own stream: no wait for the GPU;
  *   - inside a CUDA graph capture the allocation is captured too (the graph's own memory,
- *     as with torch's cudaMallocAsync backend) and never enters the cache; an older block
- *     freed inside a capture stays held for the life of the process, since a replay may
- *     still use it (held_bytes, with blocks whose other users could not be waited for).
+ *     as with torch's cudaMallocAsync backend) and never enters the cache; any other block
+ *     freed while a capture is under way (its stream capturing, or a torch capture told
+ *     from Python) stays held for the life of the process, since a replay may still use it
+ *     (held_bytes, with blocks whose other users could not be waited for);
+ *   - driver calls for a block run in its device's primary context (stream 0 is the
+ *     current context's legacy stream; torch frees with any device current).
  * The driver's function addresses come from Python (ctypes on libcuda), so the build needs
  * no CUDA headers or libraries, and the tests can pass stand-ins. One state per process,
  * like torch's allocator; a mutex guards it (torch allocates from several threads).
@@ -25,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +53,10 @@ typedef int (*event_create_fn)(void **, unsigned int);
 typedef int (*event_record_fn)(void *, void *);
 typedef int (*stream_wait_fn)(void *, void *, unsigned int);
 typedef int (*event_destroy_fn)(void *);
+typedef int (*primary_ctx_fn)(void **, int);
+typedef int (*ctx_get_fn)(void **);
+typedef int (*ctx_push_fn)(void *);
+typedef int (*ctx_pop_fn)(void **);
 
 static struct {
     pool_alloc_fn pool_alloc;
@@ -60,6 +68,10 @@ static struct {
     event_record_fn event_record;
     stream_wait_fn stream_wait;
     event_destroy_fn event_destroy;
+    primary_ctx_fn primary_ctx;
+    ctx_get_fn ctx_get;
+    ctx_push_fn ctx_push;
+    ctx_pop_fn ctx_pop;
 } drv;
 
 typedef struct Block {
@@ -80,16 +92,21 @@ typedef struct {
 typedef struct {
     uint64_t ptr; /* 0 empty, 1 tombstone */
     int graph;    /* made inside a capture: the graph's own memory */
+    int hold;     /* a stream could not be remembered: never reuse it */
     int n, cap;
     void **streams; /* streams besides its own that used it (record_stream) */
 } Special;
 
 typedef struct {
-    long long live_bytes, live_count, peak_bytes, cached_bytes, held_bytes, reserved_peak;
-    long long hits, misses, captured, overdrafts, released_bytes, stream_waits, driver_errors;
+    long long live_bytes, live_count, peak_bytes, peak_count, cached_bytes, held_bytes;
+    long long reserved_peak, hits, misses, captured, overdrafts, released_bytes, stream_waits;
+    long long driver_errors, ooms, retries;
+    /* since the last reset_accumulated (torch's "allocated"/"freed" statistics) */
+    long long allocs_total, frees_total, alloc_bytes_total, freed_bytes_total;
     long long limit; /* 0: none */
     int last_error;
     void *pool;
+    void *ctx; /* the device's primary context, retained for the process */
 } Device;
 
 #define ZC_DRIVER_FUNCTIONS ((int)(sizeof(drv) / sizeof(void *)))
@@ -103,12 +120,19 @@ static Special *specials;
 static size_t specials_cap, specials_used, specials_live;
 static Block *spare_blocks;
 static PyObject *on_oom; /* (nbytes, device) -> bool: ask others for memory, then retry */
+static long long captures; /* torch graph captures under way (told from Python) */
+/* zerocopy._raise's C++ throw: how a failed allocation reaches torch (never a NULL, which
+ * torch would take for memory at address 0). NULL in tests: the request returns NULL. */
+static void (*throw_oom)(const char *);
 
 /* Size classes: 512-byte steps up to 1 MiB (CuPy's and torch's rounding), then eight
  * classes per power of two (at most 12.5% over the request), so a workload whose sizes
  * drift reuses blocks instead of caching one of every size it ever asked for. */
 static size_t size_class(size_t n)
 {
+    if (n > ((size_t)-1 >> 2)) {
+        return 0; /* no device has that much: the caller fails the request */
+    }
     if (n <= 512) {
         return 512;
     }
@@ -281,6 +305,9 @@ static Device *device_of(int device)
         int handle = 0;
         int rc = drv.device_get(&handle, device);
         if (rc == 0) {
+            rc = drv.primary_ctx(&d->ctx, handle);
+        }
+        if (rc == 0) {
             rc = drv.default_pool(&d->pool, handle);
         }
         if (rc != 0) {
@@ -291,6 +318,27 @@ static Device *device_of(int device)
         }
     }
     return d;
+}
+
+/* Stream 0 is the legacy stream of the *current* context, and events belong to one: the
+ * driver calls for a block run in its device's context. torch frees a tensor with whatever
+ * device is current, and a release walks every device's blocks. 1 if a context was
+ * pushed (leave() pops it). */
+static int enter(Device *d)
+{
+    void *current = NULL;
+    if (drv.ctx_get(&current) == 0 && current == d->ctx) {
+        return 0;
+    }
+    return drv.ctx_push(d->ctx) == 0;
+}
+
+static void leave(int pushed)
+{
+    if (pushed) {
+        void *popped = NULL;
+        drv.ctx_pop(&popped);
+    }
 }
 
 /* 1 if work on ``stream`` is being captured into a graph. CUDA answers
@@ -317,8 +365,13 @@ static void count_live(Device *d, size_t size)
 {
     d->live_bytes += (long long)size;
     d->live_count++;
+    d->allocs_total++;
+    d->alloc_bytes_total += (long long)size;
     if (d->live_bytes > d->peak_bytes) {
         d->peak_bytes = d->live_bytes;
+    }
+    if (d->live_count > d->peak_count) {
+        d->peak_count = d->live_count;
     }
     /* Only a miss grows what the cache holds of the pool: a hit moves cached to live. */
     long long reserved = d->live_bytes + d->cached_bytes + d->held_bytes;
@@ -341,12 +394,16 @@ static Block *new_block(void)
 static long long release_idle(int device)
 {
     long long released = 0;
+    if (captures > 0) { /* a free now could land in someone's capture: later */
+        return 0;
+    }
     for (size_t k = 0; k < bins_cap; k++) {
         Bin *bin = &bins[k];
         if (!bin->used || bin->head == NULL || (device >= 0 && bin->device != device)) {
             continue;
         }
         Device *d = &devices[bin->device];
+        int pushed = enter(d);
         while (bin->head != NULL) {
             Block *b = bin->head;
             bin->head = b->next;
@@ -363,6 +420,7 @@ static long long release_idle(int device)
             b->next = spare_blocks;
             spare_blocks = b;
         }
+        leave(pushed);
     }
     return released;
 }
@@ -379,7 +437,11 @@ static int ask_others(size_t size, int device)
     if (result == NULL) {
         PyErr_WriteUnraisable(on_oom);
     } else {
-        retry = PyObject_IsTrue(result) == 1;
+        int truth = PyObject_IsTrue(result);
+        if (truth < 0) {
+            PyErr_WriteUnraisable(on_oom);
+        }
+        retry = truth == 1;
         Py_DECREF(result);
     }
     PyGILState_Release(gil);
@@ -415,6 +477,50 @@ static uint64_t graph_alloc(Device *d, size_t size, void *stream)
     return ptr;
 }
 
+/* A cached block of (device, stream, size), moved to live; 0 if none. */
+static uint64_t take_cached(Device *d, int device, void *stream, size_t size)
+{
+    Bin *bin = bin_find(device, stream, size, 0);
+    if (bin == NULL || bin->head == NULL) {
+        return 0;
+    }
+    Block *b = bin->head;
+    bin->head = b->next;
+    uint64_t ptr = b->ptr;
+    b->next = spare_blocks;
+    spare_blocks = b;
+    d->cached_bytes -= (long long)size;
+    d->hits++;
+    return ptr;
+}
+
+/* A miss: the pool; when it is full, this device's idle blocks go back first, then the
+ * other frameworks are asked (from Python, without the lock: the garbage collector may
+ * free tensors into this cache meanwhile, so the cache is looked at again). */
+static uint64_t from_pool(Device *d, int device, void *stream, size_t size)
+{
+    uint64_t ptr = pool_alloc(d, size, stream);
+    if (ptr == 0 && d->last_error == CUDA_ERROR_OUT_OF_MEMORY) {
+        d->retries++;
+        release_idle(device);
+        ptr = pool_alloc(d, size, stream);
+    }
+    if (ptr == 0 && d->last_error == CUDA_ERROR_OUT_OF_MEMORY && on_oom != NULL) {
+        pthread_mutex_unlock(&lock);
+        int retry = ask_others(size, device);
+        pthread_mutex_lock(&lock);
+        if (retry) {
+            d->retries++;
+            ptr = take_cached(d, device, stream, size);
+            if (ptr == 0) {
+                release_idle(device);
+                ptr = pool_alloc(d, size, stream);
+            }
+        }
+    }
+    return ptr;
+}
+
 void *zerocopy_cache_alloc(size_t nbytes, int device, void *stream)
 {
     if (nbytes == 0) {
@@ -427,44 +533,40 @@ void *zerocopy_cache_alloc(size_t nbytes, int device, void *stream)
         pthread_mutex_unlock(&lock);
         return NULL;
     }
-    if (d->limit > 0 && d->live_bytes + (long long)size > d->limit) {
-        d->overdrafts++; /* torch cannot fail an allocation cleanly: counted, not refused */
-    }
     uint64_t ptr = 0;
-    if (capturing(d, stream)) {
+    if (size == 0) { /* larger than any device */
+        d->last_error = CUDA_ERROR_OUT_OF_MEMORY;
+    } else if (capturing(d, stream)) {
         ptr = graph_alloc(d, size, stream);
     } else {
-        Bin *bin = bin_find(device, stream, size, 0);
-        if (bin != NULL && bin->head != NULL) {
-            Block *b = bin->head;
-            bin->head = b->next;
-            ptr = b->ptr;
-            b->next = spare_blocks;
-            spare_blocks = b;
-            d->cached_bytes -= (long long)size;
-            d->hits++;
-            count_live(d, size);
-            pthread_mutex_unlock(&lock);
-            return (void *)(uintptr_t)ptr;
+        ptr = take_cached(d, device, stream, size);
+        if (ptr == 0) {
+            d->misses++;
+            ptr = from_pool(d, device, stream, size);
         }
-        ptr = pool_alloc(d, size, stream);
-        if (ptr == 0 && d->last_error == CUDA_ERROR_OUT_OF_MEMORY) {
-            release_idle(-1);
-            ptr = pool_alloc(d, size, stream);
-        }
-        if (ptr == 0 && d->last_error == CUDA_ERROR_OUT_OF_MEMORY && on_oom != NULL) {
-            pthread_mutex_unlock(&lock);
-            int retry = ask_others(size, device);
-            pthread_mutex_lock(&lock);
-            if (retry) {
-                ptr = pool_alloc(d, size, stream);
-            }
-        }
-        d->misses++;
     }
     if (ptr == 0) {
         d->driver_errors++;
+        d->ooms += d->last_error == CUDA_ERROR_OUT_OF_MEMORY;
+        int error = d->last_error;
+        long long live = d->live_bytes, cached = d->cached_bytes, held = d->held_bytes;
+        void (*fail)(const char *) = throw_oom;
+        pthread_mutex_unlock(&lock);
+        if (fail != NULL) { /* unwinds through this frame into torch; no lock is held */
+            char text[400];
+            snprintf(text, sizeof text,
+                     "CUDA out of memory in zerocopy's cached mode: tried to allocate %zu bytes "
+                     "on device %d (CUDA error %d; this cache: %lld bytes live, %lld idle, %lld "
+                     "held). Hint: free tensors, call shared.trim() or torch.cuda.empty_cache(), "
+                     "or lower the batch size",
+                     nbytes, device, error, live, cached, held);
+            fail(text);
+        }
+        return NULL;
     } else {
+        if (d->limit > 0 && d->live_bytes + (long long)size > d->limit) {
+            d->overdrafts++; /* torch cannot fail an allocation cleanly: counted, not refused */
+        }
         count_live(d, size);
     }
     pthread_mutex_unlock(&lock);
@@ -472,9 +574,15 @@ void *zerocopy_cache_alloc(size_t nbytes, int device, void *stream)
 }
 
 /* Streams that used the block go first: the allocation stream waits for each. 0 done,
- * -1 an event could not be made (the caller then holds the block instead). */
+ * -1 when one of them is capturing (an event recorded there would join its capture) or an
+ * event could not be made: the caller then holds the block instead. */
 static int wait_for_users(Device *d, Special *s, void *stream)
 {
+    for (int k = 0; k < s->n; k++) {
+        if (s->streams[k] != stream && capturing(d, s->streams[k])) {
+            return -1;
+        }
+    }
     for (int k = 0; k < s->n; k++) {
         if (s->streams[k] == stream) {
             continue;
@@ -498,13 +606,61 @@ static int wait_for_users(Device *d, Special *s, void *stream)
     return 0;
 }
 
+static void hold_block(Device *d, size_t size)
+{
+    d->held_bytes += (long long)size;
+}
+
+/* What becomes of a freed block, in the device's context:
+ *   - made inside a capture (the graph's memory): freed on its stream, a free the capture
+ *     records if it is still capturing; otherwise after its other users, never cached;
+ *   - any other block freed while a capture is under way (on its stream, or any torch
+ *     graph capture): held, since the graph may use it and it cannot be freed in it; no
+ *     event is recorded either, which would pull other streams into the capture;
+ *   - else: after its other users, cached for its stream. */
+static void release_block(Device *d, int device, uint64_t ptr, size_t size, void *stream)
+{
+    Special *s = specials_live > 0 ? special_find(ptr) : NULL;
+    int graph = s != NULL && s->graph;
+    int hold = s != NULL && s->hold;
+    int in_capture = capturing(d, stream);
+    if (graph && in_capture) {
+        hold = drv.free_async(ptr, stream) != 0;
+    } else if (hold || in_capture || captures > 0) {
+        hold = 1;
+    } else if (s != NULL && wait_for_users(d, s, stream) < 0) {
+        hold = 1;
+    } else if (graph) {
+        hold = drv.free_async(ptr, stream) != 0;
+    } else {
+        Bin *bin = bin_find(device, stream, size, 1);
+        Block *b = bin ? new_block() : NULL;
+        if (b != NULL) {
+            b->ptr = ptr;
+            b->size = size;
+            b->stream = stream;
+            b->next = bin->head;
+            bin->head = b;
+            d->cached_bytes += (long long)size;
+        } else {
+            hold = 1; /* no host memory for the record: kept out of reuse */
+        }
+    }
+    if (hold) {
+        hold_block(d, size);
+    }
+    if (s != NULL) {
+        special_drop(s);
+    }
+}
+
 void zerocopy_cache_free(void *p, size_t nbytes, int device, void *stream)
 {
     uint64_t ptr = (uint64_t)(uintptr_t)p;
-    if (ptr == 0) {
+    size_t size = size_class(nbytes);
+    if (ptr == 0 || size == 0) {
         return;
     }
-    size_t size = size_class(nbytes);
     pthread_mutex_lock(&lock);
     Device *d = device_of(device);
     if (d == NULL) {
@@ -513,41 +669,11 @@ void zerocopy_cache_free(void *p, size_t nbytes, int device, void *stream)
     }
     d->live_bytes -= (long long)size;
     d->live_count--;
-    int hold = 0, graph = 0;
-    if (specials_live > 0) {
-        Special *s = special_find(ptr);
-        if (s != NULL) {
-            graph = s->graph;
-            hold = !graph && wait_for_users(d, s, stream) < 0;
-            special_drop(s);
-        }
-    }
-    if (graph) { /* a graph's allocation: freed on its stream (captured if still capturing) */
-        int rc = drv.free_async(ptr, stream);
-        if (rc != 0) {
-            d->driver_errors++;
-            d->last_error = rc;
-            d->held_bytes += (long long)size;
-        }
-        pthread_mutex_unlock(&lock);
-        return;
-    }
-    if (!hold) {
-        hold = capturing(d, stream); /* an older block freed inside a capture: the graph may
-                                        still use it, and it cannot be freed in the graph */
-    }
-    Bin *bin = hold ? NULL : bin_find(device, stream, size, 1);
-    Block *b = bin ? new_block() : NULL;
-    if (b == NULL) {
-        d->held_bytes += (long long)size;
-    } else {
-        b->ptr = ptr;
-        b->size = size;
-        b->stream = stream;
-        b->next = bin->head;
-        bin->head = b;
-        d->cached_bytes += (long long)size;
-    }
+    d->frees_total++;
+    d->freed_bytes_total += (long long)size;
+    int pushed = enter(d);
+    release_block(d, device, ptr, size, stream);
+    leave(pushed);
     pthread_mutex_unlock(&lock);
 }
 
@@ -571,7 +697,7 @@ void zerocopy_cache_record_stream(void *p, void *stream)
         if (!seen && s->n < s->cap) {
             s->streams[s->n++] = stream;
         } else if (!seen) {
-            s->graph = 1; /* could not remember the stream: hold the block when freed */
+            s->hold = 1; /* could not remember the stream: never reuse the block */
         }
     }
     pthread_mutex_unlock(&lock);
@@ -586,12 +712,52 @@ void zerocopy_cache_empty(void)
 
 /* ------------------------------------------------------------- Python side */
 
+/* The lock is taken with the GIL released and given back before the GIL is taken again:
+ * a thread dropping a tensor holds the GIL while it waits for this lock in free(), so
+ * holding the lock while waiting for the GIL would deadlock. No Python API under it. */
+#define LOCKED(statement)                     \
+    do {                                      \
+        Py_BEGIN_ALLOW_THREADS                \
+        pthread_mutex_lock(&lock);            \
+        statement;                            \
+        pthread_mutex_unlock(&lock);          \
+        Py_END_ALLOW_THREADS                  \
+    } while (0)
+
+static void forget_everything(void)
+{
+    for (size_t k = 0; k < bins_cap; k++) {
+        for (Block *b = bins[k].head; b != NULL;) {
+            Block *next = b->next;
+            free(b);
+            b = next;
+        }
+    }
+    for (size_t k = 0; k < specials_cap; k++) {
+        if (specials[k].ptr > 1) {
+            free(specials[k].streams);
+        }
+    }
+    free(bins);
+    free(specials);
+    bins = NULL;
+    specials = NULL;
+    bins_cap = bins_used = specials_cap = specials_used = specials_live = 0;
+    captures = 0;
+    memset(devices, 0, sizeof(devices));
+}
+
 static PyObject *cache_setup(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"addresses", "on_oom", "forget", NULL};
-    PyObject *addresses, *callback = Py_None;
+    static char *kwlist[] = {"addresses", "on_oom", "thrower", "forget", NULL};
+    PyObject *addresses, *callback = Py_None, *thrower = Py_None;
     int forget = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Op", kwlist, &addresses, &callback, &forget)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOp", kwlist, &addresses, &callback,
+                                     &thrower, &forget)) {
+        return NULL;
+    }
+    void *throw_address = thrower == Py_None ? NULL : PyLong_AsVoidPtr(thrower);
+    if (throw_address == NULL && PyErr_Occurred()) {
         return NULL;
     }
     void *fn[ZC_DRIVER_FUNCTIONS];
@@ -600,9 +766,9 @@ static PyObject *cache_setup(PyObject *Py_UNUSED(module), PyObject *args, PyObje
         return NULL;
     }
     if (PySequence_Fast_GET_SIZE(seq) != ZC_DRIVER_FUNCTIONS) {
-        Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "addresses must hold %d function addresses, got %zd",
                      ZC_DRIVER_FUNCTIONS, PySequence_Fast_GET_SIZE(seq));
+        Py_DECREF(seq);
         return NULL;
     }
     for (int k = 0; k < ZC_DRIVER_FUNCTIONS; k++) {
@@ -620,35 +786,29 @@ static PyObject *cache_setup(PyObject *Py_UNUSED(module), PyObject *args, PyObje
         PyErr_SetString(PyExc_TypeError, "on_oom must be callable or None");
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    if (ready && !forget) {
-        pthread_mutex_unlock(&lock);
+    PyObject *fresh = callback == Py_None ? NULL : callback;
+    PyObject *old = NULL;
+    int refused = 0;
+    Py_XINCREF(fresh);
+    LOCKED(
+        if (ready && !forget) {
+            refused = 1;
+        } else {
+            if (forget) { /* tests only: drop every record without touching the driver */
+                forget_everything();
+            }
+            memcpy(&drv, fn, sizeof(drv));
+            throw_oom = (void (*)(const char *))throw_address;
+            old = on_oom;
+            on_oom = fresh;
+            ready = 1;
+        });
+    if (refused) {
+        Py_XDECREF(fresh);
         PyErr_SetString(PyExc_RuntimeError, "the block cache is set up already (one per process)");
         return NULL;
     }
-    if (forget) { /* tests only: drop every record without touching the (fake) driver */
-        for (size_t k = 0; k < bins_cap; k++) {
-            for (Block *b = bins[k].head; b != NULL;) {
-                Block *next = b->next;
-                free(b);
-                b = next;
-            }
-        }
-        for (size_t k = 0; k < specials_cap; k++) {
-            free(specials[k].streams);
-        }
-        free(bins);
-        free(specials);
-        bins = NULL;
-        specials = NULL;
-        bins_cap = bins_used = specials_cap = specials_used = specials_live = 0;
-        memset(devices, 0, sizeof(devices));
-    }
-    memcpy(&drv, fn, sizeof(drv));
-    Py_XINCREF(callback == Py_None ? NULL : callback);
-    Py_XSETREF(on_oom, callback == Py_None ? NULL : callback);
-    ready = 1;
-    pthread_mutex_unlock(&lock);
+    Py_XDECREF(old);
     Py_RETURN_NONE;
 }
 
@@ -680,18 +840,23 @@ static PyObject *cache_stats(PyObject *Py_UNUSED(module), PyObject *arg)
     if (device == -2) {
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    Device d = devices[device];
-    pthread_mutex_unlock(&lock);
+    Device d;
+    long long in_capture;
+    LOCKED(d = devices[device]; in_capture = captures);
     return Py_BuildValue(
-        "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:i}",
+        "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,"
+        "s:L,s:L,s:L,s:i}",
         "live_bytes", d.live_bytes, "live_count", d.live_count, "peak_bytes", d.peak_bytes,
+        "peak_count", d.peak_count,
         "reserved_bytes", d.live_bytes + d.cached_bytes + d.held_bytes,
         "reserved_peak", d.reserved_peak,
         "cached_bytes", d.cached_bytes, "held_bytes", d.held_bytes,
         "hits", d.hits, "misses", d.misses, "captured", d.captured, "overdrafts", d.overdrafts,
         "released_bytes", d.released_bytes, "stream_waits", d.stream_waits,
-        "driver_errors", d.driver_errors, "limit", d.limit, "last_error", d.last_error);
+        "driver_errors", d.driver_errors, "ooms", d.ooms, "retries", d.retries,
+        "allocs_total", d.allocs_total, "frees_total", d.frees_total,
+        "alloc_bytes_total", d.alloc_bytes_total, "freed_bytes_total", d.freed_bytes_total,
+        "limit", d.limit, "captures", in_capture, "last_error", d.last_error);
 }
 
 static PyObject *cache_release(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -700,9 +865,8 @@ static PyObject *cache_release(PyObject *Py_UNUSED(module), PyObject *arg)
     if (device == -2) {
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    long long released = ready ? release_idle(device) : 0;
-    pthread_mutex_unlock(&lock);
+    long long released = 0;
+    LOCKED(released = ready ? release_idle(device) : 0);
     return PyLong_FromLongLong(released);
 }
 
@@ -718,10 +882,21 @@ static PyObject *cache_set_limit(PyObject *Py_UNUSED(module), PyObject *const *a
     if (device == -2 || (limit == -1 && PyErr_Occurred())) {
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    devices[device].limit = limit > 0 ? limit : 0;
-    pthread_mutex_unlock(&lock);
+    LOCKED(devices[device].limit = limit > 0 ? limit : 0);
     Py_RETURN_NONE;
+}
+
+static void reset_peaks(Device *d)
+{
+    d->peak_bytes = d->live_bytes;
+    d->peak_count = d->live_count;
+    d->reserved_peak = d->live_bytes + d->cached_bytes + d->held_bytes;
+}
+
+static void reset_accumulated(Device *d)
+{
+    d->allocs_total = d->frees_total = d->alloc_bytes_total = d->freed_bytes_total = 0;
+    d->ooms = d->retries = 0;
 }
 
 static PyObject *cache_reset_peaks(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -730,12 +905,36 @@ static PyObject *cache_reset_peaks(PyObject *Py_UNUSED(module), PyObject *arg)
     if (device == -2) {
         return NULL;
     }
-    pthread_mutex_lock(&lock);
-    Device *d = &devices[device];
-    d->peak_bytes = d->live_bytes;
-    d->reserved_peak = d->live_bytes + d->cached_bytes + d->held_bytes;
-    pthread_mutex_unlock(&lock);
+    LOCKED(reset_peaks(&devices[device]));
     Py_RETURN_NONE;
+}
+
+static PyObject *cache_reset_accumulated(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    int device = parse_device(arg, 0);
+    if (device == -2) {
+        return NULL;
+    }
+    LOCKED(reset_accumulated(&devices[device]));
+    Py_RETURN_NONE;
+}
+
+/* cache_capture(+1 / -1): a torch graph capture starts or ends. While any is under way a
+ * freed block is held, whichever stream it was freed on (a capture may run on a stream the
+ * block's own stream knows nothing of). */
+static PyObject *cache_capture(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    long delta = PyLong_AsLong(arg);
+    if (delta == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (delta != 1 && delta != -1) {
+        PyErr_Format(PyExc_ValueError, "cache_capture takes +1 or -1, got %ld", delta);
+        return NULL;
+    }
+    long long now = 0;
+    LOCKED(captures += delta; if (captures < 0) { captures = 0; } now = captures);
+    return PyLong_FromLongLong(now);
 }
 
 static PyObject *cache_size_class(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -749,9 +948,10 @@ static PyObject *cache_size_class(PyObject *Py_UNUSED(module), PyObject *arg)
 
 static PyMethodDef cache_methods[] = {
     {"cache_setup", (PyCFunction)(void (*)(void))cache_setup, METH_VARARGS | METH_KEYWORDS,
-     "cache_setup(addresses, on_oom=None, forget=False): the driver's 9 function addresses "
-     "(pool alloc, free async, device get, default pool, is capturing, event create, event "
-     "record, stream wait event, event destroy); once per process"},
+     "cache_setup(addresses, on_oom=None, thrower=None, forget=False): the driver's function "
+     "addresses in the order of zerocopy._cuda.driver_path.CACHE_FUNCTIONS; thrower: the "
+     "address of zerocopy._raise.THROW (a failed request then throws instead of returning "
+     "NULL); once per process (forget: tests only, drops every record)"},
     {"cache_functions", cache_functions, METH_NOARGS,
      "cache_functions() -> {'alloc', 'free', 'record_stream', 'empty'}: C function addresses"},
     {"cache_stats", cache_stats, METH_O, "cache_stats(device) -> dict of counters"},
@@ -760,7 +960,12 @@ static PyMethodDef cache_methods[] = {
     {"cache_set_limit", (PyCFunction)(void (*)(void))cache_set_limit, METH_FASTCALL,
      "cache_set_limit(device, nbytes): live bytes past it are counted as overdrafts (0: none)"},
     {"cache_reset_peaks", cache_reset_peaks, METH_O, "cache_reset_peaks(device)"},
-    {"cache_size_class", cache_size_class, METH_O, "cache_size_class(nbytes) -> bytes a block holds"},
+    {"cache_reset_accumulated", cache_reset_accumulated, METH_O,
+     "cache_reset_accumulated(device): the allocated/freed totals, OOMs and retries to 0"},
+    {"cache_capture", cache_capture, METH_O,
+     "cache_capture(+1 or -1) -> captures under way: a torch graph capture begins or ends"},
+    {"cache_size_class", cache_size_class, METH_O,
+     "cache_size_class(nbytes) -> bytes a block holds (0: larger than any device)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """The block cache in C that torch's allocator calls in cached mode (``_cache.c``), driven on
-the CPU through the very C functions torch would call, with stand-ins for the nine driver
-functions it uses. Each test says what torch would see and what the driver was asked."""
+the CPU through the very C functions torch would call, with stand-ins for the thirteen
+driver functions it uses. Each test says what torch would see and what the driver was asked."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ _SIGNATURES = (  # the order cache_setup takes them: driver_path.CACHE_FUNCTIONS
     C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p),
     C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_void_p, C.c_uint),
     C.CFUNCTYPE(C.c_int, C.c_void_p),
+    C.CFUNCTYPE(C.c_int, C.POINTER(C.c_void_p), C.c_int),
+    C.CFUNCTYPE(C.c_int, C.POINTER(C.c_void_p)),
+    C.CFUNCTYPE(C.c_int, C.c_void_p),
+    C.CFUNCTYPE(C.c_int, C.POINTER(C.c_void_p)),
 )
 OOM, CAPTURE_IMPLICIT, MiB = 2, 906, 1 << 20
 S1, S2, S3 = 0x5100, 0x5200, 0x5300  # stream handles as torch passes them
@@ -38,15 +42,19 @@ S1, S2, S3 = 0x5100, 0x5200, 0x5300  # stream handles as torch passes them
 
 class FakeDriver:
     """The driver as the cache sees it: a pool of ``capacity`` bytes handing out fresh
-    addresses, streams that may be capturing, events; every call recorded in order."""
+    addresses, streams that may be capturing, events, a context stack (device k's primary
+    context is 0xC0 + k; the current one starts as device 0's); every call recorded in order.
+    Each call also records the current context, where the context matters."""
 
     def __init__(self, capacity: int = 1 << 40) -> None:
         self.capacity, self.outstanding = capacity, 0
         self.calls: list[tuple] = []
         self.sizes: dict[int, int] = {}
+        self.free_contexts: list[int] = []
         self.capturing: set[int] = set()
         self.capture_error = 0
         self.next_ptr, self.next_event = 0x7F00_0000_0000, 0xE000
+        self.contexts = [0xC0]
 
         def pool_alloc(out, nbytes, pool, stream):
             self.calls.append(("alloc", nbytes, pool, stream or 0))
@@ -60,6 +68,7 @@ class FakeDriver:
 
         def free_async(ptr, stream):
             self.calls.append(("free", ptr, stream or 0))
+            self.free_contexts.append(self.contexts[-1])
             self.outstanding -= self.sizes.pop(ptr)
             return 0
 
@@ -94,8 +103,26 @@ class FakeDriver:
         def event_destroy(event):
             return 0
 
+        def primary_ctx(out, device):
+            out[0] = 0xC0 + device - 100
+            return 0
+
+        def ctx_get(out):
+            out[0] = self.contexts[-1]
+            return 0
+
+        def ctx_push(ctx):
+            self.contexts.append(ctx or 0)
+            self.calls.append(("push", ctx or 0))
+            return 0
+
+        def ctx_pop(out):
+            out[0] = self.contexts.pop()
+            return 0
+
         functions = (pool_alloc, free_async, device_get, default_pool, is_capturing,
-                     event_create, event_record, stream_wait, event_destroy)
+                     event_create, event_record, stream_wait, event_destroy, primary_ctx,
+                     ctx_get, ctx_push, ctx_pop)
         self._keep = [sig(fn) for sig, fn in zip(_SIGNATURES, functions, strict=True)]
         self.addresses = [C.cast(fn, C.c_void_p).value for fn in self._keep]
 
@@ -240,8 +267,134 @@ def test_out_of_memory_first_empties_the_cache_then_asks_python(driver, torch_ca
     b = torch_calls.alloc(6 * MiB, S2)          # no room until S1's idle block goes back
     assert b and ("free", a, S1) in driver.calls and asked == []
     c = torch_calls.alloc(6 * MiB, S3)          # b is live: Python is asked, then a retry
-    assert c == 0 and asked == [(6 * MiB, 0)]   # torch gets NULL: its own error follows
-    assert stats()["driver_errors"] == 1 and stats()["last_error"] == OOM
+    assert c == 0 and asked == [(6 * MiB, 0)]   # NULL: torch raises at the tensor's first use
+    s = stats()
+    assert (s["ooms"], s["last_error"], s["retries"]) == (1, OOM, 3)
+
+
+def test_the_retry_after_python_sees_what_the_garbage_collector_freed(driver, torch_calls):
+    """The collector frees dead tensors into this cache, not the pool: the retry looks in
+    the cache first, then hands idle blocks back, then asks the pool."""
+    dead = []
+
+    def collect(nbytes: int, device: int) -> bool:
+        torch_calls.free(dead.pop(), 6 * MiB, S1)   # a tensor the collector drops
+        return True
+
+    speedups.cache_setup(driver.addresses, on_oom=collect, forget=True)
+    driver.capacity = 8 * MiB
+    dead.append(torch_calls.alloc(6 * MiB, S1))
+    again = torch_calls.alloc(6 * MiB, S1)
+    assert again and stats()["hits"] == 1 and stats()["ooms"] == 0
+
+
+def test_a_callback_whose_answer_cannot_be_read_fails_the_request_cleanly(driver, torch_calls,
+                                                                          monkeypatch):
+    class Unreadable:
+        def __bool__(self) -> bool:
+            raise RuntimeError("no answer")
+
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda info: reported.append(info.exc_value))
+    speedups.cache_setup(driver.addresses, on_oom=lambda n, d: Unreadable(), forget=True)
+    driver.capacity = 4 * MiB
+    assert torch_calls.alloc(8 * MiB, S1) == 0
+    assert speedups.cache_stats(0)["ooms"] == 1   # and no exception left pending
+    assert [type(e) for e in reported] == [RuntimeError]
+
+
+def test_out_of_memory_on_one_device_keeps_the_others_cache(driver, torch_calls):
+    driver.capacity = 8 * MiB
+    other = torch_calls.alloc(MiB, S1, device=1)
+    torch_calls.free(other, MiB, S1, device=1)
+    assert torch_calls.alloc(16 * MiB, S1, device=0) == 0
+    assert driver.kinds("free") == [] and stats(1)["cached_bytes"] == MiB
+
+
+def test_while_a_torch_capture_runs_no_freed_block_is_reused_or_waited_for(driver, torch_calls):
+    a = torch_calls.alloc(4096, S1)
+    b = torch_calls.alloc(4096, S1)
+    torch_calls.record_stream(b, S2)
+    assert speedups.cache_capture(1) == 1         # captured on S3: S1 knows nothing of it
+    torch_calls.free(a, 4096, S1)
+    torch_calls.free(b, 4096, S1)
+    assert speedups.cache_capture(-1) == 0
+    assert not [c for c in driver.calls if c[0] in ("event", "record", "wait", "free")]
+    assert not {torch_calls.alloc(4096, S1), torch_calls.alloc(4096, S1)} & {a, b}
+    assert stats()["held_bytes"] == 8192
+
+
+def test_a_block_freed_while_its_other_user_captures_records_no_event(driver, torch_calls):
+    a = torch_calls.alloc(4096, S1)
+    torch_calls.record_stream(a, S2)
+    driver.capturing.add(S2)          # an event recorded on S2 now would join its capture
+    torch_calls.free(a, 4096, S1)
+    assert not [c for c in driver.calls if c[0] in ("event", "record", "wait")]
+    driver.capturing.clear()
+    assert torch_calls.alloc(4096, S1) != a and stats()["held_bytes"] == 4096
+
+
+def test_a_graph_block_used_by_another_stream_is_freed_after_that_stream(driver, torch_calls):
+    driver.capturing.add(S1)
+    out = torch_calls.alloc(4096, S1)             # a static output made in the capture
+    driver.capturing.clear()
+    torch_calls.record_stream(out, S2)
+    torch_calls.free(out, 4096, S1)
+    kinds = [c[0] for c in driver.calls if c[0] in ("record", "wait", "free")]
+    assert kinds == ["record", "wait", "free"]    # S1 waits for S2, then the free on S1
+
+
+def test_driver_calls_for_a_block_run_in_its_devices_context(driver, torch_calls):
+    a = torch_calls.alloc(4096, S1, device=1)
+    torch_calls.free(a, 4096, S1, device=1)       # device 0 current, as torch may leave it
+    assert ("push", 0xC1) in driver.calls and driver.contexts == [0xC0]
+    torch_calls.empty_cache()
+    assert driver.free_contexts == [0xC1] and driver.contexts == [0xC0]
+
+
+def test_a_failed_request_calls_the_thrower_with_the_lock_free(driver, torch_calls):
+    """torch does not check a NULL (a kernel would write address 0): a request the device
+    cannot serve goes to the thrower, with a message that says what was asked and held.
+    The cache's lock is free by then (the throw unwinds out of the C frame)."""
+    messages: list[str] = []
+    lock_free: list[bool] = []
+
+    def thrower(text: bytes) -> None:
+        messages.append(text.decode())
+        probe = threading.Thread(target=speedups.cache_stats, args=(0,))
+        probe.start()
+        probe.join(5)
+        lock_free.append(not probe.is_alive())
+
+    keep = C.CFUNCTYPE(None, C.c_char_p)(thrower)
+    speedups.cache_setup(driver.addresses, thrower=C.cast(keep, C.c_void_p).value, forget=True)
+    driver.capacity = MiB
+    live = torch_calls.alloc(512, S1)
+    assert torch_calls.alloc(4 * MiB, S1) == 0    # the stand-in returns; C++'s would not
+    assert lock_free == [True] and live
+    (text,) = messages
+    assert text.startswith("CUDA out of memory in zerocopy's cached mode: tried to allocate "
+                           f"{4 * MiB} bytes on device 0 (CUDA error 2; this cache: 512 bytes live")
+    assert "Hint:" in text
+
+
+def test_the_cxx_thrower_really_throws():
+    """zerocopy._raise throws std::runtime_error: with no C++ frame to catch it (ctypes is
+    C), the runtime terminates and prints it. Under torch its bindings catch it instead
+    (the GPU test)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("zerocopy._raise", reason="built without a C++ compiler")
+    script = """
+import ctypes
+from zerocopy import _raise
+ctypes.CFUNCTYPE(None, ctypes.c_char_p)(_raise.THROW)(b"out of memory, said the cache")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode != 0
+    assert "std::runtime_error" in done.stderr and "out of memory, said the cache" in done.stderr
 
 
 def test_a_limit_counts_overdrafts_and_still_serves(driver, torch_calls):
@@ -273,12 +426,18 @@ def test_a_zero_byte_request_and_a_null_free_touch_nothing(driver, torch_calls):
 def test_setup_is_once_per_process_and_checks_its_addresses(driver):
     with pytest.raises(RuntimeError, match="set up already"):
         speedups.cache_setup(driver.addresses)
-    with pytest.raises(ValueError, match="9 function addresses, got 8"):
-        speedups.cache_setup(driver.addresses[:8], forget=True)
+    with pytest.raises(ValueError, match="13 function addresses, got 12"):
+        speedups.cache_setup(driver.addresses[:12], forget=True)
     with pytest.raises(TypeError, match="callable"):
         speedups.cache_setup(driver.addresses, on_oom=3, forget=True)
     with pytest.raises(ValueError, match="outside"):
         speedups.cache_stats(64)
+
+
+def test_a_request_larger_than_any_device_fails_without_a_driver_call(driver, torch_calls):
+    assert speedups.cache_size_class(2**63 + 1) == 0
+    assert torch_calls.alloc(2**63 + 1, S1) == 0
+    assert driver.calls == [] and stats()["ooms"] == 1
 
 
 @given(st.integers(1, 1 << 34))
@@ -362,7 +521,7 @@ def test_cached_mode_refuses_a_torch_that_cannot_report_record_stream(monkeypatc
     torch = pytest.importorskip("torch")
     from zerocopy.memory.hooks import torch as hook
 
-    monkeypatch.setattr(driver_path, "cache_addresses", lambda: (1,) * 9)
+    monkeypatch.setattr(driver_path, "cache_addresses", lambda: (1,) * 13)
     if not hasattr(torch._C, "_cuda_customAllocator"):  # this machine's CPU-only torch
         with pytest.raises(FrameworkError, match="no pluggable CUDA allocator"):
             hook._cache_parts(torch)
@@ -387,6 +546,11 @@ def test_cached_mode_without_the_extension_or_a_driver_says_which(monkeypatch):
     monkeypatch.setattr(driver_path, "cache_addresses", lambda: None)
     with pytest.raises(DeviceError, match="libcuda"):
         hook._cache_parts(torch)
+    monkeypatch.setattr(driver_path, "cache_addresses", lambda: (1,) * 13)
+    monkeypatch.setattr(hook, "_thrower", lambda: None)
+    with pytest.raises(InvalidArgumentError, match=r"zerocopy._raise \(C\+\+\)") as info:
+        hook._cache_parts(torch)
+    assert "C++ compiler" in str(info.value)
     monkeypatch.setattr(_native, "speedups", lambda: None)
     with pytest.raises(InvalidArgumentError, match="C extension") as info:
         hook._cache_parts(torch)
@@ -398,16 +562,50 @@ def test_torch_memory_counters_read_the_cache(driver, torch_calls, monkeypatch):
     from zerocopy.memory.hooks import torch as hook
 
     for owner in (torch.cuda, torch.cuda.memory):  # restored after the test
-        for name in ("memory_stats", "reset_peak_memory_stats"):
-            monkeypatch.setattr(owner, name, getattr(owner, name))
+        for name in ("memory_stats", "memory_stats_as_nested_dict", "reset_peak_memory_stats",
+                     "reset_accumulated_memory_stats"):
+            if hasattr(owner, name):
+                monkeypatch.setattr(owner, name, getattr(owner, name))
     a = torch_calls.alloc(3 * MiB, S1)
     b = torch_calls.alloc(1000, S1)
     torch_calls.free(b, 1000, S1)
     hook._answer_torch_counters(torch, speedups)
     # torch's own functions, which call memory_stats() underneath.
     assert torch.cuda.memory_allocated(0) == 3 * MiB
+    assert torch.cuda.memory_allocated(torch.device("cuda:0")) == 3 * MiB
     assert torch.cuda.memory_reserved(0) == 3 * MiB + 1024
     assert torch.cuda.max_memory_allocated(0) == 3 * MiB + 1024
+    summary = torch.cuda.memory_summary(0)          # reads every key torch knows
+    assert "Allocated memory" in summary and "3072 KiB" in summary
+    nested = torch.cuda.memory_stats_as_nested_dict(0)
+    assert nested["allocated_bytes"]["all"]["allocated"] == 3 * MiB + 1024
     torch.cuda.reset_peak_memory_stats(0)
     assert torch.cuda.max_memory_allocated(0) == 3 * MiB
+    torch.cuda.reset_accumulated_memory_stats(0)
+    assert torch.cuda.memory_stats(0)["allocation.all.allocated"] == 0
     torch_calls.free(a, 3 * MiB, S1)
+
+
+def test_torch_graph_captures_are_counted_even_when_they_fail(driver):
+    from types import SimpleNamespace
+
+    from zerocopy.memory.hooks import torch as hook
+
+    seen: list[int] = []
+
+    class Graph:
+        def capture_begin(self, fail: bool = False) -> None:
+            seen.append(speedups.cache_stats(0)["captures"])
+            if fail:
+                raise RuntimeError("capture refused")
+
+        def capture_end(self) -> None:
+            seen.append(speedups.cache_stats(0)["captures"])
+
+    hook._count_captures(SimpleNamespace(cuda=SimpleNamespace(CUDAGraph=Graph)), speedups)
+    g = Graph()
+    g.capture_begin()
+    g.capture_end()
+    with pytest.raises(RuntimeError, match="refused"):
+        g.capture_begin(fail=True)
+    assert seen == [1, 1, 1] and speedups.cache_stats(0)["captures"] == 0

@@ -339,12 +339,22 @@ def test_torch_cached_mode_reuses_blocks_from_the_shared_pool_and_gives_them_bac
         after = cache.cache_stats(0)
         z = torch.empty(1 << 20, device="cuda"); del z
         torch.cuda.empty_cache()                       # torch's own call: idle blocks back too
+        try:                                           # more than the card has
+            huge = torch.empty(300 << 30, dtype=torch.uint8, device="cuda")
+            huge.fill_(1)
+            too_big = "no error"
+        except RuntimeError as exc:
+            too_big = type(exc).__name__ + ": " + str(exc)[:60]
+        after_oom = float(torch.ones(1 << 20, device="cuda").sum().item())
+        summary_ok = "Allocated memory" in torch.cuda.memory_summary()
         print(json.dumps({"backend": torch.cuda.get_allocator_backend(), "grew": grew,
                           "same": same, "total": total, "allocated": allocated,
                           "reserved": reserved, "grad_ok": grad_ok,
                           "fw": row.framework_stats, "idle": idle, "asked": asked,
                           "cached_after": after["cached_bytes"],
                           "cached_end": cache.cache_stats(0)["cached_bytes"],
+                          "too_big": too_big, "after_oom": after_oom, "summary_ok": summary_ok,
+                          "ooms": torch.cuda.memory_stats()["num_ooms"],
                           "path": shared.installations["torch"].details["path"]}))
     """)
     assert out["backend"] == "pluggable" and out["path"] == "cached+C"
@@ -353,6 +363,11 @@ def test_torch_cached_mode_reuses_blocks_from_the_shared_pool_and_gives_them_bac
     assert out["grad_ok"] and out["fw"]["overdraft_count"] >= 1
     assert out["idle"] >= 112 * MiB and out["asked"] >= 112 * MiB and out["cached_after"] == 0
     assert out["cached_end"] == 0
+    # A request no device can serve: a RuntimeError from the torch call that asked (not a
+    # NULL, which torch would hand a kernel), the process and its CUDA context go on, and
+    # torch's counters (memory_summary too) say what happened.
+    assert out["too_big"].startswith("RuntimeError: CUDA out of memory in zerocopy's cached")
+    assert out["after_oom"] == float(1 << 20) and out["summary_ok"] and out["ooms"] == 1
 
 
 def test_torch_cached_mode_honours_record_stream() -> None:

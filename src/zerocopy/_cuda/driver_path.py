@@ -39,10 +39,12 @@ def _driver_addresses() -> tuple[int, int] | None:
 
 
 # What the block cache in front of the pool calls (``zerocopy._speedups.cache_setup``), in
-# the order it takes them. cuEventDestroy is exported only under its _v2 name.
+# the order it takes them. cuEventDestroy and the context stack are exported under _v2 names.
 CACHE_FUNCTIONS = ("cuMemAllocFromPoolAsync", "cuMemFreeAsync", "cuDeviceGet",
                    "cuDeviceGetDefaultMemPool", "cuStreamIsCapturing", "cuEventCreate",
-                   "cuEventRecord", "cuStreamWaitEvent", "cuEventDestroy_v2")
+                   "cuEventRecord", "cuStreamWaitEvent", "cuEventDestroy_v2",
+                   "cuDevicePrimaryCtxRetain", "cuCtxGetCurrent", "cuCtxPushCurrent_v2",
+                   "cuCtxPopCurrent_v2")
 
 
 @functools.cache

@@ -16,7 +16,10 @@ default allocator costs (``zerocopy bench memory --gpu``: ``torch-shared-cached`
 before torch's first CUDA allocation, not undoable. torch's own memory counters
 (``torch.cuda.memory_allocated`` and friends, which raise for a pluggable allocator) are
 answered from the cache's counters. A limit is soft, as in ``pluggable``. Inside a CUDA
-graph capture blocks come from the pool outside the graph and stay held once freed.
+graph capture an allocation is captured into the graph (its own memory); any other block
+freed while a capture is under way is held for good. A request the device cannot serve
+raises ``RuntimeError`` ("CUDA out of memory in zerocopy's cached mode ...") from the torch
+call that asked, thrown in C++ by ``zerocopy._raise``: torch does not check a NULL.
 
 ``mode="pluggable"``: a ``CUDAPluggableAllocator`` whose two C function pointers are
 ctypes callbacks into our resource chain, so torch gets per-allocation statistics, logs
@@ -30,6 +33,7 @@ the limit is soft in this mode. Use ``async`` for a hard torch limit.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import sys
 import threading
@@ -123,14 +127,20 @@ def check(mode: str | None = None) -> None:
         _cache_parts(torch)
 
 
-def _cache_parts(torch: Any) -> tuple[Any, tuple[int, ...]]:
-    """(the C extension, the driver's addresses) for cached mode, or the typed error that
-    says which one is missing."""
+def _cache_parts(torch: Any) -> tuple[Any, tuple[int, ...], int]:
+    """(the C extension, the driver's addresses, the C++ throw's address) for cached mode,
+    or the typed error that says which one is missing."""
     speedups = _native.speedups()
     if speedups is None or not hasattr(speedups, "cache_setup"):
         raise InvalidArgumentError(message(
             "torch's 'cached' memory mode runs in zerocopy's C extension, which is not active",
             got=_native.reason(), hint="use modes={'torch': 'async'} (the default)"))
+    thrower = _thrower()
+    if thrower is None:
+        raise InvalidArgumentError(message(
+            "torch's 'cached' memory mode fails an allocation through zerocopy._raise (C++), "
+            "which was not built", got="no zerocopy._raise next to the package",
+            hint="reinstall zerocopy where a C++ compiler is, or use modes={'torch': 'async'}"))
     addresses = driver_path.cache_addresses()
     if addresses is None:
         raise DeviceError(message(
@@ -140,7 +150,17 @@ def _cache_parts(torch: Any) -> tuple[Any, tuple[int, ...]]:
         raise FrameworkError(message(
             f"this torch ({getattr(torch, '__version__', '?')}) has no pluggable CUDA "
             "allocator (a CPU-only build?)", hint="install a CUDA build of torch"))
-    return speedups, addresses
+    return speedups, addresses, thrower
+
+
+def _thrower() -> int | None:
+    """The address of zerocopy._raise's C++ throw: torch does not check a NULL from a
+    pluggable allocator (a kernel then writes address 0 and the CUDA context is lost), but
+    turns a C++ exception into a Python RuntimeError."""
+    try:
+        return int(importlib.import_module("zerocopy._raise").THROW)
+    except ImportError:  # built without a C++ compiler
+        return None
 
 
 def _backend(torch: Any) -> str:
@@ -203,13 +223,14 @@ def _apply_limit(limit: int) -> bool:
 # --- cached mode --------------------------------------------------------------------
 def _install_cached(resource: MemoryResource, limit: int | None) -> Installation:
     torch = import_framework("torch", NAME, INSTALL_HINT)
-    speedups, addresses = _cache_parts(torch)
+    speedups, addresses, thrower = _cache_parts(torch)
     if not _cached[0]:  # one C cache per process, like torch's allocator
         raw = _custom_allocator(torch, speedups.cache_functions())
-        speedups.cache_setup(addresses, on_oom=_make_room)
+        speedups.cache_setup(addresses, on_oom=_make_room, thrower=thrower)
         torch.cuda.memory.change_current_allocator(torch.cuda.memory._CUDAAllocator(raw))
         _keep_alive.append(raw)
         _answer_torch_counters(torch, speedups)
+        _count_captures(torch, speedups)
         _cached[0] = True
     device = int(getattr(list(layers(resource))[-1], "device", 0) or 0)
     speedups.cache_set_limit(device, limit or 0)
@@ -249,31 +270,100 @@ def _cache_stats(device: int) -> dict[str, int]:
     return dict(speedups.cache_stats(device)) if speedups is not None else {}
 
 
+# torch.cuda.memory_stats() keys: "<metric>.<pool>.<stat>" plus a few scalars. All are
+# present (torch.cuda.memory_summary reads every one); the cache has one pool, so "all"
+# carries the numbers and the large/small pools read 0.
+_METRICS = ("allocation", "segment", "active", "inactive_split", "allocated_bytes",
+            "reserved_bytes", "active_bytes", "inactive_split_bytes", "requested_bytes")
+_POOLS = ("all", "large_pool", "small_pool")
+_STATS = ("current", "peak", "allocated", "freed")
+
+
+def _torch_memory_stats(c: dict[str, int]) -> dict[str, int]:
+    """The cache's counters ``c`` (``cache_stats``) under torch's memory_stats() keys."""
+    out = {f"{m}.{p}.{t}": 0 for m in _METRICS for p in _POOLS for t in _STATS}
+    live = {"current": c["live_bytes"], "peak": c["peak_bytes"],
+            "allocated": c["alloc_bytes_total"], "freed": c["freed_bytes_total"]}
+    count = {"current": c["live_count"], "peak": c["peak_count"],
+             "allocated": c["allocs_total"], "freed": c["frees_total"]}
+    for metric, values in (("allocated_bytes", live), ("active_bytes", live),
+                           ("requested_bytes", live), ("allocation", count), ("active", count)):
+        out.update({f"{metric}.all.{t}": v for t, v in values.items()})
+    out["reserved_bytes.all.current"] = c["reserved_bytes"]
+    out["reserved_bytes.all.peak"] = c["reserved_peak"]
+    out["inactive_split_bytes.all.current"] = c["cached_bytes"]
+    out.update({"num_alloc_retries": c["retries"], "num_ooms": c["ooms"],
+                "num_sync_all_streams": 0, "num_device_alloc": c["misses"] + c["captured"],
+                "num_device_free": 0, "max_split_size": -1,
+                "oversize_allocations.current": 0, "oversize_allocations.peak": 0,
+                "oversize_allocations.allocated": 0, "oversize_allocations.freed": 0,
+                "oversize_segments.current": 0, "oversize_segments.peak": 0,
+                "oversize_segments.allocated": 0, "oversize_segments.freed": 0})
+    return out
+
+
 def _answer_torch_counters(torch: Any, speedups: Any) -> None:
     """torch raises "CUDAPluggableAllocator does not yet support getDeviceStats" from
-    ``torch.cuda.memory_stats`` (and so ``memory_allocated``, ``memory_reserved`` and their
-    maxima) and from ``reset_peak_memory_stats``. Training scripts call these; here they
+    ``torch.cuda.memory_stats`` (and so ``memory_allocated``, ``memory_reserved``, their
+    maxima, ``memory_summary``) and from the resets. Training scripts call these; here they
     read the cache's counters under torch's own key names."""
     memory = torch.cuda.memory
 
+    def index(device: Any) -> int:
+        return int(memory._get_device_index(device, optional=True))
+
     def memory_stats(device: Any = None) -> dict[str, int]:
-        c = speedups.cache_stats(memory._get_device_index(device, optional=True))
-        return {"allocated_bytes.all.current": c["live_bytes"],
-                "allocated_bytes.all.peak": c["peak_bytes"],
-                "active_bytes.all.current": c["live_bytes"],
-                "active_bytes.all.peak": c["peak_bytes"],
-                "reserved_bytes.all.current": c["reserved_bytes"],
-                "reserved_bytes.all.peak": c["reserved_peak"],
-                "inactive_split_bytes.all.current": c["cached_bytes"],
-                "allocation.all.current": c["live_count"],
-                "num_ooms": 0 if c["last_error"] != 2 else c["driver_errors"]}
+        return _torch_memory_stats(speedups.cache_stats(index(device)))
+
+    def memory_stats_as_nested_dict(device: Any = None) -> dict[str, Any]:
+        nested: dict[str, Any] = {}
+        for key, value in memory_stats(device).items():
+            *path, last = key.split(".")
+            node = nested
+            for part in path:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return nested
 
     def reset_peak_memory_stats(device: Any = None) -> None:
-        speedups.cache_reset_peaks(memory._get_device_index(device, optional=True))
+        speedups.cache_reset_peaks(index(device))
 
+    def reset_accumulated_memory_stats(device: Any = None) -> None:
+        speedups.cache_reset_accumulated(index(device))
+
+    answers = {"memory_stats": memory_stats,
+               "memory_stats_as_nested_dict": memory_stats_as_nested_dict,
+               "reset_peak_memory_stats": reset_peak_memory_stats,
+               "reset_accumulated_memory_stats": reset_accumulated_memory_stats}
     for owner in (torch.cuda, memory):
-        owner.memory_stats = memory_stats
-        owner.reset_peak_memory_stats = reset_peak_memory_stats
+        for name, function in answers.items():
+            if hasattr(owner, name):
+                setattr(owner, name, function)
+
+
+def _count_captures(torch: Any, speedups: Any) -> None:
+    """Tell the cache when a torch graph capture begins and ends: while one is under way a
+    freed block is held whichever stream it was freed on, since the capture (on a stream of
+    its own) may have used it. Wraps ``torch.cuda.CUDAGraph``'s two methods, which
+    ``torch.cuda.graph`` and ``make_graphed_callables`` call."""
+    graph = torch.cuda.CUDAGraph
+    begin, end = graph.capture_begin, graph.capture_end
+
+    def capture_begin(self: Any, *args: Any, **kwargs: Any) -> Any:
+        speedups.cache_capture(1)
+        try:
+            return begin(self, *args, **kwargs)
+        except BaseException:
+            speedups.cache_capture(-1)
+            raise
+
+    def capture_end(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return end(self, *args, **kwargs)
+        finally:
+            speedups.cache_capture(-1)
+
+    graph.capture_begin, graph.capture_end = capture_begin, capture_end
 
 
 # --- pluggable mode ---------------------------------------------------------------
