@@ -602,11 +602,12 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
     return result
 
 
-# Every timed alloc+free process runs on the same CPU. Unpinned, the H200 host's processes
-# fell into a fast (~2.1 us per torch pair) and a slow (~4.0 us) kind at random, in either
-# mode (5 of 9 torch-default runs slow); pinned to one CPU, 11 of 12 were fast (2026-12-03,
-# device runs 3-5). The last CPU this process may use is the one least likely to serve the
-# system.
+# Every timed alloc+free process runs on the same CPU. The H200 host's processes fall into
+# a fast (~2.1 us per torch pair) and a slow (~4.0 us) kind at random, in either mode:
+# unpinned 5 of 9 torch-default runs were slow (2026-12-03, device runs 3-5), pinned 1 of 12
+# in runs 4-5 but 2 of 3 again in run 8 (and CuPy's 2 of 3 in run 7). Pinning removes one
+# source of spread, not the slow kind: the best of the rounds is still the estimate. The
+# last CPU this process may use is the one least likely to serve the system.
 def _timing_cpu() -> int | None:
     affinity = getattr(os, "sched_getaffinity", None)
     return max(affinity(0)) if affinity is not None else None
