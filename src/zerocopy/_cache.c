@@ -17,8 +17,9 @@
  *   - inside a CUDA graph capture the allocation is captured too (the graph's own memory,
  *     as with torch's cudaMallocAsync backend) and never enters the cache; any other block
  *     freed while a capture is under way (its stream capturing, or a torch capture told
- *     from Python) stays held for the life of the process, since a replay may still use it
- *     (held_bytes, with blocks whose other users could not be waited for);
+ *     from Python) is deferred until no capture runs, as torch's allocator does, since
+ *     nothing may be recorded into the capture (deferred_bytes); blocks whose other users
+ *     could not be remembered or waited for are held for good (held_bytes);
  *   - driver calls for a block run in its device's primary context (stream 0 is the
  *     current context's legacy stream; torch frees with any device current).
  * The driver's function addresses come from Python (ctypes on libcuda), so the build needs
@@ -99,6 +100,7 @@ typedef struct {
 
 typedef struct {
     long long live_bytes, live_count, peak_bytes, peak_count, cached_bytes, held_bytes;
+    long long deferred_bytes; /* freed during a capture: reusable once no capture runs */
     long long reserved_peak, hits, misses, captured, overdrafts, released_bytes, stream_waits;
     long long driver_errors, ooms, retries;
     /* since the last reset_accumulated (torch's "allocated"/"freed" statistics) */
@@ -121,6 +123,18 @@ static size_t specials_cap, specials_used, specials_live;
 static Block *spare_blocks;
 static PyObject *on_oom; /* (nbytes, device) -> bool: ask others for memory, then retry */
 static long long captures; /* torch graph captures under way (told from Python) */
+
+/* Blocks freed while a capture was under way. Nothing may be recorded into a capture, so
+ * they wait here and take the normal path (their other users' waits, then the cache) once
+ * no capture runs, as torch's own allocator defers such frees to the capture's end. */
+typedef struct {
+    uint64_t ptr;
+    size_t size;
+    void *stream;
+    int device;
+} Deferred;
+static Deferred *deferred;
+static size_t deferred_n, deferred_cap;
 /* zerocopy._raise's C++ throw: how a failed allocation reaches torch (never a NULL, which
  * torch would take for memory at address 0). NULL in tests: the request returns NULL. */
 static void (*throw_oom)(const char *);
@@ -374,7 +388,7 @@ static void count_live(Device *d, size_t size)
         d->peak_count = d->live_count;
     }
     /* Only a miss grows what the cache holds of the pool: a hit moves cached to live. */
-    long long reserved = d->live_bytes + d->cached_bytes + d->held_bytes;
+    long long reserved = d->live_bytes + d->cached_bytes + d->held_bytes + d->deferred_bytes;
     if (reserved > d->reserved_peak) {
         d->reserved_peak = reserved;
     }
@@ -391,12 +405,15 @@ static Block *new_block(void)
 }
 
 /* Hand every idle block of ``device`` (-1: all) back to the pool; the bytes released. */
+static void settle_deferred(void);
+
 static long long release_idle(int device)
 {
     long long released = 0;
     if (captures > 0) { /* a free now could land in someone's capture: later */
         return 0;
     }
+    settle_deferred(); /* blocks a capture kept back become idle ones first */
     for (size_t k = 0; k < bins_cap; k++) {
         Bin *bin = &bins[k];
         if (!bin->used || bin->head == NULL || (device >= 0 && bin->device != device)) {
@@ -404,6 +421,10 @@ static long long release_idle(int device)
         }
         Device *d = &devices[bin->device];
         int pushed = enter(d);
+        if (capturing(d, bin->stream)) { /* a capture outside torch: its free would join it */
+            leave(pushed);
+            continue;
+        }
         while (bin->head != NULL) {
             Block *b = bin->head;
             bin->head = b->next;
@@ -521,18 +542,36 @@ static uint64_t from_pool(Device *d, int device, void *stream, size_t size)
     return ptr;
 }
 
+/* A request that cannot be served: torch must not get a NULL (it would take it for memory
+ * at address 0), so the thrower (zerocopy._raise) throws; it unwinds through this frame
+ * into torch, which holds no lock of ours by then. Without a thrower (tests): NULL. */
+static void *fail_request(void (*fail)(const char *), const char *text)
+{
+    if (fail != NULL) {
+        fail(text);
+    }
+    return NULL;
+}
+
 void *zerocopy_cache_alloc(size_t nbytes, int device, void *stream)
 {
     if (nbytes == 0) {
         return NULL;
     }
     size_t size = size_class(nbytes);
+    char text[400];
     pthread_mutex_lock(&lock);
     Device *d = device_of(device);
     if (d == NULL) {
+        int error = device >= 0 && device < MAX_DEVICES ? devices[device].last_error : 101;
+        void (*fail)(const char *) = throw_oom;
         pthread_mutex_unlock(&lock);
-        return NULL;
+        snprintf(text, sizeof text,
+                 "CUDA error: zerocopy's cached mode could not reach the memory pool of device "
+                 "%d (CUDA error %d). Hint: check the device index and the driver", device, error);
+        return fail_request(fail, text);
     }
+    int pushed = enter(d);
     uint64_t ptr = 0;
     if (size == 0) { /* larger than any device */
         d->last_error = CUDA_ERROR_OUT_OF_MEMORY;
@@ -545,37 +584,32 @@ void *zerocopy_cache_alloc(size_t nbytes, int device, void *stream)
             ptr = from_pool(d, device, stream, size);
         }
     }
-    if (ptr == 0) {
-        d->driver_errors++;
-        d->ooms += d->last_error == CUDA_ERROR_OUT_OF_MEMORY;
-        int error = d->last_error;
-        long long live = d->live_bytes, cached = d->cached_bytes, held = d->held_bytes;
-        void (*fail)(const char *) = throw_oom;
-        pthread_mutex_unlock(&lock);
-        if (fail != NULL) { /* unwinds through this frame into torch; no lock is held */
-            char text[400];
-            snprintf(text, sizeof text,
-                     "CUDA out of memory in zerocopy's cached mode: tried to allocate %zu bytes "
-                     "on device %d (CUDA error %d; this cache: %lld bytes live, %lld idle, %lld "
-                     "held). Hint: free tensors, call shared.trim() or torch.cuda.empty_cache(), "
-                     "or lower the batch size",
-                     nbytes, device, error, live, cached, held);
-            fail(text);
-        }
-        return NULL;
-    } else {
+    leave(pushed);
+    if (ptr != 0) {
         if (d->limit > 0 && d->live_bytes + (long long)size > d->limit) {
             d->overdrafts++; /* torch cannot fail an allocation cleanly: counted, not refused */
         }
         count_live(d, size);
+        pthread_mutex_unlock(&lock);
+        return (void *)(uintptr_t)ptr;
     }
+    d->driver_errors++;
+    d->ooms += d->last_error == CUDA_ERROR_OUT_OF_MEMORY;
+    snprintf(text, sizeof text,
+             "CUDA out of memory. Tried to allocate %zu bytes on device %d in zerocopy's cached "
+             "mode (CUDA error %d; this cache: %lld bytes live, %lld idle, %lld held or "
+             "deferred). Hint: free tensors, call shared.trim() or torch.cuda.empty_cache(), "
+             "or lower the batch size",
+             nbytes, device, d->last_error, d->live_bytes, d->cached_bytes,
+             d->held_bytes + d->deferred_bytes);
+    void (*fail)(const char *) = throw_oom;
     pthread_mutex_unlock(&lock);
-    return (void *)(uintptr_t)ptr;
+    return fail_request(fail, text);
 }
 
-/* Streams that used the block go first: the allocation stream waits for each. 0 done,
- * -1 when one of them is capturing (an event recorded there would join its capture) or an
- * event could not be made: the caller then holds the block instead. */
+/* Streams that used the block go first: the allocation stream waits for each. 0 done;
+ * -1 when one of them is capturing (an event recorded there would join its capture: the
+ * caller defers the block); -2 when an event could not be made (the caller holds it). */
 static int wait_for_users(Device *d, Special *s, void *stream)
 {
     for (int k = 0; k < s->n; k++) {
@@ -599,59 +633,103 @@ static int wait_for_users(Device *d, Special *s, void *stream)
         if (rc != 0) {
             d->driver_errors++;
             d->last_error = rc;
-            return -1;
+            return -2;
         }
         d->stream_waits++;
     }
     return 0;
 }
 
-static void hold_block(Device *d, size_t size)
+static void defer_block(Device *d, int device, uint64_t ptr, size_t size, void *stream)
 {
-    d->held_bytes += (long long)size;
+    if (deferred_n == deferred_cap) {
+        size_t cap = deferred_cap ? deferred_cap * 2 : 16;
+        Deferred *grown = realloc(deferred, cap * sizeof(Deferred));
+        if (grown == NULL) { /* no room to remember it: kept out of reuse for good */
+            d->held_bytes += (long long)size;
+            return;
+        }
+        deferred = grown;
+        deferred_cap = cap;
+    }
+    deferred[deferred_n++] = (Deferred){ptr, size, stream, device};
+    d->deferred_bytes += (long long)size;
 }
 
 /* What becomes of a freed block, in the device's context:
  *   - made inside a capture (the graph's memory): freed on its stream, a free the capture
  *     records if it is still capturing; otherwise after its other users, never cached;
- *   - any other block freed while a capture is under way (on its stream, or any torch
- *     graph capture): held, since the graph may use it and it cannot be freed in it; no
- *     event is recorded either, which would pull other streams into the capture;
+ *   - marked to hold (a user stream could not be remembered, or waited for): held for good;
+ *   - freed while a capture is under way (its stream or one of its users' capturing, or a
+ *     torch graph capture): deferred, with no event or free recorded into the capture;
  *   - else: after its other users, cached for its stream. */
 static void release_block(Device *d, int device, uint64_t ptr, size_t size, void *stream)
 {
     Special *s = specials_live > 0 ? special_find(ptr) : NULL;
     int graph = s != NULL && s->graph;
-    int hold = s != NULL && s->hold;
     int in_capture = capturing(d, stream);
+    int hold = 0, defer = 0;
     if (graph && in_capture) {
         hold = drv.free_async(ptr, stream) != 0;
-    } else if (hold || in_capture || captures > 0) {
+    } else if (s != NULL && s->hold) {
         hold = 1;
-    } else if (s != NULL && wait_for_users(d, s, stream) < 0) {
-        hold = 1;
-    } else if (graph) {
-        hold = drv.free_async(ptr, stream) != 0;
+    } else if (in_capture || captures > 0) {
+        defer = 1;
     } else {
-        Bin *bin = bin_find(device, stream, size, 1);
-        Block *b = bin ? new_block() : NULL;
-        if (b != NULL) {
-            b->ptr = ptr;
-            b->size = size;
-            b->stream = stream;
-            b->next = bin->head;
-            bin->head = b;
-            d->cached_bytes += (long long)size;
+        int waited = s != NULL ? wait_for_users(d, s, stream) : 0;
+        if (waited == -1) {
+            defer = 1;
+        } else if (waited == -2) {
+            hold = 1;
+        } else if (graph) {
+            hold = drv.free_async(ptr, stream) != 0;
         } else {
-            hold = 1; /* no host memory for the record: kept out of reuse */
+            Bin *bin = bin_find(device, stream, size, 1);
+            Block *b = bin ? new_block() : NULL;
+            if (b != NULL) {
+                b->ptr = ptr;
+                b->size = size;
+                b->stream = stream;
+                b->next = bin->head;
+                bin->head = b;
+                d->cached_bytes += (long long)size;
+            } else {
+                hold = 1; /* no host memory for the record: kept out of reuse */
+            }
         }
     }
+    if (defer) {
+        defer_block(d, device, ptr, size, stream); /* keeps its record (its other users) */
+        return;
+    }
     if (hold) {
-        hold_block(d, size);
+        d->held_bytes += (long long)size;
     }
     if (s != NULL) {
         special_drop(s);
     }
+}
+
+/* Deferred blocks take the normal path once no torch capture runs; one whose stream (or a
+ * user's) still captures is deferred again. */
+static void settle_deferred(void)
+{
+    if (deferred_n == 0 || captures > 0) {
+        return;
+    }
+    Deferred *pending = deferred;
+    size_t n = deferred_n;
+    deferred = NULL;
+    deferred_n = deferred_cap = 0;
+    for (size_t k = 0; k < n; k++) {
+        Deferred *b = &pending[k];
+        Device *d = &devices[b->device];
+        d->deferred_bytes -= (long long)b->size;
+        int pushed = enter(d);
+        release_block(d, b->device, b->ptr, b->size, b->stream);
+        leave(pushed);
+    }
+    free(pending);
 }
 
 void zerocopy_cache_free(void *p, size_t nbytes, int device, void *stream)
@@ -674,6 +752,7 @@ void zerocopy_cache_free(void *p, size_t nbytes, int device, void *stream)
     int pushed = enter(d);
     release_block(d, device, ptr, size, stream);
     leave(pushed);
+    settle_deferred();
     pthread_mutex_unlock(&lock);
 }
 
@@ -744,6 +823,9 @@ static void forget_everything(void)
     specials = NULL;
     bins_cap = bins_used = specials_cap = specials_used = specials_live = 0;
     captures = 0;
+    free(deferred);
+    deferred = NULL;
+    deferred_n = deferred_cap = 0;
     memset(devices, 0, sizeof(devices));
 }
 
@@ -845,12 +927,13 @@ static PyObject *cache_stats(PyObject *Py_UNUSED(module), PyObject *arg)
     LOCKED(d = devices[device]; in_capture = captures);
     return Py_BuildValue(
         "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,"
-        "s:L,s:L,s:L,s:i}",
+        "s:L,s:L,s:L,s:L,s:i}",
         "live_bytes", d.live_bytes, "live_count", d.live_count, "peak_bytes", d.peak_bytes,
         "peak_count", d.peak_count,
-        "reserved_bytes", d.live_bytes + d.cached_bytes + d.held_bytes,
+        "reserved_bytes", d.live_bytes + d.cached_bytes + d.held_bytes + d.deferred_bytes,
         "reserved_peak", d.reserved_peak,
         "cached_bytes", d.cached_bytes, "held_bytes", d.held_bytes,
+        "deferred_bytes", d.deferred_bytes,
         "hits", d.hits, "misses", d.misses, "captured", d.captured, "overdrafts", d.overdrafts,
         "released_bytes", d.released_bytes, "stream_waits", d.stream_waits,
         "driver_errors", d.driver_errors, "ooms", d.ooms, "retries", d.retries,
@@ -890,7 +973,7 @@ static void reset_peaks(Device *d)
 {
     d->peak_bytes = d->live_bytes;
     d->peak_count = d->live_count;
-    d->reserved_peak = d->live_bytes + d->cached_bytes + d->held_bytes;
+    d->reserved_peak = d->live_bytes + d->cached_bytes + d->held_bytes + d->deferred_bytes;
 }
 
 static void reset_accumulated(Device *d)
@@ -933,7 +1016,8 @@ static PyObject *cache_capture(PyObject *Py_UNUSED(module), PyObject *arg)
         return NULL;
     }
     long long now = 0;
-    LOCKED(captures += delta; if (captures < 0) { captures = 0; } now = captures);
+    LOCKED(captures += delta; if (captures < 0) { captures = 0; } now = captures;
+           settle_deferred());
     return PyLong_FromLongLong(now);
 }
 

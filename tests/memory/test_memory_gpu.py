@@ -366,7 +366,7 @@ def test_torch_cached_mode_reuses_blocks_from_the_shared_pool_and_gives_them_bac
     # A request no device can serve: a RuntimeError from the torch call that asked (not a
     # NULL, which torch would hand a kernel), the process and its CUDA context go on, and
     # torch's counters (memory_summary too) say what happened.
-    assert out["too_big"].startswith("RuntimeError: CUDA out of memory in zerocopy's cached")
+    assert out["too_big"].startswith("RuntimeError: CUDA out of memory. Tried to allocate")
     assert out["after_oom"] == float(1 << 20) and out["summary_ok"] and out["ooms"] == 1
 
 

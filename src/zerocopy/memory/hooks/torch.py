@@ -291,7 +291,8 @@ def _torch_memory_stats(c: dict[str, int]) -> dict[str, int]:
         out.update({f"{metric}.all.{t}": v for t, v in values.items()})
     out["reserved_bytes.all.current"] = c["reserved_bytes"]
     out["reserved_bytes.all.peak"] = c["reserved_peak"]
-    out["inactive_split_bytes.all.current"] = c["cached_bytes"]
+    # torch's memory_summary calls this "Non-releasable memory": blocks held or deferred.
+    out["inactive_split_bytes.all.current"] = c["held_bytes"] + c["deferred_bytes"]
     out.update({"num_alloc_retries": c["retries"], "num_ooms": c["ooms"],
                 "num_sync_all_streams": 0, "num_device_alloc": c["misses"] + c["captured"],
                 "num_device_free": 0, "max_split_size": -1,
@@ -299,7 +300,7 @@ def _torch_memory_stats(c: dict[str, int]) -> dict[str, int]:
                 "oversize_allocations.allocated": 0, "oversize_allocations.freed": 0,
                 "oversize_segments.current": 0, "oversize_segments.peak": 0,
                 "oversize_segments.allocated": 0, "oversize_segments.freed": 0})
-    return out
+    return dict(sorted(out.items()))  # torch's own is sorted by key
 
 
 def _answer_torch_counters(torch: Any, speedups: Any) -> None:
