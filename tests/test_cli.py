@@ -246,6 +246,8 @@ def test_doctor_summary_first_and_numba_cuda_named(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     first = out.splitlines()[0]
     assert first.startswith(f"zerocopy {zerocopy.__version__}") and "frameworks ready" in first
+    built = importlib.util.find_spec("zerocopy._raise") is not None
+    assert ("C++ part (zerocopy._raise): " + ("built" if built else "not built")) in out
     cpu_numba_only = (importlib.util.find_spec("numba") is not None
                       and importlib.util.find_spec("numba_cuda") is None)
     if cpu_numba_only:

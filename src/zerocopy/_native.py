@@ -12,7 +12,7 @@ import importlib.util
 import os
 from types import ModuleType
 
-__all__ = ["load", "reason", "speedups"]
+__all__ = ["cxx_part", "load", "reason", "speedups"]
 
 
 def load() -> tuple[ModuleType | None, str]:
@@ -43,3 +43,11 @@ def speedups() -> ModuleType | None:
 
 def reason() -> str:
     return _reason
+
+
+def cxx_part() -> str:
+    """Whether zerocopy._raise (C++: how torch's 'cached' memory mode fails an allocation)
+    was built, for ``zerocopy doctor``."""
+    built = importlib.util.find_spec("zerocopy._raise") is not None
+    return ("built" if built else
+            "not built (no C++ compiler at install): torch's 'cached' memory mode is unavailable")

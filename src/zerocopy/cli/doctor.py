@@ -8,7 +8,7 @@ import platform
 import sys
 from typing import Any
 
-from zerocopy import __version__
+from zerocopy import __version__, _native
 from zerocopy._report import framework_row
 from zerocopy.exchange import dlpack
 from zerocopy.registry import FRAMEWORKS
@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     console = out()
     console.print(f"[bold]{summary(rows)}[/]")
     console.print(f"DLPack capsules: {dlpack.backend()}", style="dim", markup=False)
+    console.print(f"C++ part (zerocopy._raise): {_native.cxx_part()}", style="dim", markup=False)
 
     def state(row: dict[str, Any]) -> str:
         if row["installed"] and not row["error"]:
