@@ -1003,8 +1003,8 @@ static PyObject *cache_reset_accumulated(PyObject *Py_UNUSED(module), PyObject *
 }
 
 /* cache_capture(+1 / -1): a torch graph capture starts or ends. While any is under way a
- * freed block is held, whichever stream it was freed on (a capture may run on a stream the
- * block's own stream knows nothing of). */
+ * freed block is deferred, whichever stream it was freed on (a capture may run on a stream
+ * the block's own stream knows nothing of); the last end settles the deferred blocks. */
 static PyObject *cache_capture(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     long delta = PyLong_AsLong(arg);

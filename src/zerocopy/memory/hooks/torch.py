@@ -17,7 +17,7 @@ before torch's first CUDA allocation, not undoable. torch's own memory counters
 (``torch.cuda.memory_allocated`` and friends, which raise for a pluggable allocator) are
 answered from the cache's counters. A limit is soft, as in ``pluggable``. Inside a CUDA
 graph capture an allocation is captured into the graph (its own memory); any other block
-freed while a capture is under way is held for good. A request the device cannot serve
+freed while a capture is under way waits for its end. A request the device cannot serve
 raises ``RuntimeError`` ("CUDA out of memory in zerocopy's cached mode ...") from the torch
 call that asked, thrown in C++ by ``zerocopy._raise``: torch does not check a NULL.
 
@@ -344,8 +344,8 @@ def _answer_torch_counters(torch: Any, speedups: Any) -> None:
 
 def _count_captures(torch: Any, speedups: Any) -> None:
     """Tell the cache when a torch graph capture begins and ends: while one is under way a
-    freed block is held whichever stream it was freed on, since the capture (on a stream of
-    its own) may have used it. Wraps ``torch.cuda.CUDAGraph``'s two methods, which
+    freed block is deferred whichever stream it was freed on (nothing may be recorded into
+    the capture, which runs on a stream of its own), until the last capture ends. Wraps ``torch.cuda.CUDAGraph``'s two methods, which
     ``torch.cuda.graph`` and ``make_graphed_callables`` call."""
     graph = torch.cuda.CUDAGraph
     begin, end = graph.capture_begin, graph.capture_end
