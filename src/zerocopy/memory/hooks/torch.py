@@ -345,8 +345,9 @@ def _answer_torch_counters(torch: Any, speedups: Any) -> None:
 def _count_captures(torch: Any, speedups: Any) -> None:
     """Tell the cache when a torch graph capture begins and ends: while one is under way a
     freed block is deferred whichever stream it was freed on (nothing may be recorded into
-    the capture, which runs on a stream of its own), until the last capture ends. Wraps ``torch.cuda.CUDAGraph``'s two methods, which
-    ``torch.cuda.graph`` and ``make_graphed_callables`` call."""
+    the capture, which runs on a stream of its own), until the last capture ends. Wraps
+    ``torch.cuda.CUDAGraph``'s two methods, which ``torch.cuda.graph`` and
+    ``make_graphed_callables`` call."""
     graph = torch.cuda.CUDAGraph
     begin, end = graph.capture_begin, graph.capture_end
 
