@@ -183,3 +183,42 @@ def test_columns_built_at_export_are_a_stated_copy_to_arrow(kind: str) -> None:
             zerocopy.to(obj, "pyarrow", copy=False)
     assert zerocopy.to(s, "pyarrow").to_pylist() == s.to_list()
     assert zerocopy.to(s, "polars", copy=True).to_list() == s.to_list()
+
+
+# --------------------------------------------------------------- the fast key
+
+_KEY_SERIES = {
+    "f4": lambda: _base(), "empty": lambda: _base().slice(0, 0), "one": lambda: _base().slice(2, 1),
+    "chunked": _chunked, "nulls": lambda: pl.Series([1.0, None, 3.0]),
+    "sliced": lambda: _base().slice(3, 5), "bool": lambda: pl.Series([True, False]),
+    "str": lambda: pl.Series(["a", "b"]), "datetime": lambda: pl.Series([0, 1]).cast(pl.Datetime("us", "UTC")),
+    "list": lambda: pl.Series([[1, 2], [3]]), "categorical": lambda: pl.Series(["x", "y"], dtype=pl.Categorical),
+    "appended": lambda: _base().append(_base()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KEY_SERIES))
+def test_polars_fast_key_from_the_rust_series_is_the_public_one(name: str) -> None:
+    """The key is read from the Rust series behind a Series (0.72 -> 0.45 us); it must say
+    what the public calls say, for every kind of Series, and the same without ``_s``."""
+    from zerocopy.adapters import polars as adapter
+
+    s = _KEY_SERIES[name]()
+    n = len(s)
+    public = (s.dtype, n if n < 2 else 2, s.n_chunks() > 1, s.null_count() > 0)
+    assert adapter.fast_key(s) == public
+
+    class Series:  # a Polars Series without the Rust side where this adapter looks
+        def __init__(self, real: pl.Series) -> None:
+            self.real, self.dtype = real, real.dtype
+
+        def __len__(self) -> int:
+            return len(self.real)
+
+        def n_chunks(self) -> int:
+            return self.real.n_chunks()
+
+        def null_count(self) -> int:
+            return self.real.null_count()
+
+    assert adapter.fast_key(Series(s)) == public
