@@ -589,9 +589,11 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
     if quick:
         command.append("--quick")
     cpu = _timing_cpu() if name in _TIMED_PAIRS else None
+    # Runs in the child between fork and exec.
+    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150,
-                              check=False, preexec_fn=_pin(cpu) if cpu is not None else None)
+                              check=False, preexec_fn=pin)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 150 s"}
     if done.returncode != 0:
@@ -611,13 +613,6 @@ def _run_scenario(name: str, quick: bool) -> dict[str, Any]:
 def _timing_cpu() -> int | None:
     affinity = getattr(os, "sched_getaffinity", None)
     return max(affinity(0)) if affinity is not None else None
-
-
-def _pin(cpu: int) -> Callable[[], None]:
-    def pin() -> None:  # runs in the child between fork and exec
-        os.sched_setaffinity(0, {cpu})
-
-    return pin
 
 
 # Each "<fw>-default" / "<fw>-shared" pair runs this many times, alternating, each run in a

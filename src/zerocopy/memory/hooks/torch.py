@@ -18,8 +18,9 @@ before torch's first CUDA allocation, not undoable. torch's own memory counters
 answered from the cache's counters. A limit is soft, as in ``pluggable``. Inside a CUDA
 graph capture an allocation is captured into the graph (its own memory); any other block
 freed while a capture is under way waits for its end. A request the device cannot serve
-raises ``RuntimeError`` ("CUDA out of memory in zerocopy's cached mode ...") from the torch
-call that asked, thrown in C++ by ``zerocopy._raise``: torch does not check a NULL.
+raises ``RuntimeError`` ("CUDA out of memory. Tried to allocate ... in zerocopy's cached
+mode") from the torch call that asked, thrown in C++ by ``zerocopy._raise``: torch does not
+check a NULL.
 
 ``mode="pluggable"``: a ``CUDAPluggableAllocator`` whose two C function pointers are
 ctypes callbacks into our resource chain, so torch gets per-allocation statistics, logs
@@ -95,8 +96,8 @@ def capabilities(mode: str | None = None) -> Capabilities:
                        "torch.cuda.memory_allocated and friends",
             before_runtime=True,
             undoable="no: torch cannot swap an allocator it has used",
-            notes="set before torch's first CUDA allocation; needs the C extension, a driver "
-                  "and a torch with set_record_stream_fn")
+            notes="set before torch's first CUDA allocation; needs the C extension, "
+                  "zerocopy._raise (C++), a driver and a torch with set_record_stream_fn")
     return Capabilities(
         framework=NAME, mode="pluggable",
         route="CUDAPluggableAllocator with ctypes callbacks -> shared resource chain",
@@ -295,11 +296,8 @@ def _torch_memory_stats(c: dict[str, int]) -> dict[str, int]:
     out["inactive_split_bytes.all.current"] = c["held_bytes"] + c["deferred_bytes"]
     out.update({"num_alloc_retries": c["retries"], "num_ooms": c["ooms"],
                 "num_sync_all_streams": 0, "num_device_alloc": c["misses"] + c["captured"],
-                "num_device_free": 0, "max_split_size": -1,
-                "oversize_allocations.current": 0, "oversize_allocations.peak": 0,
-                "oversize_allocations.allocated": 0, "oversize_allocations.freed": 0,
-                "oversize_segments.current": 0, "oversize_segments.peak": 0,
-                "oversize_segments.allocated": 0, "oversize_segments.freed": 0})
+                "num_device_free": 0, "max_split_size": -1})
+    out.update({f"oversize_{kind}.{t}": 0 for kind in ("allocations", "segments") for t in _STATS})
     return dict(sorted(out.items()))  # torch's own is sorted by key
 
 
