@@ -199,11 +199,16 @@ def test_a_jax_array_still_being_computed_is_ordered_not_handed_over() -> None:
 
     n = 4096
     zerocopy.to(jnp.zeros(n, dtype=jnp.float32).block_until_ready(), "torch")  # the lane's plan
-    step = jax.jit(lambda m: jnp.tanh(m @ m) * 0.5 + 0.25)
+    # One dispatch of a device-side loop: the work queued does not depend on how fast
+    # Python dispatches (20 separate steps once finished before the check on the H200).
+    steps = jax.jit(lambda m, k: jax.lax.fori_loop(
+        0, k, lambda _, a: jnp.tanh(a @ a) * 0.5 + 0.25, m))
     m = jnp.full((n, n), 0.01, dtype=jnp.float32).block_until_ready()
-    for _ in range(20):  # tens of milliseconds of queued work
-        m = step(m)
-    y = m[0]
+    steps(m, 1).block_until_ready()  # compiled before the timed dispatch
+    for k in (400, 4000):  # hundreds of milliseconds of queued work, then seconds
+        y = steps(m, k)[0]
+        if not y.is_ready():
+            break
     assert not y.is_ready(), "JAX finished before the conversion: the case is not shown"
     result = zerocopy.to(y, "torch")
     values = result.cpu().numpy()  # torch's default stream, ordered behind JAX's work
