@@ -257,6 +257,21 @@ def test_gpu_bench_alternates_default_and_shared_runs_and_divides_the_best(monke
     assert out["verdicts"]["jax shared/default"] == {"256 B": round(290.0 / 300.0, 2)}
 
 
+def test_jax_shared_is_also_divided_by_xlas_own_async_allocator(monkeypatch) -> None:
+    """JAX can join a shared pool only through XLA's cuda_async allocator: the verdict
+    that separates zerocopy's cost from that path's divides jax-shared by jax-async, a
+    run of XLA's own allocator without zerocopy, with the same rounds and best run."""
+    from zerocopy.bench import memory as bench
+
+    assert bench.SCENARIOS["jax-async"]["XLA_PYTHON_CLIENT_ALLOCATOR"] == "cuda_async"
+    times = {"jax-shared": iter([400.0, 380.0, 500.0]), "jax-async": iter([360.0, 420.0, 350.0])}
+    monkeypatch.setattr(bench, "_run_scenario",
+                        lambda name, quick: {"alloc_free_pair_us": {"1 MiB": next(times[name])}})
+    out = bench.gpu_part(quick=False, only="jax-shared,jax-async")
+    label = "jax shared/XLA's own cuda_async (same XLA path)"
+    assert out["verdicts"][label] == {"1 MiB": round(380.0 / 350.0, 2)}
+
+
 def test_every_ratio_verdict_divides_runs_of_the_same_rounds(monkeypatch) -> None:
     """A verdict that divided a best-of-three by a single run would lean (review of
     2026-12-03): with every scenario's k-th run equally slow, every ratio must be 1."""
@@ -301,8 +316,10 @@ def test_timed_scenarios_run_pinned_to_one_cpu_and_others_do_not(monkeypatch) ->
     monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     timed = bench._run_scenario("torch-shared-cached", quick=True)
     untimed = bench._run_scenario("mixed-shared", quick=True)
-    assert pins == [("torch-shared-cached", {5})]
+    reference = bench._run_scenario("jax-async", quick=True)  # a verdict's divisor: timed too
+    assert pins == [("torch-shared-cached", {5}), ("jax-async", {5})]
     assert timed["pinned_cpu"] == 5 and "pinned_cpu" not in untimed
+    assert reference["pinned_cpu"] == 5
 
 
 def test_cupy_alternating_verdict_divides_the_same_processes_samples(monkeypatch) -> None:

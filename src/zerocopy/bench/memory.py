@@ -454,7 +454,8 @@ _POOL_ATTRS = {"reuse_follow_event_dependencies": 1, "reuse_allow_opportunistic"
 def _pool_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in order)
     """The default pool's behaviour, measured with CuPy's runtime and no framework pool:
     growth granularity, whether a free still queued behind a kernel counts as used, and
-    whether another stream reuses such a block (alone, and after waiting on an event)."""
+    whether another stream reuses such a block (alone, after waiting on an event, and with
+    the card full, where the pool cannot grow)."""
     import cupy
 
     rt = cupy.cuda.runtime
@@ -509,9 +510,45 @@ def _pool_probe() -> dict[str, Any]:  # noqa: PLR0915 (a list of experiments, in
     q = pool.allocate(size, 0)
     out["same stream, free pending"] = {"same block": q == p, "reserved grew": pool.reserved() - r0}
     pool.deallocate(q, size, 0)
+    rt.deviceSynchronize()
+    pool.trim(0)
+    out["other stream, free pending, device full"] = _pending_free_on_a_full_device(
+        cupy, pool, kernel, cycles, s1, size)
     pool.deallocate(keep, size, 0)
     rt.deviceSynchronize()
     return out
+
+
+def _pending_free_on_a_full_device(cupy: Any, pool: DevicePoolResource, kernel: Any,
+                                   cycles: int, other: Any, size: int) -> dict[str, Any]:
+    """The "other stream, free pending" case once the pool cannot grow: the rest of the
+    card is taken by a plain cudaMalloc (no pool memory). Whether the driver then reuses
+    the pending free, ordering the other stream behind it itself, and whether the host
+    waited for that."""
+    rt = cupy.cuda.runtime
+    p = pool.allocate(size, 0)
+    free, _ = rt.memGetInfo()
+    filler = rt.malloc(free - (16 << 20))  # less than one 32 MiB pool chunk stays free
+    try:
+        kernel((1,), (1,), (cycles,))  # ~20 ms on the legacy stream
+        pool.deallocate(p, size, 0)
+        r0, start = pool.reserved(), time.perf_counter()
+        try:
+            q = pool.allocate(size, other.ptr)
+        except Exception as exc:  # the probe records what the driver did
+            return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        host_ms = (time.perf_counter() - start) * 1e3
+        started = cupy.cuda.Event()
+        started.record(other)
+        kernel_still_running = not started.done  # the other stream waits behind the spin
+        pool.deallocate(q, size, other.ptr)
+        rt.deviceSynchronize()
+        return {"same block": q == p, "reserved grew": pool.reserved() - r0,
+                "host ms in the allocation": round(host_ms, 3),
+                "other stream ordered behind the free": kernel_still_running}
+    finally:
+        rt.deviceSynchronize()
+        rt.free(filler)
 
 
 _SPIN = r'''extern "C" __global__ void spin(long long cycles) {
@@ -572,6 +609,10 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "torch-default": {}, "torch-shared": {}, "torch-shared-cached": {}, "torch-pluggable": {},
     "numba-default": {}, "numba-shared": {},
     "jax-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, "jax-shared": {},
+    # XLA's own stream-ordered allocator on the device's pool, without zerocopy: the one
+    # allocator path through which JAX can draw from a pool shared with other frameworks.
+    "jax-async": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                  "XLA_PYTHON_CLIENT_ALLOCATOR": "cuda_async"},
     "mixed-default": {"XLA_PYTHON_CLIENT_PREALLOCATE": "true"}, "mixed-shared": {},
     "mixed-shared-direct": {},
     "mixed-shared-trim": {}, "mixed-shared-probe": {}, "pool-probe": {},
@@ -628,7 +669,7 @@ ROUNDS = 3
 # same best-run estimate (a best of three divided by one run would lean towards the best).
 _TIMED_PAIRS = frozenset({f"{fw}-{setup}" for fw in _FRAMEWORKS for setup in ("default", "shared")}
                          | {"cupy-shared-direct", "cupy-async", "cupy-shared-pool",
-                            "torch-shared-cached"})
+                            "torch-shared-cached", "jax-async"})
 
 
 def gpu_part(quick: bool, only: str | None = None) -> dict[str, Any]:
@@ -663,7 +704,8 @@ def _verdicts(r: dict[str, Any]) -> dict[str, Any]:
             verdicts[f"{fw} shared/default"] = {s: round(shared[s] / default[s], 2) for s in default}
     for label, scenario, default_of in (
             ("cupy direct/default", "cupy-shared-direct", "cupy-default"),
-            ("torch cached/default", "torch-shared-cached", "torch-default")):
+            ("torch cached/default", "torch-shared-cached", "torch-default"),
+            ("jax shared/XLA's own cuda_async (same XLA path)", "jax-shared", "jax-async")):
         mode_pairs = r.get(scenario, {}).get("alloc_free_pair_us")
         default = r.get(default_of, {}).get("alloc_free_pair_us")
         if mode_pairs and default:
