@@ -542,7 +542,6 @@ def _pending_free_on_a_full_device(cupy: Any, pool: DevicePoolResource, kernel: 
         started.record(other)
         kernel_still_running = not started.done  # the other stream waits behind the spin
         pool.deallocate(q, size, other.ptr)
-        rt.deviceSynchronize()
         return {"same block": q == p, "reserved grew": pool.reserved() - r0,
                 "host ms in the allocation": round(host_ms, 3),
                 "other stream ordered behind the free": kernel_still_running}
